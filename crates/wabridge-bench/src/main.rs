@@ -1,0 +1,67 @@
+//! `wabridge-bench`: wabridge's benchmark scenarios, with its own load generator (no external tool).
+//!
+//! Each scenario starts what it measures in-process (the server on the main runtime, the load generator on
+//! a runtime of its own, both on this machine's cores) and prints one JSON object per result line. The
+//! figures and the command lines that produced them are recorded in `docs/benchmarks.md`.
+
+mod load;
+mod scenarios;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+/// Options every scenario shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// Seconds of measurement.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+    /// Threads of the load generator (the server keeps the default runtime).
+    #[arg(long, default_value_t = 2)]
+    pub load_threads: usize,
+    /// Seconds of warm-up before measuring.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: u64,
+}
+
+impl Common {
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+
+    fn warmup(&self) -> Duration {
+        Duration::from_secs(self.warmup)
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "wabridge-bench",
+    about = "wabridge's benchmark scenarios; prints one JSON object per result"
+)]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// The HTTP ceiling: a no-op axum handler on this machine.
+    Noop(Common),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let server = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("server").build()?;
+    match cli.scenario {
+        Scenario::Noop(common) => {
+            let report = server.block_on(scenarios::noop(&common))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! The Cloud API SDK: being built (issue "Foundation 2").

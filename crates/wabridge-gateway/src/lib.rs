@@ -1,0 +1,1 @@
+//! The gateway: being built (issues "Gateway 1" to "Gateway 4").

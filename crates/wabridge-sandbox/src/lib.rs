@@ -1,0 +1,1 @@
+//! The Cloud API sandbox: being built (issue "Cloud API sandbox").

@@ -1,0 +1,291 @@
+//! Splitting a batched envelope into single events, each with a dedupe key.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::change::ChangeValue;
+use super::message::InboundMessage;
+use super::status::{Status, StatusKind};
+use super::value::{Contact, MessagesValue, WebhookError};
+use super::wire::Scalar;
+use super::{Entry, Envelope};
+use crate::ids::{PhoneNumberId, WabaId};
+
+/// One thing that happened, cut out of a (possibly batched) webhook: one inbound message, one status, one
+/// payment update, one value-level error, or one change of another field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookEvent {
+    /// The WABA of the entry.
+    pub waba_id: WabaId,
+    /// The change's field, e.g. `"messages"`.
+    pub field: String,
+    /// The business number's Graph id (from `metadata`), for `messages`-shaped values.
+    pub phone_number_id: Option<PhoneNumberId>,
+    /// The business number as displayed (from `metadata`, or the value's `display_phone_number`).
+    pub display_phone_number: Option<String>,
+    /// The user's WhatsApp id: `from` of a message, `recipient_id` of a status.
+    pub contact: Option<String>,
+    /// The user's business-scoped id (§8): `from_user_id` of a message, `recipient_user_id` of a status.
+    pub contact_user_id: Option<String>,
+    /// What kind of event it is.
+    pub kind: EventKind,
+    /// A self-contained `value` object: for `messages`, the metadata, the matching contact and just this
+    /// one message, status or error; for other fields, the whole value.
+    pub payload: Value,
+    /// The key that makes a redelivered event a duplicate (see [`Envelope::events`]).
+    pub dedupe_key: String,
+}
+
+/// The kind of a [`WebhookEvent`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EventKind {
+    /// An inbound message.
+    Message {
+        /// Its `type` (inferred when omitted).
+        message_type: String,
+    },
+    /// A status update of an outbound message.
+    Status {
+        /// The status.
+        status: String,
+    },
+    /// A payment update (`statuses[]` entry with `"type": "payment"`).
+    Payment {
+        /// The payment status as sent (`captured`, `pending`, `failed`, …).
+        status: String,
+    },
+    /// A value-level error.
+    Error {
+        /// The error code.
+        code: i64,
+    },
+    /// A change of another field (or a `messages` value with no message, status or error in it).
+    Change,
+}
+
+impl EventKind {
+    /// The status, for status events.
+    #[must_use]
+    pub fn status(&self) -> Option<StatusKind> {
+        match self {
+            Self::Status { status } => Some(StatusKind::from(status.as_str())),
+            _ => None,
+        }
+    }
+
+    /// The message type, for message events.
+    #[must_use]
+    pub fn message_type(&self) -> Option<&str> {
+        match self {
+            Self::Message { message_type } => Some(message_type),
+            _ => None,
+        }
+    }
+}
+
+impl WebhookEvent {
+    /// The inbound message of a message event, typed.
+    #[must_use]
+    pub fn message(&self) -> Option<InboundMessage> {
+        self.single("messages")
+    }
+
+    /// The status (or payment update) of a status or payment event, typed.
+    #[must_use]
+    pub fn status(&self) -> Option<Status> {
+        self.single("statuses")
+    }
+
+    fn single<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Option<T> {
+        let item = self.payload.get(key)?.get(0)?;
+        T::deserialize(item).ok()
+    }
+}
+
+impl Envelope {
+    /// Splits the envelope into one event per entry × change × message, status, payment update and
+    /// value-level error, in the order Meta sent them.
+    ///
+    /// A `messages` value holding none of those (or holding `user_preferences`) also gives one
+    /// [`EventKind::Change`] event with the whole value, as does every change of another field, so nothing
+    /// in the envelope is left out.
+    ///
+    /// Dedupe keys:
+    /// - message: `msg:{wamid}`;
+    /// - status: `status:{wamid}:{status}`;
+    /// - payment: `payment:{id}:{status}`;
+    /// - value-level error and any other change: `{field}:{sha256}`, the hex SHA-256 of the canonical JSON
+    ///   (keys sorted, no spaces) of `{"entry_id": …, "entry_time": …, "value": <payload>}`. The WABA id and
+    ///   the entry's time are in the hash so that two WABAs, or the same event happening again later (a
+    ///   template paused twice), never share a key; a redelivery repeats the whole body and so the key (\[R\]).
+    #[must_use]
+    pub fn events(&self) -> Vec<WebhookEvent> {
+        let mut events = Vec::new();
+        for entry in &self.entry {
+            for change in &entry.changes {
+                match &change.value {
+                    ChangeValue::Messages(value) => {
+                        messages_events(entry, change.field(), value, &mut events)
+                    }
+                    other => {
+                        let payload = serde_json::to_value(other).unwrap_or_default();
+                        events.push(change_event(entry, change.field(), payload));
+                    }
+                }
+            }
+        }
+        events
+    }
+}
+
+fn messages_events(entry: &Entry, field: &str, value: &MessagesValue, events: &mut Vec<WebhookEvent>) {
+    let before = events.len();
+    let event =
+        |contact: Option<String>, contact_user_id: Option<String>, kind, payload, dedupe_key| WebhookEvent {
+            waba_id: entry.id.clone(),
+            field: field.to_owned(),
+            phone_number_id: Some(value.metadata.phone_number_id.clone()),
+            display_phone_number: Some(value.metadata.display_phone_number.clone()),
+            contact,
+            contact_user_id,
+            kind,
+            payload,
+            dedupe_key,
+        };
+
+    for message in value.messages() {
+        let found = value.find_contact(Some(message.from.as_str()), message.from_user_id.as_deref());
+        let payload = single_item(value, found, "messages", message);
+        let kind = EventKind::Message { message_type: message.type_name().to_owned() };
+        let key = format!("msg:{}", message.id);
+        events.push(event(Some(message.from.to_string()), message.from_user_id.clone(), kind, payload, key));
+    }
+
+    for status in value.statuses() {
+        let recipient = status.recipient_id.as_ref().map(ToString::to_string);
+        let found = value.find_contact(recipient.as_deref(), status.recipient_user_id.as_deref());
+        let payload = single_item(value, found, "statuses", status);
+        let (kind, key) = if status.is_payment() {
+            let name = status.status.as_str().to_owned();
+            (EventKind::Payment { status: name.clone() }, format!("payment:{}:{name}", status.id))
+        } else {
+            let name = status.status.as_str().to_owned();
+            (EventKind::Status { status: name.clone() }, format!("status:{}:{name}", status.id))
+        };
+        // A payment update names the user in `from` rather than `recipient_id` ([R]).
+        let contact =
+            recipient.or_else(|| status.extra.get("from").and_then(Value::as_str).map(str::to_owned));
+        events.push(event(contact, status.recipient_user_id.clone(), kind, payload, key));
+    }
+
+    for error in value.errors() {
+        let payload = single_item::<WebhookError>(value, None, "errors", error);
+        let key = hashed_key(entry, field, &payload);
+        events.push(event(None, None, EventKind::Error { code: error.code }, payload, key));
+    }
+
+    if events.len() == before || value.user_preferences.is_some() {
+        let payload = serde_json::to_value(value).unwrap_or_default();
+        let key = hashed_key(entry, field, &payload);
+        events.push(event(None, None, EventKind::Change, payload, key));
+    }
+}
+
+/// A `value` object with the metadata (and other value-level keys we do not know), the matching contact and
+/// one item.
+fn single_item<T: Serialize>(value: &MessagesValue, contact: Option<&Contact>, key: &str, item: &T) -> Value {
+    let mut map = Map::new();
+    map.insert("messaging_product".to_owned(), Value::String(value.messaging_product.clone()));
+    map.insert("metadata".to_owned(), serde_json::to_value(&value.metadata).unwrap_or_default());
+    for (k, v) in &value.extra {
+        map.insert(k.clone(), v.clone());
+    }
+    if let Some(contact) = contact {
+        let contact = serde_json::to_value(contact).unwrap_or_default();
+        map.insert("contacts".to_owned(), Value::Array(vec![contact]));
+    }
+    let item = serde_json::to_value(item).unwrap_or_default();
+    map.insert(key.to_owned(), Value::Array(vec![item]));
+    Value::Object(map)
+}
+
+/// An event for a whole change value. The business number is taken from `metadata` when the value has one
+/// (`user_preferences`, unknown fields shaped like `messages`), or from a top-level `display_phone_number`
+/// (quality, name and security updates).
+fn change_event(entry: &Entry, field: &str, payload: Value) -> WebhookEvent {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    let metadata = payload.get("metadata");
+    let phone_number_id = text(metadata.and_then(|m| m.get("phone_number_id"))).map(PhoneNumberId::from);
+    let display_phone_number = text(metadata.and_then(|m| m.get("display_phone_number")))
+        .or_else(|| text(payload.get("display_phone_number")));
+    WebhookEvent {
+        waba_id: entry.id.clone(),
+        field: field.to_owned(),
+        phone_number_id,
+        display_phone_number,
+        contact: None,
+        contact_user_id: None,
+        kind: EventKind::Change,
+        dedupe_key: hashed_key(entry, field, &payload),
+        payload,
+    }
+}
+
+/// `{field}:{hex sha256}` of the canonical JSON of the entry id, entry time and payload.
+fn hashed_key(entry: &Entry, field: &str, payload: &Value) -> String {
+    let mut doc = Map::new();
+    doc.insert("entry_id".to_owned(), Value::String(entry.id.to_string()));
+    let time = match &entry.time {
+        Some(Scalar::Text(text)) => Value::String(text.clone()),
+        Some(Scalar::Number(number)) => Value::Number(number.clone()),
+        None => Value::Null,
+    };
+    doc.insert("entry_time".to_owned(), time);
+    doc.insert("value".to_owned(), payload.clone());
+    let mut canonical = Vec::new();
+    write_canonical(&Value::Object(doc), &mut canonical);
+    format!("{field}:{}", hex::encode(Sha256::digest(&canonical)))
+}
+
+/// Writes JSON with object keys sorted, whatever the map type's own order (so the hash does not depend on
+/// serde_json's `preserve_order` feature being on somewhere in the build).
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_scalar(&Value::String(key.clone()), out);
+                out.push(b':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        scalar => write_scalar(scalar, out),
+    }
+}
+
+fn write_scalar(value: &Value, out: &mut Vec<u8>) {
+    // Serializing a string, number, bool or null into a Vec cannot fail.
+    if serde_json::to_writer(&mut *out, value).is_err() {
+        out.extend_from_slice(b"null");
+    }
+}
