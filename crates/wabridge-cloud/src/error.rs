@@ -1,0 +1,182 @@
+//! [`CloudError`]: everything a call can fail with, and whether trying again can help.
+//!
+//! Like a mail transport that tells transient from permanent failures, every error here answers
+//! [`CloudError::classification`]: what kind of problem it is, whether a retry can succeed and after how
+//! long, and whether it should pause the number or the WABA instead of failing one message. Meta's answers
+//! are classified by their Graph error code (refined by the HTTP status, see
+//! [`Classification::with_http_status`]); transport failures and timeouts count as transient.
+
+use std::time::Duration;
+
+use wabridge_types::error::{Classification, ErrorClass, GraphError, PauseScope};
+use wabridge_types::limits::MediaKind;
+use wabridge_types::validate::ValidationError;
+
+use crate::token::TokenError;
+
+/// The error of every [`crate::Client`] call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloudError {
+    /// Meta answered with a Graph error envelope (`{"error": {...}}`).
+    #[error("Graph API answered HTTP {status}: {error}")]
+    Graph {
+        /// The HTTP status of the answer (Meta's table gives one per code, `cloud-api.md` §2).
+        status: u16,
+        /// The error as Meta sent it.
+        error: Box<GraphError>,
+    },
+    /// A non-2xx answer whose body is not a Graph error (a proxy's page, an empty body).
+    #[error("HTTP {status} without a Graph error body: {snippet:?}")]
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body (at most 200 characters), to help diagnose.
+        snippet: String,
+    },
+    /// The request could not be sent or the answer not received (connection, TLS, timeout). The URL is
+    /// left out of the message: it may carry an `appsecret_proof`.
+    #[error("HTTP transport error")]
+    Http(#[source] reqwest::Error),
+    /// A 2xx answer whose body is not what the call returns.
+    #[error("could not decode the answer (HTTP {status})")]
+    Decode {
+        /// The HTTP status of the answer.
+        status: u16,
+        /// What did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The request breaks one of Meta's documented limits; nothing was sent.
+    #[error("invalid request")]
+    Invalid(#[from] ValidationError),
+    /// A media upload that Meta would refuse (type or size); nothing was sent.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// The [`crate::TokenProvider`] could not give a token.
+    #[error("the token provider failed")]
+    Token(#[source] TokenError),
+    /// A URL the client will not call: unparsable, or one that would carry the access token in clear text
+    /// to a host other than the configured base URL's.
+    #[error("refusing URL: {0}")]
+    Url(String),
+    /// Meta answered `{"success": false}` to an action.
+    #[error("Meta answered success=false")]
+    Unsuccessful,
+}
+
+/// Why a media upload is refused before anything is sent (`cloud-api.md` §4).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The MIME type is not one Meta accepts for any media kind.
+    #[error("media type {mime:?} is not accepted by WhatsApp")]
+    UnsupportedType {
+        /// The MIME type given.
+        mime: String,
+    },
+    /// The file is larger than Meta accepts for its kind.
+    #[error("{kind:?} media is {size} bytes; at most {limit} allowed")]
+    TooLarge {
+        /// The kind the MIME type belongs to.
+        kind: MediaKind,
+        /// The file's size.
+        size: u64,
+        /// The kind's limit.
+        limit: u64,
+    },
+    /// The file is empty.
+    #[error("the media file is empty")]
+    Empty,
+}
+
+impl CloudError {
+    /// Wraps a transport error, dropping its URL (which may hold an `appsecret_proof`).
+    pub(crate) fn http(e: reqwest::Error) -> Self {
+        Self::Http(e.without_url())
+    }
+
+    /// The Graph error code, when Meta sent one.
+    #[must_use]
+    pub fn code(&self) -> Option<i64> {
+        self.graph_error().map(|e| e.code)
+    }
+
+    /// The Graph error, when Meta sent one.
+    #[must_use]
+    pub fn graph_error(&self) -> Option<&GraphError> {
+        match self {
+            Self::Graph { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of Meta's answer, when there was one.
+    #[must_use]
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Graph { status, .. } | Self::Status { status, .. } | Self::Decode { status, .. } => {
+                Some(*status)
+            }
+            Self::Http(e) => e.status().map(|s| s.as_u16()),
+            _ => None,
+        }
+    }
+
+    /// What kind of problem this is and what to do about it. Errors that are not Graph errors are
+    /// classified here: transport failures as transient server errors, a refused token provider as an auth
+    /// problem, local refusals as invalid requests (our reading, \[R\]).
+    #[must_use]
+    pub fn classification(&self) -> Classification {
+        match self {
+            Self::Graph { status, error } => Classification::with_http_status(error.code, *status),
+            // -1 is no Graph code: the HTTP status alone decides (5xx transient, 429 throughput).
+            Self::Status { status, .. } => Classification::with_http_status(-1, *status),
+            Self::Http(_) => classified(ErrorClass::TransientServer, true, None),
+            Self::Decode { .. } => classified(ErrorClass::Unknown, false, None),
+            Self::Token(_) => Classification {
+                pause: Some(PauseScope::Number),
+                needs_operator: true,
+                ..classified(ErrorClass::Auth, false, None)
+            },
+            Self::Invalid(_) | Self::Media(_) | Self::Url(_) | Self::Unsuccessful => {
+                classified(ErrorClass::InvalidRequest, false, None)
+            }
+        }
+    }
+
+    /// The error class (shortcut for `classification().class`).
+    #[must_use]
+    pub fn class(&self) -> ErrorClass {
+        self.classification().class
+    }
+
+    /// Whether trying the same call again later can succeed. Meta's `is_transient: true` wins over the
+    /// table; transport errors and timeouts are retryable.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Graph { error, .. } if error.is_transient == Some(true) => true,
+            _ => self.classification().retryable,
+        }
+    }
+
+    /// The shortest sensible wait before trying again, when the class has one (131056: 6 s).
+    #[must_use]
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.classification().delay
+    }
+
+    /// Whether Meta refused the access token (code 190 or 0, or HTTP 401): a fresh token may help.
+    #[must_use]
+    pub fn is_auth(&self) -> bool {
+        match self {
+            Self::Graph { status, error } => matches!(error.code, 0 | 190) || *status == 401,
+            Self::Status { status, .. } => *status == 401,
+            _ => false,
+        }
+    }
+}
+
+fn classified(class: ErrorClass, retryable: bool, delay: Option<Duration>) -> Classification {
+    Classification { class, retryable, delay, pause: None, needs_operator: false }
+}

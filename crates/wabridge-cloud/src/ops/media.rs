@@ -1,0 +1,111 @@
+//! Media: upload, look up, download, delete (`cloud-api.md` §4).
+
+use bytes::Bytes;
+use reqwest::{Method, Url};
+use wabridge_types::ids::{MediaId, PhoneNumberId};
+use wabridge_types::limits::MediaKind;
+use wabridge_types::response::{MediaInfo, MediaUploadResponse};
+
+use super::expect_success;
+use crate::client::Client;
+use crate::error::{CloudError, MediaError};
+use crate::request::{Body, Call, Target};
+
+/// Checks a file against Meta's media limits (§4): a MIME type WhatsApp accepts, not empty, and no larger
+/// than its kind allows. Returns the kind.
+///
+/// # Errors
+/// The [`MediaError`] that makes Meta refuse the upload.
+pub fn check_media(mime: &str, size: u64) -> Result<MediaKind, MediaError> {
+    let kind =
+        MediaKind::from_mime(mime).ok_or_else(|| MediaError::UnsupportedType { mime: mime.to_owned() })?;
+    if size == 0 {
+        return Err(MediaError::Empty);
+    }
+    let limit = kind.max_bytes();
+    if size > limit {
+        return Err(MediaError::TooLarge { kind, size, limit });
+    }
+    Ok(kind)
+}
+
+impl Client {
+    /// Uploads a file for a business number (`POST /{phone-number-id}/media`, multipart `file`, `type`,
+    /// `messaging_product`) and returns its media id, valid for 30 days. The MIME type and size are checked
+    /// against Meta's limits first ([`check_media`]); a file Meta would refuse is never sent.
+    ///
+    /// # Errors
+    /// [`CloudError::Media`], or any error of the call.
+    pub async fn upload_media(
+        &self,
+        number: &PhoneNumberId,
+        file: impl Into<Bytes>,
+        mime: &str,
+        filename: &str,
+    ) -> Result<MediaId, CloudError> {
+        let file = file.into();
+        check_media(mime, file.len() as u64)?;
+        let mut call = Call::post(&[number.as_str(), "media"]);
+        call.body = Body::Multipart { file, mime: mime.to_owned(), filename: filename.to_owned() };
+        let answer: MediaUploadResponse = self.call(call).await?;
+        Ok(answer.id)
+    }
+
+    /// Where to download a media object for the next five minutes (`GET /{media-id}`).
+    ///
+    /// # Errors
+    /// Any error of the call.
+    pub async fn media_info(&self, media: &MediaId) -> Result<MediaInfo, CloudError> {
+        self.call(Call::get(&[media.as_str()])).await
+    }
+
+    /// Like [`Client::media_info`], asking Meta to check that the media belongs to `number`
+    /// (`?phone_number_id=`).
+    ///
+    /// # Errors
+    /// Any error of the call.
+    pub async fn media_info_for(
+        &self,
+        media: &MediaId,
+        number: &PhoneNumberId,
+    ) -> Result<MediaInfo, CloudError> {
+        self.call(Call::get(&[media.as_str()]).query("phone_number_id", number.as_str())).await
+    }
+
+    /// Downloads a media file from the URL [`Client::media_info`] gave, with the bearer token.
+    ///
+    /// The URL is called as given (no `appsecret_proof`: it is not a Graph call, and its query is Meta's
+    /// signature). To keep the token from travelling in clear text, the URL must be `https`, or have the same
+    /// scheme, host and port as the configured base URL (a test server or the sandbox).
+    ///
+    /// # Errors
+    /// [`CloudError::Url`] for a URL refused as above, or any error of the call (an expired URL answers 404).
+    pub async fn download_media(&self, url: &str) -> Result<Bytes, CloudError> {
+        let url = Url::parse(url).map_err(|e| CloudError::Url(format!("media URL: {e}")))?;
+        let base = &self.inner.base;
+        let same_origin = url.origin() == base.origin();
+        if url.scheme() != "https" && !same_origin {
+            return Err(CloudError::Url("a media URL must be https (or on the base URL's host)".to_owned()));
+        }
+        let call =
+            Call { method: Method::GET, target: Target::Absolute(url), query: Vec::new(), body: Body::None };
+        Ok(self.execute(&call).await?.body)
+    }
+
+    /// Deletes an uploaded media object (`DELETE /{media-id}`).
+    ///
+    /// # Errors
+    /// Any error of the call.
+    pub async fn delete_media(&self, media: &MediaId) -> Result<(), CloudError> {
+        expect_success(&self.execute(&Call::delete(&[media.as_str()])).await?)
+    }
+
+    /// Like [`Client::delete_media`], limited to media of `number` (`?phone_number_id=`).
+    ///
+    /// # Errors
+    /// Any error of the call.
+    pub async fn delete_media_for(&self, media: &MediaId, number: &PhoneNumberId) -> Result<(), CloudError> {
+        let call = Call::delete(&[media.as_str()]).query("phone_number_id", number.as_str());
+        expect_success(&self.execute(&call).await?)
+    }
+}

@@ -1,0 +1,37 @@
+//! Sending messages and read receipts: `POST /{phone-number-id}/messages` (`cloud-api.md` §1).
+
+use wabridge_types::ids::PhoneNumberId;
+use wabridge_types::response::SendResponse;
+use wabridge_types::send::{MarkRead, OutboundMessage};
+
+use super::expect_success;
+use crate::client::Client;
+use crate::error::CloudError;
+use crate::request::Call;
+
+impl Client {
+    /// Sends a message from a business number. The message is checked against Meta's documented limits
+    /// first: a message that breaks one gives [`CloudError::Invalid`] and nothing is sent.
+    ///
+    /// # Errors
+    /// [`CloudError::Invalid`], or any error of the call (see [`CloudError`]).
+    pub async fn send_message(
+        &self,
+        from: &PhoneNumberId,
+        message: &OutboundMessage,
+    ) -> Result<SendResponse, CloudError> {
+        message.validate()?;
+        self.call(Call::post(&[from.as_str(), "messages"]).json(message)?).await
+    }
+
+    /// Marks a received message as read (the blue ticks), with a typing indicator when
+    /// [`MarkRead::with_typing_indicator`] was used. Sent with `POST` on the messages endpoint.
+    ///
+    /// # Errors
+    /// [`CloudError::Invalid`] for a malformed receipt, or any error of the call.
+    pub async fn mark_read(&self, number: &PhoneNumberId, receipt: &MarkRead) -> Result<(), CloudError> {
+        receipt.validate()?;
+        let answer = self.execute(&Call::post(&[number.as_str(), "messages"]).json(receipt)?).await?;
+        expect_success(&answer)
+    }
+}

@@ -1,0 +1,102 @@
+//! The retry policy: which failures are tried again, how often, and how long to wait between tries.
+//!
+//! Opt-in ([`crate::ClientBuilder::retry`]). Only errors whose class is retryable are retried
+//! ([`CloudError::is_retryable`]: throughput 130429, pair limit 131056, transient server errors and 5xx,
+//! transport failures and timeouts…); an invalid parameter (100) or an undeliverable message (131026) is
+//! returned at once. The wait grows exponentially with jitter and is never shorter than the class's own
+//! delay (131056 waits at least the 6-second pair interval).
+//!
+//! A retried send can reach the user twice when the first attempt was delivered but its answer was lost (a
+//! timeout after Meta accepted it). Programs that must never duplicate should leave transport errors to a
+//! scheduler that reconciles with status webhooks, as the gateway does.
+
+use std::time::Duration;
+
+use crate::error::CloudError;
+
+/// How a failed call is tried again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1 means no retry). At least 1.
+    pub max_attempts: u32,
+    /// The wait after the first failure; doubled after each further failure.
+    pub base: Duration,
+    /// The longest wait between two attempts. An error whose class asks for a longer wait (80007: 5 min,
+    /// 131048: an hour) is not retried in place: it is returned, for a scheduler to park the work.
+    pub max_delay: Duration,
+    /// How much of the exponential wait is random, from 0.0 (none) to 1.0 (anything between 0 and the
+    /// full wait), so that many clients failing together do not retry together.
+    pub jitter: f64,
+    /// The longest time spent retrying one call, measured on the client's clock; `None` for no limit.
+    pub max_elapsed: Option<Duration>,
+}
+
+impl Default for RetryPolicy {
+    /// Four attempts, 500 ms doubling, at most 60 s between attempts, 20 % jitter, no overall limit.
+    fn default() -> Self {
+        Self {
+            max_attempts: 4,
+            base: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            jitter: 0.2,
+            max_elapsed: None,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Sets the number of attempts (the first included).
+    #[must_use]
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts;
+        self
+    }
+
+    /// Sets the first wait.
+    #[must_use]
+    pub fn with_base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// Sets the longest wait between attempts.
+    #[must_use]
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
+    }
+
+    /// Sets the random share of the wait (clamped to 0.0–1.0).
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// Sets the longest time spent retrying one call.
+    #[must_use]
+    pub fn with_max_elapsed(mut self, max_elapsed: Duration) -> Self {
+        self.max_elapsed = Some(max_elapsed);
+        self
+    }
+
+    /// The wait before the next attempt after `failed_attempts` attempts failed, the last with `error`, or
+    /// `None` when the call must not be tried again. `random` is a number in `[0, 1)` (the jitter draw),
+    /// passed in so this stays a pure function.
+    #[must_use]
+    pub fn delay_for(&self, failed_attempts: u32, error: &CloudError, random: f64) -> Option<Duration> {
+        if failed_attempts >= self.max_attempts.max(1) || !error.is_retryable() {
+            return None;
+        }
+        let floor = error.retry_after().unwrap_or(Duration::ZERO);
+        if floor > self.max_delay {
+            return None;
+        }
+        let exponent = failed_attempts.saturating_sub(1).min(30);
+        let backoff = self.base.saturating_mul(1u32 << exponent).min(self.max_delay);
+        let jitter = if self.jitter.is_finite() { self.jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let random = if random.is_finite() { random.clamp(0.0, 1.0) } else { 0.0 };
+        let jittered = backoff.mul_f64(1.0 - jitter * random);
+        Some(jittered.max(floor).min(self.max_delay))
+    }
+}

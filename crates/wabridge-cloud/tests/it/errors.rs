@@ -1,0 +1,217 @@
+//! Error shapes, their classification, and what must never leak (the token).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use wabridge_cloud::{AccessToken, Client, CloudError};
+use wabridge_types::PhoneNumberId;
+use wabridge_types::error::{Classification, ErrorClass};
+use wabridge_types::send::OutboundMessage;
+
+use crate::harness::{APP_SECRET, MockServer, PHONE_ID, TOKEN, reference_json};
+
+fn text() -> OutboundMessage {
+    OutboundMessage::text("16505551234", "hello")
+}
+
+/// Every code of Meta's table, answered with its documented HTTP status, comes back as a typed Graph error
+/// with the classification of its code.
+#[tokio::test]
+async fn every_documented_error_parses_with_its_class() {
+    let table = reference_json("error-codes.json");
+    let codes = table["codes"].as_array().unwrap();
+    let server = MockServer::start().await;
+    let client = server.client().build().unwrap();
+    let number = PhoneNumberId::new(PHONE_ID);
+    for entry in codes {
+        let code = match &entry["code"] {
+            Value::Number(n) => n.as_i64().unwrap(),
+            Value::String(s) if s == "200-299" => 250,
+            other => panic!("unexpected code {other}"),
+        };
+        let status = match &entry["http_status"] {
+            Value::Number(n) => u16::try_from(n.as_u64().unwrap()).unwrap(),
+            _ => 400,
+        };
+        let title = entry["title"].as_str().unwrap();
+        let body = json!({"error": {"message": format!("(#{code}) {title}"), "type": "OAuthException", "code": code,
+            "error_data": {"messaging_product": "whatsapp", "details": entry["meaning"]}, "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"}});
+        server.reply(status, &body);
+        let err = client.send_message(&number, &text()).await.unwrap_err();
+        let CloudError::Graph { status: got_status, error } = &err else { panic!("{code}: {err:?}") };
+        assert_eq!(*got_status, status);
+        assert_eq!(error.code, code);
+        assert_eq!(error.details(), entry["meaning"].as_str());
+        assert_eq!(error.fbtrace_id.as_deref(), Some("Az8or2yhqkZfEZ-_4Qn_Bam"));
+        let expected = Classification::with_http_status(code, status);
+        assert_eq!(err.classification(), expected, "code {code}");
+        assert_eq!(err.code(), Some(code));
+        assert_eq!(err.status(), Some(status));
+        assert_eq!(err.retry_after(), expected.delay);
+    }
+}
+
+#[tokio::test]
+async fn the_reference_envelope_parses() {
+    let envelope = reference_json("error-codes.json")["error_envelope"].clone();
+    let server = MockServer::start().await;
+    server.reply(400, &envelope);
+    let client = server.client().build().unwrap();
+    let err = client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::PairLimit);
+    assert!(err.is_retryable());
+    assert!(err.retry_after().unwrap().as_secs() >= 6);
+    assert_eq!(err.graph_error().unwrap().error_subcode, None);
+}
+
+#[tokio::test]
+async fn shapes_beyond_the_table() {
+    let server = MockServer::start().await;
+    // Minimal envelope, subcode, user title, is_transient, unknown fields.
+    server.reply(
+        401,
+        &json!({"error": {"message": "Error validating access token", "type": "OAuthException", "code": 190,
+                          "error_subcode": 463, "error_user_title": "Expired", "error_user_msg": "Log in again"}}),
+    );
+    server.reply(400, &json!({"error": {"code": 131000, "is_transient": true, "extra_field": [1, 2]}}));
+    server.reply(500, &json!({"error": {"message": "unknown", "code": 987654}}));
+    server.reply(429, &json!({"error": {"message": "slow down", "code": 987654}}));
+    server.reply_raw(502, b"<html>Bad Gateway</html>".to_vec(), "text/html");
+    server.reply_raw(200, b"not json".to_vec(), "text/plain");
+    let client = server.client().build().unwrap();
+    let number = PhoneNumberId::new(PHONE_ID);
+    let next = async || client.send_message(&number, &text()).await.unwrap_err();
+
+    let e = next().await;
+    assert_eq!(e.class(), ErrorClass::Auth);
+    assert!(e.is_auth());
+    assert_eq!(e.graph_error().unwrap().error_subcode, Some(463));
+    assert!(!e.is_retryable());
+
+    let e = next().await;
+    assert!(e.is_retryable());
+    assert!(e.graph_error().unwrap().extra.contains_key("extra_field"));
+
+    let e = next().await;
+    assert_eq!(e.class(), ErrorClass::TransientServer, "unknown code with 5xx");
+    assert!(e.is_retryable());
+
+    let e = next().await;
+    assert_eq!(e.class(), ErrorClass::Throughput, "unknown code with 429");
+
+    let e = next().await;
+    assert!(
+        matches!(&e, CloudError::Status { status: 502, snippet } if snippet.contains("Bad Gateway")),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+
+    let e = next().await;
+    assert!(matches!(e, CloudError::Decode { status: 200, .. }), "{e:?}");
+    assert!(!e.is_retryable());
+    // The source chain is kept.
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[tokio::test]
+async fn transport_errors_are_retryable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client =
+        Client::builder().base_url(format!("http://{addr}")).access_token(TOKEN).no_proxy().build().unwrap();
+    let err = client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap_err();
+    assert!(matches!(err, CloudError::Http(_)), "{err:?}");
+    assert!(err.is_retryable());
+    assert_eq!(err.class(), ErrorClass::TransientServer);
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_debug_output() {
+    let server = MockServer::start().await;
+    server.reply(401, &json!({"error": {"message": "Invalid OAuth access token.", "code": 190}}));
+    let builder = server.client();
+    assert!(!format!("{builder:?}").contains(TOKEN));
+    let client = builder.build().unwrap();
+    let debug = format!("{client:?} {client:#?}");
+    assert!(!debug.contains(TOKEN) && !debug.contains(APP_SECRET), "{debug}");
+    assert!(debug.contains("[redacted]"));
+    let token = AccessToken::new(TOKEN);
+    assert_eq!(format!("{token:?}"), "AccessToken([redacted])");
+    assert_eq!(format!("{token}"), "[redacted]");
+
+    let err = client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap_err();
+    let shown = format!("{err:?} {err}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = MockServer::start().await;
+    server
+        .reply(400, &json!({"error": {"code": 131056}}))
+        .reply(200, &json!({"messages": [{"id": "wamid.A"}]}));
+    let clock = wabridge_cloud::time::ManualClock::new();
+    let client =
+        server.client().retry(wabridge_cloud::RetryPolicy::default()).sleeper(clock).build().unwrap();
+    client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap();
+    client.download_media(&format!("{}/media?mid=1", server.url())).await.unwrap_err();
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("retrying"), "the client logs its calls: {logs}");
+    assert!(!logs.contains(TOKEN), "{logs}");
+    assert!(!logs.contains("appsecret_proof"), "{logs}");
+}
+
+#[tokio::test]
+async fn no_proof_without_an_app_secret_and_a_custom_user_agent() {
+    let server = MockServer::start().await;
+    server.reply(200, &json!({"messages": [{"id": "wamid.A"}]}));
+    let client = Client::builder()
+        .base_url(server.url())
+        .access_token(TOKEN)
+        .user_agent("my-app/1.2")
+        .api_version("v21.0")
+        .no_proxy()
+        .build()
+        .unwrap();
+    assert_eq!(client.api_version(), "v21.0");
+    client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap();
+    let req = server.only_request();
+    assert_eq!(req.path, format!("/v21.0/{PHONE_ID}/messages"));
+    assert!(req.query.is_empty());
+    assert_eq!(req.header("user-agent"), Some("my-app/1.2"));
+}
+
+#[test]
+fn the_builder_needs_a_token_and_a_valid_base_url() {
+    assert!(matches!(Client::builder().build(), Err(CloudError::Token(_))));
+    let err = Client::builder().access_token("t").base_url("ftp://x").build().unwrap_err();
+    assert!(matches!(err, CloudError::Url(_)));
+    let client = Client::builder().access_token("t").build().unwrap();
+    assert_eq!(client.base_url().as_str(), "https://graph.facebook.com/");
+    assert_eq!(client.api_version(), "v23.0");
+}

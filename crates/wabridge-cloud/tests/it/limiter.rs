@@ -1,0 +1,230 @@
+//! The rate limiter: unit behaviour and the two properties of issue 3 — never more than the level in any
+//! one-second window, and at least 99 % of the level admitted under saturation.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use rand::{Rng, SeedableRng, rngs::SmallRng};
+use serde_json::json;
+use wabridge_cloud::CloudError;
+use wabridge_cloud::limiter::{DEFAULT_SLACK, Gcra, NumberLimiter, PairLimiter, RateLimiter};
+use wabridge_types::PhoneNumberId;
+use wabridge_types::limits::{Limits, ThroughputLevel};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn number() -> PhoneNumberId {
+    PhoneNumberId::new("106540352242922")
+}
+
+/// Asserts that before each admitted send, the events (sends and inbound) of the trailing second number at
+/// most `level`. `events` is (time, is_admitted_send) in time order.
+fn assert_window(events: &[(Instant, bool)], level: u32) -> Result<(), TestCaseError> {
+    let mut window: VecDeque<Instant> = VecDeque::new();
+    for &(t, admitted_send) in events {
+        window.push_back(t);
+        while window.front().is_some_and(|&f| t.duration_since(f) >= SECOND) {
+            window.pop_front();
+        }
+        if admitted_send {
+            prop_assert!(
+                window.len() <= level as usize,
+                "{} events in one second at level {level}",
+                window.len()
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    /// Random arrivals (bursts, gaps, inbound messages mixed in) at a random level: whenever a send is
+    /// admitted, the trailing second holds at most `level` events.
+    #[test]
+    fn never_more_than_the_level_in_any_second(
+        level in prop_oneof![Just(20u32), Just(80u32), Just(1000u32), 1u32..200],
+        arrivals in prop::collection::vec((0u64..40_000, any::<bool>(), 0u8..10), 1..1500),
+    ) {
+        let mut limiter = NumberLimiter::new(Limits::default());
+        limiter.set_mps(&number(), level);
+        let start = Instant::now();
+        let mut now = start;
+        let mut events = Vec::new();
+        for (gap_us, burst, inbound_roll) in arrivals {
+            // Bursts arrive at the same instant; other arrivals after up to 40 ms.
+            if !burst {
+                now += Duration::from_micros(gap_us);
+            }
+            if inbound_roll == 0 {
+                limiter.record_inbound(&number(), now);
+                events.push((now, false));
+            } else if limiter.check(&number(), now).is_ok() {
+                events.push((now, true));
+            }
+        }
+        assert_window(&events, level)?;
+    }
+
+    /// A saturating sender that comes back when told (a little late, within the slack): at least 99 % of
+    /// the level is admitted over several seconds, and the window bound still holds.
+    #[test]
+    fn saturation_admits_at_least_99_percent(level in 1u32..=1000, seconds in 3u64..8, seed in any::<u64>()) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut limiter = NumberLimiter::new(Limits::default());
+        limiter.set_mps(&number(), level);
+        let start = Instant::now();
+        let end = start + Duration::from_secs(seconds);
+        let mut now = start;
+        let mut events = Vec::new();
+        while now < end {
+            match limiter.check(&number(), now) {
+                Ok(()) => events.push((now, true)),
+                Err(wait) => {
+                    let late = Duration::from_nanos(rng.random_range(0..=DEFAULT_SLACK.as_nanos() as u64));
+                    now += wait + late;
+                }
+            }
+        }
+        let admitted = events.len() as f64;
+        let target = f64::from(level) * seconds as f64;
+        prop_assert!(admitted >= 0.99 * target, "{admitted} admitted of {target}");
+        assert_window(&events, level)?;
+    }
+
+    /// Random dense arrivals (gaps within the slack) saturate the limiter too.
+    #[test]
+    fn dense_random_arrivals_admit_at_least_99_percent(level in prop_oneof![Just(20u32), Just(80u32), 1u32..300],
+                                                       seed in any::<u64>()) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let mut gcra = Gcra::per_second(level);
+        let start = Instant::now();
+        let end = start + Duration::from_secs(4);
+        let mut now = start;
+        let mut events = Vec::new();
+        while now < end {
+            if gcra.check(now).is_ok() {
+                events.push((now, true));
+            }
+            now += Duration::from_micros(rng.random_range(0..=5_000));
+        }
+        prop_assert!(events.len() as f64 >= 0.99 * f64::from(level) * 4.0, "{} admitted", events.len());
+        assert_window(&events, level)?;
+    }
+}
+
+#[test]
+fn levels_come_from_limits_and_overrides_win() {
+    let mut limiter = NumberLimiter::new(Limits::default());
+    let n = number();
+    assert_eq!(limiter.level(&n), 80);
+    limiter.set_level(&n, &ThroughputLevel::High);
+    assert_eq!(limiter.level(&n), 1000);
+    limiter.set_coexistence(&n);
+    assert_eq!(limiter.level(&n), 20);
+    limiter.set_level(&n, &ThroughputLevel::Standard);
+    assert_eq!(limiter.level(&n), 20, "the override wins over what Meta reports");
+    limiter.set_override(&n, None);
+    assert_eq!(limiter.level(&n), 80);
+}
+
+#[test]
+fn inbound_messages_take_room_from_sends() {
+    let mut limiter = NumberLimiter::new(Limits::default());
+    let n = number();
+    limiter.set_mps(&n, 2);
+    let t = Instant::now();
+    limiter.record_inbound(&n, t);
+    limiter.record_inbound(&n, t);
+    let wait = limiter.check(&n, t).unwrap_err();
+    assert!(wait > Duration::from_millis(900), "{wait:?}");
+    assert!(limiter.check(&n, t + wait).is_ok());
+}
+
+#[test]
+fn freezing_a_number() {
+    let mut limiter = RateLimiter::new(Limits::default());
+    let n = number();
+    let t = Instant::now();
+    limiter.freeze_number_until(&n, t + Duration::from_secs(60));
+    assert_eq!(limiter.check(&n, "1", t), Err(Duration::from_secs(60)));
+    assert_eq!(limiter.check(&n, "2", t + Duration::from_secs(59)), Err(Duration::from_secs(1)));
+    // An earlier freeze does not shorten it.
+    limiter.freeze_number_until(&n, t + Duration::from_secs(1));
+    assert!(limiter.check(&n, "1", t + Duration::from_secs(30)).is_err());
+    assert!(limiter.check(&n, "1", t + Duration::from_secs(60)).is_ok());
+}
+
+#[test]
+fn pair_limit_bursts_45_then_one_per_6_seconds() {
+    let mut pairs = PairLimiter::from_limits(&Limits::default());
+    let n = number();
+    let t = Instant::now();
+    for i in 0..45 {
+        assert!(pairs.check(&n, "16505551234", t).is_ok(), "message {i} of the burst");
+    }
+    let wait = pairs.check(&n, "16505551234", t).unwrap_err();
+    assert_eq!(wait, Duration::from_secs(6));
+    assert!(pairs.check(&n, "16505550000", t).is_ok(), "another user is not limited");
+    assert!(pairs.check(&n, "16505551234", t + Duration::from_secs(6)).is_ok());
+    assert!(pairs.check(&n, "16505551234", t + Duration::from_secs(7)).is_err());
+    assert!(pairs.check(&n, "16505551234", t + Duration::from_secs(12)).is_ok());
+}
+
+#[test]
+fn pair_limit_is_configurable_and_prunable() {
+    let mut pairs = PairLimiter::new(Duration::from_millis(100), 2);
+    let n = number();
+    let t = Instant::now();
+    assert!(pairs.check(&n, "a", t).is_ok());
+    assert!(pairs.check(&n, "a", t).is_ok());
+    assert_eq!(pairs.check(&n, "a", t), Err(Duration::from_millis(100)));
+    pairs.freeze_until(&n, "b", t + Duration::from_secs(6));
+    assert_eq!(pairs.frozen_until(&n, "b"), Some(t + Duration::from_secs(6)));
+    assert_eq!(pairs.len(), 2);
+    pairs.prune(t + Duration::from_secs(1));
+    assert_eq!(pairs.len(), 1, "only the frozen pair is kept");
+    pairs.prune(t + Duration::from_secs(7));
+    assert!(pairs.is_empty());
+}
+
+#[test]
+fn a_send_counts_only_when_both_limits_admit_it() {
+    let limits = Limits { pair_burst: 1, ..Limits::default() };
+    let mut limiter = RateLimiter::new(limits);
+    limiter.set_override(&number(), Some(1));
+    let t = Instant::now();
+    assert!(limiter.check(&number(), "a", t).is_ok());
+    // Refused by the number limit: the pair limit of "b" must not be charged.
+    assert!(limiter.check(&number(), "b", t).is_err());
+    assert!(limiter.pairs().peek(&number(), "b", t).is_ok());
+}
+
+#[test]
+fn errors_freeze_what_they_are_about() {
+    let mut limiter = RateLimiter::new(Limits::default());
+    let t = Instant::now();
+    let graph = |code| CloudError::Graph {
+        status: 400,
+        error: Box::new(serde_json::from_value(json!({"code": code, "message": "x"})).unwrap()),
+    };
+    assert!(limiter.apply_error(&number(), "u1", &graph(131056), t));
+    assert_eq!(limiter.pairs().frozen_until(&number(), "u1"), Some(t + Duration::from_secs(6)));
+    assert!(limiter.check(&number(), "u2", t).is_ok());
+    assert!(limiter.apply_error(&number(), "u1", &graph(130429), t));
+    assert_eq!(limiter.numbers().frozen_until(&number()), Some(t + Duration::from_secs(1)));
+    assert!(!limiter.apply_error(&number(), "u1", &graph(100), t));
+}
+
+#[test]
+fn gcra_parameters() {
+    let g = Gcra::per_second(80);
+    assert_eq!(g.tolerance(), DEFAULT_SLACK);
+    assert_eq!(g.interval(), Duration::from_nanos(12_562_500));
+    assert_eq!(g.burst(), 1);
+    let pair = Gcra::new(Duration::from_secs(6), 45);
+    assert_eq!(pair.burst(), 45);
+    assert_eq!(pair.tolerance(), Duration::from_secs(264));
+}

@@ -1,0 +1,219 @@
+//! Media: upload (multipart, limits checked first), info, download, delete.
+
+use serde_json::json;
+use wabridge_cloud::{CloudError, MediaError, check_media};
+use wabridge_types::limits::MediaKind;
+use wabridge_types::{MediaId, PhoneNumberId};
+
+use crate::harness::{Example, MockServer, PHONE_ID, TOKEN, assert_graph_call, graph_path};
+
+const MEDIA_ID: &str = "2621233374848975";
+
+#[tokio::test]
+async fn upload_sends_a_multipart_form() {
+    let example = Example::find("Media", "Upload Image");
+    let server = MockServer::start().await;
+    server.reply(200, &example.response);
+    let client = server.client().build().unwrap();
+
+    let jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3];
+    let id = client
+        .upload_media(&PhoneNumberId::new(PHONE_ID), jpeg.clone(), "image/jpeg", "photo.jpg")
+        .await
+        .unwrap();
+    assert_eq!(id.as_str(), "4490709327384033");
+
+    let req = server.only_request();
+    assert_graph_call(&req, "POST", &graph_path(&[PHONE_ID, "media"]));
+    example.assert_target(&req, &[("{{Phone-Number-ID}}", PHONE_ID)]);
+    let content_type = req.header("content-type").unwrap();
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").expect("multipart");
+    let parts = multipart_parts(&req.body, boundary);
+    // The reference's form fields, plus `type` (cloud-api.md §4).
+    assert_eq!(parts.iter().find(|p| p.name == "messaging_product").unwrap().body, b"whatsapp");
+    assert_eq!(parts.iter().find(|p| p.name == "type").unwrap().body, b"image/jpeg");
+    let file = parts.iter().find(|p| p.name == "file").unwrap();
+    assert_eq!(file.filename.as_deref(), Some("photo.jpg"));
+    assert_eq!(file.content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(file.body, jpeg);
+}
+
+#[tokio::test]
+async fn media_limits_are_refused_before_any_request() {
+    let server = MockServer::start().await;
+    let client = server.client().build().unwrap();
+    let number = PhoneNumberId::new(PHONE_ID);
+
+    let too_big = vec![0u8; usize::try_from(MediaKind::Image.max_bytes()).unwrap() + 1];
+    let err = client.upload_media(&number, too_big, "image/jpeg", "big.jpg").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::TooLarge { kind: MediaKind::Image, .. })), "{err:?}");
+
+    let err = client.upload_media(&number, vec![1u8; 10], "image/gif", "a.gif").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::UnsupportedType { .. })), "{err:?}");
+
+    let err = client.upload_media(&number, Vec::new(), "image/png", "empty.png").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::Empty)), "{err:?}");
+    assert!(!err.is_retryable());
+
+    let sticker = vec![0u8; 500 * 1024 + 1];
+    let err = client.upload_media(&number, sticker, "image/webp", "s.webp").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::TooLarge { kind: MediaKind::Sticker, .. })));
+
+    assert!(server.requests().is_empty(), "the server saw {:?}", server.requests());
+}
+
+#[test]
+fn check_media_follows_the_documented_limits() {
+    assert_eq!(check_media("audio/ogg; codecs=opus", 16 * 1024 * 1024), Ok(MediaKind::Audio));
+    assert!(check_media("audio/ogg", 16 * 1024 * 1024 + 1).is_err());
+    assert_eq!(check_media("application/pdf", 100 * 1024 * 1024), Ok(MediaKind::Document));
+    assert!(check_media("video/mp4", 16 * 1024 * 1024 + 1).is_err());
+    assert!(check_media("application/zip", 1).is_err());
+}
+
+#[tokio::test]
+async fn media_info_with_and_without_the_phone_number() {
+    let example = Example::find("Media", "Retrieve Media URL");
+    let server = MockServer::start().await;
+    server.reply(200, &example.response).reply(200, &example.response);
+    let client = server.client().build().unwrap();
+    let media = MediaId::new(MEDIA_ID);
+
+    let info = client.media_info_for(&media, &PhoneNumberId::new(PHONE_ID)).await.unwrap();
+    assert_eq!(info.mime_type, "image/jpeg");
+    assert_eq!(info.file_size.bytes, 303_833);
+    assert_eq!(info.id.as_str(), MEDIA_ID);
+    client.media_info(&media).await.unwrap();
+
+    let reqs = server.requests();
+    assert_graph_call(&reqs[0], "GET", &graph_path(&[MEDIA_ID]));
+    example.assert_target(&reqs[0], &[("{{Media-ID}}", MEDIA_ID), ("<PHONE_NUMBER_ID>", PHONE_ID)]);
+    assert_graph_call(&reqs[1], "GET", &graph_path(&[MEDIA_ID]));
+    assert!(reqs[1].query_without_proof().is_empty());
+    assert!(reqs[1].body.is_empty());
+}
+
+#[tokio::test]
+async fn download_uses_the_bearer_token_and_returns_bytes() {
+    let server = MockServer::start().await;
+    let bytes = vec![0xFF, 0xD8, 0x00, 0x42];
+    server.reply_raw(200, bytes.clone(), "image/jpeg");
+    let client = server.client().build().unwrap();
+    let url = format!("{}/whatsapp_business/attachments/?mid={MEDIA_ID}&ext=1&hash=abc", server.url());
+    let got = client.download_media(&url).await.unwrap();
+    assert_eq!(got.as_ref(), bytes.as_slice());
+
+    let req = server.only_request();
+    assert_eq!(req.method, "GET");
+    assert_eq!(req.path, "/whatsapp_business/attachments/");
+    assert_eq!(req.header("authorization"), Some(format!("Bearer {TOKEN}").as_str()));
+    // Meta's URL is called as given: its own query, no proof added.
+    assert_eq!(req.query_value("mid"), Some(MEDIA_ID));
+    assert_eq!(req.query_value("appsecret_proof"), None);
+}
+
+#[tokio::test]
+async fn an_expired_download_url_is_an_error() {
+    let server = MockServer::start().await;
+    server.reply_raw(404, b"Not Found".to_vec(), "text/plain");
+    let client = server.client().build().unwrap();
+    let err = client.download_media(&format!("{}/gone", server.url())).await.unwrap_err();
+    assert!(matches!(err, CloudError::Status { status: 404, .. }), "{err:?}");
+    assert!(!err.is_retryable());
+}
+
+#[tokio::test]
+async fn the_token_is_never_sent_in_clear_text_to_another_host() {
+    let server = MockServer::start().await;
+    let client = server.client().build().unwrap();
+    let err = client.download_media("http://198.51.100.7/media?mid=1").await.unwrap_err();
+    assert!(matches!(err, CloudError::Url(_)), "{err:?}");
+    assert!(server.requests().is_empty());
+}
+
+#[tokio::test]
+async fn delete_media() {
+    let example = Example::find("Media", "Delete Media");
+    let server = MockServer::start().await;
+    server.reply(200, &example.response).reply(200, &example.response);
+    let client = server.client().build().unwrap();
+    let media = MediaId::new(MEDIA_ID);
+    client.delete_media_for(&media, &PhoneNumberId::new(PHONE_ID)).await.unwrap();
+    client.delete_media(&media).await.unwrap();
+
+    let reqs = server.requests();
+    assert_eq!(example.method, "DELETE");
+    assert_graph_call(&reqs[0], "DELETE", &graph_path(&[MEDIA_ID]));
+    example.assert_target(&reqs[0], &[("{{Media-ID}}", MEDIA_ID), ("<PHONE_NUMBER_ID>", PHONE_ID)]);
+    assert_graph_call(&reqs[1], "DELETE", &graph_path(&[MEDIA_ID]));
+}
+
+#[tokio::test]
+async fn an_id_cannot_add_path_segments() {
+    let server = MockServer::start().await;
+    server.reply(200, &json!({"success": true}));
+    let client = server.client().build().unwrap();
+    client.delete_media(&MediaId::new("../evil")).await.unwrap();
+    assert_eq!(server.only_request().path, format!("/{}/..%2Fevil", crate::harness::VERSION));
+}
+
+struct Part {
+    name: String,
+    filename: Option<String>,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+/// A small multipart/form-data reader, enough for the client's forms.
+fn multipart_parts(body: &[u8], boundary: &str) -> Vec<Part> {
+    let delimiter = format!("--{boundary}");
+    let mut parts = Vec::new();
+    let text = body;
+    let mut chunks = split_bytes(text, delimiter.as_bytes());
+    chunks.remove(0);
+    for chunk in chunks {
+        if chunk.starts_with(b"--") {
+            break;
+        }
+        let chunk = chunk.strip_prefix(b"\r\n").unwrap();
+        let split = find(chunk, b"\r\n\r\n").unwrap();
+        let head = String::from_utf8_lossy(&chunk[..split]).to_string();
+        let mut content = chunk[split + 4..].to_vec();
+        if content.ends_with(b"\r\n") {
+            content.truncate(content.len() - 2);
+        }
+        let mut part = Part { name: String::new(), filename: None, content_type: None, body: content };
+        for line in head.lines() {
+            let lower = line.to_ascii_lowercase();
+            if lower.starts_with("content-disposition") {
+                part.name = attr(line, "name").unwrap();
+                part.filename = attr(line, "filename");
+            } else if lower.starts_with("content-type:") {
+                part.content_type = Some(line["content-type:".len()..].trim().to_owned());
+            }
+        }
+        parts.push(part);
+    }
+    parts
+}
+
+fn attr(line: &str, key: &str) -> Option<String> {
+    let needle = format!(" {key}=\"");
+    let start = line.find(&needle)? + needle.len();
+    let end = line[start..].find('"')? + start;
+    Some(line[start..end].to_owned())
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn split_bytes<'a>(mut hay: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    while let Some(i) = find(hay, delimiter) {
+        out.push(&hay[..i]);
+        hay = &hay[i + delimiter.len()..];
+    }
+    out.push(hay);
+    out
+}

@@ -1,0 +1,191 @@
+//! Webhook intake: Meta's verification handshake, and `POST /webhook` — check the signature on the raw
+//! bytes, split the envelope into events, commit body and events together (group commit), and only then
+//! answer 200.
+//!
+//! Outcomes, and why:
+//! - bad or missing signature → 401 and a logged reason (never the body): Meta retries, and a forged body
+//!   is not stored;
+//! - body over the limit → 413 (axum's body limit);
+//! - correctly signed but not a valid envelope → stored once as rejected, counted, answered 200 so Meta does
+//!   not retry it for a week; it can be re-processed later (for example after an upgrade);
+//! - the commit failed → 500, so Meta delivers it again: nothing acknowledged is ever lost.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use wabridge_types::signature::{self, SIGNATURE_HEADER, SignatureError};
+use wabridge_types::webhook::{Envelope, EventKind, WebhookEvent};
+
+use crate::AppState;
+use crate::store::{InboundTouch, IntakeBatchItem, NewEvent, NewRawWebhook, StatusUpdate};
+
+/// The query of Meta's verification handshake.
+#[derive(Debug, Deserialize)]
+pub struct VerifyQuery {
+    #[serde(rename = "hub.mode")]
+    mode: Option<String>,
+    #[serde(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    #[serde(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// `GET /webhook`: answers the raw challenge when the mode is `subscribe` and the token matches.
+pub async fn verify(State(state): State<Arc<AppState>>, Query(q): Query<VerifyQuery>) -> Response {
+    let expected = state.config.meta.verify_token.as_ref();
+    let ok = q.mode.as_deref() == Some("subscribe")
+        && match (expected, q.verify_token.as_deref()) {
+            (Some(expected), Some(given)) => {
+                signature::constant_time_eq(expected.expose_secret().as_bytes(), given.as_bytes())
+            }
+            _ => false,
+        };
+    match (ok, q.challenge) {
+        (true, Some(challenge)) => (StatusCode::OK, challenge).into_response(),
+        _ => {
+            tracing::warn!("webhook verification refused: wrong mode, token or no verify token configured");
+            StatusCode::FORBIDDEN.into_response()
+        }
+    }
+}
+
+/// `POST /webhook`.
+pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let metrics = &state.metrics;
+    if !state.config.webhook.insecure_skip_signature {
+        let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+        let secrets: Vec<&[u8]> =
+            state.config.meta.app_secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+        if let Err(e) = signature::verify(header, &body, &secrets) {
+            let reason = match e {
+                SignatureError::Missing => "signature_missing",
+                SignatureError::Malformed(_) => "signature_malformed",
+                SignatureError::Mismatch => "signature_mismatch",
+                SignatureError::NoSecret => "no_app_secret",
+            };
+            metrics.webhooks_rejected.inc(reason);
+            tracing::warn!(reason, error = %e, bytes = body.len(), "webhook refused");
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+    }
+    let item = match Envelope::from_slice(&body) {
+        Ok(envelope) => batch_item(&body, &envelope),
+        Err(e) => {
+            metrics.webhooks_rejected.inc("invalid_envelope");
+            tracing::warn!(error = %e, bytes = body.len(), "signed webhook is not a valid envelope; stored as rejected");
+            IntakeBatchItem {
+                raw: NewRawWebhook::rejected(body.clone(), true, format!("invalid envelope: {e}")),
+                events: Vec::new(),
+                inbound: Vec::new(),
+                statuses: Vec::new(),
+            }
+        }
+    };
+    let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
+    match state.intake.submit(item).await {
+        Ok(outcome) => {
+            metrics.webhooks_received.inc();
+            if outcome.item.raw_duplicate {
+                metrics.webhooks_duplicate.inc();
+            }
+            metrics.events_duplicate.add(outcome.item.events_duplicate as u64);
+            for kind in kinds {
+                metrics.events_received.inc(kind);
+            }
+            if outcome.first_in_batch {
+                #[allow(clippy::cast_precision_loss)]
+                metrics.commit_batch_size.observe(outcome.batch.items as f64);
+                metrics.commit_seconds.observe(outcome.batch.commit_latency.as_secs_f64());
+            }
+            metrics.intake_seconds.observe(started.elapsed().as_secs_f64());
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            metrics.commit_failures.inc();
+            tracing::error!(error = %e, "webhook could not be stored; answering 500 so Meta retries");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// The label of an event kind in metrics (a closed set).
+fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "message" => "message",
+        "status" => "status",
+        "payment" => "payment",
+        "error" => "error",
+        _ => "change",
+    }
+}
+
+/// The store's name for an event kind.
+fn kind_name(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Message { .. } => "message",
+        EventKind::Status { .. } => "status",
+        EventKind::Payment { .. } => "payment",
+        EventKind::Error { .. } => "error",
+        EventKind::Change => "change",
+    }
+}
+
+/// Everything one webhook adds to the store: its raw body, one event per item, the contacts' last inbound
+/// time and the statuses of outbound messages.
+#[must_use]
+pub fn batch_item(body: &Bytes, envelope: &Envelope) -> IntakeBatchItem {
+    let events = envelope.events();
+    let mut inbound = Vec::new();
+    let mut statuses = Vec::new();
+    for event in &events {
+        match &event.kind {
+            EventKind::Message { .. } => {
+                if let (Some(number), Some(contact)) = (&event.phone_number_id, &event.contact) {
+                    let at = event_time(event).unwrap_or_else(SystemTime::now);
+                    inbound.push(InboundTouch {
+                        phone_number_id: number.to_string(),
+                        wa_id: contact.clone(),
+                        at,
+                    });
+                }
+            }
+            EventKind::Status { status } => {
+                if let Some(s) = event.status() {
+                    statuses.push(StatusUpdate {
+                        wamid: s.id.to_string(),
+                        status: status.clone(),
+                        timestamp: s.timestamp.as_i64().unwrap_or(0),
+                        errors: s.errors.as_ref().and_then(|e| serde_json::to_string(e).ok()),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    let events = events.into_iter().map(new_event).collect();
+    IntakeBatchItem { raw: NewRawWebhook::accepted(body.clone(), true), events, inbound, statuses }
+}
+
+fn event_time(event: &WebhookEvent) -> Option<SystemTime> {
+    let secs = event.message()?.timestamp.as_i64()?;
+    UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
+}
+
+fn new_event(event: WebhookEvent) -> NewEvent {
+    NewEvent {
+        dedupe_key: event.dedupe_key,
+        kind: kind_name(&event.kind).to_owned(),
+        field: event.field,
+        waba_id: event.waba_id.to_string(),
+        phone_number_id: event.phone_number_id.map(|p| p.to_string()),
+        contact: event.contact,
+        payload: event.payload.to_string(),
+    }
+}

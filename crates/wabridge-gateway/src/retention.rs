@@ -1,0 +1,48 @@
+//! Background pruning of old raw webhooks and events.
+//!
+//! Every `prune_interval_secs`, rows older than `max_age_secs` are deleted, except events that a pending
+//! delivery still needs: every event above `oldest_needed` (the lowest sequence number some durable consumer
+//! has not yet acknowledged, given by the caller) is kept whatever its age.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RetentionConfig;
+use crate::store::Store;
+
+/// Runs one pruning pass now; returns how many events and raw bodies were removed.
+pub async fn prune_once(
+    store: &Store,
+    config: &RetentionConfig,
+    oldest_needed: Option<i64>,
+) -> Result<(u64, u64), crate::store::StoreError> {
+    let cutoff = SystemTime::now()
+        .checked_sub(Duration::from_secs(config.max_age_secs))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    // Events with seq > keep_after are kept; the oldest still needed is itself kept.
+    let keep_after = oldest_needed.map(|seq| seq - 1);
+    let counts = store.prune(cutoff, keep_after).await?;
+    Ok((counts.events, counts.raw_webhooks))
+}
+
+/// Spawns the pruning loop; it stops when `shutdown` is cancelled.
+pub fn spawn(store: Store, config: RetentionConfig, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(config.prune_interval_secs.max(1));
+        let mut ticker = tokio::time::interval(period);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            // No durable consumer yet: application callbacks (the next issue) will supply their cursor here.
+            match prune_once(&store, &config, None).await {
+                Ok((0, 0)) => {}
+                Ok((events, raw)) => tracing::info!(events, raw_webhooks = raw, "pruned old data"),
+                Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),
+            }
+        }
+    })
+}

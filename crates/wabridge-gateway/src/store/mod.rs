@@ -1,0 +1,248 @@
+//! The store: every byte the gateway keeps, in SQLite (default) or PostgreSQL (several instances).
+//!
+//! This module is the only place with SQL. Each backend writes its own SQL (`sqlite.rs`, `postgres.rs`);
+//! [`Store`] matches on the backend in each method. Webhook intake goes through the [`IntakeWriter`], which
+//! groups concurrent webhooks into one transaction (group commit) and answers each only after the commit.
+//!
+//! Every timestamp is stored as Unix epoch milliseconds; the API speaks [`SystemTime`].
+
+mod error;
+mod migrations;
+mod postgres;
+mod rows;
+mod sqlite;
+mod types;
+mod writer;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use error::StoreError;
+pub use postgres::{PgOptions, PgStore, SynchronousCommit};
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous};
+pub use types::{
+    EventFilter, InboundTouch, IntakeBatchItem, ItemOutcome, NewEvent, NewOutboundMessage, NewRawWebhook,
+    OutboundMessage, OutboundState, PruneCounts, RawWebhook, StatusUpdate, StoredEvent,
+};
+pub use writer::{BatchStats, IntakeConfig, IntakeOutcome, IntakeSender, IntakeWriter};
+
+/// The gateway's store: one backend or the other, chosen at start.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// One SQLite file in WAL mode, with a single writer connection and a pool of readers.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL pool, shared by every instance pointed at the same database.
+    Postgres(PgStore),
+}
+
+impl Store {
+    /// Opens (creating it and its parent directory if needed) the SQLite database at `path`.
+    pub async fn open_sqlite(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        Ok(Self::Sqlite(SqliteStore::open(path.as_ref(), options).await?))
+    }
+
+    /// Connects a pool to the PostgreSQL database at `url`.
+    pub async fn connect_postgres(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        Ok(Self::Postgres(PgStore::connect(url, options).await?))
+    }
+
+    /// Applies the migrations this build embeds that the database has not seen yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.migrate().await,
+            Self::Postgres(s) => s.migrate().await,
+        }
+    }
+
+    /// The durability mode in words, e.g. `sqlite wal synchronous=FULL`; printed at start and by benchmarks.
+    #[must_use]
+    pub fn durability(&self) -> &'static str {
+        match self {
+            Self::Sqlite(s) => s.durability(),
+            Self::Postgres(s) => s.durability(),
+        }
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    #[must_use]
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "sqlite",
+            Self::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes every connection, waiting for those in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(s) => s.close().await,
+            Self::Postgres(s) => s.close().await,
+        }
+    }
+
+    /// Writes a whole batch of webhooks in one transaction and reports, per item, what was new.
+    ///
+    /// This is the [`IntakeWriter`]'s building block; the server submits through the writer, which batches
+    /// concurrent requests. Raw bodies are deduplicated by SHA-256, events by `dedupe_key`; statuses advance
+    /// outbound messages only forward; contacts keep their latest inbound time.
+    pub async fn commit_intake(&self, items: &[IntakeBatchItem]) -> Result<Vec<ItemOutcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Sqlite(s) => s.commit_intake(items).await,
+            Self::Postgres(s) => s.commit_intake(items).await,
+        }
+    }
+
+    /// Events with `seq > after_seq` matching `filter`, in `seq` order, at most `limit`.
+    pub async fn events_after(
+        &self,
+        after_seq: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.events_after(after_seq, filter, limit).await,
+            Self::Postgres(s) => s.events_after(after_seq, filter, limit).await,
+        }
+    }
+
+    /// The highest `seq` in the log, 0 when it is empty (also once everything was pruned: new events still
+    /// get higher numbers than any given before).
+    pub async fn max_seq(&self) -> Result<i64, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.max_seq().await,
+            Self::Postgres(s) => s.max_seq().await,
+        }
+    }
+
+    /// When `wa_id` last wrote to the business number `phone_number_id` (the 24-hour window), if ever.
+    pub async fn contact_last_inbound(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.contact_last_inbound(phone_number_id, wa_id).await,
+            Self::Postgres(s) => s.contact_last_inbound(phone_number_id, wa_id).await,
+        }
+    }
+
+    /// The oldest rejected webhooks not re-processed yet, at most `limit`.
+    pub async fn rejected_webhooks(&self, limit: u32) -> Result<Vec<RawWebhook>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.rejected_webhooks(limit).await,
+            Self::Postgres(s) => s.rejected_webhooks(limit).await,
+        }
+    }
+
+    /// Marks a rejected webhook as re-processed (now accepted); returns whether such a row was found.
+    ///
+    /// Re-processing submits the body again with its events (the raw row is found by hash, the events are
+    /// linked to it), then calls this.
+    pub async fn mark_reprocessed(&self, raw_id: i64) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.mark_reprocessed(raw_id).await,
+            Self::Postgres(s) => s.mark_reprocessed(raw_id).await,
+        }
+    }
+
+    /// Deletes events created before `older_than` — except those with `seq > keep_after_seq`, which a
+    /// pending delivery still needs — then raw bodies received before it that no remaining event refers to.
+    ///
+    /// Works in small transactions so intake is never blocked for long.
+    pub async fn prune(
+        &self,
+        older_than: SystemTime,
+        keep_after_seq: Option<i64>,
+    ) -> Result<PruneCounts, StoreError> {
+        let cutoff = to_millis(older_than);
+        match self {
+            Self::Sqlite(s) => s.prune(cutoff, keep_after_seq).await,
+            Self::Postgres(s) => s.prune(cutoff, keep_after_seq).await,
+        }
+    }
+
+    /// Inserts an outbound message (state `queued`).
+    pub async fn insert_outbound(&self, message: &NewOutboundMessage) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => s.insert_outbound(message).await,
+            Self::Postgres(s) => s.insert_outbound(message).await,
+        }
+    }
+
+    /// The outbound message with the gateway id `id`.
+    pub async fn outbound_message(&self, id: &str) -> Result<Option<OutboundMessage>, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.outbound_message(id).await,
+            Self::Postgres(s) => s.outbound_message(id).await,
+        }
+    }
+
+    /// Records the `wamid` Meta gave to the outbound message `id`, then applies any statuses that arrived
+    /// for that wamid before it was known. Returns whether the message exists.
+    pub async fn record_outbound_wamid(&self, id: &str, wamid: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Sqlite(s) => s.record_outbound_wamid(id, wamid).await,
+            Self::Postgres(s) => s.record_outbound_wamid(id, wamid).await,
+        }
+    }
+}
+
+/// Default for the rows a prune deletes per transaction.
+const PRUNE_CHUNK: i64 = 2_000;
+
+/// The rank of a Meta message status, as SQL over the column `$col`: moving an outbound message to a status
+/// requires a rank above its state's ([`state_rank!`]). `played` ranks with `read`; `failed` is terminal and
+/// beats every other; `deleted`, `payment`, `warning` and unknown statuses rank 0 and never move anything.
+macro_rules! status_rank {
+    ($col:literal) => {
+        concat!(
+            "(CASE ",
+            $col,
+            " WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3 WHEN 'played' THEN 3",
+            " WHEN 'failed' THEN 100 ELSE 0 END)"
+        )
+    };
+}
+
+/// The rank of an outbound message state, as SQL over the column `$col` (see [`status_rank!`]): queued and
+/// sending rank 0, the terminal states 100.
+macro_rules! state_rank {
+    ($col:literal) => {
+        concat!(
+            "(CASE ",
+            $col,
+            " WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 WHEN 'read' THEN 3",
+            " WHEN 'failed' THEN 100 WHEN 'expired' THEN 100 WHEN 'cancelled' THEN 100 ELSE 0 END)"
+        )
+    };
+}
+
+/// The state an outbound message takes from a status, as SQL over the column `$col` (`played` is `read`).
+macro_rules! state_of_status {
+    ($col:literal) => {
+        concat!("(CASE ", $col, " WHEN 'played' THEN 'read' ELSE ", $col, " END)")
+    };
+}
+
+pub(crate) use {state_of_status, state_rank, status_rank};
+
+/// Unix epoch milliseconds (0 before the epoch, saturating far in the future).
+#[must_use]
+pub(crate) fn to_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The inverse of [`to_millis`].
+#[must_use]
+pub(crate) fn from_millis(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
+}
+
+/// Now, in Unix epoch milliseconds.
+#[must_use]
+pub(crate) fn now_millis() -> i64 {
+    to_millis(SystemTime::now())
+}

@@ -1,0 +1,430 @@
+//! The PostgreSQL backend: a pool shared by every gateway instance using the same database.
+//!
+//! Batches are written with one statement per table, whole columns bound as arrays (`UNNEST`), so the SQL
+//! text is fixed and prepared once per connection.
+
+use std::collections::{HashMap, HashSet};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::types::IntakePlan;
+use super::{
+    EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
+    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
+    state_rank, status_rank, to_millis,
+};
+
+/// First key of the event log's advisory lock ("WABR"); the second is a hash of the schema, so event logs in
+/// different schemas of one database do not serialize each other.
+const EVENT_LOG_LOCK_CLASS: i32 = 0x5741_4252;
+
+/// PostgreSQL's `synchronous_commit` for the gateway's sessions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SynchronousCommit {
+    /// A commit returns once its WAL is flushed to disk (and to synchronous standbys). The default.
+    #[default]
+    On,
+    /// Flushed locally; synchronous standbys, if any, are not waited for.
+    Local,
+    /// Synchronous standbys have written (not flushed) the WAL.
+    RemoteWrite,
+    /// Synchronous standbys have applied the WAL.
+    RemoteApply,
+    /// A commit returns before its WAL is flushed: a crash of the server may lose the last commits.
+    Off,
+}
+
+impl SynchronousCommit {
+    /// The setting's value in PostgreSQL.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Local => "local",
+            Self::RemoteWrite => "remote_write",
+            Self::RemoteApply => "remote_apply",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Settings of the PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// Connections in the pool. Default: 10.
+    pub max_connections: u32,
+    /// How long to wait for a free connection. Default: 10 s.
+    pub acquire_timeout: Duration,
+    /// Durability at commit. Default: [`SynchronousCommit::On`].
+    pub synchronous_commit: SynchronousCommit,
+    /// The schema holding the gateway's tables (`search_path`); `None` keeps the server's default. Letters,
+    /// digits and `_` only. Tests give each test a schema of its own.
+    pub search_path: Option<String>,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(10),
+            synchronous_commit: SynchronousCommit::On,
+            search_path: None,
+        }
+    }
+}
+
+/// The PostgreSQL backend of [`Store`](super::Store).
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    synchronous_commit: SynchronousCommit,
+}
+
+impl PgStore {
+    pub(super) async fn connect(url: &str, options: PgOptions) -> Result<Self, StoreError> {
+        let connect = |source| StoreError::Connect { backend: "postgres", source };
+        let mut session = vec![("synchronous_commit", options.synchronous_commit.as_str())];
+        if let Some(schema) = &options.search_path {
+            let plain = !schema.is_empty()
+                && schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !schema.as_bytes()[0].is_ascii_digit();
+            if !plain {
+                return Err(StoreError::InvalidOption("search_path: letters, digits and _ only"));
+            }
+            session.push(("search_path", schema.as_str()));
+        }
+        let connect_options =
+            PgConnectOptions::from_str(url).map_err(connect)?.application_name("wabridge").options(session);
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect_options)
+            .await
+            .map_err(connect)?;
+        Ok(Self { pool, synchronous_commit: options.synchronous_commit })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator(migrations::POSTGRES).await?.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    pub(super) fn durability(&self) -> &'static str {
+        match self.synchronous_commit {
+            SynchronousCommit::On => "postgres synchronous_commit=on",
+            SynchronousCommit::Local => "postgres synchronous_commit=local",
+            SynchronousCommit::RemoteWrite => "postgres synchronous_commit=remote_write",
+            SynchronousCommit::RemoteApply => "postgres synchronous_commit=remote_apply",
+            SynchronousCommit::Off => "postgres synchronous_commit=off",
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn commit_intake(
+        &self,
+        items: &[IntakeBatchItem],
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        let plan = IntakePlan::new(items);
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+
+        // Raw bodies (sorted by hash: concurrent batches wait on each other's rows in one order).
+        let hashes: Vec<&[u8]> = plan.raws.iter().map(|r| r.body_sha256().as_slice()).collect();
+        let inserted = sqlx::query(
+            "INSERT INTO raw_webhooks \
+             (received_at, body, body_sha256, signature_ok, status, reject_reason, processed_at) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::boolean[], $5::text[], \
+             $6::text[], $7::bigint[]) \
+             ON CONFLICT (body_sha256) DO NOTHING RETURNING body_sha256, id",
+        )
+        .bind(plan.raws.iter().map(|r| to_millis(r.received_at())).collect::<Vec<_>>())
+        .bind(plan.raws.iter().map(|r| r.body()).collect::<Vec<_>>())
+        .bind(&hashes)
+        .bind(plan.raws.iter().map(|r| r.signature_ok()).collect::<Vec<_>>())
+        .bind(plan.raws.iter().map(|r| r.status()).collect::<Vec<_>>())
+        .bind(plan.raws.iter().map(|r| r.reject_reason()).collect::<Vec<_>>())
+        .bind(plan.raws.iter().map(|r| r.reject_reason().is_none().then_some(now)).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(hashes.len());
+        let mut inserted_raws = HashSet::with_capacity(inserted.len());
+        for row in inserted {
+            let hash: Vec<u8> = row.try_get(0)?;
+            inserted_raws.insert(hash.clone());
+            raw_ids.insert(hash, row.try_get(1)?);
+        }
+        let known: Vec<&[u8]> = hashes.iter().copied().filter(|h| !raw_ids.contains_key(*h)).collect();
+        if !known.is_empty() {
+            for row in sqlx::query("SELECT body_sha256, id FROM raw_webhooks WHERE body_sha256 = ANY($1)")
+                .bind(&known)
+                .fetch_all(&mut *tx)
+                .await?
+            {
+                raw_ids.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        let item_raw_ids = items
+            .iter()
+            .map(|i| raw_ids.get(i.raw.body_sha256().as_slice()).copied())
+            .collect::<Option<Vec<i64>>>()
+            .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
+
+        // Statuses: the timeline first, then the states, derived from the timeline in SQL.
+        if !plan.statuses.is_empty() {
+            sqlx::query(
+                "INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) \
+                 SELECT w, s, t, e, $5 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[]) \
+                 AS u(w, s, t, e) \
+                 ON CONFLICT (wamid, status, status_timestamp) DO NOTHING",
+            )
+            .bind(plan.statuses.iter().map(|s| s.wamid.as_str()).collect::<Vec<_>>())
+            .bind(plan.statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
+            .bind(plan.statuses.iter().map(|s| s.timestamp).collect::<Vec<_>>())
+            .bind(plan.statuses.iter().map(|s| s.errors.as_deref()).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            apply_statuses(&mut tx, &plan.wamids, now).await?;
+        }
+
+        // Contacts: the latest inbound time wins, whatever order the messages arrive in.
+        if !plan.contacts.is_empty() {
+            sqlx::query(
+                "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) \
+                 SELECT p, w, t, $4 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(p, w, t) \
+                 ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET \
+                 last_inbound_at = GREATEST(contacts.last_inbound_at, EXCLUDED.last_inbound_at), \
+                 updated_at = EXCLUDED.updated_at",
+            )
+            .bind(plan.contacts.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(plan.contacts.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(plan.contacts.iter().map(|c| c.2).collect::<Vec<_>>())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        // Events. Transactions commit in any order, so a seq taken from the sequence alone could become
+        // visible after a higher one, and a reader that had already passed it would never see it. Hence the
+        // transaction-scoped advisory lock, taken here just before seqs are assigned and released only at
+        // commit (after the commit is visible): seqs are assigned by one transaction at a time, and each
+        // commits before the next assigns, so seq order is visibility order. Everything above runs
+        // concurrently; only this last part and the commit are serialized, per schema.
+        if !plan.events.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+                .bind(EVENT_LOG_LOCK_CLASS)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut inserted_events = HashMap::with_capacity(plan.events.len());
+        if !plan.events.is_empty() {
+            let found = sqlx::query(
+                "INSERT INTO events \
+                 (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
+                 SELECT k, kd, f, w, p, c, pl, r, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], \
+                 $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY \
+                 AS u(k, kd, f, w, p, c, pl, r, ord) ORDER BY ord \
+                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq",
+            )
+            .bind(plan.events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.field.as_str()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.waba_id.as_str()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.phone_number_id.as_deref()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.contact.as_deref()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
+            .bind(plan.events.iter().map(|&(item, _)| item_raw_ids[item]).collect::<Vec<_>>())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            for row in found {
+                inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+
+        tx.commit().await?;
+        IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
+    }
+
+    pub(super) async fn events_after(
+        &self,
+        after_seq: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut qb = QueryBuilder::<Postgres>::new("SELECT ");
+        qb.push(rows::EVENT_COLUMNS).push(" FROM events WHERE seq > ").push_bind(after_seq);
+        if let Some(phone_number_id) = &filter.phone_number_id {
+            qb.push(" AND phone_number_id = ").push_bind(phone_number_id.as_str());
+        }
+        if let Some(contact) = &filter.contact {
+            qb.push(" AND contact = ").push_bind(contact.as_str());
+        }
+        if !filter.kinds.is_empty() {
+            qb.push(" AND kind = ANY(").push_bind(filter.kinds.as_slice()).push(")");
+        }
+        qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let found = qb.build().fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::stored_event).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn max_seq(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM events").fetch_one(&self.pool).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub(super) async fn contact_last_inbound(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT last_inbound_at FROM contacts WHERE phone_number_id = $1 AND wa_id = $2",
+        )
+        .bind(phone_number_id)
+        .bind(wa_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(at.map(from_millis))
+    }
+
+    pub(super) async fn rejected_webhooks(&self, limit: u32) -> Result<Vec<RawWebhook>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM raw_webhooks WHERE status = 'rejected' ORDER BY id LIMIT $1",
+            rows::RAW_COLUMNS
+        );
+        let found = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        Ok(found.iter().map(rows::raw_webhook).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn mark_reprocessed(&self, raw_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE raw_webhooks SET status = 'accepted', processed_at = $1 \
+             WHERE id = $2 AND status = 'rejected'",
+        )
+        .bind(now_millis())
+        .bind(raw_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn prune(
+        &self,
+        cutoff: i64,
+        keep_after_seq: Option<i64>,
+    ) -> Result<PruneCounts, StoreError> {
+        let keep_after_seq = keep_after_seq.unwrap_or(i64::MAX);
+        let mut counts = PruneCounts::default();
+        // One statement per chunk (each its own transaction), so no long transaction holds back vacuum.
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
+                 WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3)",
+            )
+            .bind(keep_after_seq)
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .execute(&self.pool)
+            .await?;
+            counts.events += done.rows_affected();
+            if done.rows_affected() == 0 {
+                break;
+            }
+        }
+        let mut cursor = 0_i64;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM raw_webhooks WHERE id > $1 AND received_at < $2 ORDER BY id LIMIT $3",
+            )
+            .bind(cursor)
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .fetch_all(&self.pool)
+            .await?;
+            let Some(&last) = ids.last() else { break };
+            let done = sqlx::query(
+                "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+            )
+            .bind(&ids)
+            .execute(&self.pool)
+            .await?;
+            counts.raw_webhooks += done.rows_affected();
+            cursor = last;
+        }
+        Ok(counts)
+    }
+
+    pub(super) async fn insert_outbound(&self, message: &NewOutboundMessage) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO outbound_messages \
+             (id, phone_number_id, recipient, wamid, state, body, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6)",
+        )
+        .bind(&message.id)
+        .bind(&message.phone_number_id)
+        .bind(&message.recipient)
+        .bind(&message.wamid)
+        .bind(&message.body)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn outbound_message(&self, id: &str) -> Result<Option<OutboundMessage>, StoreError> {
+        let sql = format!("SELECT {} FROM outbound_messages WHERE id = $1", rows::OUTBOUND_COLUMNS);
+        let found = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+        Ok(found.as_ref().map(rows::outbound_message).transpose()?)
+    }
+
+    pub(super) async fn record_outbound_wamid(&self, id: &str, wamid: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE outbound_messages SET wamid = $1, updated_at = $2 WHERE id = $3")
+            .bind(wamid)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        apply_statuses(&mut tx, &[wamid], now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
+/// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter; a
+/// concurrent transaction that moved the row further first makes the rank test fail on re-check.
+async fn apply_statuses(
+    tx: &mut sqlx::Transaction<'_, Postgres>,
+    wamids: &[&str],
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = concat!(
+        "UPDATE outbound_messages AS o SET state = best.state, updated_at = $1, ",
+        "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE o.last_error END ",
+        "FROM (SELECT DISTINCT ON (wamid) wamid, ",
+        state_of_status!("status"),
+        " AS state, errors, ",
+        status_rank!("status"),
+        " AS rank FROM message_statuses WHERE wamid = ANY($2) ORDER BY wamid, ",
+        status_rank!("status"),
+        " DESC, id) AS best ",
+        "WHERE o.wamid = best.wamid AND best.rank > ",
+        state_rank!("o.state"),
+    );
+    sqlx::query(SQL).bind(now).bind(wamids).execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,435 @@
+//! The SQLite backend: one file in WAL mode, one writer connection, a pool of read-only connections.
+//!
+//! Every write goes through the single writer connection (a pool of one), so writes never wait on SQLite's
+//! busy handler and the event log's order is the commit order: the [`IntakeWriter`](super::IntakeWriter) is
+//! the only writer on the hot path; prune and the outbound helpers queue on the same connection.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous as Sync,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::types::IntakePlan;
+use super::{
+    EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
+    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
+    state_rank, status_rank, to_millis,
+};
+
+/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters with 9 columns a row.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// How SQLite syncs to disk at commit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// Every commit is on disk before it is acknowledged: survives power loss. The default.
+    #[default]
+    Full,
+    /// Commits survive a crash of the process but the last ones may be lost on power loss (WAL mode).
+    Normal,
+}
+
+/// Settings of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Durability at commit. Default: [`SqliteSynchronous::Full`].
+    pub synchronous: SqliteSynchronous,
+    /// How long a statement waits for a lock held by another process before failing. Default: 5 s.
+    pub busy_timeout: Duration,
+    /// Read-only connections for readers (event log, lookups). Default: 4.
+    pub read_connections: u32,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            synchronous: SqliteSynchronous::Full,
+            busy_timeout: Duration::from_secs(5),
+            read_connections: 4,
+        }
+    }
+}
+
+/// The SQLite backend of [`Store`](super::Store).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    readers: SqlitePool,
+    synchronous: SqliteSynchronous,
+}
+
+impl SqliteStore {
+    pub(super) async fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|source| StoreError::CreateDir { path: dir.to_owned(), source })?;
+        }
+        if options.read_connections == 0 {
+            return Err(StoreError::InvalidOption("read_connections must be at least 1"));
+        }
+        let connect = |source| StoreError::Connect { backend: "sqlite", source };
+        let base =
+            SqliteConnectOptions::new().filename(path).busy_timeout(options.busy_timeout).foreign_keys(true);
+        let synchronous = match options.synchronous {
+            SqliteSynchronous::Full => Sync::Full,
+            SqliteSynchronous::Normal => Sync::Normal,
+        };
+        // The writer opens first: it creates the file and switches it to WAL, which readers then share.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(
+                base.clone()
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous),
+            )
+            .await
+            .map_err(connect)?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(options.read_connections)
+            .connect_with(base.read_only(true))
+            .await
+            .map_err(connect)?;
+        Ok(Self { writer, readers, synchronous: options.synchronous })
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
+        migrations::migrator(migrations::SQLITE).await?.run(&self.writer).await.map_err(StoreError::Migrate)
+    }
+
+    pub(super) fn durability(&self) -> &'static str {
+        match self.synchronous {
+            SqliteSynchronous::Full => "sqlite wal synchronous=FULL",
+            SqliteSynchronous::Normal => "sqlite wal synchronous=NORMAL",
+        }
+    }
+
+    pub(super) async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    pub(super) async fn commit_intake(
+        &self,
+        items: &[IntakeBatchItem],
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        let plan = IntakePlan::new(items);
+        let now = now_millis();
+        let mut tx = self.writer.begin().await?;
+
+        // Raw bodies: new ones get a row, known ones (same SHA-256) keep theirs.
+        let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(plan.raws.len());
+        let mut inserted_raws = HashSet::with_capacity(plan.raws.len());
+        for chunk in plan.raws.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO raw_webhooks \
+                 (received_at, body, body_sha256, signature_ok, status, reject_reason, processed_at) ",
+            );
+            qb.push_values(chunk.iter().copied(), |mut b, raw| {
+                let received_at = to_millis(raw.received_at());
+                b.push_bind(received_at)
+                    .push_bind(raw.body())
+                    .push_bind(raw.body_sha256().as_slice())
+                    .push_bind(raw.signature_ok())
+                    .push_bind(raw.status())
+                    .push_bind(raw.reject_reason())
+                    .push_bind(raw.reject_reason().is_none().then_some(now));
+            });
+            qb.push(" ON CONFLICT (body_sha256) DO NOTHING RETURNING body_sha256, id");
+            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
+                let hash: Vec<u8> = row.try_get(0)?;
+                inserted_raws.insert(hash.clone());
+                raw_ids.insert(hash, row.try_get(1)?);
+            }
+        }
+        let known: Vec<&[u8]> = plan
+            .raws
+            .iter()
+            .map(|r| r.body_sha256().as_slice())
+            .filter(|h| !raw_ids.contains_key(*h))
+            .collect();
+        for chunk in known.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT body_sha256, id FROM raw_webhooks WHERE body_sha256 IN (",
+            );
+            let mut list = qb.separated(", ");
+            for hash in chunk {
+                list.push_bind(*hash);
+            }
+            qb.push(")");
+            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
+                raw_ids.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        let item_raw_ids = items
+            .iter()
+            .map(|i| raw_ids.get(i.raw.body_sha256().as_slice()).copied())
+            .collect::<Option<Vec<i64>>>()
+            .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
+
+        // Statuses: the timeline first, then the states, derived from the timeline in SQL.
+        for chunk in plan.statuses.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) ",
+            );
+            qb.push_values(chunk.iter().copied(), |mut b, s| {
+                b.push_bind(s.wamid.as_str())
+                    .push_bind(s.status.as_str())
+                    .push_bind(s.timestamp)
+                    .push_bind(s.errors.as_deref())
+                    .push_bind(now);
+            });
+            qb.push(" ON CONFLICT (wamid, status, status_timestamp) DO NOTHING");
+            qb.build().persistent(false).execute(&mut *tx).await?;
+        }
+        if !plan.wamids.is_empty() {
+            apply_statuses(&mut tx, &plan.wamids, now).await?;
+        }
+
+        // Contacts: the latest inbound time wins, whatever order the messages arrive in.
+        for chunk in plan.contacts.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) ",
+            );
+            qb.push_values(chunk.iter().copied(), |mut b, (phone_number_id, wa_id, at)| {
+                b.push_bind(phone_number_id).push_bind(wa_id).push_bind(at).push_bind(now);
+            });
+            qb.push(
+                " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET \
+                 last_inbound_at = max(contacts.last_inbound_at, excluded.last_inbound_at), \
+                 updated_at = excluded.updated_at",
+            );
+            qb.build().persistent(false).execute(&mut *tx).await?;
+        }
+
+        // Events, in arrival order. This connection is the only writer, so seq order is commit order.
+        let mut inserted_events = HashMap::with_capacity(plan.events.len());
+        for chunk in plan.events.chunks(ROWS_PER_STATEMENT) {
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO events \
+                 (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) ",
+            );
+            qb.push_values(chunk.iter().copied(), |mut b, (item, e)| {
+                b.push_bind(e.dedupe_key.as_str())
+                    .push_bind(e.kind.as_str())
+                    .push_bind(e.field.as_str())
+                    .push_bind(e.waba_id.as_str())
+                    .push_bind(e.phone_number_id.as_deref())
+                    .push_bind(e.contact.as_deref())
+                    .push_bind(e.payload.as_str())
+                    .push_bind(item_raw_ids[item])
+                    .push_bind(now);
+            });
+            qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq");
+            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
+                inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            }
+        }
+
+        tx.commit().await?;
+        IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
+    }
+
+    pub(super) async fn events_after(
+        &self,
+        after_seq: i64,
+        filter: &EventFilter,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
+        qb.push(rows::EVENT_COLUMNS).push(" FROM events WHERE seq > ").push_bind(after_seq);
+        if let Some(phone_number_id) = &filter.phone_number_id {
+            qb.push(" AND phone_number_id = ").push_bind(phone_number_id.as_str());
+        }
+        if let Some(contact) = &filter.contact {
+            qb.push(" AND contact = ").push_bind(contact.as_str());
+        }
+        if !filter.kinds.is_empty() {
+            qb.push(" AND kind IN (");
+            let mut list = qb.separated(", ");
+            for kind in &filter.kinds {
+                list.push_bind(kind.as_str());
+            }
+            qb.push(")");
+        }
+        qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+        let found = qb.build().fetch_all(&self.readers).await?;
+        Ok(found.iter().map(rows::stored_event).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn max_seq(&self) -> Result<i64, StoreError> {
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT max(seq) FROM events").fetch_one(&self.readers).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    pub(super) async fn contact_last_inbound(
+        &self,
+        phone_number_id: &str,
+        wa_id: &str,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT last_inbound_at FROM contacts WHERE phone_number_id = ?1 AND wa_id = ?2",
+        )
+        .bind(phone_number_id)
+        .bind(wa_id)
+        .fetch_optional(&self.readers)
+        .await?;
+        Ok(at.map(from_millis))
+    }
+
+    pub(super) async fn rejected_webhooks(&self, limit: u32) -> Result<Vec<RawWebhook>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM raw_webhooks WHERE status = 'rejected' ORDER BY id LIMIT ?1",
+            rows::RAW_COLUMNS
+        );
+        let found = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.readers).await?;
+        Ok(found.iter().map(rows::raw_webhook).collect::<Result<_, _>>()?)
+    }
+
+    pub(super) async fn mark_reprocessed(&self, raw_id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE raw_webhooks SET status = 'accepted', processed_at = ?1 \
+             WHERE id = ?2 AND status = 'rejected'",
+        )
+        .bind(now_millis())
+        .bind(raw_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn prune(
+        &self,
+        cutoff: i64,
+        keep_after_seq: Option<i64>,
+    ) -> Result<PruneCounts, StoreError> {
+        let keep_after_seq = keep_after_seq.unwrap_or(i64::MAX);
+        let mut counts = PruneCounts::default();
+        // Candidates are found on a reader (no write lock held while scanning); each chunk is deleted in its
+        // own short write, so intake commits interleave with a long prune.
+        let mut cursor = 0;
+        loop {
+            let seqs: Vec<i64> = sqlx::query_scalar(
+                "SELECT seq FROM events WHERE seq > ?1 AND seq <= ?2 AND created_at < ?3 ORDER BY seq LIMIT ?4",
+            )
+            .bind(cursor)
+            .bind(keep_after_seq)
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .fetch_all(&self.readers)
+            .await?;
+            let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+                break;
+            };
+            let done = sqlx::query("DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3")
+                .bind(first)
+                .bind(last)
+                .bind(cutoff)
+                .execute(&self.writer)
+                .await?;
+            counts.events += done.rows_affected();
+            cursor = last;
+        }
+        let mut cursor = 0;
+        loop {
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM raw_webhooks WHERE id > ?1 AND received_at < ?2 ORDER BY id LIMIT ?3",
+            )
+            .bind(cursor)
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .fetch_all(&self.readers)
+            .await?;
+            let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
+                break;
+            };
+            // Checked again at delete time: a redelivered body may just have linked new events to its row.
+            let done = sqlx::query(
+                "DELETE FROM raw_webhooks WHERE id >= ?1 AND id <= ?2 AND received_at < ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE events.raw_id = raw_webhooks.id)",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(cutoff)
+            .execute(&self.writer)
+            .await?;
+            counts.raw_webhooks += done.rows_affected();
+            cursor = last;
+        }
+        Ok(counts)
+    }
+
+    pub(super) async fn insert_outbound(&self, message: &NewOutboundMessage) -> Result<(), StoreError> {
+        let now = now_millis();
+        sqlx::query(
+            "INSERT INTO outbound_messages \
+             (id, phone_number_id, recipient, wamid, state, body, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6)",
+        )
+        .bind(&message.id)
+        .bind(&message.phone_number_id)
+        .bind(&message.recipient)
+        .bind(&message.wamid)
+        .bind(&message.body)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn outbound_message(&self, id: &str) -> Result<Option<OutboundMessage>, StoreError> {
+        let sql = format!("SELECT {} FROM outbound_messages WHERE id = ?1", rows::OUTBOUND_COLUMNS);
+        let found = sqlx::query(&sql).bind(id).fetch_optional(&self.readers).await?;
+        Ok(found.as_ref().map(rows::outbound_message).transpose()?)
+    }
+
+    pub(super) async fn record_outbound_wamid(&self, id: &str, wamid: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query("UPDATE outbound_messages SET wamid = ?1, updated_at = ?2 WHERE id = ?3")
+            .bind(wamid)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        apply_statuses(&mut tx, &[wamid], now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+}
+
+/// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
+/// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter.
+async fn apply_statuses(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    wamids: &[&str],
+    now: i64,
+) -> Result<(), StoreError> {
+    const SQL: &str = concat!(
+        "UPDATE outbound_messages SET state = best.state, updated_at = ?1, ",
+        "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE outbound_messages.last_error END ",
+        "FROM (SELECT wamid, state, errors, rank FROM (",
+        "SELECT wamid, ",
+        state_of_status!("status"),
+        " AS state, errors, ",
+        status_rank!("status"),
+        " AS rank, row_number() OVER (PARTITION BY wamid ORDER BY ",
+        status_rank!("status"),
+        " DESC, id) AS rn FROM message_statuses WHERE wamid IN (SELECT value FROM json_each(?2))",
+        ") WHERE rn = 1) AS best ",
+        "WHERE outbound_messages.wamid = best.wamid AND best.rank > ",
+        state_rank!("outbound_messages.state"),
+    );
+    let wamids = serde_json::to_string(wamids).map_err(|_| StoreError::Inconsistent("wamid list"))?;
+    sqlx::query(SQL).bind(now).bind(wamids).execute(&mut **tx).await?;
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! HTTPS with rustls (Meta only calls HTTPS webhook URLs), and the plain-HTTP alternative for local use
+//! or behind a proxy. Both serve the same router and stop gracefully: no new connections after shutdown
+//! begins, and requests in flight finish (and with them the commits they wait for).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::ServerConfig;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path} holds no certificate in PEM form")]
+    NoCertificate { path: String },
+    #[error("{path} holds no private key in PEM form (PKCS#8, PKCS#1 or SEC1)")]
+    NoKey { path: String },
+    #[error("the certificate and key do not form a valid TLS configuration: {0}")]
+    Config(#[from] tokio_rustls::rustls::Error),
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read { path: path.display().to_string(), source })
+}
+
+/// Builds a TLS acceptor from a PEM certificate chain and private key (HTTP/1.1).
+pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let cert_pem = read(cert)?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Read { path: cert.display().to_string(), source })?;
+    if certs.is_empty() {
+        return Err(TlsError::NoCertificate { path: cert.display().to_string() });
+    }
+    let key_pem = read(key)?;
+    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .map_err(|source| TlsError::Read { path: key.display().to_string(), source })?
+        .ok_or_else(|| TlsError::NoKey { path: key.display().to_string() })?;
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    // HTTP/1.1 only: WebSocket upgrades need it, and Meta's webhooks use it.
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `router` on `listener` until `shutdown` fires, then lets connections in flight finish (at
+/// most `drain` long). With an acceptor, every connection is TLS.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    acceptor: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+    drain: Duration,
+) -> std::io::Result<()> {
+    let Some(acceptor) = acceptor else {
+        let signal = shutdown.clone();
+        return axum::serve(listener, router.into_make_service())
+            .with_graceful_shutdown(async move { signal.cancelled().await })
+            .await;
+    };
+    let connections = TaskTracker::new();
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Running out of file descriptors and similar: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let service = TowerToHyperService::new(router.clone());
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            // HTTP/1.1 with upgrades (WebSocket subscribers connect through the same listener).
+            let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                () = shutdown.cancelled() => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait()).await.is_err() {
+        tracing::warn!("connections still open after the shutdown grace period; closing them");
+    }
+    Ok(())
+}

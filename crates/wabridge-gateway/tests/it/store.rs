@@ -1,0 +1,600 @@
+//! The store, on SQLite and on PostgreSQL: migrations, group commit, dedupe, the status machine, the event
+//! log's order under concurrent writers, prune, filters.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+use wabridge_gateway::store::{
+    EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeWriter, NewEvent, NewOutboundMessage,
+    NewRawWebhook, OutboundState, StatusUpdate, Store, StoreError,
+};
+
+use crate::support::backend::{Backend, TestDb, each_backend};
+
+each_backend!(
+    migrations_apply_twice,
+    group_commit_answers_after_commit,
+    dedupe_survives_reopen,
+    raw_duplicate_by_body_hash,
+    statuses_move_forward_in_any_order,
+    statuses_before_the_wamid_is_known,
+    event_log_order_under_concurrent_writers,
+    prune_keeps_what_is_needed,
+    events_after_filters,
+    contacts_keep_the_latest_inbound,
+    rejected_webhooks_can_be_reprocessed,
+    writer_shutdown_commits_what_is_queued,
+);
+
+// ---------------------------------------------------------------------------------------------------------
+// Builders
+
+fn event(key: &str) -> NewEvent {
+    NewEvent {
+        dedupe_key: key.to_owned(),
+        kind: "message".to_owned(),
+        field: "messages".to_owned(),
+        waba_id: "waba-1".to_owned(),
+        phone_number_id: Some("pn-1".to_owned()),
+        contact: Some("15550001".to_owned()),
+        payload: format!(r#"{{"id":"{key}","text":{{"body":"hi"}}}}"#),
+    }
+}
+
+fn item(body: &str, events: Vec<NewEvent>) -> IntakeBatchItem {
+    IntakeBatchItem {
+        raw: NewRawWebhook::accepted(body.to_owned(), true),
+        events,
+        inbound: Vec::new(),
+        statuses: Vec::new(),
+    }
+}
+
+fn status(wamid: &str, status: &str, timestamp: i64) -> StatusUpdate {
+    let errors =
+        (status == "failed").then(|| r#"[{"code":131026,"title":"Message undeliverable"}]"#.to_owned());
+    StatusUpdate { wamid: wamid.to_owned(), status: status.to_owned(), timestamp, errors }
+}
+
+fn status_item(body: &str, statuses: Vec<StatusUpdate>) -> IntakeBatchItem {
+    IntakeBatchItem { statuses, ..item(body, Vec::new()) }
+}
+
+async fn outbound(store: &Store, id: &str, wamid: Option<&str>) {
+    let message = NewOutboundMessage {
+        id: id.to_owned(),
+        phone_number_id: "pn-1".to_owned(),
+        recipient: "15550001".to_owned(),
+        wamid: wamid.map(str::to_owned),
+        body: r#"{"type":"text","text":{"body":"hello"}}"#.to_owned(),
+    };
+    store.insert_outbound(&message).await.unwrap();
+}
+
+async fn state_of(store: &Store, id: &str) -> OutboundState {
+    store.outbound_message(id).await.unwrap().unwrap().state
+}
+
+async fn all_seqs(store: &Store) -> Vec<i64> {
+    let events = store.events_after(0, &EventFilter::default(), 1_000_000).await.unwrap();
+    events.iter().map(|e| e.seq).collect()
+}
+
+fn rank(state: OutboundState) -> u32 {
+    match state {
+        OutboundState::Queued | OutboundState::Sending => 0,
+        OutboundState::Sent => 1,
+        OutboundState::Delivered => 2,
+        OutboundState::Read => 3,
+        OutboundState::Failed | OutboundState::Expired | OutboundState::Cancelled => 100,
+    }
+}
+
+fn permutations<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    if items.len() <= 1 {
+        return vec![items.to_vec()];
+    }
+    let mut all = Vec::new();
+    for i in 0..items.len() {
+        let mut rest = items.to_vec();
+        let first = rest.remove(i);
+        for mut tail in permutations(&rest) {
+            tail.insert(0, first.clone());
+            all.push(tail);
+        }
+    }
+    all
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tests
+
+async fn migrations_apply_twice(db: TestDb) {
+    let store = db.open().await;
+    store.migrate().await.unwrap();
+    store.commit_intake(&[item("b1", vec![event("e1")])]).await.unwrap();
+    store.close().await;
+
+    // Another start on the same database: nothing to apply, nothing lost.
+    let store = db.open().await;
+    store.migrate().await.unwrap();
+    assert_eq!(all_seqs(&store).await.len(), 1);
+    let expected = match db.backend() {
+        Backend::Sqlite => "sqlite wal synchronous=FULL",
+        Backend::Postgres => "postgres synchronous_commit=on",
+    };
+    assert_eq!(store.durability(), expected);
+    store.close().await;
+}
+
+async fn group_commit_answers_after_commit(db: TestDb) {
+    const ITEMS: usize = 200;
+    let store = db.open().await;
+    let config = IntakeConfig { pg_committers: 1, ..IntakeConfig::default() };
+    let (writer, sender) = IntakeWriter::new(store.clone(), config).await.unwrap();
+    let mut committed = writer.committed_seq();
+
+    // Everything is queued before the writer starts, so the batches are certainly shared.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..ITEMS {
+        let (sender, store) = (sender.clone(), store.clone());
+        tasks.spawn(async move {
+            let key = format!("wamid.{n}");
+            let outcome = sender.submit(item(&format!("body {n}"), vec![event(&key)])).await.unwrap();
+            // The answer comes after the commit: the event is there for any reader, at once.
+            let seq = outcome.item.last_seq.unwrap();
+            let found = store.events_after(seq - 1, &EventFilter::default(), 1).await.unwrap();
+            assert_eq!(found[0].dedupe_key, key);
+            assert_eq!(found[0].raw_id, outcome.item.raw_id);
+            outcome
+        });
+    }
+    while sender.queued() < ITEMS {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(writer.run(shutdown.clone()));
+
+    let mut commits = 0.0;
+    while let Some(outcome) = tasks.join_next().await {
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.item.events_inserted, 1);
+        assert!(!outcome.item.raw_duplicate);
+        assert!(outcome.batch.items >= 1 && outcome.batch.items <= ITEMS);
+        commits += 1.0 / outcome.batch.items as f64;
+    }
+    let commits = commits.round() as usize;
+    assert!(commits < ITEMS / 10, "{ITEMS} submits took {commits} commits");
+    assert_eq!(all_seqs(&store).await.len(), ITEMS);
+    let committed_seq = *committed.borrow_and_update();
+    assert_eq!(committed_seq, store.max_seq().await.unwrap());
+
+    drop(sender);
+    running.await.unwrap();
+    store.close().await;
+}
+
+async fn dedupe_survives_reopen(db: TestDb) {
+    let batch = || {
+        vec![item("body a", vec![event("wamid.a"), event("wamid.b")]), item("body c", vec![event("wamid.c")])]
+    };
+    let store = db.open().await;
+    let (sender, _, writer) =
+        IntakeWriter::spawn(store.clone(), IntakeConfig::default(), CancellationToken::new()).await.unwrap();
+    for it in batch() {
+        assert_eq!(sender.submit(it).await.unwrap().item.events_duplicate, 0);
+    }
+    drop(sender);
+    writer.await.unwrap();
+    let before = all_seqs(&store).await;
+    assert_eq!(before.len(), 3);
+    store.close().await;
+
+    // A restart, and Meta delivers the same webhooks again.
+    let store = db.open().await;
+    let (sender, _, writer) =
+        IntakeWriter::spawn(store.clone(), IntakeConfig::default(), CancellationToken::new()).await.unwrap();
+    for it in batch() {
+        let outcome = sender.submit(it).await.unwrap().item;
+        assert!(outcome.raw_duplicate);
+        assert_eq!(outcome.events_inserted, 0);
+        assert!(outcome.events_duplicate > 0);
+        assert_eq!(outcome.last_seq, None);
+    }
+    // The same events in a new body (Meta re-batched them) are still duplicates.
+    let outcome = sender.submit(item("body a+c", vec![event("wamid.a"), event("wamid.c")])).await.unwrap();
+    assert!(!outcome.item.raw_duplicate);
+    assert_eq!((outcome.item.events_inserted, outcome.item.events_duplicate), (0, 2));
+    drop(sender);
+    writer.await.unwrap();
+    assert_eq!(all_seqs(&store).await, before);
+    store.close().await;
+}
+
+async fn raw_duplicate_by_body_hash(db: TestDb) {
+    let store = db.open().await;
+    let first = store.commit_intake(&[item("same body", vec![event("k1")])]).await.unwrap()[0];
+    assert!(!first.raw_duplicate);
+
+    // Same body again, carrying an event not seen before: no second raw row, the event goes in, linked.
+    let again = store.commit_intake(&[item("same body", vec![event("k1"), event("k2")])]).await.unwrap()[0];
+    assert!(again.raw_duplicate);
+    assert_eq!(again.raw_id, first.raw_id);
+    assert_eq!((again.events_inserted, again.events_duplicate), (1, 1));
+    let k2 = store.events_after(first.last_seq.unwrap(), &EventFilter::default(), 10).await.unwrap();
+    assert_eq!(k2.len(), 1);
+    assert_eq!((k2[0].dedupe_key.as_str(), k2[0].raw_id), ("k2", first.raw_id));
+
+    // Twice in one batch: the first item owns the row and the event, the second is the duplicate.
+    let outcomes = store
+        .commit_intake(&[item("twin", vec![event("k3")]), item("twin", vec![event("k3")])])
+        .await
+        .unwrap();
+    assert!(!outcomes[0].raw_duplicate && outcomes[1].raw_duplicate);
+    assert_eq!(outcomes[0].raw_id, outcomes[1].raw_id);
+    assert_eq!((outcomes[0].events_inserted, outcomes[1].events_duplicate), (1, 1));
+    assert_eq!(all_seqs(&store).await.len(), 3);
+    store.close().await;
+}
+
+async fn statuses_move_forward_in_any_order(db: TestDb) {
+    let store = db.open().await;
+    let updates = [("sent", 10), ("delivered", 20), ("read", 30), ("failed", 40)];
+    let mut orders = permutations(&updates);
+    // Without `failed` too, and with `played` in place of `read`.
+    orders.extend(permutations(&updates[..3]));
+    orders.extend(permutations(&[("sent", 10), ("played", 30), ("delivered", 20)]));
+    let expected = |order: &[(&str, i64)]| {
+        if order.iter().any(|(s, _)| *s == "failed") { OutboundState::Failed } else { OutboundState::Read }
+    };
+
+    // One status per transaction: after each commit, no message has moved backwards.
+    for (n, _) in orders.iter().enumerate() {
+        outbound(&store, &format!("step-{n}"), Some(&format!("wamid.step.{n}"))).await;
+    }
+    let mut ranks = vec![0; orders.len()];
+    let longest = orders.iter().map(Vec::len).max().unwrap();
+    // Each order, then again backwards (every status duplicated, in the worst order).
+    for step in 0..2 * longest {
+        let mut batch = Vec::new();
+        for (n, order) in orders.iter().enumerate() {
+            let i = if step < longest { step } else { 2 * longest - 1 - step };
+            if let Some((s, t)) = order.get(i) {
+                batch.push(status_item(
+                    &format!("step {n} {step}"),
+                    vec![status(&format!("wamid.step.{n}"), s, *t)],
+                ));
+            }
+        }
+        store.commit_intake(&batch).await.unwrap();
+        for (n, seen) in ranks.iter_mut().enumerate() {
+            let now = rank(state_of(&store, &format!("step-{n}")).await);
+            assert!(now >= *seen, "order {:?} moved back at step {step}", orders[n]);
+            *seen = now;
+        }
+    }
+    for (n, order) in orders.iter().enumerate() {
+        let message = store.outbound_message(&format!("step-{n}")).await.unwrap().unwrap();
+        assert_eq!(message.state, expected(order), "order {order:?}");
+        assert_eq!(message.last_error.is_some(), message.state == OutboundState::Failed, "order {order:?}");
+    }
+
+    // All of an order in one transaction (several items, one with a duplicate), per order.
+    for (n, order) in orders.iter().enumerate() {
+        let (id, wamid) = (format!("batch-{n}"), format!("wamid.batch.{n}"));
+        outbound(&store, &id, Some(&wamid)).await;
+        let mut batch: Vec<_> = order
+            .iter()
+            .enumerate()
+            .map(|(i, (s, t))| status_item(&format!("batch {n} {i}"), vec![status(&wamid, s, *t)]))
+            .collect();
+        let (s, t) = order[0];
+        batch.push(status_item(&format!("batch {n} dup"), vec![status(&wamid, s, t), status(&wamid, s, t)]));
+        store.commit_intake(&batch).await.unwrap();
+        assert_eq!(state_of(&store, &id).await, expected(order), "order {order:?}");
+    }
+    store.close().await;
+}
+
+async fn statuses_before_the_wamid_is_known(db: TestDb) {
+    let store = db.open().await;
+    // Statuses arrive for a wamid the gateway has not recorded yet (the send's answer was lost).
+    store
+        .commit_intake(&[status_item(
+            "early",
+            vec![status("wamid.early", "delivered", 2), status("wamid.early", "sent", 1)],
+        )])
+        .await
+        .unwrap();
+    outbound(&store, "m-early", None).await;
+    assert_eq!(state_of(&store, "m-early").await, OutboundState::Queued);
+    assert!(store.record_outbound_wamid("m-early", "wamid.early").await.unwrap());
+    assert_eq!(state_of(&store, "m-early").await, OutboundState::Delivered);
+    assert!(!store.record_outbound_wamid("no-such-message", "wamid.x").await.unwrap());
+
+    // `deleted`, `payment` and unknown statuses never move the state.
+    outbound(&store, "m-quiet", Some("wamid.quiet")).await;
+    let quiet = ["deleted", "payment", "warning", "something_new"];
+    let batch: Vec<_> = quiet
+        .iter()
+        .enumerate()
+        .map(|(i, s)| status_item(&format!("quiet {s}"), vec![status("wamid.quiet", s, i as i64)]))
+        .collect();
+    store.commit_intake(&batch).await.unwrap();
+    assert_eq!(state_of(&store, "m-quiet").await, OutboundState::Queued);
+
+    // `failed` keeps its errors; later statuses change nothing.
+    outbound(&store, "m-failed", Some("wamid.failed")).await;
+    store.commit_intake(&[status_item("f1", vec![status("wamid.failed", "failed", 5)])]).await.unwrap();
+    store.commit_intake(&[status_item("f2", vec![status("wamid.failed", "read", 9)])]).await.unwrap();
+    let failed = store.outbound_message("m-failed").await.unwrap().unwrap();
+    assert_eq!(failed.state, OutboundState::Failed);
+    assert!(failed.last_error.unwrap().contains("131026"));
+    store.close().await;
+}
+
+async fn event_log_order_under_concurrent_writers(db: TestDb) {
+    const INSTANCES: usize = 3;
+    const SUBMITTERS_PER_INSTANCE: usize = 8;
+    const ITEMS_PER_SUBMITTER: usize = 40;
+    let total = INSTANCES * SUBMITTERS_PER_INSTANCE * ITEMS_PER_SUBMITTER;
+
+    // Several instances on one database, each with its own pool and a writer with two committers, plus
+    // direct transactions on another pool: on PostgreSQL, transactions that really commit concurrently.
+    let shutdown = CancellationToken::new();
+    let mut submitters = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
+    for instance in 0..INSTANCES {
+        let store = db.open_with(4).await;
+        let config = IntakeConfig { pg_committers: 2, max_batch: 16, ..IntakeConfig::default() };
+        let (sender, _, _) = IntakeWriter::spawn(store.clone(), config, shutdown.clone()).await.unwrap();
+        for s in 0..SUBMITTERS_PER_INSTANCE {
+            let sender = sender.clone();
+            submitters.spawn(async move {
+                for n in 0..ITEMS_PER_SUBMITTER {
+                    let key = format!("{instance}.{s}.{n}");
+                    let outcome = sender.submit(item(&key, vec![event(&key)])).await.unwrap();
+                    assert_eq!(outcome.item.events_inserted, 1);
+                }
+            });
+        }
+        stores.push(store);
+    }
+    let direct = db.open_with(4).await;
+    for s in 0..4 {
+        let direct = direct.clone();
+        submitters.spawn(async move {
+            for n in 0..20 {
+                let items: Vec<_> = (0..3)
+                    .map(|i| format!("direct.{s}.{n}.{i}"))
+                    .map(|k| item(&k, vec![event(&k)]))
+                    .collect();
+                direct.commit_intake(&items).await.unwrap();
+            }
+        });
+    }
+    let total = total + 4 * 20 * 3;
+
+    // The reader: whenever it reads the whole log, nothing may have appeared below the highest seq it had
+    // seen before; and a reader following a cursor must end up with every event.
+    let reader_store = db.open_with(2).await;
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (reader_store.clone(), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut seen = BTreeSet::new();
+            let mut cursor = 0;
+            let mut by_cursor = Vec::new();
+            let mut polls = 0;
+            loop {
+                let finished = done.load(Ordering::Acquire);
+                let now: BTreeSet<i64> = all_seqs(&store).await.into_iter().collect();
+                if let Some(&max_seen) = seen.last() {
+                    let late: Vec<_> = now.range(..max_seen).filter(|s| !seen.contains(*s)).collect();
+                    assert!(late.is_empty(), "seqs {late:?} appeared below {max_seen}, already seen");
+                }
+                seen = now;
+                let page = store.events_after(cursor, &EventFilter::default(), 50).await.unwrap();
+                for e in &page {
+                    assert!(e.seq > cursor);
+                    cursor = e.seq;
+                    by_cursor.push(e.seq);
+                }
+                polls += 1;
+                if finished && page.is_empty() {
+                    return (by_cursor, polls);
+                }
+            }
+        })
+    };
+    while let Some(done) = submitters.join_next().await {
+        done.unwrap();
+    }
+    done.store(true, Ordering::Release);
+    let (by_cursor, polls) = reader.await.unwrap();
+    assert!(polls > 5, "the reader polled only {polls} times");
+
+    let all = all_seqs(&reader_store).await;
+    assert_eq!(all.len(), total);
+    assert_eq!(by_cursor, all, "the cursor reader missed events");
+    assert!(all.windows(2).all(|w| w[0] < w[1]));
+    shutdown.cancel();
+    for store in stores.into_iter().chain([direct, reader_store]) {
+        store.close().await;
+    }
+}
+
+async fn prune_keeps_what_is_needed(db: TestDb) {
+    let store = db.open().await;
+    let long_ago = SystemTime::now() - Duration::from_secs(40 * 24 * 3600);
+    let mut items: Vec<_> =
+        (0..10).map(|n| item(&format!("old {n}"), vec![event(&format!("e{n}"))])).collect();
+    for it in &mut items {
+        it.raw = it.raw.clone().with_received_at(long_ago);
+    }
+    items.push(IntakeBatchItem {
+        raw: NewRawWebhook::rejected("not an envelope", true, "invalid_envelope").with_received_at(long_ago),
+        ..item("", Vec::new())
+    });
+    let outcomes = store.commit_intake(&items).await.unwrap();
+    let seqs: Vec<i64> = outcomes.iter().filter_map(|o| o.last_seq).collect();
+    let keep_after = seqs[6];
+
+    // Nothing is older than a time before the first commit.
+    let none = store.prune(long_ago - Duration::from_secs(1), None).await.unwrap();
+    assert_eq!((none.events, none.raw_webhooks), (0, 0));
+
+    // Everything is older than a minute from now; a pending delivery still needs the events after seq 7.
+    let later = SystemTime::now() + Duration::from_secs(60);
+    let counts = store.prune(later, Some(keep_after)).await.unwrap();
+    assert_eq!(counts.events, 7);
+    // The raws of pruned events and the rejected body go; the raws of kept events stay.
+    assert_eq!(counts.raw_webhooks, 8);
+    let left = all_seqs(&store).await;
+    assert_eq!(left, seqs[7..].to_vec());
+    let raws: HashSet<i64> =
+        store.events_after(0, &EventFilter::default(), 100).await.unwrap().iter().map(|e| e.raw_id).collect();
+    assert_eq!(raws.len(), 3);
+    assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
+
+    // Once nothing is pending, the rest goes; sequence numbers are never given out again.
+    let counts = store.prune(later, None).await.unwrap();
+    assert_eq!((counts.events, counts.raw_webhooks), (3, 3));
+    assert_eq!(store.max_seq().await.unwrap(), 0);
+    let next = store.commit_intake(&[item("new", vec![event("new")])]).await.unwrap()[0];
+    assert!(next.last_seq.unwrap() > *seqs.last().unwrap());
+    store.close().await;
+}
+
+async fn events_after_filters(db: TestDb) {
+    let store = db.open().await;
+    let mut events = Vec::new();
+    for n in 0..12 {
+        let mut e = event(&format!("f{n}"));
+        e.phone_number_id = Some(format!("pn-{}", n % 2));
+        e.contact = (n % 3 != 0).then(|| format!("contact-{}", n % 3));
+        e.kind = ["message", "status", "account_update"][n % 3].to_owned();
+        events.push(e);
+    }
+    store.commit_intake(&[item("filters", events)]).await.unwrap();
+    let keys = |found: Vec<wabridge_gateway::store::StoredEvent>| {
+        found.into_iter().map(|e| e.dedupe_key).collect::<Vec<_>>()
+    };
+    let all = store.events_after(0, &EventFilter::default(), 100).await.unwrap();
+    assert_eq!(all.len(), 12);
+    assert_eq!(all[0].payload, r#"{"id":"f0","text":{"body":"hi"}}"#);
+    assert_eq!(all[0].waba_id, "waba-1");
+
+    let by_number = EventFilter { phone_number_id: Some("pn-1".to_owned()), ..EventFilter::default() };
+    assert_eq!(
+        keys(store.events_after(0, &by_number, 100).await.unwrap()),
+        ["f1", "f3", "f5", "f7", "f9", "f11"]
+    );
+    let by_kinds = EventFilter {
+        kinds: vec!["status".to_owned(), "account_update".to_owned()],
+        ..EventFilter::default()
+    };
+    assert_eq!(
+        keys(store.events_after(0, &by_kinds, 100).await.unwrap()),
+        ["f1", "f2", "f4", "f5", "f7", "f8", "f10", "f11"]
+    );
+    let by_contact = EventFilter { contact: Some("contact-2".to_owned()), ..EventFilter::default() };
+    assert_eq!(keys(store.events_after(0, &by_contact, 100).await.unwrap()), ["f2", "f5", "f8", "f11"]);
+    let combined = EventFilter {
+        phone_number_id: Some("pn-0".to_owned()),
+        kinds: vec!["account_update".to_owned()],
+        contact: Some("contact-2".to_owned()),
+    };
+    assert_eq!(keys(store.events_after(0, &combined, 100).await.unwrap()), ["f2", "f8"]);
+
+    // Paging: after a seq, at most `limit`.
+    let page = store.events_after(all[3].seq, &EventFilter::default(), 4).await.unwrap();
+    assert_eq!(keys(page), ["f4", "f5", "f6", "f7"]);
+    assert!(store.events_after(all[11].seq, &EventFilter::default(), 4).await.unwrap().is_empty());
+    assert_eq!(store.max_seq().await.unwrap(), all[11].seq);
+    store.close().await;
+}
+
+async fn contacts_keep_the_latest_inbound(db: TestDb) {
+    let store = db.open().await;
+    let t = |secs: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
+    let touch =
+        |wa_id: &str, at| InboundTouch { phone_number_id: "pn-1".to_owned(), wa_id: wa_id.to_owned(), at };
+    let with_touches =
+        |body: &str, inbound: Vec<InboundTouch>| IntakeBatchItem { inbound, ..item(body, Vec::new()) };
+
+    assert_eq!(store.contact_last_inbound("pn-1", "alice").await.unwrap(), None);
+    store
+        .commit_intake(&[
+            with_touches("a", vec![touch("alice", t(20)), touch("bob", t(5))]),
+            with_touches("b", vec![touch("alice", t(10))]),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.contact_last_inbound("pn-1", "alice").await.unwrap(), Some(t(20)));
+    // An older message arriving late does not shorten the window; a newer one extends it.
+    store
+        .commit_intake(&[with_touches("c", vec![touch("alice", t(15)), touch("bob", t(30))])])
+        .await
+        .unwrap();
+    assert_eq!(store.contact_last_inbound("pn-1", "alice").await.unwrap(), Some(t(20)));
+    assert_eq!(store.contact_last_inbound("pn-1", "bob").await.unwrap(), Some(t(30)));
+    // Per business number.
+    assert_eq!(store.contact_last_inbound("pn-2", "bob").await.unwrap(), None);
+    store.close().await;
+}
+
+async fn rejected_webhooks_can_be_reprocessed(db: TestDb) {
+    let store = db.open().await;
+    let body = r#"{"object":"whatsapp_business_account","entry":"not a list"}"#;
+    let rejected = IntakeBatchItem {
+        raw: NewRawWebhook::rejected(body, true, "invalid_envelope"),
+        ..item("", Vec::new())
+    };
+    let outcome = store.commit_intake(&[rejected]).await.unwrap()[0];
+    assert_eq!(outcome.events_inserted, 0);
+    let listed = store.rejected_webhooks(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, outcome.raw_id);
+    assert_eq!(listed[0].body, body.as_bytes());
+    assert_eq!(listed[0].reject_reason.as_deref(), Some("invalid_envelope"));
+    assert!(listed[0].signature_ok);
+    assert_eq!(listed[0].processed_at, None);
+
+    // After an upgrade: the same body, now understood, brings its events; the raw row is the same one.
+    let again = store.commit_intake(&[item(body, vec![event("late")])]).await.unwrap()[0];
+    assert!(again.raw_duplicate);
+    assert_eq!((again.raw_id, again.events_inserted), (outcome.raw_id, 1));
+    assert!(store.mark_reprocessed(outcome.raw_id).await.unwrap());
+    assert!(!store.mark_reprocessed(outcome.raw_id).await.unwrap());
+    assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
+    store.close().await;
+}
+
+async fn writer_shutdown_commits_what_is_queued(db: TestDb) {
+    let store = db.open().await;
+    let (writer, sender) = IntakeWriter::new(store.clone(), IntakeConfig::default()).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..50 {
+        let sender = sender.clone();
+        tasks
+            .spawn(async move { sender.submit(item(&format!("q{n}"), vec![event(&format!("q{n}"))])).await });
+    }
+    while sender.queued() < 50 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    // Shutdown fires before the writer even looked at its queue: what was queued is still committed.
+    let shutdown = CancellationToken::new();
+    shutdown.cancel();
+    writer.run(shutdown).await;
+    while let Some(answer) = tasks.join_next().await {
+        assert_eq!(answer.unwrap().unwrap().item.events_inserted, 1);
+    }
+    assert_eq!(all_seqs(&store).await.len(), 50);
+    let refused = sender.submit(item("after", vec![event("after")])).await;
+    assert!(matches!(refused, Err(StoreError::IntakeClosed)), "{refused:?}");
+    store.close().await;
+}

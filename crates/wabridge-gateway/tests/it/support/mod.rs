@@ -1,0 +1,4 @@
+//! Test support shared by the integration tests.
+
+pub mod backend;
+pub mod gateway;
