@@ -52,6 +52,10 @@ struct Cli {
 enum Scenario {
     /// The HTTP ceiling: a no-op axum handler on this machine.
     Noop(Common),
+    /// The Cloud API sandbox alone, limits lifted, under a saturating client.
+    Sandbox(Common),
+    /// Durable webhook intake: signed, unique webhooks against the gateway on SQLite (and PostgreSQL).
+    Ingest(scenarios::IngestArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,6 +65,15 @@ fn main() -> anyhow::Result<()> {
         Scenario::Noop(common) => {
             let report = server.block_on(scenarios::noop(&common))?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Scenario::Sandbox(common) => {
+            let report = server.block_on(scenarios::sandbox(&common))?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Scenario::Ingest(args) => {
+            for result in server.block_on(scenarios::ingest(&args))? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
         }
     }
     Ok(())

@@ -118,6 +118,18 @@ impl Histogram {
         self.count.load(Ordering::Relaxed)
     }
 
+    /// The mean of the observations (0 when there are none).
+    #[must_use]
+    pub fn mean(&self) -> f64 {
+        let count = self.count();
+        if count == 0 {
+            return 0.0;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let mean = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6 / count as f64;
+        mean
+    }
+
     fn render(&self, out: &mut String, name: &str) {
         let mut cumulative = 0;
         for (bound, c) in self.bounds.iter().zip(&self.counts) {

@@ -1,8 +1,12 @@
 //! The benchmark scenarios.
 
+mod ingest;
 mod noop;
+mod sandbox;
 
+pub use ingest::{IngestArgs, ingest};
 pub use noop::noop;
+pub use sandbox::sandbox;
 
 use serde::Serialize;
 

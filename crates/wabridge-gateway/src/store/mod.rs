@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::StoreError;
-pub use postgres::{PgOptions, PgStore, SynchronousCommit};
+pub use postgres::{PgOptions, PgStore, SynchronousCommit, create_schema, drop_schema};
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous};
 pub use types::{
     EventFilter, InboundTouch, IntakeBatchItem, ItemOutcome, NewEvent, NewOutboundMessage, NewRawWebhook,

@@ -79,7 +79,7 @@ impl Default for PgOptions {
 /// The PostgreSQL backend of [`Store`](super::Store).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(super) pool: PgPool,
     synchronous_commit: SynchronousCommit,
 }
 
@@ -427,4 +427,33 @@ async fn apply_statuses(
     );
     sqlx::query(SQL).bind(now).bind(wamids).execute(&mut **tx).await?;
     Ok(())
+}
+
+fn checked_schema(schema: &str) -> Result<&str, StoreError> {
+    if schema.is_empty() || !schema.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(StoreError::InvalidOption("schema: letters, digits and _ only"));
+    }
+    Ok(schema)
+}
+
+/// Creates a PostgreSQL schema (for benchmarks and tests that want a database of their own).
+pub async fn create_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    let schema = checked_schema(schema)?;
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
+    let result = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).execute(&pool).await;
+    pool.close().await;
+    result.map(|_| ()).map_err(StoreError::Database)
+}
+
+/// Drops a PostgreSQL schema and everything in it.
+pub async fn drop_schema(url: &str, schema: &str) -> Result<(), StoreError> {
+    let schema = checked_schema(schema)?;
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|source| StoreError::Connect { backend: "postgres", source })?;
+    let result = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).execute(&pool).await;
+    pool.close().await;
+    result.map(|_| ()).map_err(StoreError::Database)
 }

@@ -86,7 +86,9 @@ impl SqliteStore {
                 base.clone()
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
-                    .synchronous(synchronous),
+                    .synchronous(synchronous)
+                    .pragma("cache_size", "-65536")
+                    .pragma("wal_autocheckpoint", "16384"),
             )
             .await
             .map_err(connect)?;

@@ -4,4 +4,6 @@
 mod support;
 
 mod intake;
+mod retention;
 mod store;
+mod tls;

@@ -1,0 +1,73 @@
+//! Retention: old raw bodies and events are pruned in the background, except what a pending delivery
+//! still needs.
+
+use std::time::Duration;
+
+use wabridge_gateway::retention::prune_once;
+use wabridge_gateway::store::EventFilter;
+use wabridge_types::signature::{SIGNATURE_HEADER, sign};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::gateway::{self, APP_SECRET};
+
+each_backend!(pruning_keeps_what_deliveries_need, background_pruning_runs);
+
+async fn post_messages(url: &str, ids: std::ops::Range<u32>) {
+    let client = reqwest::Client::new();
+    for i in ids {
+        let body = format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"2"}},"messages":[{{"from":"3","id":"wamid.R{i}","timestamp":"1750000000","type":"text","text":{{"body":"r"}}}}]}},"field":"messages"}}]}}]}}"#
+        );
+        let resp = client
+            .post(format!("{url}/webhook"))
+            .header(SIGNATURE_HEADER, sign(APP_SECRET.as_bytes(), body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+}
+
+async fn pruning_keeps_what_deliveries_need(db: TestDb) {
+    let gw = gateway::start(gateway::config(&db)).await;
+    post_messages(&gw.url(), 0..10).await;
+    let store = &gw.state().store;
+    let events = store.events_after(0, &EventFilter::default(), 100).await.unwrap();
+    assert_eq!(events.len(), 10);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // Everything is older than a zero age; a delivery still needs the 7th event onwards.
+    let mut config = gw.state().config.retention.clone();
+    config.max_age_secs = 0;
+    let needed = events[6].seq;
+    let (pruned_events, _) = prune_once(store, &config, Some(needed)).await.unwrap();
+    assert_eq!(pruned_events, 6);
+    let left = store.events_after(0, &EventFilter::default(), 100).await.unwrap();
+    assert_eq!(
+        left.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        events[6..].iter().map(|e| e.seq).collect::<Vec<_>>()
+    );
+    // With a long age nothing goes.
+    config.max_age_secs = 3600;
+    assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 0));
+    gw.shutdown().await.unwrap();
+}
+
+async fn background_pruning_runs(db: TestDb) {
+    let mut config = gateway::config(&db);
+    config.retention.max_age_secs = 0;
+    config.retention.prune_interval_secs = 1;
+    let gw = gateway::start(config).await;
+    post_messages(&gw.url(), 0..5).await;
+    // The pruner's first pass ran at start (nothing to do); the next one, within a second, removes all.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = gw.state().store.events_after(0, &EventFilter::default(), 100).await.unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} events still there", left.len());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    gw.shutdown().await.unwrap();
+}

@@ -1,0 +1,48 @@
+//! HTTPS with rustls from PEM files: a signed webhook over TLS is stored; plain HTTP to the TLS port fails.
+
+use std::path::PathBuf;
+
+use wabridge_gateway::config::TlsConfig;
+use wabridge_types::signature::{SIGNATURE_HEADER, sign};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::gateway::{self, APP_SECRET};
+
+each_backend!(webhooks_over_https);
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls")).join(name)
+}
+
+async fn webhooks_over_https(db: TestDb) {
+    let mut config = gateway::config(&db);
+    config.tls = Some(TlsConfig { cert: fixture("server.pem"), key: fixture("server.key") });
+    let gw = gateway::start(config).await;
+    let url = gw.url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(fixture("ca.pem")).unwrap()).unwrap();
+    let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"messages":[{"from":"3","id":"wamid.TLS1","timestamp":"1750000000","type":"text","text":{"body":"over TLS"}}]},"field":"messages"}]}]}"#;
+    let resp = client
+        .post(format!("{url}/webhook"))
+        .header(SIGNATURE_HEADER, sign(APP_SECRET.as_bytes(), body.as_bytes()))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(gw.state().store.max_seq().await.unwrap(), 1);
+
+    // Plain HTTP to the TLS listener gets no HTTP answer.
+    let plain = url.replacen("https://", "http://", 1);
+    assert!(reqwest::Client::new().get(format!("{plain}/metrics")).send().await.is_err());
+    gw.shutdown().await.unwrap();
+
+    // A key file that holds no key is a clear start-up error.
+    let mut config = gateway::config(&db);
+    config.tls = Some(TlsConfig { cert: fixture("server.pem"), key: fixture("ca.pem") });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = wabridge_gateway::Gateway::start(config, listener).await.unwrap_err();
+    assert!(err.to_string().contains("no private key"), "{err}");
+}

@@ -1,0 +1,136 @@
+//! The HTTP surface: Graph routes under `/{version}/…` (auth, `appsecret_proof`, the WABA's call
+//! quota and chaos applied by one middleware), the media download URL, and the control API under
+//! `/_sandbox`.
+//!
+//! Graph paths are `/{vNN.0}/{node}` and `/{vNN.0}/{node}/{edge}`; what a node is (phone number, WABA,
+//! media, template) is decided by looking its id up, as Graph does.
+
+mod control;
+mod graph;
+mod media;
+mod messages;
+mod numbers;
+mod templates;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::chaos::GraphFault;
+use crate::error::{ApiError, RefusedCode};
+use crate::state::{SandboxState, Shared};
+
+/// The log target of the one-line-per-request log (at INFO); filter it with
+/// `RUST_LOG=info,wabridge_sandbox::request=warn` when it costs too much.
+pub const REQUEST_LOG_TARGET: &str = "wabridge_sandbox::request";
+
+/// The path of the media download URL handed out by `GET /{media-id}`.
+pub(crate) const DOWNLOAD_PATH: &str = "/lookaside/whatsapp_business/attachments/";
+
+/// The sandbox's routes, to serve or to mount in another server.
+pub fn router(state: SandboxState) -> Router {
+    let shared = state.0;
+    let graph = Router::new()
+        .route("/{version}/{node}", get(graph::node_get).post(graph::node_post).delete(graph::node_delete))
+        .route(
+            "/{version}/{node}/{edge}",
+            get(graph::edge_get).post(graph::edge_post).put(graph::edge_put).delete(graph::edge_delete),
+        )
+        .route(DOWNLOAD_PATH, get(media::download))
+        .layer(middleware::from_fn_with_state(shared.clone(), graph_gate))
+        .layer(DefaultBodyLimit::max(graph::UPLOAD_BODY_MAX));
+    Router::new().merge(graph).nest("/_sandbox", control::router(shared.clone())).with_state(shared)
+}
+
+/// Authentication, `appsecret_proof`, the WABA's call quota, chaos, counting and the request log line.
+async fn graph_gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let response = match admit(&shared, request.headers(), uri.query(), &method, uri.path()).await {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    };
+    let code = response.extensions().get::<RefusedCode>().map(|c| c.0);
+    if let Some(code) = code {
+        shared.counters.rejected(code);
+    }
+    if tracing::enabled!(target: REQUEST_LOG_TARGET, tracing::Level::INFO) {
+        tracing::info!(
+            target: REQUEST_LOG_TARGET,
+            method = %method,
+            path = uri.path(),
+            status = response.status().as_u16(),
+            code = code.unwrap_or(0),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "graph request"
+        );
+    }
+    response
+}
+
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    method: &axum::http::Method,
+    path: &str,
+) -> Result<(), ApiError> {
+    let token = bearer(headers).or_else(|| query_param(query, "access_token"));
+    let Some(token) = token.filter(|t| shared.config.access_tokens.iter().any(|a| a == t)) else {
+        return Err(ApiError::new(190, "Invalid OAuth access token - Cannot parse access token"));
+    };
+    if shared.config.require_appsecret_proof {
+        let secret = shared.config.app_secret.as_deref().unwrap_or_default();
+        match query_param(query, "appsecret_proof") {
+            None => {
+                return Err(ApiError::new(
+                    100,
+                    "API calls from the server require an appsecret_proof argument",
+                ));
+            }
+            Some(proof) => {
+                let expected = wabridge_types::signature::appsecret_proof(secret, token);
+                if !wabridge_types::signature::constant_time_eq(proof.as_bytes(), expected.as_bytes()) {
+                    return Err(ApiError::new(100, "Invalid appsecret_proof provided in the API argument"));
+                }
+            }
+        }
+    }
+    if !shared.take_waba_call() {
+        return Err(ApiError::new(
+            80007,
+            "The WhatsApp Business Account has reached its rate limit: too many API calls in the last hour.",
+        ));
+    }
+    let is_send = method == axum::http::Method::POST && path.ends_with("/messages");
+    let (latency, fault) = shared.chaos.on_graph_call(is_send);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(GraphFault::Code(code)) => Err(ApiError::new(code, "Injected by the sandbox's fault settings")),
+        None => Ok(()),
+    }
+}
+
+/// The token of an `Authorization: Bearer …` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// A query parameter's raw value (tokens and proofs need no decoding).
+fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<&'q str> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then_some(v)
+    })
+}

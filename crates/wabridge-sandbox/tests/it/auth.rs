@@ -1,0 +1,62 @@
+//! Bearer tokens (190, HTTP 401) and `appsecret_proof` (100).
+
+use wabridge_cloud::Client;
+use wabridge_sandbox::SandboxConfig;
+use wabridge_types::send::OutboundMessage;
+
+use crate::support::{Harness, USER, client_for, code};
+
+#[tokio::test]
+async fn unknown_or_missing_token_is_190_with_401() {
+    let h = Harness::for_tests().await;
+    let stranger = Client::builder()
+        .base_url(h.sandbox.base_url())
+        .access_token("not-a-token")
+        .no_proxy()
+        .build()
+        .unwrap();
+    let result = stranger.send_message(&h.number(), &OutboundMessage::text(USER, "hi")).await;
+    assert_eq!(code(result), (190, 401));
+    let response = reqwest::Client::new().get(h.url(h.number().as_str())).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 190);
+    // The token is also accepted as `access_token=` in the query.
+    let response = reqwest::Client::new()
+        .get(format!("{}?access_token={}", h.url(h.number().as_str()), h.sandbox.access_token()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(h.sandbox.control().counters().rejected[&190], 2);
+    h.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn appsecret_proof_is_enforced_when_configured() {
+    let config = SandboxConfig { require_appsecret_proof: true, ..SandboxConfig::for_tests() };
+    let h = Harness::start(config).await;
+    let message = OutboundMessage::text(USER, "hi");
+    // No proof.
+    assert_eq!(code(h.client.send_message(&h.number(), &message).await), (100, 400));
+    // A proof made with the wrong secret.
+    let wrong = client_for(&h.sandbox, Some("another-secret"));
+    let error = wrong.send_message(&h.number(), &message).await.unwrap_err();
+    assert_eq!(error.code(), Some(100));
+    assert!(error.graph_error().unwrap().details().unwrap().contains("appsecret_proof"));
+    // The right one.
+    let right = client_for(&h.sandbox, h.sandbox.app_secret());
+    right.send_message(&h.number(), &message).await.unwrap();
+    h.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn several_tokens_can_be_configured() {
+    let config =
+        SandboxConfig { access_tokens: vec!["first".into(), "second".into()], ..SandboxConfig::for_tests() };
+    let h = Harness::start(config).await;
+    let second =
+        Client::builder().base_url(h.sandbox.base_url()).access_token("second").no_proxy().build().unwrap();
+    second.throughput(&h.number()).await.unwrap();
+    h.sandbox.shutdown().await;
+}

@@ -1,0 +1,126 @@
+//! Templates: listing with paging and filters, the review lifecycle with its webhook, deletion, and the
+//! checks of a template send.
+
+use serde_json::json;
+use wabridge_cloud::TemplateFilter;
+use wabridge_sandbox::SandboxConfig;
+use wabridge_types::send::{Media, OutboundMessage, Parameter, Template};
+use wabridge_types::template::{CreateTemplate, TemplateStatus};
+use wabridge_types::webhook::ChangeValue;
+
+use crate::support::{Harness, USER, WAIT, code, eventually};
+
+#[tokio::test]
+async fn builtin_templates_are_listed_with_paging_and_filters() {
+    let h = Harness::for_tests().await;
+    let page = h.client.list_templates(&h.waba(), &TemplateFilter::default().limit(2)).await.unwrap();
+    assert_eq!(page.data.len(), 2);
+    assert_eq!(page.data[0].name, "hello_world");
+    assert!(page.next_cursor().is_some());
+    let all = h.client.all_templates(&h.waba(), &TemplateFilter::default().limit(1)).await.unwrap();
+    let names: Vec<&str> = all.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["hello_world", "order_update", "welcome_named", "image_offer"]);
+    assert!(all.iter().all(|t| t.status == Some(TemplateStatus::Approved)));
+    let named = h.client.list_templates(&h.waba(), &TemplateFilter::default().name("order")).await.unwrap();
+    assert_eq!(named.data.len(), 1);
+    assert!(named.next_cursor().is_none());
+    let pending =
+        h.client.list_templates(&h.waba(), &TemplateFilter::default().status("PENDING")).await.unwrap();
+    assert!(pending.data.is_empty());
+    h.sandbox.shutdown().await;
+}
+
+fn create(name: &str) -> CreateTemplate {
+    serde_json::from_value(json!({
+        "name": name, "language": "en_US", "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Your code is {{1}}", "example": {"body_text": [["1234"]]}}]
+    }))
+    .unwrap()
+}
+
+fn template_events(changes: &[ChangeValue], name: &str) -> Vec<String> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            ChangeValue::TemplateStatus(u) if u.message_template_name.as_deref() == Some(name) => {
+                Some(u.event.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn created_templates_are_reviewed_and_announced() {
+    let (h, receiver) = Harness::with_receiver(SandboxConfig::for_tests()).await;
+    let created = h.client.create_template(&h.waba(), &create("login_code")).await.unwrap();
+    assert_eq!(created.status, TemplateStatus::Pending);
+    // Not sendable while pending.
+    let send = OutboundMessage::template(USER, Template::new("login_code", "en_US").body_text(["42"]));
+    assert_eq!(code(h.client.send_message(&h.number(), &send).await), (132_001, 404));
+    let rejected = h.client.create_template(&h.waba(), &create("please_reject_me")).await.unwrap();
+    assert!(eventually(WAIT, || template_events(&receiver.changes(), "login_code") == ["APPROVED"]).await);
+    assert!(
+        eventually(WAIT, || template_events(&receiver.changes(), "please_reject_me") == ["REJECTED"]).await
+    );
+    h.client.send_message(&h.number(), &send).await.unwrap();
+    // Same name and language again: refused.
+    assert_eq!(code(h.client.create_template(&h.waba(), &create("login_code")).await).0, 100);
+    // Delete by id, then by name.
+    h.client.delete_template(&h.waba(), "please_reject_me", Some(&rejected.id)).await.unwrap();
+    h.client.delete_template(&h.waba(), "login_code", None).await.unwrap();
+    assert_eq!(code(h.client.delete_template(&h.waba(), "login_code", None).await).0, 100);
+    assert_eq!(code(h.client.send_message(&h.number(), &send).await).0, 132_001);
+    let all = h.client.all_templates(&h.waba(), &TemplateFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 4);
+    h.sandbox.shutdown().await;
+}
+
+#[tokio::test]
+async fn template_sends_are_checked_like_meta() {
+    let h = Harness::for_tests().await;
+    let send = |t: Template| OutboundMessage::template(USER, t);
+    let cases = vec![
+        (Template::new("no_such_template", "en_US"), 132_001, 404),
+        (Template::new("hello_world", "pt_BR"), 132_001, 404),
+        (Template::new("order_update", "en_US").body_text(["Ana"]), 132_000, 400),
+        (Template::new("order_update", "en_US").body_text(["Ana", "#1", "May 5"]), 132_000, 400), // URL button suffix missing
+        (Template::new("welcome_named", "en_US").body_text(["Ana", "CODE"]), 132_012, 400),
+        (Template::new("image_offer", "en_US").header_text("not an image").body_text(["10%"]), 132_012, 400),
+        (Template::new("hello_world", "en_US").body_text(["unexpected"]), 132_000, 400),
+    ];
+    for (template, expected, status) in cases {
+        let name = template.name.clone();
+        assert_eq!(
+            code(h.client.send_message(&h.number(), &send(template)).await),
+            (expected, status),
+            "{name}"
+        );
+    }
+    let good = [
+        Template::new("welcome_named", "en_US")
+            .body([Parameter::named_text("first_name", "Ana"), Parameter::named_text("code", "X1")]),
+        Template::new("image_offer", "en_US")
+            .header(Parameter::image(Media::link("https://example.com/a.jpg")))
+            .body_text(["10%"]),
+    ];
+    for t in good {
+        h.client.send_message(&h.number(), &send(t)).await.unwrap();
+    }
+    // Paused and disabled templates.
+    let control = h.sandbox.control();
+    let id = control.template_id("hello_world", "en_US").unwrap();
+    control.set_template_status(&id, TemplateStatus::Paused).unwrap();
+    assert_eq!(
+        code(h.client.send_message(&h.number(), &send(Template::new("hello_world", "en_US"))).await),
+        (132_015, 400)
+    );
+    control.set_template_status(&id, TemplateStatus::Disabled).unwrap();
+    assert_eq!(
+        code(h.client.send_message(&h.number(), &send(Template::new("hello_world", "en_US"))).await),
+        (132_016, 400)
+    );
+    control.set_template_status(&id, TemplateStatus::Approved).unwrap();
+    h.client.send_message(&h.number(), &send(Template::new("hello_world", "en_US"))).await.unwrap();
+    h.sandbox.shutdown().await;
+}

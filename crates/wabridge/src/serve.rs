@@ -1,0 +1,99 @@
+//! `wabridge serve` and `wabridge migrate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use wabridge_gateway::Gateway;
+use wabridge_gateway::config::Config;
+
+/// Where the configuration comes from.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    /// The TOML configuration file. Default: `wabridge.toml` in the working directory, if present.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArgs {
+    /// Loads defaults, the file, then the `WABRIDGE_*` environment.
+    pub fn load(&self) -> anyhow::Result<Config> {
+        let path = match &self.config {
+            Some(p) => {
+                anyhow::ensure!(p.exists(), "the configuration file {} does not exist", p.display());
+                Some(p.clone())
+            }
+            None => Some(PathBuf::from("wabridge.toml")).filter(|p| p.exists()),
+        };
+        Ok(Config::load(path.as_deref(), std::env::vars())?)
+    }
+}
+
+/// `wabridge serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Address to listen on (overrides `listen` of the configuration). Default 127.0.0.1:8080.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// Runs the gateway until SIGTERM or SIGINT, then stops gracefully: no new connections, requests and
+/// commits in flight finish.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = args.config.load()?;
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let gateway = Gateway::start(config.clone(), listener).await?;
+    for line in wabridge_gateway::startup_report(&config, &gateway.url(), &gateway.state().store) {
+        println!("{line}");
+    }
+    if config.webhook.insecure_skip_signature {
+        tracing::warn!("webhook signature checking is OFF (webhook.insecure_skip_signature)");
+    }
+    let stop = gateway.shutdown_token();
+    tokio::spawn(shutdown_on_signal(stop));
+    gateway.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_on_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutting down: finishing requests and commits in flight");
+    stop.cancel();
+}
+
+/// `wabridge migrate`: applies the store's migrations and exits.
+pub async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
+    let config = args.load()?;
+    let store = wabridge_gateway::open_store(&config).await?;
+    println!("migrations applied: {} ({})", store.backend_name(), store.durability());
+    store.close().await;
+    Ok(())
+}
