@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database statement failed")]
     Database(#[from] sqlx::Error),
+    /// Flushing committed data to disk failed: the commits may not be durable, so they are not acknowledged.
+    #[error("flushing the write-ahead log to disk failed")]
+    Flush(#[source] std::io::Error),
     /// The database holds something this code does not expect.
     #[error("inconsistent data in the store: {0}")]
     Inconsistent(&'static str),
@@ -50,7 +53,7 @@ impl StoreError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::IntakeClosed => true,
+            Self::Connect { .. } | Self::IntakeClosed | Self::Flush(_) => true,
             Self::Database(e) => is_transient(e),
             Self::IntakeFailed(e) => e.is_retryable(),
             Self::CreateDir { .. } | Self::InvalidOption(_) | Self::Migrate(_) | Self::Inconsistent(_) => {

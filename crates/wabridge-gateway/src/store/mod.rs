@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use error::StoreError;
 pub use postgres::{PgOptions, PgStore, SynchronousCommit, create_schema, drop_schema};
-pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous};
+pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous, WalSync};
 pub use types::{
     EventFilter, InboundTouch, IntakeBatchItem, ItemOutcome, NewEvent, NewOutboundMessage, NewRawWebhook,
     OutboundMessage, OutboundState, PruneCounts, RawWebhook, StatusUpdate, StoredEvent,
@@ -52,6 +52,26 @@ impl Store {
             Self::Sqlite(s) => s.migrate().await,
             Self::Postgres(s) => s.migrate().await,
         }
+    }
+
+    /// Whether commits become durable only after [`Self::sync_commits`] (SQLite with durability FULL: the
+    /// WAL is flushed once for a group of commits, see [`sqlite::WalSync`]).
+    #[must_use]
+    pub fn defers_sync(&self) -> bool {
+        match self {
+            Self::Sqlite(s) => s.wal_sync().is_some(),
+            Self::Postgres(_) => false,
+        }
+    }
+
+    /// Makes every commit made so far durable, where the backend defers the disk flush; a no-op otherwise.
+    pub async fn sync_commits(&self) -> Result<(), StoreError> {
+        let Self::Sqlite(s) = self else { return Ok(()) };
+        let Some(wal) = s.wal_sync() else { return Ok(()) };
+        tokio::task::spawn_blocking(move || wal.sync())
+            .await
+            .map_err(|e| StoreError::Flush(std::io::Error::other(e)))?
+            .map_err(StoreError::Flush)
     }
 
     /// The durability mode in words, e.g. `sqlite wal synchronous=FULL`; printed at start and by benchmarks.

@@ -5,7 +5,8 @@
 //! the only writer on the hot path; prune and the outbound helpers queue on the same connection.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{
@@ -60,6 +61,38 @@ pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
     synchronous: SqliteSynchronous,
+    /// With [`SqliteSynchronous::Full`]: the WAL file, synced before commits are acknowledged.
+    wal: Option<Arc<WalSync>>,
+}
+
+/// Group fsync of the write-ahead log.
+///
+/// `synchronous=FULL` makes every commit wait for its own fsync, so one writer can commit at most one batch
+/// per disk flush. Instead, with durability FULL the connection commits with `synchronous=NORMAL` (WAL frames
+/// are written, not flushed) and the intake writer calls [`WalSync::sync`] before acknowledging: one fsync of
+/// the WAL file makes every commit written before it durable, while the next batch is already being
+/// committed. Nothing is acknowledged before it is on disk — the guarantee of FULL — and the disk flush is
+/// shared by all the batches it covers, as PostgreSQL's group commit does. SQLite itself still syncs the WAL
+/// before each checkpoint copies it into the database file (which NORMAL does too), so checkpoints never
+/// overtake the flush.
+#[derive(Debug)]
+pub struct WalSync {
+    path: PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl WalSync {
+    /// Flushes the WAL file to disk. The file exists once the first transaction has been written.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if file.is_none() {
+            *file = Some(std::fs::OpenOptions::new().read(true).open(&self.path)?);
+        }
+        match file.as_ref() {
+            Some(f) => f.sync_data(),
+            None => Ok(()),
+        }
+    }
 }
 
 impl SqliteStore {
@@ -75,9 +108,15 @@ impl SqliteStore {
         let connect = |source| StoreError::Connect { backend: "sqlite", source };
         let base =
             SqliteConnectOptions::new().filename(path).busy_timeout(options.busy_timeout).foreign_keys(true);
-        let synchronous = match options.synchronous {
-            SqliteSynchronous::Full => Sync::Full,
-            SqliteSynchronous::Normal => Sync::Normal,
+        // FULL is provided by a group fsync of the WAL before acknowledgement (see [`WalSync`]).
+        let synchronous = Sync::Normal;
+        let wal = match options.synchronous {
+            SqliteSynchronous::Full => {
+                let mut wal_path = path.as_os_str().to_owned();
+                wal_path.push("-wal");
+                Some(Arc::new(WalSync { path: PathBuf::from(wal_path), file: std::sync::Mutex::new(None) }))
+            }
+            SqliteSynchronous::Normal => None,
         };
         // The writer opens first: it creates the file and switches it to WAL, which readers then share.
         let writer = SqlitePoolOptions::new()
@@ -97,16 +136,23 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(connect)?;
-        Ok(Self { writer, readers, synchronous: options.synchronous })
+        Ok(Self { writer, readers, synchronous: options.synchronous, wal })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         migrations::migrator(migrations::SQLITE).await?.run(&self.writer).await.map_err(StoreError::Migrate)
     }
 
+    /// The WAL flush that makes commits durable, when durability is FULL.
+    pub(super) fn wal_sync(&self) -> Option<Arc<WalSync>> {
+        self.wal.clone()
+    }
+
     pub(super) fn durability(&self) -> &'static str {
         match self.synchronous {
-            SqliteSynchronous::Full => "sqlite wal synchronous=FULL",
+            SqliteSynchronous::Full => {
+                "sqlite wal synchronous=FULL (group fsync of the WAL before acknowledgement)"
+            }
             SqliteSynchronous::Normal => "sqlite wal synchronous=NORMAL",
         }
     }

@@ -147,6 +147,17 @@ impl IntakeWriter {
         };
         let slots = Arc::new(Semaphore::new(committers));
         let mut in_flight = JoinSet::new();
+        // Where commits become durable only after a flush, a syncer flushes once for every group of
+        // committed batches and answers them; the next batch is committed meanwhile.
+        let (syncer, syncer_task) = if self.store.defers_sync() {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (
+                Some(tx),
+                Some(tokio::spawn(sync_and_answer(self.store.clone(), rx, Arc::clone(&self.committed_seq)))),
+            )
+        } else {
+            (None, None)
+        };
         loop {
             // Take a commit slot before forming the batch: while the slots are busy, the queue grows, and
             // the next batch carries all of it.
@@ -161,9 +172,10 @@ impl IntakeWriter {
             };
             let Some(first) = first else { break };
             let batch = self.take_batch(first);
-            let (store, committed) = (self.store.clone(), Arc::clone(&self.committed_seq));
+            let (store, committed, syncer) =
+                (self.store.clone(), Arc::clone(&self.committed_seq), syncer.clone());
             in_flight.spawn(async move {
-                commit(&store, batch, &committed).await;
+                commit(&store, batch, &committed, syncer.as_ref()).await;
                 drop(slot);
             });
             reap(&mut in_flight);
@@ -173,10 +185,15 @@ impl IntakeWriter {
         self.jobs.close();
         while let Some(first) = self.jobs.recv().await {
             let batch = self.take_batch(first);
-            commit(&self.store, batch, &self.committed_seq).await;
+            commit(&self.store, batch, &self.committed_seq, syncer.as_ref()).await;
         }
         while let Some(done) = in_flight.join_next().await {
             log_panic(done);
+        }
+        // Every batch is handed to the syncer; let it flush and answer the last ones.
+        drop(syncer);
+        if let Some(task) = syncer_task {
+            log_panic(task.await);
         }
     }
 
@@ -208,7 +225,12 @@ fn log_panic(done: Result<(), tokio::task::JoinError>) {
 
 /// Commits one batch and answers its items. A batch that loses a race is run again; one that still fails
 /// is split, so an item that cannot be stored fails alone.
-async fn commit(store: &Store, batch: Vec<Job>, committed: &watch::Sender<i64>) {
+async fn commit(
+    store: &Store,
+    batch: Vec<Job>,
+    committed: &watch::Sender<i64>,
+    syncer: Option<&mpsc::UnboundedSender<Committed>>,
+) {
     let (items, waiting): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|j| (j.item, (j.submitted, j.reply))).unzip();
     let mut attempt = 0;
@@ -230,30 +252,34 @@ async fn commit(store: &Store, batch: Vec<Job>, committed: &watch::Sender<i64>) 
                 events_inserted: outcomes.iter().map(|o| o.events_inserted).sum(),
                 commit_latency,
             };
-            if let Some(seq) = outcomes.iter().filter_map(|o| o.last_seq).max() {
-                committed.send_if_modified(|current| {
-                    let newer = seq > *current;
-                    if newer {
-                        *current = seq;
+            let last_seq = outcomes.iter().filter_map(|o| o.last_seq).max();
+            let answers = waiting
+                .into_iter()
+                .zip(outcomes)
+                .enumerate()
+                .map(|(i, ((submitted, reply), item))| {
+                    (
+                        reply,
+                        IntakeOutcome { item, batch: stats, latency: Duration::ZERO, first_in_batch: i == 0 },
+                        submitted,
+                    )
+                })
+                .collect();
+            let done = Committed { answers, last_seq };
+            match syncer {
+                // Not durable yet: the syncer answers after the flush.
+                Some(syncer) => {
+                    if let Err(mpsc::error::SendError(done)) = syncer.send(done) {
+                        done.answer(Err(StoreError::IntakeClosed), committed);
                     }
-                    newer
-                });
-            }
-            for (i, ((submitted, reply), item)) in waiting.into_iter().zip(outcomes).enumerate() {
-                // A handler that gave up waiting is no longer interested; its item is stored all the same.
-                let outcome = IntakeOutcome {
-                    item,
-                    batch: stats,
-                    latency: submitted.elapsed(),
-                    first_in_batch: i == 0,
-                };
-                let _ = reply.send(Ok(outcome));
+                }
+                None => done.answer(Ok(()), committed),
             }
         }
         Err(e) if items.len() > 1 => {
             tracing::warn!(error = %e, items = items.len(), "intake batch failed; committing its items one by one");
             for (item, (submitted, reply)) in items.into_iter().zip(waiting) {
-                Box::pin(commit(store, vec![Job { item, submitted, reply }], committed)).await;
+                Box::pin(commit(store, vec![Job { item, submitted, reply }], committed, syncer)).await;
             }
         }
         Err(e) => {
@@ -262,6 +288,70 @@ async fn commit(store: &Store, batch: Vec<Job>, committed: &watch::Sender<i64>) 
             for (_, reply) in waiting {
                 let _ = reply.send(Err(StoreError::IntakeFailed(Arc::clone(&e))));
             }
+        }
+    }
+}
+
+/// Where one submitter waits for its answer.
+type Reply = oneshot::Sender<Result<IntakeOutcome, StoreError>>;
+
+/// A committed batch waiting for its answers (and, where the flush is deferred, for the flush): each reply
+/// with its outcome and when it was submitted.
+struct Committed {
+    answers: Vec<(Reply, IntakeOutcome, Instant)>,
+    last_seq: Option<i64>,
+}
+
+impl Committed {
+    /// Answers every item: with its outcome once durable, or with the flush's error.
+    fn answer(self, durable: Result<(), StoreError>, committed: &watch::Sender<i64>) {
+        match durable {
+            Ok(()) => {
+                if let Some(seq) = self.last_seq {
+                    committed.send_if_modified(|current| {
+                        let newer = seq > *current;
+                        if newer {
+                            *current = seq;
+                        }
+                        newer
+                    });
+                }
+                for (reply, mut outcome, submitted) in self.answers {
+                    outcome.latency = submitted.elapsed();
+                    // A handler that gave up waiting is no longer interested; its item is stored all the same.
+                    let _ = reply.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, items = self.answers.len(), "committed webhooks could not be flushed to disk; not acknowledged");
+                let e = Arc::new(e);
+                for (reply, _, _) in self.answers {
+                    let _ = reply.send(Err(StoreError::IntakeFailed(Arc::clone(&e))));
+                }
+            }
+        }
+    }
+}
+
+/// Flushes once for every group of committed batches waiting, then answers them: one disk flush is shared
+/// by all the commits written before it.
+async fn sync_and_answer(
+    store: Store,
+    mut rx: mpsc::UnboundedReceiver<Committed>,
+    committed: Arc<watch::Sender<i64>>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            group.push(more);
+        }
+        let flushed = store.sync_commits().await;
+        for batch in group {
+            let result = match &flushed {
+                Ok(()) => Ok(()),
+                Err(e) => Err(StoreError::Flush(std::io::Error::other(e.to_string()))),
+            };
+            batch.answer(result, &committed);
         }
     }
 }

@@ -126,7 +126,7 @@ async fn migrations_apply_twice(db: TestDb) {
         Backend::Sqlite => "sqlite wal synchronous=FULL",
         Backend::Postgres => "postgres synchronous_commit=on",
     };
-    assert_eq!(store.durability(), expected);
+    assert!(store.durability().starts_with(expected), "{}", store.durability());
     store.close().await;
 }
 
