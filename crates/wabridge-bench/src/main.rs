@@ -36,6 +36,18 @@ impl Common {
     fn warmup(&self) -> Duration {
         Duration::from_secs(self.warmup)
     }
+
+    /// The load plan these options describe, against `target`.
+    fn plan(&self, target: std::net::SocketAddr) -> load::LoadPlan {
+        load::LoadPlan {
+            target,
+            connections: self.connections,
+            threads: self.load_threads,
+            duration: self.duration(),
+            max_requests: None,
+            warmup: self.warmup(),
+        }
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -56,6 +68,8 @@ enum Scenario {
     Sandbox(Common),
     /// Durable webhook intake: signed, unique webhooks against the gateway on SQLite (and PostgreSQL).
     Ingest(scenarios::IngestArgs),
+    /// Webhook → WebSocket latency with many subscribers, at a paced webhook rate.
+    Fanout(scenarios::FanoutArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +83,10 @@ fn main() -> anyhow::Result<()> {
         Scenario::Sandbox(common) => {
             let report = server.block_on(scenarios::sandbox(&common))?;
             println!("{}", serde_json::to_string(&report)?);
+        }
+        Scenario::Fanout(args) => {
+            let result = server.block_on(scenarios::fanout(&args))?;
+            println!("{}", serde_json::to_string(&result)?);
         }
         Scenario::Ingest(args) => {
             for result in server.block_on(scenarios::ingest(&args))? {

@@ -32,6 +32,8 @@ mod client;
 mod error;
 pub mod limiter;
 mod ops;
+#[cfg(feature = "receiver")]
+pub mod receiver;
 mod request;
 mod retry;
 pub mod time;

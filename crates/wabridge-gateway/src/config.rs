@@ -40,6 +40,13 @@ pub struct Config {
     pub webhook: WebhookConfig,
     pub intake: IntakeConfig,
     pub retention: RetentionConfig,
+    pub api: ApiConfig,
+    pub events: EventsConfig,
+    pub delivery: DeliveryConfig,
+    /// Application callbacks defined here (more can be added through `POST /v1/callbacks`).
+    pub callbacks: Vec<CallbackConfig>,
+    pub admin: AdminConfig,
+    pub outbound: OutboundConfig,
 }
 
 impl Default for Config {
@@ -55,6 +62,12 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             intake: IntakeConfig::default(),
             retention: RetentionConfig::default(),
+            api: ApiConfig::default(),
+            events: EventsConfig::default(),
+            delivery: DeliveryConfig::default(),
+            callbacks: Vec::new(),
+            admin: AdminConfig::default(),
+            outbound: OutboundConfig::default(),
         }
     }
 }
@@ -230,6 +243,210 @@ pub struct RetentionConfig {
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self { max_age_secs: 30 * 24 * 3600, prune_interval_secs: 3600 }
+    }
+}
+
+/// Access to the `/v1` API (interim: static tokens until users and API keys arrive).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Bearer tokens accepted on `/v1` (`Authorization: Bearer …`, or `?access_token=` for WebSockets). Each
+    /// grants every scope. Empty (the default): the `/v1` routes answer 401.
+    pub tokens: Vec<SecretString>,
+}
+
+/// The event log's readers: `GET /v1/events` and WebSocket subscribers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Milliseconds between two pings the server sends a WebSocket subscriber. Default 15,000.
+    pub ping_interval_ms: u64,
+    /// Milliseconds without a frame from a subscriber (nor progress writing to it) after which it is
+    /// considered dead and closed. Default 45,000.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds between two reads of the log by the feed when no local commit woke it (picks up other
+    /// instances' commits on PostgreSQL). Default 200.
+    pub poll_interval_ms: u64,
+    /// Events per store read of the feed and of a catching-up subscriber. Default 500.
+    pub page_size: u32,
+    /// Batches the feed keeps for subscribers that fall behind before they must catch up from the store.
+    /// Default 256.
+    pub broadcast_capacity: usize,
+    /// Largest `limit` of `GET /v1/events`. Default 1,000 (the default page is 100).
+    pub max_page_size: u32,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            ping_interval_ms: 15_000,
+            idle_timeout_ms: 45_000,
+            poll_interval_ms: 200,
+            page_size: 500,
+            broadcast_capacity: 256,
+            max_page_size: 1_000,
+        }
+    }
+}
+
+/// How application callbacks are delivered and retried.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Milliseconds before the first retry of a failed request; doubles at each attempt (with jitter).
+    /// Default 1,000.
+    pub initial_backoff_ms: u64,
+    /// Longest wait between two attempts, in milliseconds. Default 600,000 (10 minutes).
+    pub max_backoff_ms: u64,
+    /// Milliseconds after which an undelivered event is marked failed (replayable). Default 604,800,000 (7 days).
+    pub max_age_ms: u64,
+    /// Milliseconds a callback request may take before it counts as failed. Default 10,000.
+    pub request_timeout_ms: u64,
+    /// Milliseconds between two checks for due retries when nothing else wakes the dispatcher. Default 1,000.
+    pub poll_interval_ms: u64,
+    /// Events per callback taken from the log into its delivery queue ahead of delivery. Default 1,000.
+    pub window: u32,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 1_000,
+            max_backoff_ms: 600_000,
+            max_age_ms: 7 * 24 * 3_600_000,
+            request_timeout_ms: 10_000,
+            poll_interval_ms: 1_000,
+            window: 1_000,
+        }
+    }
+}
+
+/// The body shape of an application callback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CallbackShape {
+    /// Meta's envelope `{"object":"whatsapp_business_account","entry":[…]}`, also signed with
+    /// `X-Hub-Signature-256`.
+    #[default]
+    Cloud,
+    /// The On-Premises API's flat shape: `{"contacts":[…],"messages":[…]}`, `{"statuses":[…]}`, `{"errors":[…]}`.
+    Onprem,
+}
+
+/// One application callback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackConfig {
+    /// Its id in the API. Default: derived from the URL.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The secret that signs each request (`X-Wabridge-Signature`, and `X-Hub-Signature-256` for `cloud`).
+    pub secret: SecretString,
+    /// `cloud` (default) or `onprem`.
+    #[serde(default)]
+    pub shape: CallbackShape,
+    /// Requests in flight at once at most. Default 6.
+    #[serde(default = "default_max_concurrent")]
+    pub max_concurrent: u32,
+    /// Only events of these kinds (`message`, `status`, `payment`, `error`, `change`). Empty: all.
+    #[serde(default)]
+    pub events: Vec<String>,
+    /// Only events of this business number. Absent: all.
+    #[serde(default)]
+    pub phone_number_id: Option<String>,
+}
+
+fn default_max_concurrent() -> u32 {
+    6
+}
+
+/// The administrator of the `/v1` API (`POST /v1/users/login`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The admin user's name. Default `admin`.
+    pub user: String,
+    /// The admin password; set at every start when given. Absent (the default): the first start generates
+    /// one, stores its argon2 hash and prints it once.
+    pub password: Option<SecretString>,
+    /// Seconds a login token is valid (`expires_after`). Default 604,800 (7 days, as the On-Premises API).
+    pub token_ttl_secs: u64,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self { user: "admin".into(), password: None, token_ttl_secs: 7 * 24 * 3600 }
+    }
+}
+
+/// Sending: the durable queue and the per-number scheduler (see `docs/sending.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundConfig {
+    /// Messages not yet sent (queued or sending) per number beyond which `POST /v1/messages` answers 1016
+    /// "System overloaded". Default 100,000.
+    pub max_backlog_per_number: i64,
+    /// Sends in flight at once per number (requests to Meta awaiting an answer). Default 64.
+    pub in_flight: usize,
+    /// Queued messages a scheduler loads from the store at a time. Default 2,000.
+    pub load_batch: i64,
+    /// Most inserts or state changes written in one commit (group commit). Default 1,024.
+    pub max_commit_batch: usize,
+    /// Milliseconds a number's sending lease lasts (renewed at a third of it). Default 15,000.
+    pub lease_ms: u64,
+    /// Milliseconds between two looks at the store for messages queued by other instances. Default 1,000.
+    pub poll_interval_ms: u64,
+    /// Milliseconds without any status after which a message whose send outcome is unknown (the gateway
+    /// stopped during the request) is sent again, flagged `possibly_duplicated`. Default 60,000.
+    pub unknown_outcome_grace_ms: u64,
+    /// First backoff of a retryable error, in milliseconds; doubles per attempt, ±20 % jitter. Default 1,000.
+    pub retry_base_ms: u64,
+    /// Longest backoff, in milliseconds. Default 300,000.
+    pub retry_max_ms: u64,
+    /// Attempts after which a message failing with retryable errors fails. Default 10.
+    pub max_attempts: i64,
+    /// Milliseconds a number pauses after an error that needs an operator (token, account, payment) before
+    /// it tries one message again. Default 60,000.
+    pub operator_pause_ms: u64,
+    /// The pair limit: one message per this many milliseconds to the same user. Default 6,000 (Meta).
+    pub pair_interval_ms: u64,
+    /// Messages to the same user in a burst before the pair limit applies. Default 45 (Meta).
+    pub pair_burst: u32,
+    /// API calls per WABA per rolling hour. Default 11,880,000 (Meta).
+    pub waba_calls_per_hour: u64,
+    /// Unique users reached outside their 24-hour window per rolling 24 h (the messaging-limit tier);
+    /// 0 = unlimited. Default 250 (a new business; set your tier).
+    pub messaging_limit: u32,
+    /// Seconds of the customer-service window after a user's last message. Default 86,400.
+    pub service_window_secs: u64,
+    /// On-Premises `sent_status`: whether `sent` statuses reach applications (events, callbacks).
+    /// Default true.
+    pub sent_status: bool,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        Self {
+            max_backlog_per_number: 100_000,
+            in_flight: 64,
+            load_batch: 2_000,
+            max_commit_batch: 1_024,
+            lease_ms: 15_000,
+            poll_interval_ms: 1_000,
+            unknown_outcome_grace_ms: 60_000,
+            retry_base_ms: 1_000,
+            retry_max_ms: 300_000,
+            max_attempts: 10,
+            operator_pause_ms: 60_000,
+            pair_interval_ms: 6_000,
+            pair_burst: 45,
+            waba_calls_per_hour: 11_880_000,
+            messaging_limit: 250,
+            service_window_secs: 24 * 3600,
+            sent_status: true,
+        }
     }
 }
 

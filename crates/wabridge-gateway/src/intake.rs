@@ -89,8 +89,12 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         }
     };
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
+    let sending = SendingNews::of(&item);
     match state.intake.submit(item).await {
         Ok(outcome) => {
+            if !outcome.item.raw_duplicate {
+                sending.tell(&state.outbound);
+            }
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {
                 metrics.webhooks_duplicate.inc();
@@ -111,6 +115,35 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             metrics.commit_failures.inc();
             tracing::error!(error = %e, "webhook could not be stored; answering 500 so Meta retries");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// What a webhook tells the schedulers: inbound messages (counted against the number's level, opening
+/// windows) and throughput upgrades (the level is read again).
+struct SendingNews {
+    inbound: Vec<(String, String)>,
+    upgraded_wabas: Vec<String>,
+}
+
+impl SendingNews {
+    fn of(item: &IntakeBatchItem) -> Self {
+        let inbound = item.inbound.iter().map(|t| (t.phone_number_id.clone(), t.wa_id.clone())).collect();
+        let upgraded_wabas = item
+            .events
+            .iter()
+            .filter(|e| e.field == "phone_number_quality_update" && e.payload.contains("THROUGHPUT_UPGRADE"))
+            .map(|e| e.waba_id.clone())
+            .collect();
+        Self { inbound, upgraded_wabas }
+    }
+
+    fn tell(self, outbound: &crate::outbound::Outbound) {
+        for (number, contact) in self.inbound {
+            outbound.inbound(&number, vec![contact]);
+        }
+        for waba in self.upgraded_wabas {
+            outbound.throughput_upgrade(&waba);
         }
     }
 }

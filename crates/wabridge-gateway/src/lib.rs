@@ -2,11 +2,19 @@
 //!
 //! What runs today: durable webhook intake (signature check on the raw bytes, group commit, dedupe,
 //! statuses moving outbound messages forward, the 24-hour window per contact), `/metrics`, retention, TLS
-//! and graceful shutdown. The event log's subscribers, sending and the `/v1` API come with later issues.
+//! and graceful shutdown; the event log's readers (`/v1/events`, WebSocket subscribers with resume, the
+//! embedding [`events::EventHook`]) and application callbacks (`/v1/callbacks`).
 
+pub mod accounts;
+pub mod api;
+pub mod api_error;
+pub mod auth;
+pub mod callbacks;
 pub mod config;
+pub mod events;
 pub mod intake;
 pub mod metrics;
+pub mod outbound;
 pub mod retention;
 pub mod store;
 pub mod tls;
@@ -40,6 +48,22 @@ pub struct AppState {
     /// The highest sequence number committed by this instance's intake writer.
     pub committed_seq: tokio::sync::watch::Receiver<i64>,
     pub metrics: Arc<Metrics>,
+    /// Checks the `/v1` credentials.
+    pub auth: auth::Authenticator,
+    /// The embedding program's event hook, applied on every path out of the log.
+    pub hooks: events::Hooks,
+    /// The feed every WebSocket subscriber follows.
+    pub feed: Arc<events::EventFeed>,
+    /// The application callbacks' dispatcher.
+    pub callbacks: callbacks::Dispatcher,
+    /// Fires when the gateway shuts down (WebSocket subscribers close on it).
+    pub shutdown: CancellationToken,
+    /// Users, login tokens and API keys.
+    pub accounts: accounts::Accounts,
+    /// The outbound queue and its schedulers.
+    pub outbound: outbound::Outbound,
+    /// The admin password generated at this start, until it was printed once.
+    pub generated_admin_password: std::sync::Mutex<Option<secrecy::SecretString>>,
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -119,9 +143,45 @@ pub struct Gateway {
     server: JoinHandle<Result<(), GatewayError>>,
 }
 
+/// Builds a gateway with optional parts for programs that embed it (an [`EventHook`](events::EventHook)).
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    config: Config,
+    hooks: events::Hooks,
+}
+
+impl GatewayBuilder {
+    /// A builder for `config`.
+    #[must_use]
+    pub fn new(config: Config) -> Self {
+        Self { config, hooks: events::Hooks::default() }
+    }
+
+    /// Installs `hook`: it sees (and may modify or suppress) every event before any consumer does.
+    #[must_use]
+    pub fn event_hook(mut self, hook: impl events::EventHook) -> Self {
+        self.hooks = events::Hooks::new(Some(Arc::new(hook)));
+        self
+    }
+
+    /// Starts the gateway on `listener`; see [`Gateway::start`].
+    pub async fn start(self, listener: TcpListener) -> Result<Gateway, GatewayError> {
+        Gateway::start_with(self.config, listener, self.hooks).await
+    }
+}
+
 impl Gateway {
     /// Opens the store, starts the intake writer and background tasks, and serves on `listener`.
     pub async fn start(config: Config, listener: TcpListener) -> Result<Gateway, GatewayError> {
+        Self::start_with(config, listener, events::Hooks::default()).await
+    }
+
+    async fn start_with(
+        config: Config,
+        listener: TcpListener,
+        hooks: events::Hooks,
+    ) -> Result<Gateway, GatewayError> {
+        let hooks = outbound::sent_status_hooks(hooks, config.outbound.sent_status);
         let config = Arc::new(config);
         let acceptor = match &config.tls {
             Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
@@ -139,12 +199,41 @@ impl Gateway {
         let writer_stop = CancellationToken::new();
         let (intake, committed_seq, writer) =
             IntakeWriter::spawn(store.clone(), writer_config, writer_stop.clone()).await?;
+        let (feed, feed_task) = events::EventFeed::spawn(
+            store.clone(),
+            committed_seq.clone(),
+            hooks.clone(),
+            &config.events,
+            metrics.clone(),
+            shutdown.clone(),
+        )
+        .await?;
+        let callbacks = callbacks::Dispatcher::start(
+            &config,
+            store.clone(),
+            feed.clone(),
+            hooks.clone(),
+            metrics.clone(),
+        )
+        .await?;
+        let (accounts, generated_admin_password) =
+            accounts::Accounts::start(store.clone(), config.admin.clone()).await?;
+        let outbound =
+            outbound::Outbound::start(&config, store.clone(), metrics.clone(), intake.clone()).await?;
         let state = Arc::new(AppState {
             config: config.clone(),
             store: store.clone(),
             intake,
             committed_seq,
             metrics,
+            auth: auth::Authenticator::new(config.api.tokens.clone()),
+            hooks,
+            feed,
+            callbacks: callbacks.clone(),
+            shutdown: shutdown.clone(),
+            accounts,
+            outbound: outbound.clone(),
+            generated_admin_password: std::sync::Mutex::new(generated_admin_password),
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
@@ -154,12 +243,16 @@ impl Gateway {
         let server = tokio::spawn(async move {
             let served =
                 tls::serve(listener, router, acceptor, server_shutdown, Duration::from_secs(30)).await;
-            // Requests have finished; let the writer commit what is queued, then stop.
+            // Requests have finished; stop sending (unanswered sends are reconciled at the next start).
+            outbound.stop().await;
+            // Let the writer commit what is queued, then stop.
             writer_stop.cancel();
             if let Err(e) = writer.await {
                 tracing::error!(error = %e, "the intake writer panicked");
             }
             pruner.abort();
+            let _ = feed_task.await;
+            callbacks.stop().await;
             server_state.store.close().await;
             served.map_err(GatewayError::from)
         });
@@ -182,6 +275,13 @@ impl Gateway {
     #[must_use]
     pub fn state(&self) -> &Arc<AppState> {
         &self.state
+    }
+
+    /// The admin password generated at this start (first start, none configured), once: later calls
+    /// answer `None`. `wabridge serve` prints it.
+    #[must_use]
+    pub fn take_generated_admin_password(&self) -> Option<secrecy::SecretString> {
+        self.state.generated_admin_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// A token that stops the gateway when cancelled.
@@ -227,6 +327,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(&webhook_path, get(intake::verify).post(intake::receive))
         .route("/metrics", get(metrics_text))
+        .merge(events::routes())
+        .merge(callbacks::routes())
+        .merge(api::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -242,6 +345,10 @@ pub fn startup_report(config: &Config, url: &str, store: &Store) -> Vec<String> 
         format!("wabridge gateway listening on {url}"),
         format!("  webhook (give this to Meta): {url}{}", config.webhook.path),
         format!("  metrics:                     {url}/metrics"),
+        format!(
+            "  events:                      {url}/v1/events  (WebSocket: {}/v1/events/ws)",
+            url.replacen("http", "ws", 1)
+        ),
         format!("  store: {} ({})", store.backend_name(), store.durability()),
     ];
     if config.meta.app_secrets.is_empty() && !config.webhook.insecure_skip_signature {
@@ -265,16 +372,23 @@ pub fn startup_report(config: &Config, url: &str, store: &Store) -> Vec<String> 
         None => "  verify token: NOT configured — Meta's verification handshake will be refused".into(),
     });
     lines.push(match config.meta.access_token {
-        Some(_) => {
-            "  access token: configured (sending arrives with a later release; receiving only for now)".into()
-        }
-        None => "  access token: not configured — receiving and storing webhooks only, no sending".into(),
+        Some(_) => format!("  sending: to {} (POST {url}/v1/messages)", config.meta.graph_url),
+        None => "  access token: not configured — messages are accepted and stay queued".into(),
     });
+    lines.push(format!("  admin user: {} (POST {url}/v1/users/login with Basic auth)", config.admin.user));
     if config.numbers.is_empty() {
         lines.push("  phone numbers: none configured".into());
     } else {
         lines.push(format!("  phone numbers: {}", config.numbers.len()));
     }
+    lines.push(if config.api.tokens.is_empty() {
+        "  API tokens: NOT configured — /v1 (events, callbacks) answers 401 until one is set \
+                (api.tokens / WABRIDGE_API__TOKENS)"
+            .into()
+    } else {
+        format!("  API tokens: {} configured", config.api.tokens.len())
+    });
+    lines.push(format!("  application callbacks: {} configured", config.callbacks.len()));
     lines.push(match &config.tls {
         Some(_) => "  TLS: on".into(),
         None => "  TLS: off (plain HTTP; put it behind an HTTPS proxy for Meta)".into(),

@@ -40,6 +40,16 @@ impl Gauge {
         self.0.store(v, Ordering::Relaxed);
     }
 
+    /// Adds one.
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Subtracts one (never below zero).
+    pub fn dec(&self) {
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(1)));
+    }
+
     /// The current value.
     #[must_use]
     pub fn get(&self) -> u64 {
@@ -169,6 +179,46 @@ pub struct Metrics {
     pub intake_seconds: Histogram,
     /// Commits that failed (each failed webhook is answered 500, so Meta retries it).
     pub commit_failures: Counter,
+    /// WebSocket subscribers connected now.
+    pub ws_subscribers: Gauge,
+    /// Events the feed published to subscribers (once each, whatever the number of subscribers).
+    pub events_published: Counter,
+    /// Event frames written to WebSocket subscribers (one per event per subscriber).
+    pub events_fanned_out: Counter,
+    /// Callback requests, by result (`ok`, `error`).
+    pub callback_attempts: LabeledCounter,
+    /// Events marked failed after their maximum age without a successful delivery.
+    pub callback_failed: Counter,
+    /// Events waiting for delivery, over every callback.
+    pub callback_backlog: Gauge,
+    /// Age in seconds of the oldest undelivered event, over every callback (0 when none).
+    pub callback_oldest_age_seconds: Gauge,
+    /// Messages accepted by `POST /v1/messages` (durably queued).
+    pub outbound_accepted: Counter,
+    /// Messages Meta accepted (answered with a wamid).
+    pub outbound_sent: Counter,
+    /// Messages failed by an error about the message itself.
+    pub outbound_failed: Counter,
+    /// Messages not sent before their time to live ran out.
+    pub outbound_expired: Counter,
+    /// Error answers of Meta to sends, by Graph error code.
+    pub outbound_errors: LabeledCounter,
+    /// Sends put back in the queue, by error class.
+    pub outbound_retries: LabeledCounter,
+    /// Pauses that need an operator (token, account, payment…), by error class.
+    pub outbound_alerts: LabeledCounter,
+    /// Messages queued or being sent, over every number.
+    pub outbound_backlog: Gauge,
+    /// Numbers paused now (error needing an operator, 131057, 80007).
+    pub outbound_paused_numbers: Gauge,
+    /// Sends whose outcome is unknown (awaiting reconciliation).
+    pub outbound_in_doubt: Gauge,
+    /// Sends of unknown outcome matched to their statuses.
+    pub outbound_reconciled: Counter,
+    /// Sends of unknown outcome sent again after the grace period (possibly duplicated).
+    pub outbound_resent: Counter,
+    /// Duration of a send request to Meta.
+    pub outbound_send_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -183,6 +233,26 @@ impl Default for Metrics {
             commit_seconds: Histogram::new(LATENCY_BUCKETS),
             intake_seconds: Histogram::new(LATENCY_BUCKETS),
             commit_failures: Counter::default(),
+            ws_subscribers: Gauge::default(),
+            events_published: Counter::default(),
+            events_fanned_out: Counter::default(),
+            callback_attempts: LabeledCounter::default(),
+            callback_failed: Counter::default(),
+            callback_backlog: Gauge::default(),
+            callback_oldest_age_seconds: Gauge::default(),
+            outbound_accepted: Counter::default(),
+            outbound_sent: Counter::default(),
+            outbound_failed: Counter::default(),
+            outbound_expired: Counter::default(),
+            outbound_errors: LabeledCounter::default(),
+            outbound_retries: LabeledCounter::default(),
+            outbound_alerts: LabeledCounter::default(),
+            outbound_backlog: Gauge::default(),
+            outbound_paused_numbers: Gauge::default(),
+            outbound_in_doubt: Gauge::default(),
+            outbound_reconciled: Counter::default(),
+            outbound_resent: Counter::default(),
+            outbound_send_seconds: Histogram::new(LATENCY_BUCKETS),
         }
     }
 }
@@ -195,6 +265,11 @@ fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 fn counter(out: &mut String, name: &str, help: &str, c: &Counter) {
     header(out, name, "counter", help);
     let _ = writeln!(out, "{name} {}", c.get());
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, g: &Gauge) {
+    header(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {}", g.get());
 }
 
 fn labeled(out: &mut String, name: &str, label: &str, help: &str, c: &LabeledCounter) {
@@ -263,6 +338,120 @@ impl Metrics {
             "wabridge_commit_failures_total",
             "Group commits that failed.",
             &self.commit_failures,
+        );
+        gauge(&mut out, "wabridge_ws_subscribers", "WebSocket subscribers connected.", &self.ws_subscribers);
+        counter(
+            &mut out,
+            "wabridge_events_published_total",
+            "Events the feed published to subscribers.",
+            &self.events_published,
+        );
+        counter(
+            &mut out,
+            "wabridge_events_fanned_out_total",
+            "Event frames written to WebSocket subscribers.",
+            &self.events_fanned_out,
+        );
+        labeled(
+            &mut out,
+            "wabridge_callback_attempts_total",
+            "result",
+            "Callback requests, by result.",
+            &self.callback_attempts,
+        );
+        counter(
+            &mut out,
+            "wabridge_callback_failed_total",
+            "Events marked failed after their maximum age.",
+            &self.callback_failed,
+        );
+        gauge(&mut out, "wabridge_callback_backlog", "Events waiting for delivery.", &self.callback_backlog);
+        gauge(
+            &mut out,
+            "wabridge_callback_oldest_age_seconds",
+            "Age of the oldest undelivered event.",
+            &self.callback_oldest_age_seconds,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_accepted_total",
+            "Messages accepted by `POST /v1/messages` (durably queued).",
+            &self.outbound_accepted,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_sent_total",
+            "Messages Meta accepted (answered with a wamid).",
+            &self.outbound_sent,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_failed_total",
+            "Messages failed by an error about the message itself.",
+            &self.outbound_failed,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_expired_total",
+            "Messages not sent before their time to live ran out.",
+            &self.outbound_expired,
+        );
+        labeled(
+            &mut out,
+            "wabridge_outbound_errors_total",
+            "code",
+            "Error answers of Meta to sends, by Graph error code.",
+            &self.outbound_errors,
+        );
+        labeled(
+            &mut out,
+            "wabridge_outbound_retries_total",
+            "class",
+            "Sends put back in the queue, by error class.",
+            &self.outbound_retries,
+        );
+        labeled(
+            &mut out,
+            "wabridge_outbound_alerts_total",
+            "class",
+            "Pauses that need an operator (token, account, payment…), by error class.",
+            &self.outbound_alerts,
+        );
+        gauge(
+            &mut out,
+            "wabridge_outbound_backlog",
+            "Messages queued or being sent, over every number.",
+            &self.outbound_backlog,
+        );
+        gauge(
+            &mut out,
+            "wabridge_outbound_paused_numbers",
+            "Numbers paused now (error needing an operator, 131057, 80007).",
+            &self.outbound_paused_numbers,
+        );
+        gauge(
+            &mut out,
+            "wabridge_outbound_in_doubt",
+            "Sends whose outcome is unknown (awaiting reconciliation).",
+            &self.outbound_in_doubt,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_reconciled_total",
+            "Sends of unknown outcome matched to their statuses.",
+            &self.outbound_reconciled,
+        );
+        counter(
+            &mut out,
+            "wabridge_outbound_resent_total",
+            "Sends of unknown outcome sent again after the grace period (possibly duplicated).",
+            &self.outbound_resent,
+        );
+        histogram(
+            &mut out,
+            "wabridge_outbound_send_seconds",
+            "Duration of a send request to Meta.",
+            &self.outbound_send_seconds,
         );
         out
     }

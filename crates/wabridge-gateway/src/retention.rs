@@ -37,8 +37,15 @@ pub fn spawn(store: Store, config: RetentionConfig, shutdown: CancellationToken)
                 () = shutdown.cancelled() => break,
                 _ = ticker.tick() => {}
             }
-            // No durable consumer yet: application callbacks (the next issue) will supply their cursor here.
-            match prune_once(&store, &config, None).await {
+            // Application callbacks are the durable consumers: keep what a pending delivery still needs.
+            let oldest_needed = match store.oldest_needed_seq().await {
+                Ok(seq) => seq,
+                Err(e) => {
+                    tracing::warn!(error = %e, "pruning skipped: cannot tell what callbacks still need");
+                    continue;
+                }
+            };
+            match prune_once(&store, &config, oldest_needed).await {
                 Ok((0, 0)) => {}
                 Ok((events, raw)) => tracing::info!(events, raw_webhooks = raw, "pruned old data"),
                 Err(e) => tracing::warn!(error = %e, "pruning failed; will try again"),

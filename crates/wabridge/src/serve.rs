@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use secrecy::ExposeSecret;
 use tokio_util::sync::CancellationToken;
 use wabridge_gateway::Gateway;
 use wabridge_gateway::config::Config;
@@ -50,9 +51,30 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
+    let mut sandbox = None;
+    if config.meta.access_token.is_none() {
+        let url = config.public_url(listener.local_addr()?);
+        let started = wabridge_gateway::outbound::embedded::start_sandbox(&mut config, &url, None)
+            .await
+            .context("starting the built-in sandbox")?;
+        sandbox = Some(started);
+    }
     let gateway = Gateway::start(config.clone(), listener).await?;
     for line in wabridge_gateway::startup_report(&config, &gateway.url(), &gateway.state().store) {
         println!("{line}");
+    }
+    if let Some(sandbox) = &sandbox {
+        println!(
+            "  SANDBOX: no access token configured (meta.access_token), so messages go to the built-in sandbox \
+             at {base} — nothing reaches WhatsApp. Simulated users: {base}/_sandbox (e.g. POST {base}/_sandbox/inbound)",
+            base = sandbox.base_url()
+        );
+    }
+    if let Some(password) = gateway.take_generated_admin_password() {
+        println!(
+            "  admin password (generated now, shown ONCE — store it; set admin.password to choose one): {}",
+            password.expose_secret()
+        );
     }
     if config.webhook.insecure_skip_signature {
         tracing::warn!("webhook signature checking is OFF (webhook.insecure_skip_signature)");
@@ -60,6 +82,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let stop = gateway.shutdown_token();
     tokio::spawn(shutdown_on_signal(stop));
     gateway.wait().await?;
+    if let Some(sandbox) = sandbox {
+        sandbox.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

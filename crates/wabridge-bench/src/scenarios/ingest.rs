@@ -13,7 +13,7 @@ use wabridge_types::signature::{SIGNATURE_HEADER, sign};
 
 use super::{Machine, Result};
 use crate::Common;
-use crate::load::{self, LoadPlan, LoadReport};
+use crate::load::{self, LoadReport};
 
 const APP_SECRET: &str = "bench-app-secret";
 const WABA: &str = "102290129340398";
@@ -78,14 +78,7 @@ async fn drive(
     addr: std::net::SocketAddr,
     path: &'static str,
 ) -> anyhow::Result<LoadReport> {
-    let plan = LoadPlan {
-        target: addr,
-        connections: common.connections,
-        threads: common.load_threads,
-        duration: common.duration(),
-        max_requests: None,
-        warmup: common.warmup(),
-    };
+    let plan = common.plan(addr);
     let f = factory(addr.to_string(), path);
     Ok(tokio::task::spawn_blocking(move || load::run(plan, f)).await?)
 }

@@ -1,9 +1,11 @@
 //! The benchmark scenarios.
 
+mod fanout;
 mod ingest;
 mod noop;
 mod sandbox;
 
+pub use fanout::{FanoutArgs, fanout};
 pub use ingest::{IngestArgs, ingest};
 pub use noop::noop;
 pub use sandbox::sandbox;

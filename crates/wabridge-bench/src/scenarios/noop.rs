@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::{Machine, Result};
 use crate::Common;
-use crate::load::{self, LoadPlan, LoadReport};
+use crate::load::{self, LoadReport};
 
 /// A body the size of a typical status webhook.
 const BODY: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550783881","phone_number_id":"106540352242922"},"statuses":[{"id":"wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA","status":"delivered","timestamp":"1750263773","recipient_id":"16505551234"}]},"field":"messages"}]}]}"#;
@@ -39,14 +39,7 @@ pub async fn serve_and_load(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    let plan = LoadPlan {
-        target: addr,
-        connections: common.connections,
-        threads: common.load_threads,
-        duration: common.duration(),
-        max_requests: None,
-        warmup: common.warmup(),
-    };
+    let plan = common.plan(addr);
     let factory = make(addr.to_string(), "/webhook");
     let report = tokio::task::spawn_blocking(move || load::run(plan, factory)).await?;
     server.abort();

@@ -8,7 +8,7 @@ use wabridge_sandbox::{Sandbox, SandboxConfig};
 
 use super::{Machine, Result};
 use crate::Common;
-use crate::load::{self, LoadPlan};
+use crate::load;
 
 /// Starts a sandbox with every limit lifted and loads `POST /v23.0/{phone-number-id}/messages`.
 pub async fn sandbox(common: &Common) -> anyhow::Result<Result> {
@@ -34,14 +34,7 @@ pub async fn sandbox(common: &Common) -> anyhow::Result<Result> {
         );
         load::post_json(path, &host, Bytes::from(body), &[("authorization", auth.clone())])
     });
-    let plan = LoadPlan {
-        target: addr,
-        connections: common.connections,
-        threads: common.load_threads,
-        duration: common.duration(),
-        max_requests: None,
-        warmup: common.warmup(),
-    };
+    let plan = common.plan(addr);
     let report = tokio::task::spawn_blocking(move || load::run(plan, factory)).await?;
     let counters = serde_json::to_value(sandbox.control().counters())?;
     sandbox.shutdown().await;

@@ -16,11 +16,17 @@ use super::StoreError;
 /// One migration file: version, description, SQL.
 type Embedded = (i64, &'static str, &'static str);
 
-pub(super) const SQLITE: &[Embedded] =
-    &[(1, "intake", include_str!("../../migrations/sqlite/0001_intake.sql"))];
+pub(super) const SQLITE: &[Embedded] = &[
+    (1, "intake", include_str!("../../migrations/sqlite/0001_intake.sql")),
+    (2, "delivery", include_str!("../../migrations/sqlite/0002_delivery.sql")),
+    (3, "sending", include_str!("../../migrations/sqlite/0003_sending.sql")),
+];
 
-pub(super) const POSTGRES: &[Embedded] =
-    &[(1, "intake", include_str!("../../migrations/postgres/0001_intake.sql"))];
+pub(super) const POSTGRES: &[Embedded] = &[
+    (1, "intake", include_str!("../../migrations/postgres/0001_intake.sql")),
+    (2, "delivery", include_str!("../../migrations/postgres/0002_delivery.sql")),
+    (3, "sending", include_str!("../../migrations/postgres/0003_sending.sql")),
+];
 
 #[derive(Debug)]
 struct EmbeddedMigrations(&'static [Embedded]);

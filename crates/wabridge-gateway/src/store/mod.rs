@@ -6,24 +6,30 @@
 //!
 //! Every timestamp is stored as Unix epoch milliseconds; the API speaks [`SystemTime`].
 
+mod callbacks;
 mod error;
 mod migrations;
+mod outbound;
 mod postgres;
 mod rows;
 mod sqlite;
 mod types;
+mod users;
 mod writer;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use callbacks::{CallbackRecord, ClaimedDelivery, DeliveryStats, NewDelivery};
 pub use error::StoreError;
+pub use outbound::{CancelOutcome, Enqueued, InDoubt, NewQueued, OutboundDetail, OutboundOp, QueuedMessage};
 pub use postgres::{PgOptions, PgStore, SynchronousCommit, create_schema, drop_schema};
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous, WalSync};
 pub use types::{
     EventFilter, InboundTouch, IntakeBatchItem, ItemOutcome, NewEvent, NewOutboundMessage, NewRawWebhook,
     OutboundMessage, OutboundState, PruneCounts, RawWebhook, StatusUpdate, StoredEvent,
 };
+pub use users::{ApiKeyRecord, StoredCredential};
 pub use writer::{BatchStats, IntakeConfig, IntakeOutcome, IntakeSender, IntakeWriter};
 
 /// The gateway's store: one backend or the other, chosen at start.

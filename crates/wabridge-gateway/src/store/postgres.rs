@@ -19,7 +19,7 @@ use super::{
 
 /// First key of the event log's advisory lock ("WABR"); the second is a hash of the schema, so event logs in
 /// different schemas of one database do not serialize each other.
-const EVENT_LOG_LOCK_CLASS: i32 = 0x5741_4252;
+pub(super) const EVENT_LOG_LOCK_CLASS: i32 = 0x5741_4252;
 
 /// PostgreSQL's `synchronous_commit` for the gateway's sessions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -174,6 +174,25 @@ impl PgStore {
             .collect::<Option<Vec<i64>>>()
             .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
 
+        // The event-log lock, transaction-scoped, released only at commit (after the commit is visible).
+        // Two reasons:
+        // - seq order must be visibility order: transactions commit in any order, so a seq taken from the
+        //   sequence alone could become visible after a higher one, and a reader that had already passed it
+        //   would never see it. Under the lock seqs are assigned by one transaction at a time, and each
+        //   commits before the next assigns.
+        // - statuses and wamids must meet: the sender records a message's wamid in its own transaction and
+        //   then, under this same lock, applies the statuses stored so far (`store/outbound.rs`). Taking the
+        //   lock before statuses are stored means either this transaction sees the committed wamid, or the
+        //   sender's pass, waiting for the lock, sees these committed statuses — never neither (write skew
+        //   under READ COMMITTED otherwise strands messages at an earlier state).
+        // Raw bodies above run concurrently; the rest of the transaction is serialized, per schema.
+        if !plan.events.is_empty() || !plan.statuses.is_empty() {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+                .bind(EVENT_LOG_LOCK_CLASS)
+                .execute(&mut *tx)
+                .await?;
+        }
+
         // Statuses: the timeline first, then the states, derived from the timeline in SQL.
         if !plan.statuses.is_empty() {
             sqlx::query(
@@ -209,18 +228,7 @@ impl PgStore {
             .await?;
         }
 
-        // Events. Transactions commit in any order, so a seq taken from the sequence alone could become
-        // visible after a higher one, and a reader that had already passed it would never see it. Hence the
-        // transaction-scoped advisory lock, taken here just before seqs are assigned and released only at
-        // commit (after the commit is visible): seqs are assigned by one transaction at a time, and each
-        // commits before the next assigns, so seq order is visibility order. Everything above runs
-        // concurrently; only this last part and the commit are serialized, per schema.
-        if !plan.events.is_empty() {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-                .bind(EVENT_LOG_LOCK_CLASS)
-                .execute(&mut *tx)
-                .await?;
-        }
+        // Events: see the lock taken above.
         let mut inserted_events = HashMap::with_capacity(plan.events.len());
         if !plan.events.is_empty() {
             let found = sqlx::query(
@@ -407,7 +415,7 @@ impl PgStore {
 /// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
 /// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter; a
 /// concurrent transaction that moved the row further first makes the rank test fail on re-check.
-async fn apply_statuses(
+pub(super) async fn apply_statuses(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     wamids: &[&str],
     now: i64,

@@ -58,8 +58,8 @@ impl Default for SqliteOptions {
 /// The SQLite backend of [`Store`](super::Store).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    readers: SqlitePool,
+    pub(super) writer: SqlitePool,
+    pub(super) readers: SqlitePool,
     synchronous: SqliteSynchronous,
     /// With [`SqliteSynchronous::Full`]: the WAL file, synced before commits are acknowledged.
     wal: Option<Arc<WalSync>>,
@@ -126,6 +126,7 @@ impl SqliteStore {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(synchronous)
+                    // A larger page cache, and checkpoints less often on the commit path.
                     .pragma("cache_size", "-65536")
                     .pragma("wal_autocheckpoint", "16384"),
             )
@@ -457,7 +458,7 @@ impl SqliteStore {
 
 /// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
 /// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter.
-async fn apply_statuses(
+pub(super) async fn apply_statuses(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     wamids: &[&str],
     now: i64,

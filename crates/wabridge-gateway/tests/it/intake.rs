@@ -47,7 +47,7 @@ fn status(wamid: &str, status: &str, to: &str, ts: u64) -> String {
 }
 
 async fn post(url: &str, body: &str) -> StatusCode {
-    post_with(url, body, Some(sign(APP_SECRET.as_bytes(), body.as_bytes()))).await
+    gateway::post_webhook(&reqwest::Client::new(), url, body).await
 }
 
 async fn post_with(url: &str, body: &str, signature: Option<String>) -> StatusCode {

@@ -3,7 +3,11 @@
 
 mod support;
 
+mod auth;
+mod callbacks;
+mod events;
 mod intake;
 mod retention;
+mod sending;
 mod store;
 mod tls;

@@ -5,10 +5,9 @@ use std::time::Duration;
 
 use wabridge_gateway::retention::prune_once;
 use wabridge_gateway::store::EventFilter;
-use wabridge_types::signature::{SIGNATURE_HEADER, sign};
 
 use crate::support::backend::{TestDb, each_backend};
-use crate::support::gateway::{self, APP_SECRET};
+use crate::support::gateway;
 
 each_backend!(pruning_keeps_what_deliveries_need, background_pruning_runs);
 
@@ -18,14 +17,7 @@ async fn post_messages(url: &str, ids: std::ops::Range<u32>) {
         let body = format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"1","phone_number_id":"2"}},"messages":[{{"from":"3","id":"wamid.R{i}","timestamp":"1750000000","type":"text","text":{{"body":"r"}}}}]}},"field":"messages"}}]}}]}}"#
         );
-        let resp = client
-            .post(format!("{url}/webhook"))
-            .header(SIGNATURE_HEADER, sign(APP_SECRET.as_bytes(), body.as_bytes()))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), 200);
+        assert_eq!(gateway::post_webhook(&client, url, &body).await, 200);
     }
 }
 

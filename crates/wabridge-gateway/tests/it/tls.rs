@@ -3,10 +3,9 @@
 use std::path::PathBuf;
 
 use wabridge_gateway::config::TlsConfig;
-use wabridge_types::signature::{SIGNATURE_HEADER, sign};
 
 use crate::support::backend::{TestDb, each_backend};
-use crate::support::gateway::{self, APP_SECRET};
+use crate::support::gateway;
 
 each_backend!(webhooks_over_https);
 
@@ -24,14 +23,7 @@ async fn webhooks_over_https(db: TestDb) {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(fixture("ca.pem")).unwrap()).unwrap();
     let client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
     let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"messages":[{"from":"3","id":"wamid.TLS1","timestamp":"1750000000","type":"text","text":{"body":"over TLS"}}]},"field":"messages"}]}]}"#;
-    let resp = client
-        .post(format!("{url}/webhook"))
-        .header(SIGNATURE_HEADER, sign(APP_SECRET.as_bytes(), body.as_bytes()))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    assert_eq!(gateway::post_webhook(&client, &url, body).await, 200);
     assert_eq!(gw.state().store.max_seq().await.unwrap(), 1);
 
     // Plain HTTP to the TLS listener gets no HTTP answer.

@@ -35,3 +35,19 @@ pub async fn start(config: Config) -> Gateway {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     Gateway::start(config, listener).await.unwrap()
 }
+
+/// Posts `body` to `{base_url}/webhook`, signed with [`APP_SECRET`] over its exact bytes.
+pub async fn post_webhook(client: &reqwest::Client, base_url: &str, body: &str) -> reqwest::StatusCode {
+    client
+        .post(format!("{base_url}/webhook"))
+        .header(
+            wabridge_types::signature::SIGNATURE_HEADER,
+            wabridge_types::signature::sign(APP_SECRET.as_bytes(), body.as_bytes()),
+        )
+        .header("content-type", "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+}

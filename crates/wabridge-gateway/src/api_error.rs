@@ -1,0 +1,99 @@
+//! The error body of the `/v1` routes, in the On-Premises API's shape:
+//! `{"errors":[{"code":1009,"title":"Parameter value is not valid","details":"…"}],"meta":{…}}`.
+//!
+//! Codes and titles come from the On-Premises API's error list (`reference/onprem-error-codes.json`).
+//! Internals never reach a body: a store failure answers 1014 with a generic text and is logged.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// One error of a `/v1` route, with its HTTP status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The On-Premises error code, e.g. 1009.
+    pub code: u32,
+    /// The code's title.
+    pub title: &'static str,
+    /// What exactly was wrong, for the caller.
+    pub details: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: u32, title: &'static str, details: impl Into<String>) -> Self {
+        Self { status, code, title, details: details.into() }
+    }
+
+    /// 401, code 1005: no or wrong credentials.
+    #[must_use]
+    pub fn unauthorized(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, 1005, "Access denied", details)
+    }
+
+    /// 403, code 1005: valid credentials without the needed scope.
+    #[must_use]
+    pub fn forbidden(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, 1005, "Access denied", details)
+    }
+
+    /// 404, code 1006.
+    #[must_use]
+    pub fn not_found(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 1006, "Resource not found", details)
+    }
+
+    /// 400, code 1008.
+    #[must_use]
+    pub fn missing(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 1008, "Required parameter is missing", details)
+    }
+
+    /// 400, code 1009.
+    #[must_use]
+    pub fn invalid(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 1009, "Parameter value is not valid", details)
+    }
+
+    /// 409, code 1004.
+    #[must_use]
+    pub fn conflict(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, 1004, "Resource already exists", details)
+    }
+
+    /// 500, code 1014; logs `error` (never sent to the caller).
+    #[must_use]
+    pub fn internal(error: &dyn std::error::Error) -> Self {
+        tracing::error!(error = %error, "internal error answering a /v1 request");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            1014,
+            "Internal error",
+            "internal error; see the gateway's log",
+        )
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+/// The `meta` object of every `/v1` answer.
+#[must_use]
+pub fn meta() -> serde_json::Value {
+    json!({"api_status": "stable", "version": concat!("wabridge-", env!("CARGO_PKG_VERSION"))})
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "errors": [{"code": self.code, "title": self.title, "details": self.details}],
+            "meta": meta(),
+        });
+        (self.status, Json(body)).into_response()
+    }
+}

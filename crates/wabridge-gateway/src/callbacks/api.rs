@@ -1,0 +1,164 @@
+//! `/v1/callbacks`: list, create, inspect (with delivery status), delete, replay failed events.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::shape_name;
+use crate::AppState;
+use crate::api_error::{ApiError, meta};
+use crate::auth::{Principal, Scope};
+use crate::config::CallbackShape;
+use crate::store::{CallbackRecord, to_millis};
+
+/// The routes of `/v1/callbacks`.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/callbacks", get(list).post(create))
+        .route("/v1/callbacks/{id}", get(show).delete(remove))
+        .route("/v1/callbacks/{id}/status", get(show))
+        .route("/v1/callbacks/{id}/replay", post(replay))
+}
+
+/// The body of `POST /v1/callbacks`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewCallback {
+    id: Option<String>,
+    url: String,
+    secret: String,
+    #[serde(default)]
+    shape: CallbackShape,
+    max_concurrent: Option<u32>,
+    #[serde(default)]
+    events: Vec<String>,
+    phone_number_id: Option<String>,
+}
+
+fn describe(c: &CallbackRecord) -> Value {
+    json!({
+        "id": c.id,
+        "url": c.url,
+        "shape": c.shape,
+        "max_concurrent": c.max_concurrent,
+        "events": c.kinds,
+        "phone_number_id": c.phone_number_id,
+        "source": c.source,
+        "created_at": to_millis(c.created_at),
+    })
+}
+
+async fn list(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Events)?;
+    let callbacks: Vec<Value> = state.store.callbacks().await?.iter().map(describe).collect();
+    Ok(Json(json!({"callbacks": callbacks, "meta": meta()})))
+}
+
+async fn create(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    body: Result<Json<NewCallback>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Scope::Events)?;
+    let Json(new) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let url = reqwest::Url::parse(&new.url).map_err(|e| ApiError::invalid(format!("url: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ApiError::invalid("url: http or https only"));
+    }
+    if new.secret.is_empty() {
+        return Err(ApiError::missing("secret: every callback signs its requests with a secret of its own"));
+    }
+    let id = new.id.filter(|i| !i.is_empty()).unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        return Err(ApiError::invalid("id: letters, digits, - and _ only, 64 at most"));
+    }
+    let max_concurrent = new.max_concurrent.unwrap_or(6);
+    if !(1..=256).contains(&max_concurrent) {
+        return Err(ApiError::invalid("max_concurrent: between 1 and 256"));
+    }
+    let record = CallbackRecord {
+        id,
+        url: new.url,
+        secret: new.secret,
+        shape: shape_name(new.shape).to_owned(),
+        max_concurrent,
+        kinds: new.events,
+        phone_number_id: new.phone_number_id,
+        source: "api".to_owned(),
+        scan_seq: 0,
+        created_at: SystemTime::now(),
+    };
+    if !state.callbacks.add(record.clone()).await? {
+        return Err(ApiError::conflict(format!("a callback with id {:?} exists", record.id)));
+    }
+    Ok((StatusCode::CREATED, Json(json!({"callbacks": [describe(&record)], "meta": meta()}))))
+}
+
+async fn show(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Events)?;
+    let Some(record) = state.store.callback(&id).await? else {
+        return Err(ApiError::not_found(format!("no callback {id:?}")));
+    };
+    let stats = state.store.delivery_stats(&id).await?;
+    let head = state.callbacks.head();
+    let oldest_age_ms = stats
+        .oldest_pending_at
+        .and_then(|at| SystemTime::now().duration_since(at).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let mut callback = describe(&record);
+    callback["status"] = json!({
+        "pending": stats.pending,
+        "retrying": stats.retrying,
+        "failed": stats.failed,
+        "not_yet_queued": (head - record.scan_seq).max(0),
+        "backlog": stats.pending + u64::try_from((head - record.scan_seq).max(0)).unwrap_or(0),
+        "oldest_undelivered_age_ms": oldest_age_ms,
+        "queued_through_seq": record.scan_seq,
+        "log_head_seq": head,
+    });
+    Ok(Json(json!({"callbacks": [callback], "meta": meta()})))
+}
+
+async fn remove(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Events)?;
+    match state.store.callback(&id).await? {
+        None => return Err(ApiError::not_found(format!("no callback {id:?}"))),
+        Some(c) if c.source == "config" => {
+            return Err(ApiError::invalid(format!(
+                "callback {id:?} is defined in the configuration; remove it there"
+            )));
+        }
+        Some(_) => {}
+    }
+    state.callbacks.remove(&id).await?;
+    Ok(Json(json!({"meta": meta()})))
+}
+
+async fn replay(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Events)?;
+    if state.store.callback(&id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no callback {id:?}")));
+    }
+    let requeued = state.callbacks.replay(&id).await?;
+    Ok(Json(json!({"requeued": requeued, "meta": meta()})))
+}

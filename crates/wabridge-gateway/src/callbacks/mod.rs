@@ -1,0 +1,200 @@
+//! Application callbacks: every event (matching a callback's filter) POSTed to the application's URL,
+//! signed, at least once, in order per contact, retried with exponential backoff and jitter up to a maximum
+//! age, then marked failed (replayable).
+//!
+//! One worker task per callback ([`worker`]) moves the callback's cursor through the log into delivery rows
+//! (see `store/callbacks.rs` for why rows and a cursor), claims the rows that may go now — the oldest
+//! pending of each contact, due, not leased — at most `max_concurrent` at a time, and records each outcome.
+//! It wakes on new events (the feed's head), on a finished request, on the API (replay) and when the next
+//! retry is due.
+
+mod api;
+pub mod payload;
+pub mod signing;
+mod worker;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use api::routes;
+
+use crate::config::{CallbackShape, Config, DeliveryConfig};
+use crate::events::{EventFeed, Hooks};
+use crate::metrics::Metrics;
+use crate::store::{CallbackRecord, Store, StoreError};
+
+/// The callbacks' dispatcher: starts, stops and wakes one worker per callback. Cheap to clone.
+#[derive(Clone)]
+pub struct Dispatcher {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher").finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    store: Store,
+    feed: Arc<EventFeed>,
+    hooks: Hooks,
+    metrics: Arc<Metrics>,
+    delivery: DeliveryConfig,
+    client: reqwest::Client,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    workers: Mutex<HashMap<String, Worker>>,
+    /// Per callback: (backlog, age in seconds of the oldest undelivered event), summed into the gauges.
+    figures: Mutex<HashMap<String, (u64, u64)>>,
+}
+
+struct Worker {
+    stop: CancellationToken,
+    wake: Arc<Notify>,
+}
+
+/// The id of a callback from the configuration that names none: derived from its URL.
+#[must_use]
+pub fn config_id(url: &str) -> String {
+    format!("cfg-{}", &hex::encode(Sha256::digest(url.as_bytes()))[..12])
+}
+
+/// The store's name of a shape.
+#[must_use]
+pub fn shape_name(shape: CallbackShape) -> &'static str {
+    match shape {
+        CallbackShape::Cloud => "cloud",
+        CallbackShape::Onprem => "onprem",
+    }
+}
+
+impl Dispatcher {
+    /// Stores the configured callbacks (new ones start at the end of the log; known ones keep their
+    /// delivery state; ones removed from the configuration are deleted) and starts a worker for every
+    /// stored callback.
+    pub async fn start(
+        config: &Config,
+        store: Store,
+        feed: Arc<EventFeed>,
+        hooks: Hooks,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, StoreError> {
+        let head = feed.head();
+        let mut ids = Vec::new();
+        for c in &config.callbacks {
+            let id = c.id.clone().unwrap_or_else(|| config_id(&c.url));
+            let record = CallbackRecord {
+                id: id.clone(),
+                url: c.url.clone(),
+                secret: secrecy::ExposeSecret::expose_secret(&c.secret).to_owned(),
+                shape: shape_name(c.shape).to_owned(),
+                max_concurrent: c.max_concurrent.max(1),
+                kinds: c.events.clone(),
+                phone_number_id: c.phone_number_id.clone(),
+                source: "config".to_owned(),
+                scan_seq: head,
+                created_at: SystemTime::now(),
+            };
+            store.put_callback(&record, true).await?;
+            ids.push(id);
+        }
+        store.delete_callbacks_except("config", &ids).await?;
+        let timeout = Duration::from_millis(config.delivery.request_timeout_ms.max(1));
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        let dispatcher = Self {
+            inner: Arc::new(Inner {
+                store: store.clone(),
+                feed,
+                hooks,
+                metrics,
+                delivery: config.delivery.clone(),
+                client,
+                stop: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                workers: Mutex::new(HashMap::new()),
+                figures: Mutex::new(HashMap::new()),
+            }),
+        };
+        for record in store.callbacks().await? {
+            dispatcher.spawn_worker(record.id);
+        }
+        Ok(dispatcher)
+    }
+
+    fn spawn_worker(&self, id: String) {
+        let stop = self.inner.stop.child_token();
+        let wake = Arc::new(Notify::new());
+        let previous = self
+            .inner
+            .workers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.clone(), Worker { stop: stop.clone(), wake: wake.clone() });
+        if let Some(previous) = previous {
+            previous.stop.cancel();
+        }
+        self.inner.tasks.spawn(worker::run(self.inner.clone(), id, stop, wake));
+    }
+
+    /// Creates a callback (starting at the end of the log) and its worker; `Ok(false)` when the id exists.
+    pub async fn add(&self, mut record: CallbackRecord) -> Result<bool, StoreError> {
+        record.scan_seq = self.inner.feed.head();
+        if !self.inner.store.put_callback(&record, false).await? {
+            return Ok(false);
+        }
+        self.spawn_worker(record.id);
+        Ok(true)
+    }
+
+    /// Deletes a callback, its delivery state and its worker; whether it existed.
+    pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        if let Some(w) = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {
+            w.stop.cancel();
+        }
+        self.inner.figures.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        self.inner.store.delete_callback(id).await
+    }
+
+    /// Re-queues the failed events of a callback; how many.
+    pub async fn replay(&self, id: &str) -> Result<u64, StoreError> {
+        let n = self.inner.store.replay_failed(id).await?;
+        if let Some(w) = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).get(id) {
+            w.wake.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Stops every worker, letting the requests in flight finish (each within the request timeout).
+    pub async fn stop(&self) {
+        self.inner.stop.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// The feed's head: the newest event the callbacks may have seen.
+    #[must_use]
+    pub fn head(&self) -> i64 {
+        self.inner.feed.head()
+    }
+}
+
+impl Inner {
+    /// Records a callback's figures and updates the gauges (sums and maximum over callbacks).
+    fn set_figures(&self, id: &str, backlog: u64, oldest_age_secs: u64) {
+        let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
+        figures.insert(id.to_owned(), (backlog, oldest_age_secs));
+        self.metrics.callback_backlog.set(figures.values().map(|f| f.0).sum());
+        self.metrics.callback_oldest_age_seconds.set(figures.values().map(|f| f.1).max().unwrap_or(0));
+    }
+}

@@ -1,0 +1,274 @@
+//! The worker of one callback: log → delivery rows → requests → outcomes.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::{Inner, payload, signing};
+use crate::store::{CallbackRecord, ClaimedDelivery, EventFilter, NewDelivery, StoreError, StoredEvent};
+
+/// How often the worker refreshes its figures (backlog, oldest age) for the gauges.
+const FIGURES_EVERY: Duration = Duration::from_secs(1);
+
+/// Runs the worker of callback `id` until `stop` fires.
+pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, wake: Arc<Notify>) {
+    let record = match inner.store.callback(&id).await {
+        Ok(Some(record)) => Arc::new(record),
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(callback = %id, error = %e, "cannot load the callback; it will not be served");
+            return;
+        }
+    };
+    let mut worker = CallbackWorker::new(inner.clone(), record);
+    let poll = Duration::from_millis(inner.delivery.poll_interval_ms.max(1));
+    let mut head = inner.feed.watch_head();
+    let mut feed_running = true;
+    let mut in_flight: JoinSet<bool> = JoinSet::new();
+    let mut figures_at = Instant::now();
+    loop {
+        let mut wait = poll;
+        match worker.step(&mut in_flight).await {
+            Ok(due) => {
+                if let Some(due) = due {
+                    wait = wait.min(due);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(callback = %worker.record.id, error = %e, "callback worker: store error; retrying")
+            }
+        }
+        if figures_at.elapsed() >= FIGURES_EVERY {
+            worker.refresh_figures().await;
+            figures_at = Instant::now();
+        }
+        let new_events = async {
+            if feed_running && head.changed().await.is_err() {
+                feed_running = false;
+            }
+            if !feed_running {
+                std::future::pending::<()>().await;
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => break,
+            Some(done) = in_flight.join_next() => {
+                if let Ok(true) = done {
+                    worker.queued = worker.queued.saturating_sub(1);
+                }
+            }
+            () = new_events => {}
+            () = wake.notified() => worker.reload_queued().await,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    // Let the requests in flight end (each is bounded by the request timeout), so their outcomes are kept.
+    while in_flight.join_next().await.is_some() {}
+}
+
+struct CallbackWorker {
+    inner: Arc<Inner>,
+    record: Arc<CallbackRecord>,
+    filter: EventFilter,
+    scan_seq: i64,
+    /// Rows pending in the store (an estimate kept in memory; reloaded when the API wakes us).
+    queued: u64,
+    loaded: bool,
+}
+
+impl CallbackWorker {
+    fn new(inner: Arc<Inner>, record: Arc<CallbackRecord>) -> Self {
+        let filter = EventFilter {
+            phone_number_id: record.phone_number_id.clone(),
+            kinds: record.kinds.clone(),
+            contact: None,
+        };
+        let scan_seq = record.scan_seq;
+        Self { inner, record, filter, scan_seq, queued: 0, loaded: false }
+    }
+
+    async fn reload_queued(&mut self) {
+        if let Ok(stats) = self.inner.store.delivery_stats(&self.record.id).await {
+            self.queued = stats.pending;
+            self.loaded = true;
+        }
+    }
+
+    async fn refresh_figures(&self) {
+        let Ok(stats) = self.inner.store.delivery_stats(&self.record.id).await else { return };
+        let age = stats
+            .oldest_pending_at
+            .and_then(|at| SystemTime::now().duration_since(at).ok())
+            .map_or(0, |d| d.as_secs());
+        self.inner.set_figures(&self.record.id, stats.pending, age);
+    }
+
+    /// One round: queue new events, start what may go now. Returns how long until the next retry is due.
+    async fn step(&mut self, in_flight: &mut JoinSet<bool>) -> Result<Option<Duration>, StoreError> {
+        if !self.loaded {
+            self.reload_queued().await;
+        }
+        self.scan().await?;
+        let capacity = self.record.max_concurrent as usize;
+        let free = capacity.saturating_sub(in_flight.len());
+        if free > 0 {
+            let lease =
+                Duration::from_millis(self.inner.delivery.request_timeout_ms.saturating_mul(2) + 1_000);
+            let claimed = self
+                .inner
+                .store
+                .claim_deliveries(
+                    &self.record.id,
+                    u32::try_from(free).unwrap_or(u32::MAX),
+                    SystemTime::now() + lease,
+                )
+                .await?;
+            for claim in claimed {
+                in_flight.spawn(deliver(self.inner.clone(), self.record.clone(), claim));
+            }
+        }
+        if in_flight.len() >= capacity {
+            return Ok(None);
+        }
+        let due = self.inner.store.next_delivery_due(&self.record.id).await?;
+        Ok(due.map(|at| at.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)))
+    }
+
+    /// Moves the cursor through the log, queueing the matching events, while the queue has room.
+    async fn scan(&mut self) -> Result<(), StoreError> {
+        let window = u64::from(self.inner.delivery.window.max(1));
+        while self.queued < window {
+            let head = self.inner.feed.head();
+            if head <= self.scan_seq {
+                return Ok(());
+            }
+            let room = u32::try_from(window - self.queued).unwrap_or(u32::MAX);
+            let found = self.inner.store.events_after(self.scan_seq, &self.filter, room).await?;
+            let mut to = found.last().map_or(self.scan_seq, |e| e.seq);
+            let short = found.len() < room as usize;
+            if short {
+                to = to.max(head);
+            }
+            let deliveries: Vec<NewDelivery> = found.iter().map(new_delivery).collect();
+            if self.inner.store.queue_deliveries(&self.record.id, self.scan_seq, to, &deliveries).await? {
+                self.scan_seq = to;
+                self.queued += deliveries.len() as u64;
+            } else {
+                // Another instance moved the cursor: take it from the store.
+                let current = self.inner.store.callback(&self.record.id).await?;
+                self.scan_seq = current.map_or(to, |c| c.scan_seq);
+                self.reload_queued().await;
+            }
+            if short {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn new_delivery(event: &StoredEvent) -> NewDelivery {
+    // Events without a contact keep their order per business number (or per WABA).
+    let contact_key = match (&event.contact, &event.phone_number_id) {
+        (Some(contact), _) => contact.clone(),
+        (None, Some(number)) => format!("~number:{number}"),
+        (None, None) => format!("~waba:{}", event.waba_id),
+    };
+    NewDelivery { seq: event.seq, contact_key, event_at: event.created_at }
+}
+
+/// Sends one event; returns whether it left the queue (delivered, suppressed, vanished or given up on).
+async fn deliver(inner: Arc<Inner>, record: Arc<CallbackRecord>, claim: ClaimedDelivery) -> bool {
+    match attempt(&inner, &record, claim).await {
+        Ok(left) => left,
+        Err(e) => {
+            // The lease expires and the event is tried again.
+            tracing::warn!(callback = %record.id, seq = claim.seq, error = %e, "callback delivery: store error");
+            false
+        }
+    }
+}
+
+async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery) -> Result<bool, StoreError> {
+    let store = &inner.store;
+    let found = store.events_after(claim.seq - 1, &EventFilter::default(), 1).await?;
+    let event = found.into_iter().next().filter(|e| e.seq == claim.seq);
+    let Some(event) = event.and_then(|e| inner.hooks.apply(e)) else {
+        // Suppressed by the hook (or pruned, which retention avoids): nothing to send.
+        store.delivery_succeeded(&record.id, claim.seq).await?;
+        return Ok(true);
+    };
+    let body = if record.shape == "onprem" { payload::onprem(&event) } else { payload::cloud(&event) };
+    let now = SystemTime::now();
+    let unix = now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    let secret = record.secret.as_bytes();
+    let mut request = inner
+        .client
+        .post(&record.url)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(signing::SIGNATURE_HEADER, signing::sign(secret, unix, &body))
+        .header(signing::EVENT_ID_HEADER, event.seq.to_string());
+    if record.shape != "onprem" {
+        request = request.header(
+            wabridge_types::signature::SIGNATURE_HEADER,
+            wabridge_types::signature::sign(secret, &body),
+        );
+    }
+    let outcome = match request.body(body).send().await {
+        Ok(response) if response.status().is_success() => Ok(()),
+        Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timed out".to_owned()),
+        Err(e) if e.is_connect() => Err("connection failed".to_owned()),
+        Err(_) => Err("request failed".to_owned()),
+    };
+    match outcome {
+        Ok(()) => {
+            inner.metrics.callback_attempts.inc("ok");
+            store.delivery_succeeded(&record.id, claim.seq).await?;
+            Ok(true)
+        }
+        Err(reason) => {
+            inner.metrics.callback_attempts.inc("error");
+            let config = &inner.delivery;
+            let age = now.duration_since(claim.queued_at).unwrap_or(Duration::ZERO);
+            let give_up = age >= Duration::from_millis(config.max_age_ms);
+            let delay = backoff(config.initial_backoff_ms, config.max_backoff_ms, claim.attempts);
+            if give_up {
+                inner.metrics.callback_failed.inc();
+                tracing::warn!(callback = %record.id, seq = claim.seq, reason, "callback delivery failed for good; replayable");
+            } else {
+                tracing::debug!(callback = %record.id, seq = claim.seq, reason, ?delay, "callback delivery failed; will retry");
+            }
+            store.delivery_failed(&record.id, claim.seq, now + delay, &reason, give_up).await?;
+            Ok(give_up)
+        }
+    }
+}
+
+/// The wait before attempt `attempts + 1`: `initial × 2^attempts`, at most `max`, with jitter (a random
+/// point in the upper half, so retries of many events spread out without ever coming early).
+#[must_use]
+pub(super) fn backoff(initial_ms: u64, max_ms: u64, attempts: u32) -> Duration {
+    let full = initial_ms.saturating_mul(1_u64 << attempts.min(32)).min(max_ms).max(1);
+    let jittered = rand::rng().random_range(full / 2..=full);
+    Duration::from_millis(jittered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_maximum_with_jitter() {
+        for attempts in 0..40 {
+            let d = backoff(100, 10_000, attempts).as_millis() as u64;
+            let full = (100_u64 << attempts.min(32)).min(10_000);
+            assert!(d >= full / 2 && d <= full, "{attempts}: {d}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! `GET /v1/events/ws`: a WebSocket subscriber of the event log.
+//!
+//! Authenticated before the upgrade (a refused credential gets a 401, never a socket). Each subscriber is
+//! one task running a [`Subscription`]: it never blocks the feed, intake or other subscribers; when its
+//! socket is slow it simply reads the feed later, and when it has fallen too far behind it catches up from
+//! the store. Keep-alive: the server pings every `events.ping_interval_ms`; a peer from which nothing was
+//! heard — no frame, no progress writing to it — for `events.idle_timeout_ms` is closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, timeout};
+
+use super::Subscription;
+use super::api::EventsQuery;
+use crate::AppState;
+use crate::api_error::ApiError;
+use crate::auth::{Principal, Scope};
+
+/// Bytes tungstenite buffers before writing to the socket: small, so a slow peer shows as slow writes
+/// early (and so as progress or its absence), rather than as one long flush.
+const WRITE_BUFFER: usize = 16 * 1024;
+
+/// Upgrades after checking the credential, the scope and the query.
+pub(super) async fn upgrade(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    query: Result<Query<EventsQuery>, QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Events)?;
+    let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
+    let after = query.after()?;
+    let filter = query.filter()?;
+    let subscription = Subscription::new(
+        state.feed.clone(),
+        state.store.clone(),
+        state.hooks.clone(),
+        filter,
+        after,
+        state.config.events.page_size,
+    );
+    Ok(ws.write_buffer_size(WRITE_BUFFER).on_upgrade(move |socket| serve(socket, subscription, state)))
+}
+
+/// Decrements the subscriber gauge however the connection ends.
+struct Connected(Arc<AppState>);
+
+impl Drop for Connected {
+    fn drop(&mut self) {
+        self.0.metrics.ws_subscribers.dec();
+    }
+}
+
+async fn serve(socket: WebSocket, mut subscription: Subscription, state: Arc<AppState>) {
+    state.metrics.ws_subscribers.inc();
+    let _connected = Connected(state.clone());
+    let config = &state.config.events;
+    let idle = Duration::from_millis(config.idle_timeout_ms.max(1));
+    let mut ping = tokio::time::interval(Duration::from_millis(config.ping_interval_ms.max(1)));
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ping.reset();
+    let (mut sink, mut stream) = socket.split();
+    let mut heard = Instant::now();
+    let reason = loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => break "shutdown",
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Close(_))) | None => break "closed by peer",
+                Some(Err(_)) => break "socket error",
+                Some(Ok(_)) => heard = Instant::now(),
+            },
+            _ = ping.tick() => {
+                if heard.elapsed() > idle {
+                    break "peer idle (no pong)";
+                }
+                if !matches!(timeout(idle, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
+                    break "ping could not be written";
+                }
+            },
+            next = subscription.next() => match next {
+                Ok(Some(events)) => {
+                    let mut sent = 0_u64;
+                    let mut stalled = false;
+                    for event in events {
+                        // Each frame must find room within the idle timeout; room appearing is progress.
+                        if !matches!(timeout(idle, sink.feed(Message::Text(event.frame))).await, Ok(Ok(()))) {
+                            stalled = true;
+                            break;
+                        }
+                        sent += 1;
+                        heard = Instant::now();
+                    }
+                    state.metrics.events_fanned_out.add(sent);
+                    if stalled || !matches!(timeout(idle, sink.flush()).await, Ok(Ok(()))) {
+                        break "peer not reading";
+                    }
+                }
+                Ok(None) => break "feed stopped",
+                Err(e) => {
+                    tracing::warn!(error = %e, "a subscriber could not read the log; closing it");
+                    break "store error";
+                }
+            },
+        }
+    };
+    tracing::debug!(reason, cursor = subscription.cursor(), "WebSocket subscriber ends");
+    let close = CloseFrame { code: 1000, reason: reason.into() };
+    let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(close)))).await;
+}

@@ -1,0 +1,289 @@
+//! Sending: the durable outbound queue and one scheduler per business number.
+//!
+//! `POST /v1/messages` inserts through the [`QueueWriter`] (group commit) and wakes the number's
+//! [`scheduler`]; the scheduler sends at the rate Meta allows and records what happened. See
+//! `docs/sending.md` for the states, the error classes and crash recovery.
+
+pub mod embedded;
+mod pacing;
+mod scheduler;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use secrecy::ExposeSecret;
+use serde_json::json;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use wabridge_cloud::Client;
+use wabridge_types::error::ErrorClass;
+
+pub use pacing::WabaPacing;
+pub use writer::{QueueWriter, WriteError};
+
+use crate::config::{Config, OutboundConfig};
+use crate::metrics::Metrics;
+use crate::store::{
+    Enqueued, IntakeBatchItem, IntakeSender, NewEvent, NewQueued, NewRawWebhook, Store, StoreError,
+};
+
+/// A message to a scheduler.
+#[derive(Debug)]
+pub(crate) enum Control {
+    /// Inbound messages arrived for the number: they count against its level.
+    Inbound(u32),
+    /// Read the number's throughput level again (`THROUGHPUT_UPGRADE`).
+    RereadLevel,
+    /// A contact wrote: its 24-hour window is open.
+    WindowOpened(String),
+}
+
+/// One configured number as the API and its scheduler see it.
+#[derive(Debug)]
+pub(crate) struct NumberHandle {
+    waba: String,
+    backlog: Arc<AtomicI64>,
+    wake: Arc<Notify>,
+    control: mpsc::Sender<Control>,
+}
+
+/// What the schedulers share.
+pub(crate) struct Shared {
+    config: Arc<OutboundConfig>,
+    store: Store,
+    writer: QueueWriter,
+    metrics: Arc<Metrics>,
+    client: Option<Client>,
+    pacing: WabaPacing,
+    numbers: HashMap<String, NumberHandle>,
+    owner_id: String,
+    intake: IntakeSender,
+    cancel: CancellationToken,
+}
+
+/// The sending side of the gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct Outbound {
+    shared: Arc<Shared>,
+    /// The schedulers, stopped first.
+    tasks: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    /// The queue writers, stopped after the schedulers so their last state changes are written.
+    writers: Arc<std::sync::Mutex<Vec<JoinHandle<()>>>>,
+    writer_stop: CancellationToken,
+}
+
+impl std::fmt::Debug for Outbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound").field("numbers", &self.shared.numbers.len()).finish_non_exhaustive()
+    }
+}
+
+impl Outbound {
+    /// Starts the writer and one scheduler per configured number (none without an access token: messages
+    /// are then accepted and kept queued).
+    pub async fn start(
+        config: &Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        intake: IntakeSender,
+    ) -> Result<Self, StoreError> {
+        let cfg = Arc::new(config.outbound.clone());
+        if matches!(store, Store::Sqlite(_)) {
+            // One process owns a SQLite file: a lease left by a killed process would only delay sending.
+            store.clear_number_leases().await?;
+        }
+        let client = config.meta.access_token.as_ref().and_then(|token| {
+            Client::builder()
+                .base_url(config.meta.graph_url.clone())
+                .api_version(config.meta.api_version.clone())
+                .access_token(token.expose_secret().to_owned())
+                .build()
+                .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client; not sending"))
+                .ok()
+        });
+        let backlogs: HashMap<String, i64> = store.outbound_backlogs().await?.into_iter().collect();
+        metrics.outbound_backlog.set(u64::try_from(backlogs.values().sum::<i64>()).unwrap_or(0));
+        let writer_stop = CancellationToken::new();
+        let (writer, writer_tasks) = QueueWriter::spawn(&store, cfg.max_commit_batch, &writer_stop);
+        let mut numbers = HashMap::new();
+        let mut receivers = Vec::new();
+        for n in &config.numbers {
+            let (tx, rx) = mpsc::channel(1024);
+            let wake = Arc::new(Notify::new());
+            let backlog = Arc::new(AtomicI64::new(backlogs.get(&n.id).copied().unwrap_or(0)));
+            numbers.insert(
+                n.id.clone(),
+                NumberHandle { waba: n.waba_id.clone(), backlog, wake: wake.clone(), control: tx },
+            );
+            receivers.push((n.id.clone(), n.waba_id.clone(), n.level_mps, rx, wake));
+        }
+        let shared = Arc::new(Shared {
+            pacing: WabaPacing::new(cfg.waba_calls_per_hour, cfg.messaging_limit),
+            config: cfg,
+            store,
+            writer,
+            metrics,
+            client,
+            numbers,
+            owner_id: uuid::Uuid::new_v4().to_string(),
+            intake,
+            cancel: CancellationToken::new(),
+        });
+        let mut tasks = Vec::new();
+        if shared.client.is_some() {
+            for (id, waba, level, rx, wake) in receivers {
+                let s = scheduler::Scheduler::new(shared.clone(), &id, &waba, level, rx, wake);
+                tasks.push(tokio::spawn(s.run()));
+            }
+        }
+        Ok(Self {
+            shared,
+            tasks: Arc::new(std::sync::Mutex::new(tasks)),
+            writers: Arc::new(std::sync::Mutex::new(writer_tasks)),
+            writer_stop,
+        })
+    }
+
+    /// Stops the schedulers (sends in flight finish or stay `sending`, to be reconciled at the next start),
+    /// then the queue writers, which commit what is queued.
+    pub async fn stop(&self) {
+        self.shared.cancel.cancel();
+        await_all(&self.tasks, "an outbound scheduler").await;
+        self.writer_stop.cancel();
+        await_all(&self.writers, "an outbound writer").await;
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &OutboundConfig {
+        &self.shared.config
+    }
+
+    /// The ids of the configured numbers.
+    #[must_use]
+    pub fn numbers(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.shared.numbers.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// Messages of `number` not yet sent, as this instance counts them.
+    #[must_use]
+    pub fn backlog(&self, number: &str) -> i64 {
+        self.shared.numbers.get(number).map_or(0, |n| n.backlog.load(Ordering::Relaxed))
+    }
+
+    /// Durably queues `message` and wakes its scheduler.
+    pub async fn enqueue(&self, message: NewQueued) -> Result<Enqueued, WriteError> {
+        let number = message.phone_number_id.clone();
+        let outcome = self.shared.writer.insert(message).await?;
+        if outcome == Enqueued::Inserted {
+            self.shared.metrics.outbound_accepted.inc();
+            self.shared.metrics.outbound_backlog.inc();
+            if let Some(n) = self.shared.numbers.get(&number) {
+                n.backlog.fetch_add(1, Ordering::Relaxed);
+                n.wake.notify_one();
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// A queued message was cancelled through the API.
+    pub fn cancelled(&self, number: &str) {
+        self.shared.backlog_dec(number);
+    }
+
+    /// Inbound messages from `contacts` reached `number` (counted against its level; their windows open).
+    pub fn inbound(&self, number: &str, contacts: Vec<String>) {
+        if let Some(n) = self.shared.numbers.get(number) {
+            let count = u32::try_from(contacts.len()).unwrap_or(u32::MAX);
+            let _ = n.control.try_send(Control::Inbound(count));
+            for c in contacts {
+                let _ = n.control.try_send(Control::WindowOpened(c));
+            }
+        }
+    }
+
+    /// A `THROUGHPUT_UPGRADE` reached `waba`: its numbers read their level again.
+    pub fn throughput_upgrade(&self, waba: &str) {
+        for n in self.shared.numbers.values().filter(|n| n.waba == waba) {
+            let _ = n.control.try_send(Control::RereadLevel);
+        }
+    }
+}
+
+impl Shared {
+    /// Raises an alert: an `alert` event in the log (WebSocket subscribers, callbacks) and a log line.
+    async fn alert(&self, waba: &str, number: &str, class: &ErrorClass, errors: &str) {
+        tracing::error!(number, ?class, "sending paused: an operator must act (token, account or payment)");
+        let payload = json!({
+            "type": "sending_paused",
+            "phone_number_id": number,
+            "class": class,
+            "errors": serde_json::from_str::<serde_json::Value>(errors).unwrap_or_default(),
+            "paused_for_ms": self.config.operator_pause_ms,
+        })
+        .to_string();
+        let item = IntakeBatchItem {
+            raw: NewRawWebhook::accepted(payload.clone().into_bytes(), false),
+            events: vec![NewEvent {
+                dedupe_key: format!("alert:{}", uuid::Uuid::new_v4().simple()),
+                kind: "alert".into(),
+                field: "wabridge".into(),
+                waba_id: waba.to_owned(),
+                phone_number_id: Some(number.to_owned()),
+                contact: None,
+                payload,
+            }],
+            inbound: Vec::new(),
+            statuses: Vec::new(),
+        };
+        if let Err(e) = self.intake.submit(item).await {
+            tracing::error!(error = %e, "could not record the alert event");
+        }
+    }
+}
+
+/// The On-Premises `sent_status` setting: with it off, `sent` statuses are kept in the log and move
+/// messages forward, but no application sees them (events, WebSockets, callbacks). Wraps `hooks`.
+#[must_use]
+pub fn sent_status_hooks(hooks: crate::events::Hooks, sent_status: bool) -> crate::events::Hooks {
+    if sent_status {
+        return hooks;
+    }
+    crate::events::Hooks::new(Some(Arc::new(HideSentStatus(hooks))))
+}
+
+struct HideSentStatus(crate::events::Hooks);
+
+impl crate::events::EventHook for HideSentStatus {
+    fn on_event(&self, event: &mut crate::store::StoredEvent) -> crate::events::HookAction {
+        use crate::events::HookAction;
+        if event.kind == "status"
+            && serde_json::from_str::<serde_json::Value>(&event.payload)
+                .is_ok_and(|p| p.get("status").and_then(|s| s.as_str()) == Some("sent"))
+        {
+            return HookAction::Suppress;
+        }
+        match self.0.apply(event.clone()) {
+            Some(e) => {
+                *event = e;
+                HookAction::Deliver
+            }
+            None => HookAction::Suppress,
+        }
+    }
+}
+
+/// Waits for every task in `tasks` (at most 5 s each: a task that hangs must not hold shutdown forever).
+async fn await_all(tasks: &std::sync::Mutex<Vec<JoinHandle<()>>>, what: &str) {
+    let tasks: Vec<_> = tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+    for t in tasks {
+        if tokio::time::timeout(std::time::Duration::from_secs(5), t).await.is_err() {
+            tracing::warn!("{what} did not stop in time");
+        }
+    }
+}

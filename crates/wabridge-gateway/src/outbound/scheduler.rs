@@ -1,0 +1,560 @@
+//! The scheduler of one business number: it holds the number's lease, loads its queued messages, and sends
+//! each when every limit admits it — the number's level (GCRA, inbound messages counted), the pair limit per
+//! recipient, FIFO per recipient, a bounded in-flight window, the WABA's hourly quota and the
+//! messaging-limit tier — then acts on the answer by error class. It sleeps until the next admission time,
+//! a new message, an answer, or a lease renewal, whichever comes first.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::json;
+use tokio::sync::mpsc;
+use wabridge_cloud::CloudError;
+use wabridge_cloud::limiter::{PairLimiter, RateLimiter};
+use wabridge_types::error::{ErrorClass, PauseScope};
+use wabridge_types::ids::PhoneNumberId;
+use wabridge_types::limits::Limits;
+use wabridge_types::send::OutboundMessage;
+
+use super::{Control, Shared};
+use crate::store::{InDoubt, OutboundOp, QueuedMessage, now_millis};
+
+/// What a send task reports back.
+struct Done {
+    message: QueuedMessage,
+    outcome: Result<String, SendFailure>,
+}
+
+enum SendFailure {
+    /// Marking it `sending` failed: nothing went to Meta.
+    NotStarted,
+    /// Meta (or the transport) answered with an error.
+    Cloud(CloudError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Turn {
+    Ready,
+    Waiting,
+    InFlight,
+}
+
+/// One number's scheduler.
+pub(super) struct Scheduler {
+    shared: Arc<Shared>,
+    number: PhoneNumberId,
+    waba: String,
+    level_override: Option<u32>,
+    limiter: RateLimiter,
+    queues: HashMap<String, VecDeque<QueuedMessage>>,
+    turns: HashMap<String, Turn>,
+    ready: VecDeque<String>,
+    waiting: BinaryHeap<Reverse<(Instant, String)>>,
+    held: usize,
+    in_flight: usize,
+    in_doubt: Vec<InDoubt>,
+    windows: HashMap<String, bool>,
+    owner: bool,
+    more_in_store: bool,
+    paused_until: Option<Instant>,
+    alerted: bool,
+    done_tx: mpsc::Sender<Done>,
+    done_rx: mpsc::Receiver<Done>,
+    control: mpsc::Receiver<Control>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Scheduler {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        number: &str,
+        waba: &str,
+        level_override: Option<u32>,
+        control: mpsc::Receiver<Control>,
+        wake: Arc<tokio::sync::Notify>,
+    ) -> Self {
+        let cfg = &shared.config;
+        let limits = Limits {
+            pair_interval: Duration::from_millis(cfg.pair_interval_ms),
+            pair_burst: cfg.pair_burst.max(1),
+            ..Limits::default()
+        };
+        let mut limiter = RateLimiter::new(limits);
+        *limiter.pairs_mut() =
+            PairLimiter::new(Duration::from_millis(cfg.pair_interval_ms), cfg.pair_burst.max(1));
+        let number = PhoneNumberId::from(number.to_owned());
+        limiter.set_override(&number, level_override);
+        let (done_tx, done_rx) = mpsc::channel(cfg.in_flight.max(1) * 2);
+        Self {
+            shared,
+            number,
+            waba: waba.to_owned(),
+            level_override,
+            limiter,
+            queues: HashMap::new(),
+            turns: HashMap::new(),
+            ready: VecDeque::new(),
+            waiting: BinaryHeap::new(),
+            held: 0,
+            in_flight: 0,
+            in_doubt: Vec::new(),
+            windows: HashMap::new(),
+            owner: false,
+            more_in_store: true,
+            paused_until: None,
+            alerted: false,
+            done_tx,
+            done_rx,
+            control,
+            wake,
+        }
+    }
+
+    /// Runs until the shared cancellation token fires.
+    pub(super) async fn run(mut self) {
+        let cfg = self.shared.config.clone();
+        let lease = Duration::from_millis(cfg.lease_ms.max(300));
+        let poll = Duration::from_millis(cfg.poll_interval_ms.max(10));
+        let grace = Duration::from_millis(cfg.unknown_outcome_grace_ms);
+        let reconcile_every = (grace / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+        let mut renew_at = Instant::now();
+        let mut poll_at = Instant::now() + poll;
+        let mut reconcile_at = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= renew_at {
+                self.renew_lease(lease).await;
+                renew_at = now + lease / 3;
+            }
+            if self.owner {
+                if now >= poll_at {
+                    self.more_in_store = true;
+                    poll_at = now + poll;
+                }
+                if self.more_in_store && self.held < usize::try_from(cfg.load_batch / 2).unwrap_or(1000) {
+                    self.load().await;
+                }
+                if !self.in_doubt.is_empty() && now >= reconcile_at {
+                    self.reconcile(grace).await;
+                    reconcile_at = Instant::now() + reconcile_every;
+                }
+            }
+            let next = if self.owner { self.admit() } else { None };
+            let mut deadline = renew_at.min(if self.owner { poll_at } else { renew_at });
+            if let Some(n) = next {
+                deadline = deadline.min(n);
+            }
+            if !self.in_doubt.is_empty() {
+                deadline = deadline.min(reconcile_at);
+            }
+            tokio::select! {
+                () = self.shared.cancel.cancelled() => break,
+                Some(done) = self.done_rx.recv() => self.finish(done).await,
+                Some(c) = self.control.recv() => self.on_control(c).await,
+                () = self.wake.notified() => self.more_in_store = true,
+                () = tokio::time::sleep_until(deadline.into()) => {}
+            }
+        }
+    }
+
+    async fn renew_lease(&mut self, lease: Duration) {
+        let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let owner = &self.shared.owner_id;
+        match self.shared.store.acquire_number_lease(self.number.as_str(), owner, until).await {
+            Ok(true) if !self.owner => {
+                self.owner = true;
+                self.more_in_store = true;
+                self.read_level().await;
+                match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
+                    Ok(list) => {
+                        self.shared.metrics.outbound_in_doubt.set(list.len() as u64);
+                        self.in_doubt = list;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "reading sends of unknown outcome failed"),
+                }
+                tracing::info!(number = %self.number, "this instance now sends for the number");
+            }
+            Ok(true) => {}
+            Ok(false) => {
+                if self.owner {
+                    tracing::warn!(number = %self.number, "lost the number's lease; another instance sends");
+                }
+                self.owner = false;
+            }
+            Err(e) => tracing::warn!(error = %e, "renewing the number's lease failed"),
+        }
+    }
+
+    async fn read_level(&mut self) {
+        let Some(client) = &self.shared.client else { return };
+        match client.throughput(&self.number).await {
+            Ok(t) => {
+                self.limiter.set_level(&self.number, &t.throughput.level);
+                tracing::info!(number = %self.number, level = ?t.throughput.level,
+                    mps = self.limiter.numbers().level(&self.number), "throughput level read");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, number = %self.number, "reading the throughput level failed")
+            }
+        }
+        self.limiter.set_override(&self.number, self.level_override);
+    }
+
+    async fn on_control(&mut self, control: Control) {
+        match control {
+            Control::Inbound(n) => {
+                let now = Instant::now();
+                for _ in 0..n {
+                    self.limiter.record_inbound(&self.number, now);
+                }
+            }
+            Control::RereadLevel => self.read_level().await,
+            Control::WindowOpened(contact) => {
+                self.windows.insert(contact, true);
+            }
+        }
+    }
+
+    async fn load(&mut self) {
+        let owner = &self.shared.owner_id;
+        let limit = self.shared.config.load_batch.max(1);
+        match self.shared.store.claim_queued(self.number.as_str(), owner, limit).await {
+            Ok(rows) => {
+                self.more_in_store = i64::try_from(rows.len()).unwrap_or(0) >= limit;
+                for m in rows {
+                    self.push_back(m);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "loading queued messages failed"),
+        }
+    }
+
+    fn push_back(&mut self, m: QueuedMessage) {
+        let r = m.recipient.clone();
+        self.queues.entry(r.clone()).or_default().push_back(m);
+        self.held += 1;
+        if !self.turns.contains_key(&r) {
+            self.turns.insert(r.clone(), Turn::Ready);
+            self.ready.push_back(r);
+        }
+    }
+
+    fn wait(&mut self, recipient: String, until: Instant) {
+        self.turns.insert(recipient.clone(), Turn::Waiting);
+        self.waiting.push(Reverse((until, recipient)));
+    }
+
+    /// Sends what the limits admit now; returns when to look again.
+    fn admit(&mut self) -> Option<Instant> {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.waiting.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, r))) = self.waiting.pop() {
+                self.turns.insert(r.clone(), Turn::Ready);
+                self.ready.push_back(r);
+            }
+        }
+        let next_waiting = self.waiting.peek().map(|Reverse((at, _))| *at);
+        let earliest = |t: Instant| Some(next_waiting.map_or(t, |w| w.min(t)));
+        if let Some(p) = self.paused_until {
+            if p > now {
+                return earliest(p);
+            }
+            self.paused_until = None;
+            self.shared.metrics.outbound_paused_numbers.dec();
+        }
+        if let Some(p) = self.shared.pacing.paused_until(&self.waba, now) {
+            return earliest(p);
+        }
+        while self.in_flight < self.shared.config.in_flight.max(1) {
+            if let Err(wait) = self.limiter.numbers().peek(&self.number, now) {
+                return earliest(now + wait);
+            }
+            let Some(r) = self.ready.pop_front() else { break };
+            let Some(head) = self.queues.get(&r).and_then(|q| q.front()).cloned() else {
+                self.turns.remove(&r);
+                self.queues.remove(&r);
+                continue;
+            };
+            let now_ms = now_millis();
+            if head.expires_at.is_some_and(|e| e <= now_ms) {
+                self.pop_head(&r);
+                self.after_removal(&r);
+                self.shared.metrics.outbound_expired.inc();
+                self.shared.backlog_dec(self.number.as_str());
+                let writer = self.shared.writer.clone();
+                tokio::spawn(async move { writer.apply_later(OutboundOp::Expire { id: head.id }).await });
+                continue;
+            }
+            if let Some(nb) = head.not_before.filter(|nb| *nb > now_ms) {
+                let wait = Duration::from_millis(u64::try_from(nb - now_ms).unwrap_or(0));
+                self.wait(r, now + wait);
+                continue;
+            }
+            if let Err(wait) = self.limiter.pairs().peek(&self.number, &r, now) {
+                self.wait(r, now + wait);
+                continue;
+            }
+            if head.kind == "template" && !self.windows.get(&r).copied().unwrap_or(false) {
+                if let Err(wait) = self.shared.pacing.admit_outside_window(&self.waba, &r, now) {
+                    self.wait(r, now + wait);
+                    continue;
+                }
+            }
+            if let Err(wait) = self.shared.pacing.admit_call(&self.waba, now) {
+                self.ready.push_front(r);
+                return earliest(now + wait);
+            }
+            if let Err(wait) = self.limiter.check(&self.number, &r, now) {
+                self.ready.push_front(r);
+                return earliest(now + wait);
+            }
+            self.pop_head(&r);
+            self.turns.insert(r.clone(), Turn::InFlight);
+            self.in_flight += 1;
+            self.dispatch(head);
+        }
+        self.waiting.peek().map(|Reverse((at, _))| *at)
+    }
+
+    fn pop_head(&mut self, r: &str) {
+        if let Some(q) = self.queues.get_mut(r) {
+            q.pop_front();
+        }
+        self.held = self.held.saturating_sub(1);
+    }
+
+    /// After a recipient's head left: its next message gets a turn, or it is forgotten.
+    fn after_removal(&mut self, r: &str) {
+        if self.queues.get(r).is_some_and(|q| !q.is_empty()) {
+            self.turns.insert(r.to_owned(), Turn::Ready);
+            self.ready.push_back(r.to_owned());
+        } else {
+            self.queues.remove(r);
+            self.turns.remove(r);
+        }
+    }
+
+    fn dispatch(&self, message: QueuedMessage) {
+        let shared = self.shared.clone();
+        let number = self.number.clone();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let outcome = send(&shared, &number, &message).await;
+            let _ = done.send(Done { message, outcome }).await;
+        });
+    }
+
+    async fn finish(&mut self, done: Done) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Done { mut message, outcome } = done;
+        let r = message.recipient.clone();
+        let metrics = self.shared.metrics.clone();
+        let writer = self.shared.writer.clone();
+        let now = Instant::now();
+        match outcome {
+            Ok(wamid) => {
+                metrics.outbound_sent.inc();
+                self.shared.backlog_dec(self.number.as_str());
+                writer.apply_later(OutboundOp::Sent { id: message.id, wamid }).await;
+                if self.alerted {
+                    self.alerted = false;
+                    tracing::info!(number = %self.number, "sending works again");
+                }
+            }
+            Err(SendFailure::NotStarted) => {
+                message.not_before = Some(now_millis() + 1000);
+                self.requeue_front(message);
+            }
+            Err(SendFailure::Cloud(e)) => {
+                let c = e.classification();
+                let code = e.code().map_or_else(|| "transport".to_owned(), |c| c.to_string());
+                metrics.outbound_errors.inc(&code);
+                if let CloudError::Http(inner) = &e
+                    && !inner.is_connect()
+                {
+                    // Meta may have accepted it: the outcome is unknown until a status tells.
+                    tracing::warn!(number = %self.number, "send outcome unknown (transport error); reconciling");
+                    self.in_doubt.push(InDoubt { id: message.id, sending_since: now_millis() });
+                    metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+                    self.after_removal(&r);
+                    return;
+                }
+                self.limiter.apply_error(&self.number, &r, &e, now);
+                let error_json = error_json(&e);
+                if c.pause == Some(PauseScope::Waba) {
+                    self.shared.pacing.pause(&self.waba, now + c.delay.unwrap_or(Duration::from_secs(300)));
+                }
+                if c.needs_operator {
+                    let pause = Duration::from_millis(self.shared.config.operator_pause_ms);
+                    if self.paused_until.is_none() {
+                        metrics.outbound_paused_numbers.inc();
+                    }
+                    self.paused_until = Some(now + pause);
+                    metrics.outbound_alerts.inc(&format!("{:?}", c.class).to_lowercase());
+                    if !self.alerted {
+                        self.alerted = true;
+                        self.shared.alert(&self.waba, self.number.as_str(), &c.class, &error_json).await;
+                    }
+                    self.requeue(message, None, &error_json, &format!("{:?}", c.class)).await;
+                } else if c.retryable || c.pause.is_some() {
+                    let limiter_waits = matches!(c.class, ErrorClass::Throughput | ErrorClass::PairLimit)
+                        || c.pause.is_some();
+                    if !limiter_waits && message.attempts + 1 >= self.shared.config.max_attempts {
+                        self.fail(message, error_json).await;
+                        self.after_removal(&r);
+                        return;
+                    }
+                    let not_before = (!limiter_waits).then(|| now_millis() + self.backoff(&message, c.delay));
+                    self.requeue(message, not_before, &error_json, &format!("{:?}", c.class)).await;
+                } else {
+                    self.fail(message, error_json).await;
+                    self.after_removal(&r);
+                    return;
+                }
+            }
+        }
+        if self.turns.get(&r) == Some(&Turn::InFlight) {
+            self.after_removal(&r);
+        }
+    }
+
+    fn backoff(&self, message: &QueuedMessage, class_delay: Option<Duration>) -> i64 {
+        let cfg = &self.shared.config;
+        let exp = cfg.retry_base_ms.saturating_mul(1u64 << message.attempts.clamp(0, 20));
+        let base = exp
+            .min(cfg.retry_max_ms)
+            .max(class_delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0)));
+        let jitter: f64 = rand::rng().random_range(0.8..1.2);
+        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+        let ms = (base as f64 * jitter) as i64;
+        ms.max(1)
+    }
+
+    async fn requeue(
+        &mut self,
+        mut message: QueuedMessage,
+        not_before: Option<i64>,
+        error: &str,
+        class: &str,
+    ) {
+        self.shared.metrics.outbound_retries.inc(&class.to_lowercase());
+        message.attempts += 1;
+        message.not_before = not_before;
+        let op = OutboundOp::Requeue {
+            id: message.id.clone(),
+            not_before,
+            error: Some(error.to_owned()),
+            possibly_duplicated: false,
+        };
+        self.shared.writer.apply_later(op).await;
+        self.requeue_front(message);
+    }
+
+    fn requeue_front(&mut self, message: QueuedMessage) {
+        let r = message.recipient.clone();
+        self.queues.entry(r.clone()).or_default().push_front(message);
+        self.held += 1;
+        self.turns.insert(r.clone(), Turn::Ready);
+        self.ready.push_back(r);
+    }
+
+    async fn fail(&mut self, message: QueuedMessage, error: String) {
+        self.shared.metrics.outbound_failed.inc();
+        self.shared.backlog_dec(self.number.as_str());
+        self.shared.writer.apply_later(OutboundOp::Fail { id: message.id, error }).await;
+    }
+
+    /// Sends of unknown outcome: matched to their statuses by callback data (the gateway id), or sent again
+    /// once the grace period passed without any status.
+    async fn reconcile(&mut self, grace: Duration) {
+        let ids: Vec<String> = self.in_doubt.iter().map(|d| d.id.clone()).collect();
+        let since = self.in_doubt.iter().map(|d| d.sending_since).min().unwrap_or(0) - 60_000;
+        let found = match self.shared.store.statuses_by_callback_data(&ids, since).await {
+            Ok(f) => f.into_iter().collect::<HashMap<_, _>>(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciliation lookup failed");
+                return;
+            }
+        };
+        let now_ms = now_millis();
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut keep = Vec::new();
+        for d in std::mem::take(&mut self.in_doubt) {
+            if let Some(wamid) = found.get(&d.id) {
+                self.shared.metrics.outbound_reconciled.inc();
+                self.shared.backlog_dec(self.number.as_str());
+                let _ =
+                    self.shared.writer.apply(OutboundOp::Reconciled { id: d.id, wamid: wamid.clone() }).await;
+            } else if now_ms - d.sending_since >= grace_ms {
+                self.shared.metrics.outbound_resent.inc();
+                let op = OutboundOp::Requeue {
+                    id: d.id,
+                    not_before: None,
+                    error: None,
+                    possibly_duplicated: true,
+                };
+                let _ = self.shared.writer.apply(op).await;
+                self.more_in_store = true;
+            } else {
+                keep.push(d);
+            }
+        }
+        self.in_doubt = keep;
+        self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+    }
+}
+
+async fn send(
+    shared: &Shared,
+    number: &PhoneNumberId,
+    message: &QueuedMessage,
+) -> Result<String, SendFailure> {
+    let Some(client) = &shared.client else { return Err(SendFailure::NotStarted) };
+    let mut request: OutboundMessage = match serde_json::from_str(&message.body) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(error = %e, "stored message body does not parse");
+            return Err(SendFailure::NotStarted);
+        }
+    };
+    request.biz_opaque_callback_data = Some(message.id.clone());
+    if shared.writer.apply(OutboundOp::MarkSending { id: message.id.clone() }).await.is_err() {
+        return Err(SendFailure::NotStarted);
+    }
+    let started = Instant::now();
+    let result = client.send_message(number, &request).await;
+    shared.metrics.outbound_send_seconds.observe(started.elapsed().as_secs_f64());
+    match result {
+        Ok(resp) => match resp.messages.first() {
+            Some(m) => Ok(m.id.to_string()),
+            None => Err(SendFailure::Cloud(CloudError::Unsuccessful)),
+        },
+        Err(e) => Err(SendFailure::Cloud(e)),
+    }
+}
+
+/// Meta's error as stored in `last_error`: a one-element `errors` array like a failed status's.
+fn error_json(e: &CloudError) -> String {
+    let value = match e.graph_error() {
+        Some(g) => json!([{"code": g.code, "title": g.message, "message": g.message,
+            "error_data": {"details": g.details()}}]),
+        None => json!([{"code": 0, "title": e.to_string(), "message": e.to_string()}]),
+    };
+    value.to_string()
+}
+
+impl Shared {
+    pub(super) fn backlog_dec(&self, number: &str) {
+        if let Some(n) = self.numbers.get(number) {
+            n.backlog.fetch_sub(1, Ordering::Relaxed);
+        }
+        self.metrics.outbound_backlog.dec();
+    }
+}

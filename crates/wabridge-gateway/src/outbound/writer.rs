@@ -1,0 +1,136 @@
+//! Group commit for the outbound queue: many `POST /v1/messages` inserts share one transaction, and so do
+//! the schedulers' state changes. A caller that needs durability awaits the acknowledgement of its commit.
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{Enqueued, NewQueued, OutboundOp, Store, StoreError};
+
+type InsertReply = oneshot::Sender<Result<Enqueued, String>>;
+type OpReply = Option<oneshot::Sender<Result<(), String>>>;
+
+/// Sends inserts and state changes to the writer tasks.
+#[derive(Debug, Clone)]
+pub struct QueueWriter {
+    inserts: mpsc::Sender<(NewQueued, InsertReply)>,
+    ops: mpsc::Sender<(OutboundOp, OpReply)>,
+}
+
+/// Why a write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The commit failed (logged with its cause).
+    #[error("the store refused the write: {0}")]
+    Store(String),
+    /// The writer stopped (shutdown).
+    #[error("the outbound writer has stopped")]
+    Stopped,
+}
+
+impl QueueWriter {
+    /// Starts the insert and state-change writers on `store`. They stop when every sender is dropped, or
+    /// when `stop` fires — then they refuse new writes and commit what is already queued.
+    pub fn spawn(store: &Store, max_batch: usize, stop: &CancellationToken) -> (Self, Vec<JoinHandle<()>>) {
+        let max_batch = max_batch.max(1);
+        let (inserts, mut insert_rx) = mpsc::channel::<(NewQueued, InsertReply)>(max_batch * 4);
+        let (ops, mut op_rx) = mpsc::channel::<(OutboundOp, OpReply)>(max_batch * 8);
+        let insert_store = store.clone();
+        let insert_stop = stop.clone();
+        let insert_task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(max_batch);
+            while next_batch(&mut insert_rx, &mut batch, max_batch, &insert_stop).await > 0 {
+                let rows: Vec<NewQueued> = batch.iter().map(|(m, _)| m.clone()).collect();
+                match insert_store.enqueue_outbound(&rows).await {
+                    Ok(outcomes) => {
+                        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
+                            let _ = reply.send(Ok(outcome));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, rows = rows.len(), "outbound insert commit failed");
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        let op_store = store.clone();
+        let op_stop = stop.clone();
+        let op_task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(max_batch);
+            while next_batch(&mut op_rx, &mut batch, max_batch, &op_stop).await > 0 {
+                let list: Vec<OutboundOp> = batch.iter().map(|(op, _)| op.clone()).collect();
+                let result = commit_ops(&op_store, &list).await;
+                for (_, reply) in batch.drain(..) {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            }
+        });
+        (Self { inserts, ops }, vec![insert_task, op_task])
+    }
+
+    /// Inserts a queued message; returns once its commit is done.
+    pub async fn insert(&self, message: NewQueued) -> Result<Enqueued, WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.inserts.send((message, tx)).await.map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::Store)
+    }
+
+    /// Applies a state change; returns once its commit is done.
+    pub async fn apply(&self, op: OutboundOp) -> Result<(), WriteError> {
+        let (tx, rx) = oneshot::channel();
+        self.ops.send((op, Some(tx))).await.map_err(|_| WriteError::Stopped)?;
+        rx.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::Store)
+    }
+
+    /// Queues a state change without waiting for its commit.
+    pub async fn apply_later(&self, op: OutboundOp) {
+        if self.ops.send((op, None)).await.is_err() {
+            tracing::warn!("outbound state change dropped: the writer has stopped");
+        }
+    }
+}
+
+/// Receives the next batch; after `stop`, closes the channel and hands out what is still queued (0 when
+/// nothing is left).
+async fn next_batch<T>(
+    rx: &mut mpsc::Receiver<T>,
+    batch: &mut Vec<T>,
+    max: usize,
+    stop: &CancellationToken,
+) -> usize {
+    tokio::select! {
+        biased;
+        n = rx.recv_many(batch, max) => n,
+        () = stop.cancelled() => {
+            rx.close();
+            rx.recv_many(batch, max).await
+        }
+    }
+}
+
+/// Commits `ops`; when the batch fails, tries each op alone so one bad row does not sink the others.
+async fn commit_ops(store: &Store, ops: &[OutboundOp]) -> Result<(), String> {
+    match store.apply_outbound_ops(ops).await {
+        Ok(()) => Ok(()),
+        Err(e) if ops.len() > 1 => {
+            tracing::warn!(error = %e, ops = ops.len(), "outbound state batch failed; applying one by one");
+            let mut last: Result<(), StoreError> = Ok(());
+            for op in ops {
+                if let Err(e) = store.apply_outbound_ops(std::slice::from_ref(op)).await {
+                    tracing::error!(error = %e, "outbound state change failed");
+                    last = Err(e);
+                }
+            }
+            last.map_err(|e| e.to_string())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "outbound state change failed");
+            Err(e.to_string())
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! Application callbacks and their delivery state.
+//!
+//! Why a cursor AND rows: each callback keeps `scan_seq`, the point up to which the log has been turned
+//! into delivery rows, and one row per event not yet delivered. The cursor makes the table hold only the
+//! undelivered window (a delivered row is deleted), so steady state costs one insert and one delete per
+//! event; the rows carry what a cursor cannot: per-event attempts, next attempt time and failure, and
+//! per-contact progress (a contact whose head event keeps failing holds back only its own later events,
+//! while the cursor moves on). Both survive restarts; a lease on a row being sent lets a crashed
+//! instance's work be taken again.
+//!
+//! Statements that are the same on both backends are written once in PostgreSQL's `$N` form; for SQLite the
+//! `$` becomes `?`, the same positional parameter (`?N`). Where the dialects differ, each has its own text.
+
+use std::time::SystemTime;
+
+use sqlx::Row;
+
+use super::{Store, StoreError, from_millis, now_millis};
+
+/// Runs `$body` against the backend's pools: `$w` writes, `$r` reads (SQLite has separate reader
+/// connections), `$sql` adapts a `$N` statement, `$pg` says which backend it is.
+macro_rules! on_backend {
+    ($store:expr, |$w:ident, $r:ident, $sql:ident, $pg:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let ($w, $r, $pg) = (&s.writer, &s.readers, false);
+                let $sql = |q: &str| q.replace('$', "?");
+                let _ = $pg;
+                $body
+            }
+            Store::Postgres(p) => {
+                let ($w, $r, $pg) = (&p.pool, &p.pool, true);
+                let $sql = |q: &str| q.to_owned();
+                let _ = $pg;
+                $body
+            }
+        }
+    };
+}
+
+/// A callback target as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CallbackRecord {
+    /// Its id.
+    pub id: String,
+    /// Where events are POSTed.
+    pub url: String,
+    /// The signing secret.
+    pub secret: String,
+    /// `cloud` or `onprem`.
+    pub shape: String,
+    /// Requests in flight at once at most.
+    pub max_concurrent: u32,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<String>,
+    /// Only this business number.
+    pub phone_number_id: Option<String>,
+    /// `config` or `api`.
+    pub source: String,
+    /// Every event up to this seq has been queued (or filtered out).
+    pub scan_seq: i64,
+    /// When it was created.
+    pub created_at: SystemTime,
+}
+
+impl std::fmt::Debug for CallbackRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackRecord")
+            .field("id", &self.id)
+            .field("url", &self.url)
+            .field("secret", &"[REDACTED]")
+            .field("shape", &self.shape)
+            .field("max_concurrent", &self.max_concurrent)
+            .field("kinds", &self.kinds)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("source", &self.source)
+            .field("scan_seq", &self.scan_seq)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An event queued for a callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDelivery {
+    /// The event.
+    pub seq: i64,
+    /// Deliveries with the same key go out in seq order (the contact, or a stand-in for events without one).
+    pub contact_key: String,
+    /// When the event was committed.
+    pub event_at: SystemTime,
+}
+
+/// A delivery claimed for sending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimedDelivery {
+    /// The event.
+    pub seq: i64,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When it was queued (or replayed).
+    pub queued_at: SystemTime,
+}
+
+/// Delivery figures of one callback.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryStats {
+    /// Events queued and not delivered yet.
+    pub pending: u64,
+    /// Events given up on (replayable).
+    pub failed: u64,
+    /// Commit time of the oldest pending event.
+    pub oldest_pending_at: Option<SystemTime>,
+    /// Attempts made on pending events so far.
+    pub retrying: u64,
+}
+
+fn record<'r, R>(row: &'r R) -> Result<CallbackRecord, sqlx::Error>
+where
+    R: Row,
+    &'static str: sqlx::ColumnIndex<R>,
+    String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let kinds: String = row.try_get("kinds")?;
+    Ok(CallbackRecord {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+        secret: row.try_get("secret")?,
+        shape: row.try_get("shape")?,
+        max_concurrent: u32::try_from(row.try_get::<i64, _>("max_concurrent")?).unwrap_or(1),
+        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect(),
+        phone_number_id: row.try_get("phone_number_id")?,
+        source: row.try_get("source")?,
+        scan_seq: row.try_get("scan_seq")?,
+        created_at: from_millis(row.try_get("created_at")?),
+    })
+}
+
+const COLUMNS: &str = "id, url, secret, shape, CAST(max_concurrent AS BIGINT) AS max_concurrent, kinds, phone_number_id, source, \
+     scan_seq, created_at";
+
+impl Store {
+    /// Inserts a callback starting after `scan_seq`; `Ok(false)` when the id is taken. With `replace`, an
+    /// existing callback of that id keeps its delivery state and takes the new settings.
+    pub async fn put_callback(&self, callback: &CallbackRecord, replace: bool) -> Result<bool, StoreError> {
+        let conflict = if replace {
+            " ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
+              shape = excluded.shape, max_concurrent = excluded.max_concurrent, kinds = excluded.kinds, \
+              phone_number_id = excluded.phone_number_id, source = excluded.source"
+        } else {
+            " ON CONFLICT (id) DO NOTHING"
+        };
+        let statement = format!(
+            "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, phone_number_id, source, \
+             scan_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10){conflict}"
+        );
+        let done = on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql(&statement))
+                .bind(&callback.id)
+                .bind(&callback.url)
+                .bind(&callback.secret)
+                .bind(&callback.shape)
+                .bind(i32::try_from(callback.max_concurrent).unwrap_or(i32::MAX))
+                .bind(callback.kinds.join(","))
+                .bind(&callback.phone_number_id)
+                .bind(&callback.source)
+                .bind(callback.scan_seq)
+                .bind(super::to_millis(callback.created_at))
+                .execute(w)
+                .await?
+                .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Deletes the callbacks of `source` whose id is not in `keep` (and their delivery state).
+    pub async fn delete_callbacks_except(&self, source: &str, keep: &[String]) -> Result<u64, StoreError> {
+        let existing = self.callbacks().await?;
+        let mut deleted = 0;
+        for c in existing.iter().filter(|c| c.source == source && !keep.contains(&c.id)) {
+            deleted += u64::from(self.delete_callback(&c.id).await?);
+        }
+        Ok(deleted)
+    }
+
+    /// Every callback, by id.
+    pub async fn callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+        let statement = format!("SELECT {COLUMNS} FROM callbacks ORDER BY id");
+        Ok(on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query(&sql(&statement)).fetch_all(r).await?.iter().map(record).collect::<Result<_, _>>()?
+        }))
+    }
+
+    /// The callback `id`.
+    pub async fn callback(&self, id: &str) -> Result<Option<CallbackRecord>, StoreError> {
+        let statement = format!("SELECT {COLUMNS} FROM callbacks WHERE id = $1");
+        Ok(on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query(&sql(&statement))
+                .bind(id)
+                .fetch_optional(r)
+                .await?
+                .as_ref()
+                .map(record)
+                .transpose()?
+        }))
+    }
+
+    /// Deletes the callback `id` and its delivery state; whether it existed.
+    pub async fn delete_callback(&self, id: &str) -> Result<bool, StoreError> {
+        let done = on_backend!(self, |w, _r, sql, _pg| {
+            let mut tx = w.begin().await?;
+            sqlx::query(&sql("DELETE FROM callback_deliveries WHERE callback_id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query(&sql("DELETE FROM callbacks WHERE id = $1"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            n
+        });
+        Ok(done == 1)
+    }
+
+    /// Queues `deliveries` and moves the callback's cursor from `from_scan_seq` to `to_scan_seq`, in one
+    /// transaction. `Ok(false)` (nothing written) when the cursor is no longer at `from_scan_seq` (another
+    /// instance got there first).
+    pub async fn queue_deliveries(
+        &self,
+        callback_id: &str,
+        from_scan_seq: i64,
+        to_scan_seq: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        let now = now_millis();
+        Ok(on_backend!(self, |w, _r, sql, _pg| {
+            let mut tx = w.begin().await?;
+            let moved =
+                sqlx::query(&sql("UPDATE callbacks SET scan_seq = $1 WHERE id = $2 AND scan_seq = $3"))
+                    .bind(to_scan_seq)
+                    .bind(callback_id)
+                    .bind(from_scan_seq)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if moved == 1 {
+                let insert =
+                    sql("INSERT INTO callback_deliveries (callback_id, seq, contact_key, state, attempts, \
+                     next_attempt_at, queued_at, event_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) \
+                     ON CONFLICT (callback_id, seq) DO NOTHING");
+                for d in deliveries {
+                    sqlx::query(&insert)
+                        .bind(callback_id)
+                        .bind(d.seq)
+                        .bind(&d.contact_key)
+                        .bind(now)
+                        .bind(super::to_millis(d.event_at))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+            }
+            moved == 1
+        }))
+    }
+
+    /// Claims up to `limit` deliveries of `callback_id` that may be sent now: pending, due, not leased, and
+    /// each the lowest pending seq of its contact. They stay leased until `lease_until` (or an outcome).
+    pub async fn claim_deliveries(
+        &self,
+        callback_id: &str,
+        limit: u32,
+        lease_until: SystemTime,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let now = now_millis();
+        let lease = super::to_millis(lease_until);
+        let rows = on_backend!(self, |w, _r, sql, pg| {
+            let statement = format!(
+                "UPDATE callback_deliveries SET lease_until = $1 \
+                 WHERE callback_id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) \
+                 AND seq IN (SELECT d.seq FROM callback_deliveries d \
+                   WHERE d.callback_id = $2 AND d.state = 'pending' AND d.next_attempt_at <= $3 \
+                   AND (d.lease_until IS NULL OR d.lease_until <= $3) \
+                   AND NOT EXISTS (SELECT 1 FROM callback_deliveries e WHERE e.callback_id = d.callback_id \
+                     AND e.contact_key = d.contact_key AND e.state = 'pending' AND e.seq < d.seq) \
+                   ORDER BY d.seq LIMIT $4{}) \
+                 RETURNING seq, CAST(attempts AS BIGINT) AS attempts, queued_at",
+                if pg { " FOR UPDATE SKIP LOCKED" } else { "" }
+            );
+            sqlx::query(&sql(&statement))
+                .bind(lease)
+                .bind(callback_id)
+                .bind(now)
+                .bind(i64::from(limit))
+                .fetch_all(w)
+                .await?
+                .iter()
+                .map(|row| {
+                    Ok::<_, sqlx::Error>(ClaimedDelivery {
+                        seq: row.try_get("seq")?,
+                        attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
+                        queued_at: from_millis(row.try_get("queued_at")?),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        });
+        let mut rows = rows;
+        rows.sort_by_key(|d| d.seq);
+        Ok(rows)
+    }
+
+    /// The event `seq` was delivered to `callback_id`: its row goes.
+    pub async fn delivery_succeeded(&self, callback_id: &str, seq: i64) -> Result<(), StoreError> {
+        on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql("DELETE FROM callback_deliveries WHERE callback_id = $1 AND seq = $2"))
+                .bind(callback_id)
+                .bind(seq)
+                .execute(w)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// An attempt failed: try again at `next_attempt_at`, or, with `give_up`, mark it failed.
+    pub async fn delivery_failed(
+        &self,
+        callback_id: &str,
+        seq: i64,
+        next_attempt_at: SystemTime,
+        error: &str,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql(
+                "UPDATE callback_deliveries SET attempts = attempts + 1, next_attempt_at = $1, \
+                 lease_until = NULL, last_error = $2, state = $3 WHERE callback_id = $4 AND seq = $5",
+            ))
+            .bind(super::to_millis(next_attempt_at))
+            .bind(error)
+            .bind(if give_up { "failed" } else { "pending" })
+            .bind(callback_id)
+            .bind(seq)
+            .execute(w)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// When the next pending delivery of `callback_id` becomes due (or its lease expires), if any.
+    pub async fn next_delivery_due(&self, callback_id: &str) -> Result<Option<SystemTime>, StoreError> {
+        let at: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query_scalar(&sql(
+                "SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
+                 THEN lease_until ELSE next_attempt_at END) FROM callback_deliveries \
+                 WHERE callback_id = $1 AND state = 'pending'",
+            ))
+            .bind(callback_id)
+            .fetch_one(r)
+            .await?
+        });
+        Ok(at.map(from_millis))
+    }
+
+    /// Pending and failed counts and the oldest pending event of `callback_id`.
+    pub async fn delivery_stats(&self, callback_id: &str) -> Result<DeliveryStats, StoreError> {
+        let row = on_backend!(self, |_w, r, sql, _pg| {
+            let row = sqlx::query(&sql(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN state = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending, \
+                 CAST(COALESCE(SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed, \
+                 CAST(COALESCE(SUM(CASE WHEN state = 'pending' AND attempts > 0 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 AS retrying, \
+                 MIN(CASE WHEN state = 'pending' THEN event_at END) AS oldest \
+                 FROM callback_deliveries WHERE callback_id = $1",
+            ))
+            .bind(callback_id)
+            .fetch_one(r)
+            .await?;
+            (
+                row.try_get::<i64, _>("pending")?,
+                row.try_get::<i64, _>("failed")?,
+                row.try_get::<i64, _>("retrying")?,
+                row.try_get::<Option<i64>, _>("oldest")?,
+            )
+        });
+        Ok(DeliveryStats {
+            pending: u64::try_from(row.0).unwrap_or(0),
+            failed: u64::try_from(row.1).unwrap_or(0),
+            retrying: u64::try_from(row.2).unwrap_or(0),
+            oldest_pending_at: row.3.map(from_millis),
+        })
+    }
+
+    /// Puts the failed deliveries of `callback_id` back in the queue, due now, their age counted from now.
+    pub async fn replay_failed(&self, callback_id: &str) -> Result<u64, StoreError> {
+        let now = now_millis();
+        Ok(on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql(
+                "UPDATE callback_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+                 queued_at = $1, lease_until = NULL WHERE callback_id = $2 AND state = 'failed'",
+            ))
+            .bind(now)
+            .bind(callback_id)
+            .execute(w)
+            .await?
+            .rows_affected()
+        }))
+    }
+
+    /// The lowest seq some callback still needs (a pending or failed delivery, or the next event after a
+    /// cursor); retention keeps it and everything after. `None` when no callback exists.
+    pub async fn oldest_needed_seq(&self) -> Result<Option<i64>, StoreError> {
+        let seq: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query_scalar(&sql("SELECT min(s) FROM (SELECT min(seq) AS s FROM callback_deliveries \
+                 UNION ALL SELECT min(scan_seq) + 1 AS s FROM callbacks) AS needed"))
+            .fetch_one(r)
+            .await?
+        });
+        Ok(seq)
+    }
+}

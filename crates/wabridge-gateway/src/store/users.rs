@@ -1,0 +1,273 @@
+//! Credentials in the store: the admin user's password hash, login sessions and API keys. Secrets are never
+//! stored: sessions and keys by the SHA-256 (hex) of the secret, passwords as argon2 PHC strings.
+
+use sqlx::Row;
+
+use super::{Store, StoreError, now_millis};
+
+/// A stored credential found by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCredential {
+    /// Comma-separated scopes (`send,events,admin`); sessions hold every scope.
+    pub scopes: String,
+    /// Unix ms after which it is refused; `None`: never.
+    pub expires_at: Option<i64>,
+}
+
+/// An API key as listed (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+impl Store {
+    /// The argon2 hash of user `name`'s password, if the user exists.
+    pub async fn admin_password_hash(&self, name: &str) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            Self::Sqlite(s) => {
+                sqlx::query_scalar("SELECT password_hash FROM admin_users WHERE name = ?1")
+                    .bind(name)
+                    .fetch_optional(&s.writer)
+                    .await?
+            }
+            Self::Postgres(s) => {
+                sqlx::query_scalar("SELECT password_hash FROM admin_users WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&s.pool)
+                    .await?
+            }
+        })
+    }
+
+    /// Creates user `name` with `hash`, or replaces its hash.
+    pub async fn set_admin_password_hash(&self, name: &str, hash: &str) -> Result<(), StoreError> {
+        let now = now_millis();
+        match self {
+            Self::Sqlite(s) => {
+                sqlx::query(
+                    "INSERT INTO admin_users (name, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+                     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, updated_at = ?3",
+                )
+                .bind(name)
+                .bind(hash)
+                .bind(now)
+                .execute(&s.writer)
+                .await?;
+            }
+            Self::Postgres(s) => {
+                sqlx::query(
+                    "INSERT INTO admin_users (name, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                     ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, updated_at = $3",
+                )
+                .bind(name)
+                .bind(hash)
+                .bind(now)
+                .execute(&s.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores a login session of `user` by the token's hash.
+    pub async fn insert_session(
+        &self,
+        token_sha256: &str,
+        user: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let now = now_millis();
+        match self {
+            Self::Sqlite(s) => {
+                sqlx::query(
+                    "INSERT INTO api_sessions (token_sha256, user_name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .bind(token_sha256)
+                .bind(user)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&s.writer)
+                .await?;
+            }
+            Self::Postgres(s) => {
+                sqlx::query(
+                    "INSERT INTO api_sessions (token_sha256, user_name, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_sha256)
+                .bind(user)
+                .bind(now)
+                .bind(expires_at)
+                .execute(&s.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Revokes a session; returns whether a live one was found.
+    pub async fn revoke_session(&self, token_sha256: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let done = match self {
+            Self::Sqlite(s) => sqlx::query(
+                "UPDATE api_sessions SET revoked_at = ?1 WHERE token_sha256 = ?2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(token_sha256)
+            .execute(&s.writer)
+            .await?
+            .rows_affected(),
+            Self::Postgres(s) => sqlx::query(
+                "UPDATE api_sessions SET revoked_at = $1 WHERE token_sha256 = $2 AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(token_sha256)
+            .execute(&s.pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+
+    /// The live (not revoked) session or API key whose secret hashes to `sha256`.
+    pub async fn credential_by_hash(&self, sha256: &str) -> Result<Option<StoredCredential>, StoreError> {
+        let (session, key) = match self {
+            Self::Sqlite(s) => (
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT expires_at FROM api_sessions WHERE token_sha256 = ?1 AND revoked_at IS NULL",
+                )
+                .bind(sha256)
+                .fetch_optional(&s.readers)
+                .await?,
+                sqlx::query_scalar::<_, String>(
+                    "SELECT scopes FROM api_keys WHERE secret_sha256 = ?1 AND revoked_at IS NULL",
+                )
+                .bind(sha256)
+                .fetch_optional(&s.readers)
+                .await?,
+            ),
+            Self::Postgres(s) => (
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT expires_at FROM api_sessions WHERE token_sha256 = $1 AND revoked_at IS NULL",
+                )
+                .bind(sha256)
+                .fetch_optional(&s.pool)
+                .await?,
+                sqlx::query_scalar::<_, String>(
+                    "SELECT scopes FROM api_keys WHERE secret_sha256 = $1 AND revoked_at IS NULL",
+                )
+                .bind(sha256)
+                .fetch_optional(&s.pool)
+                .await?,
+            ),
+        };
+        Ok(match (session, key) {
+            (Some(expires_at), _) => {
+                Some(StoredCredential { scopes: "send,events,admin".into(), expires_at: Some(expires_at) })
+            }
+            (None, Some(scopes)) => Some(StoredCredential { scopes, expires_at: None }),
+            (None, None) => None,
+        })
+    }
+
+    /// Stores a new API key by its secret's hash.
+    pub async fn insert_api_key(
+        &self,
+        id: &str,
+        name: &str,
+        secret_sha256: &str,
+        scopes: &str,
+    ) -> Result<i64, StoreError> {
+        let now = now_millis();
+        match self {
+            Self::Sqlite(s) => {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .bind(id)
+                .bind(name)
+                .bind(secret_sha256)
+                .bind(scopes)
+                .bind(now)
+                .execute(&s.writer)
+                .await?;
+            }
+            Self::Postgres(s) => {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, name, secret_sha256, scopes, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(name)
+                .bind(secret_sha256)
+                .bind(scopes)
+                .bind(now)
+                .execute(&s.pool)
+                .await?;
+            }
+        }
+        Ok(now)
+    }
+
+    /// Every API key, oldest first, without secrets.
+    pub async fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        let sql = "SELECT id, name, scopes, created_at, revoked_at FROM api_keys ORDER BY created_at, id";
+        Ok(match self {
+            Self::Sqlite(s) => sqlx::query(sql)
+                .fetch_all(&s.readers)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(ApiKeyRecord {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        scopes: r.try_get("scopes")?,
+                        created_at: r.try_get("created_at")?,
+                        revoked_at: r.try_get("revoked_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+            Self::Postgres(s) => sqlx::query(sql)
+                .fetch_all(&s.pool)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(ApiKeyRecord {
+                        id: r.try_get("id")?,
+                        name: r.try_get("name")?,
+                        scopes: r.try_get("scopes")?,
+                        created_at: r.try_get("created_at")?,
+                        revoked_at: r.try_get("revoked_at")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
+        })
+    }
+
+    /// Revokes API key `id`; returns the hash of its secret when a live key was revoked.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let now = now_millis();
+        Ok(match self {
+            Self::Sqlite(s) => {
+                sqlx::query_scalar(
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL RETURNING secret_sha256",
+                )
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&s.writer)
+                .await?
+            }
+            Self::Postgres(s) => {
+                sqlx::query_scalar(
+                    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL RETURNING secret_sha256",
+                )
+                .bind(now)
+                .bind(id)
+                .fetch_optional(&s.pool)
+                .await?
+            }
+        })
+    }
+}

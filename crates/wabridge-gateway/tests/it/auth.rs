@@ -1,0 +1,85 @@
+//! Login, logout, API keys with scopes, and which routes need a credential — on both backends.
+
+use serde_json::{Value, json};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{ADMIN_PASSWORD, Pair, config, sandbox_config};
+
+each_backend!(login_keys_scopes_and_revocation);
+
+async fn status(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let resp = req.send().await.unwrap();
+    let code = resp.status().as_u16();
+    (code, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn login_keys_scopes_and_revocation(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let (url, http) = (&pair.url, &pair.http);
+
+    // Login: On-Premises shape, 7 days, format "YYYY-MM-DD HH:MM:SS+00:00"; a wrong password is 1005.
+    let (code, body) =
+        status(http.post(format!("{url}/v1/users/login")).basic_auth("admin", Some(ADMIN_PASSWORD))).await;
+    assert_eq!(code, 200, "{body}");
+    let expires = body["users"][0]["expires_after"].as_str().unwrap();
+    assert_eq!(expires.len(), 25, "{expires}");
+    assert!(expires.ends_with("+00:00") && expires.as_bytes()[10] == b' ');
+    assert_eq!(body["meta"]["api_status"], "stable");
+    let token = body["users"][0]["token"].as_str().unwrap().to_owned();
+    let (code, body) =
+        status(http.post(format!("{url}/v1/users/login")).basic_auth("admin", Some("wrong"))).await;
+    assert_eq!(code, 401);
+    assert_eq!(body["errors"][0]["code"], 1005);
+    assert_eq!(body["errors"][0]["title"], "Access denied");
+
+    // Every /v1 route but /v1/health needs a credential.
+    assert_eq!(status(http.get(format!("{url}/v1/health"))).await.0, 200);
+    for (method, path) in
+        [("POST", "/v1/messages"), ("GET", "/v1/messages/x"), ("GET", "/v1/keys"), ("GET", "/v1/events")]
+    {
+        let req = http.request(method.parse().unwrap(), format!("{url}{path}"));
+        let (code, body) = status(req).await;
+        assert_eq!(code, 401, "{method} {path}");
+        assert_eq!(body["errors"][0]["code"], 1005);
+    }
+
+    // Keys: created by an admin, shown once, listed without the secret, scoped, revocable.
+    let (code, body) = status(
+        http.post(format!("{url}/v1/keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "shop", "scopes": ["send"]})),
+    )
+    .await;
+    assert_eq!(code, 201, "{body}");
+    let send_key = body["keys"][0]["key"].as_str().unwrap().to_owned();
+    let send_key_id = body["keys"][0]["id"].as_str().unwrap().to_owned();
+    let (code, list) = status(http.get(format!("{url}/v1/keys")).bearer_auth(&token)).await;
+    assert_eq!(code, 200);
+    assert!(!list.to_string().contains(&send_key), "the secret is never listed");
+    assert!(list["keys"].as_array().unwrap().iter().any(|k| k["id"] == send_key_id.as_str()));
+    // A send-only key cannot manage keys nor read events.
+    let (code, body) = status(http.get(format!("{url}/v1/keys")).bearer_auth(&send_key)).await;
+    assert_eq!((code, body["errors"][0]["code"].clone()), (403, json!(1005)));
+    assert_eq!(status(http.get(format!("{url}/v1/events")).bearer_auth(&send_key)).await.0, 403);
+    // An events key reads events, also on the WebSocket route (query credential).
+    assert_eq!(status(http.get(format!("{url}/v1/events")).bearer_auth(&pair.key)).await.0, 200);
+    let ws = format!("{}/v1/events/ws?access_token={}", url.replacen("http", "ws", 1), pair.key);
+    assert!(tokio_tungstenite::connect_async(ws).await.is_ok(), "the WebSocket accepts an API key");
+    let bad_ws = format!("{}/v1/events/ws?access_token=nope", url.replacen("http", "ws", 1));
+    assert!(tokio_tungstenite::connect_async(bad_ws).await.is_err());
+    // Unknown scope: a clear error.
+    let (code, body) =
+        status(http.post(format!("{url}/v1/keys")).bearer_auth(&token).json(&json!({"scopes": ["root"]})))
+            .await;
+    assert_eq!((code, body["errors"][0]["code"].clone()), (400, json!(1009)));
+    // Revocation and logout take effect at once.
+    assert_eq!(status(http.delete(format!("{url}/v1/keys/{send_key_id}")).bearer_auth(&token)).await.0, 200);
+    assert_eq!(status(http.get(format!("{url}/v1/messages/x")).bearer_auth(&send_key)).await.0, 401);
+    assert_eq!(status(http.delete(format!("{url}/v1/keys/{send_key_id}")).bearer_auth(&token)).await.0, 404);
+    assert_eq!(status(http.post(format!("{url}/v1/users/logout")).bearer_auth(&token)).await.0, 200);
+    assert_eq!(status(http.get(format!("{url}/v1/keys")).bearer_auth(&token)).await.0, 401);
+    // Secrets are stored hashed: neither the key nor the token is in the database file / tables.
+    let store = &pair.gateway.state().store;
+    assert!(store.credential_by_hash(&send_key).await.unwrap().is_none());
+    pair.stop().await;
+}

@@ -1,0 +1,361 @@
+//! Application callbacks, on both backends: a receiver that is down, then answers 500, then times out, then
+//! comes back gets everything in order per contact, also across a gateway restart; signatures and shapes;
+//! the API (create, list, status, delete); failed events and their replay; the hook on this path too.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+use wabridge_gateway::GatewayBuilder;
+use wabridge_gateway::callbacks::signing;
+use wabridge_gateway::config::{CallbackConfig, CallbackShape, Config};
+
+use crate::events::{
+    NUMBER_ID, TOKEN, TestHook, WABA, commit_messages, config as events_config, status_body, submit,
+};
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::gateway;
+
+each_backend!(
+    receiver_down_then_failing_then_back_gets_everything_in_order,
+    requests_are_signed_and_shaped,
+    api_manages_callbacks_and_reports_status,
+    failed_events_are_replayed,
+);
+
+const SECRET: &str = "callback-secret";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Ok,
+    Error500,
+    Hang,
+}
+
+#[derive(Debug)]
+struct Received {
+    seq: i64,
+    contact: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+#[derive(Debug)]
+struct Sink {
+    mode: Mutex<Mode>,
+    attempts: Mutex<u64>,
+    accepted: Mutex<Vec<Received>>,
+}
+
+/// A test endpoint receiving callbacks; its answers follow its mode.
+#[derive(Debug, Clone)]
+struct CallbackReceiver {
+    sink: Arc<Sink>,
+    addr: SocketAddr,
+}
+
+impl CallbackReceiver {
+    /// Serves on `addr` (port 0: any).
+    async fn start(addr: SocketAddr, mode: Mode) -> Self {
+        let sink = Arc::new(Sink {
+            mode: Mutex::new(mode),
+            attempts: Mutex::new(0),
+            accepted: Mutex::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new().route("/hook", post(receive)).with_state(sink.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { sink, addr }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.sink.mode.lock().unwrap() = mode;
+    }
+
+    fn attempts(&self) -> u64 {
+        *self.sink.attempts.lock().unwrap()
+    }
+
+    fn accepted_seqs(&self) -> BTreeSet<i64> {
+        self.sink.accepted.lock().unwrap().iter().map(|r| r.seq).collect()
+    }
+
+    /// Waits until `done` holds (checked at every request and every 20 ms), or panics after `within`.
+    async fn wait_until(&self, within: Duration, what: &str, done: impl Fn(&Self) -> bool) {
+        let deadline = tokio::time::Instant::now() + within;
+        while !done(self) {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    *sink.attempts.lock().unwrap() += 1;
+    let mode = *sink.mode.lock().unwrap();
+    match mode {
+        Mode::Error500 => StatusCode::INTERNAL_SERVER_ERROR,
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        Mode::Ok => {
+            let seq = headers[signing::EVENT_ID_HEADER].to_str().unwrap().parse().unwrap();
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            let contact = json["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"]
+                .as_str()
+                .or_else(|| json["contacts"][0]["wa_id"].as_str())
+                .map(str::to_owned);
+            sink.accepted.lock().unwrap().push(Received { seq, contact, headers, body });
+            StatusCode::OK
+        }
+    }
+}
+
+/// The events test configuration with fast delivery timings and one callback to `url`.
+fn config(db: &TestDb, url: &str, shape: CallbackShape) -> Config {
+    let mut config = events_config(db);
+    config.delivery.initial_backoff_ms = 10;
+    config.delivery.max_backoff_ms = 100;
+    config.delivery.request_timeout_ms = 300;
+    config.delivery.poll_interval_ms = 50;
+    config.callbacks = vec![CallbackConfig {
+        id: Some("app".into()),
+        url: url.to_owned(),
+        secret: SECRET.into(),
+        shape,
+        max_concurrent: 4,
+        events: Vec::new(),
+        phone_number_id: None,
+    }];
+    config
+}
+
+/// A free local address (bound, then released).
+async fn free_addr() -> SocketAddr {
+    tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap()
+}
+
+async fn receiver_down_then_failing_then_back_gets_everything_in_order(db: TestDb) {
+    let addr = free_addr().await;
+    let url = format!("http://{addr}/hook");
+    let gw = gateway::start(config(&db, &url, CallbackShape::Cloud)).await;
+    let contacts = ["111", "222", "333"];
+    commit_messages(&gw, "a", 30, 5, NUMBER_ID, &contacts).await;
+    // Down: connections refused for a while.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Then it answers 500…
+    let receiver = CallbackReceiver::start(addr, Mode::Error500).await;
+    receiver.wait_until(Duration::from_secs(10), "500 attempts", |r| r.attempts() >= 6).await;
+    // …then it hangs past the request timeout…
+    receiver.set_mode(Mode::Hang);
+    let before = receiver.attempts();
+    receiver.wait_until(Duration::from_secs(10), "timed-out attempts", |r| r.attempts() >= before + 4).await;
+    // …and the gateway restarts meanwhile; more events arrive after the restart.
+    gw.shutdown().await.unwrap();
+    let gw = gateway::start(config(&db, &url, CallbackShape::Cloud)).await;
+    commit_messages(&gw, "b", 30, 6, NUMBER_ID, &contacts).await;
+    assert!(receiver.accepted_seqs().is_empty());
+    let status = callback_status(&gw.url(), "app").await;
+    assert!(status["pending"].as_u64().unwrap() + status["not_yet_queued"].as_u64().unwrap() > 0, "{status}");
+    // Back: everything arrives.
+    receiver.set_mode(Mode::Ok);
+    receiver.wait_until(Duration::from_secs(20), "all 60 events", |r| r.accepted_seqs().len() == 60).await;
+    assert_eq!(receiver.accepted_seqs(), (1..=60).collect());
+    // In order per contact (at least once: a repeat may only follow its own first delivery).
+    let mut per_contact: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for r in receiver.sink.accepted.lock().unwrap().iter() {
+        per_contact.entry(r.contact.clone().unwrap()).or_default().push(r.seq);
+    }
+    assert_eq!(per_contact.len(), 3);
+    for (contact, seqs) in per_contact {
+        assert!(seqs.windows(2).all(|w| w[0] <= w[1]), "contact {contact}: out of order {seqs:?}");
+    }
+    let m = &gw.state().metrics;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while callback_status(&gw.url(), "app").await["pending"] != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert!(m.callback_attempts.get("ok") >= 60 - 30, "attempts after the restart");
+    assert!(m.render().contains("wabridge_callback_backlog"));
+    gw.shutdown().await.unwrap();
+}
+
+async fn callback_status(base: &str, id: &str) -> Value {
+    let body: Value = reqwest::Client::new()
+        .get(format!("{base}/v1/callbacks/{id}"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["callbacks"][0]["status"].clone()
+}
+
+fn now_secs() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()).unwrap()
+}
+
+async fn requests_are_signed_and_shaped(db: TestDb) {
+    let cloud = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let onprem = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let mut config = config(&db, &cloud.url(), CallbackShape::Cloud);
+    config.callbacks.push(CallbackConfig {
+        id: None,
+        url: onprem.url(),
+        secret: "onprem-secret".into(),
+        shape: CallbackShape::Onprem,
+        max_concurrent: 6,
+        events: Vec::new(),
+        phone_number_id: None,
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gw = GatewayBuilder::new(config).event_hook(TestHook).start(listener).await.unwrap();
+    commit_messages(&gw, "s", 3, 3, NUMBER_ID, &["111", "666", "222"]).await;
+    submit(&gw, &status_body("wamid.out.1", "delivered", "111")).await;
+    // The hook suppressed 666's message on this path too: seqs 1, 3, 4.
+    cloud.wait_until(Duration::from_secs(10), "cloud deliveries", |r| r.accepted_seqs().len() == 3).await;
+    onprem.wait_until(Duration::from_secs(10), "onprem deliveries", |r| r.accepted_seqs().len() == 3).await;
+    assert_eq!(cloud.accepted_seqs(), BTreeSet::from([1, 3, 4]));
+    for r in cloud.sink.accepted.lock().unwrap().iter() {
+        let header = r.headers[signing::SIGNATURE_HEADER].to_str().unwrap();
+        signing::verify(header, &r.body, SECRET.as_bytes(), now_secs(), 300).unwrap();
+        let hub = r.headers[wabridge_types::signature::SIGNATURE_HEADER].to_str().unwrap();
+        wabridge_types::signature::verify(Some(hub), &r.body, &[SECRET.as_bytes()]).unwrap();
+        let json: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(json["object"], "whatsapp_business_account");
+        assert_eq!(json["entry"][0]["id"], WABA);
+        assert_eq!(json["entry"][0]["changes"][0]["field"], "messages");
+        assert_eq!(json["entry"][0]["changes"][0]["value"]["hooked"], true);
+    }
+    let by_seq = {
+        let accepted = onprem.sink.accepted.lock().unwrap();
+        for r in accepted.iter() {
+            let header = r.headers[signing::SIGNATURE_HEADER].to_str().unwrap();
+            signing::verify(header, &r.body, b"onprem-secret", now_secs(), 300).unwrap();
+            assert!(signing::verify(header, &r.body, SECRET.as_bytes(), now_secs(), 300).is_err());
+            assert!(r.headers.get(wabridge_types::signature::SIGNATURE_HEADER).is_none());
+        }
+        accepted
+            .iter()
+            .map(|r| (r.seq, serde_json::from_slice::<Value>(&r.body).unwrap()))
+            .collect::<BTreeMap<i64, Value>>()
+    };
+    assert_eq!(by_seq[&1]["messages"][0]["id"], "wamid.s.0");
+    assert_eq!(by_seq[&1]["contacts"][0]["wa_id"], "111");
+    assert!(by_seq[&1].get("entry").is_none() && by_seq[&1].get("metadata").is_none());
+    assert_eq!(by_seq[&4]["statuses"][0]["status"], "delivered");
+    assert!(by_seq[&4].get("messages").is_none());
+    gw.shutdown().await.unwrap();
+}
+
+async fn api_manages_callbacks_and_reports_status(db: TestDb) {
+    let receiver = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let mut config = events_config(&db);
+    config.delivery.poll_interval_ms = 50;
+    let gw = gateway::start(config.clone()).await;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/callbacks", gw.url());
+    commit_messages(&gw, "before", 2, 2, NUMBER_ID, &["111"]).await;
+
+    assert_eq!(client.get(&base).send().await.unwrap().status(), 401);
+    let bad = client
+        .post(&base)
+        .bearer_auth(TOKEN)
+        .json(&json!({"url": "ftp://x", "secret": "s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+    assert_eq!(bad.json::<Value>().await.unwrap()["errors"][0]["code"], 1009);
+    let created = client
+        .post(&base)
+        .bearer_auth(TOKEN)
+        .json(&json!({"id": "statuses", "url": receiver.url(), "secret": "s3", "events": ["status"], "max_concurrent": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let again = client
+        .post(&base)
+        .bearer_auth(TOKEN)
+        .json(&json!({"id": "statuses", "url": receiver.url(), "secret": "s3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409);
+    let list: Value = client.get(&base).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["callbacks"][0]["id"], "statuses");
+    assert!(list["callbacks"][0].get("secret").is_none(), "secrets are never listed");
+
+    // Only statuses, and only those after its creation.
+    commit_messages(&gw, "after", 2, 2, NUMBER_ID, &["111"]).await;
+    submit(&gw, &status_body("wamid.out.7", "read", "111")).await;
+    receiver.wait_until(Duration::from_secs(10), "the status", |r| r.accepted_seqs().len() == 1).await;
+    assert_eq!(receiver.accepted_seqs(), BTreeSet::from([5]));
+    // Persisted: still there after a restart.
+    gw.shutdown().await.unwrap();
+    let gw = gateway::start(config).await;
+    let status = callback_status(&gw.url(), "statuses").await;
+    assert_eq!((status["pending"].as_u64(), status["failed"].as_u64()), (Some(0), Some(0)), "{status}");
+    assert_eq!(status["queued_through_seq"], 5);
+    let deleted =
+        client.delete(format!("{}/v1/callbacks/statuses", gw.url())).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(deleted.status(), 200);
+    let gone =
+        client.get(format!("{}/v1/callbacks/statuses", gw.url())).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert_eq!(gone.json::<Value>().await.unwrap()["errors"][0]["code"], 1006);
+    gw.shutdown().await.unwrap();
+}
+
+async fn failed_events_are_replayed(db: TestDb) {
+    let receiver = CallbackReceiver::start(free_addr().await, Mode::Error500).await;
+    let mut config = config(&db, &receiver.url(), CallbackShape::Cloud);
+    config.delivery.max_age_ms = 300;
+    let gw = gateway::start(config).await;
+    commit_messages(&gw, "f", 4, 4, NUMBER_ID, &["111", "222"]).await;
+    let base = gw.url();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while callback_status(&base, "app").await["failed"] != 4 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the events are marked failed after their maximum age");
+    assert_eq!(gw.state().metrics.callback_failed.get(), 4);
+    // Failed events no longer hold anything back, and are kept (retention must not prune them).
+    assert_eq!(gw.state().store.oldest_needed_seq().await.unwrap(), Some(1));
+    receiver.set_mode(Mode::Ok);
+    let replayed: Value = reqwest::Client::new()
+        .post(format!("{base}/v1/callbacks/app/replay"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(replayed["requeued"], 4);
+    receiver
+        .wait_until(Duration::from_secs(10), "the replayed events", |r| r.accepted_seqs().len() == 4)
+        .await;
+    assert_eq!(receiver.accepted_seqs(), (1..=4).collect());
+    gw.shutdown().await.unwrap();
+}

@@ -1,0 +1,135 @@
+//! A gateway sending to an in-process sandbox, with an admin login and an API key ready.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wabridge_gateway::Gateway;
+use wabridge_gateway::config::Config;
+use wabridge_sandbox::{Sandbox, SandboxConfig};
+
+use super::backend::TestDb;
+use super::gateway;
+
+/// The admin password of the test gateways.
+pub const ADMIN_PASSWORD: &str = "test-admin-password";
+/// The sandbox's first and second numbers.
+pub const NUMBER: &str = "106540352242922";
+pub const NUMBER2: &str = "106540352242923";
+
+/// A running pair.
+pub struct Pair {
+    pub gateway: Gateway,
+    pub sandbox: Sandbox,
+    pub url: String,
+    /// An API key with every scope.
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+/// The test gateway's configuration with an admin password and fast retries.
+pub fn config(db: &TestDb) -> Config {
+    let mut c = gateway::config(db);
+    c.admin.password = Some(ADMIN_PASSWORD.to_owned().into());
+    c.outbound.retry_base_ms = 20;
+    c.outbound.retry_max_ms = 200;
+    c.outbound.operator_pause_ms = 200;
+    c.outbound.poll_interval_ms = 200;
+    c
+}
+
+/// A sandbox for tests (millisecond delays) with `f` applied.
+pub fn sandbox_config(f: impl FnOnce(&mut SandboxConfig)) -> SandboxConfig {
+    let mut s = SandboxConfig::for_tests();
+    f(&mut s);
+    s
+}
+
+impl Pair {
+    /// Starts the sandbox, then the gateway pointed at it (webhooks come back signed).
+    pub async fn start(mut config: Config, sandbox: SandboxConfig) -> Pair {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let sandbox = wabridge_gateway::outbound::embedded::start_sandbox(&mut config, &url, Some(sandbox))
+            .await
+            .unwrap();
+        let gateway = Gateway::start(config, listener).await.unwrap();
+        let http = reqwest::Client::new();
+        let login: Value = http
+            .post(format!("{url}/v1/users/login"))
+            .basic_auth("admin", Some(ADMIN_PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = login["users"][0]["token"].as_str().unwrap().to_owned();
+        let key: Value = http
+            .post(format!("{url}/v1/keys"))
+            .bearer_auth(&token)
+            .json(&json!({"name": "tests", "scopes": ["send", "events", "admin"]}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let key = key["keys"][0]["key"].as_str().unwrap().to_owned();
+        Pair { gateway, sandbox, url, key, http }
+    }
+
+    /// `POST /v1/messages` → (status, body).
+    pub async fn send(&self, body: &Value) -> (u16, Value) {
+        self.send_with(body, None).await
+    }
+
+    /// `POST /v1/messages` with an optional `Idempotency-Key`.
+    pub async fn send_with(&self, body: &Value, key: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.post(format!("{}/v1/messages", self.url)).bearer_auth(&self.key).json(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        let resp = req.send().await.unwrap();
+        (resp.status().as_u16(), resp.json().await.unwrap())
+    }
+
+    /// `GET /v1/messages/{id}` → the message object.
+    pub async fn message(&self, id: &str) -> Value {
+        let v: Value = self
+            .http
+            .get(format!("{}/v1/messages/{id}", self.url))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["messages"][0].clone()
+    }
+
+    /// Waits until message `id` is in one of `states`; panics after `limit`.
+    pub async fn wait_state(&self, id: &str, states: &[&str], limit: Duration) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let m = self.message(id).await;
+            if states.contains(&m["state"].as_str().unwrap_or("")) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "message {id} did not reach {states:?}: {m}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops both.
+    pub async fn stop(self) {
+        self.gateway.shutdown().await.unwrap();
+        self.sandbox.shutdown().await;
+    }
+}
+
+/// A template message (needs no open window) from `from` to `to`.
+pub fn template(from: &str, to: &str) -> Value {
+    json!({"from": from, "to": to, "type": "template",
+           "template": {"name": "hello_world", "language": {"code": "en_US"}}})
+}
