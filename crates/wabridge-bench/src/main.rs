@@ -70,6 +70,10 @@ enum Scenario {
     Ingest(scenarios::IngestArgs),
     /// Webhook → WebSocket latency with many subscribers, at a paced webhook rate.
     Fanout(scenarios::FanoutArgs),
+    /// Sending: N numbers with a backlog against the sandbox at their levels, measured at the sandbox.
+    Outbound(scenarios::OutboundArgs),
+    /// `POST /v1/messages` with an API key, every body unique, on SQLite (and PostgreSQL).
+    Enqueue(scenarios::EnqueueArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +91,16 @@ fn main() -> anyhow::Result<()> {
         Scenario::Fanout(args) => {
             let result = server.block_on(scenarios::fanout(&args))?;
             println!("{}", serde_json::to_string(&result)?);
+        }
+        Scenario::Outbound(args) => {
+            for result in server.block_on(scenarios::outbound(&args))? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
+        }
+        Scenario::Enqueue(args) => {
+            for result in server.block_on(scenarios::enqueue(&args))? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
         }
         Scenario::Ingest(args) => {
             for result in server.block_on(scenarios::ingest(&args))? {

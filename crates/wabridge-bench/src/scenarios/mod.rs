@@ -1,13 +1,17 @@
 //! The benchmark scenarios.
 
+mod enqueue;
 mod fanout;
 mod ingest;
 mod noop;
+mod outbound;
 mod sandbox;
 
+pub use enqueue::{EnqueueArgs, enqueue};
 pub use fanout::{FanoutArgs, fanout};
 pub use ingest::{IngestArgs, ingest};
 pub use noop::noop;
+pub use outbound::{OutboundArgs, outbound};
 pub use sandbox::sandbox;
 
 use serde::Serialize;
@@ -41,4 +45,11 @@ impl Machine {
             os: std::env::consts::OS,
         }
     }
+}
+
+/// The machine's 1, 5 and 15-minute load averages (Linux), to tell a busy machine's figures apart.
+#[must_use]
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    Some(text.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
 }
