@@ -270,8 +270,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// `(gateway id, wamid)` of status events received since `since` (Unix ms) whose
-    /// `biz_opaque_callback_data` is one of `ids`: how a send whose answer was lost is found again.
+    /// `(gateway id, wamid)` of status events received since `since` (Unix ms) whose status carries one of
+    /// `ids` as `biz_opaque_callback_data`: how a send whose answer was lost is found again. A status event's
+    /// payload is the webhook `value` cut down to one item, so the status is `statuses[0]`.
     pub async fn statuses_by_callback_data(
         &self,
         ids: &[String],
@@ -284,9 +285,10 @@ impl Store {
             Self::Sqlite(s) => {
                 let list = serde_json::to_string(ids).map_err(|_| StoreError::Inconsistent("id list"))?;
                 sqlx::query(
-                    "SELECT DISTINCT json_extract(payload, '$.biz_opaque_callback_data') AS cb, \
-                     json_extract(payload, '$.id') AS wamid FROM events WHERE kind = 'status' AND created_at >= ?1 \
-                     AND json_extract(payload, '$.biz_opaque_callback_data') IN (SELECT value FROM json_each(?2))",
+                    "SELECT DISTINCT json_extract(payload, '$.statuses[0].biz_opaque_callback_data') AS cb, \
+                     json_extract(payload, '$.statuses[0].id') AS wamid FROM events WHERE kind = 'status' \
+                     AND created_at >= ?1 AND json_extract(payload, '$.statuses[0].biz_opaque_callback_data') \
+                     IN (SELECT value FROM json_each(?2))",
                 )
                 .bind(since)
                 .bind(list)
@@ -298,9 +300,9 @@ impl Store {
             }
             Self::Postgres(s) => {
                 sqlx::query(
-                    "SELECT DISTINCT payload::jsonb ->> 'biz_opaque_callback_data' AS cb, payload::jsonb ->> 'id' \
-                     AS wamid FROM events WHERE kind = 'status' AND created_at >= $1 \
-                     AND payload::jsonb ->> 'biz_opaque_callback_data' = ANY($2)",
+                    "SELECT DISTINCT payload::jsonb #>> '{statuses,0,biz_opaque_callback_data}' AS cb, \
+                     payload::jsonb #>> '{statuses,0,id}' AS wamid FROM events WHERE kind = 'status' \
+                     AND created_at >= $1 AND payload::jsonb #>> '{statuses,0,biz_opaque_callback_data}' = ANY($2)",
                 )
                 .bind(since)
                 .bind(ids)
@@ -312,6 +314,42 @@ impl Store {
             }
         };
         Ok(rows.into_iter().filter_map(|(cb, wamid)| Some((cb?, wamid?))).collect())
+    }
+
+    /// `(gateway id, the application's callback data)` of the outbound messages among `ids` (unknown ids are
+    /// left out): what status events give back to the application.
+    pub async fn outbound_callback_data(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pairs = match self {
+            Self::Sqlite(s) => {
+                let list = serde_json::to_string(ids).map_err(|_| StoreError::Inconsistent("id list"))?;
+                sqlx::query(
+                    "SELECT id, callback_data FROM outbound_messages \
+                     WHERE id IN (SELECT value FROM json_each(?1))",
+                )
+                .bind(list)
+                .fetch_all(&s.readers)
+                .await?
+                .iter()
+                .map(|row| Ok((row.try_get("id")?, row.try_get("callback_data")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+            Self::Postgres(s) => {
+                sqlx::query("SELECT id, callback_data FROM outbound_messages WHERE id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(&s.pool)
+                    .await?
+                    .iter()
+                    .map(|row| Ok((row.try_get("id")?, row.try_get("callback_data")?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            }
+        };
+        Ok(pairs)
     }
 
     /// One outbound message with its status timeline.
