@@ -75,7 +75,7 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             return StatusCode::UNAUTHORIZED.into_response();
         }
     }
-    let item = match Envelope::from_slice(&body) {
+    let mut item = match Envelope::from_slice(&body) {
         Ok(envelope) => batch_item(&body, &envelope),
         Err(e) => {
             metrics.webhooks_rejected.inc("invalid_envelope");
@@ -88,6 +88,7 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             }
         }
     };
+    crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
     let sending = SendingNews::of(&item);
     match state.intake.submit(item).await {

@@ -375,23 +375,37 @@ pub fn startup_report(config: &Config, url: &str, store: &Store) -> Vec<String> 
         Some(_) => format!("  sending: to {} (POST {url}/v1/messages)", config.meta.graph_url),
         None => "  access token: not configured — messages are accepted and stay queued".into(),
     });
-    lines.push(format!("  admin user: {} (POST {url}/v1/users/login with Basic auth)", config.admin.user));
     if config.numbers.is_empty() {
         lines.push("  phone numbers: none configured".into());
     } else {
         lines.push(format!("  phone numbers: {}", config.numbers.len()));
     }
-    lines.push(if config.api.tokens.is_empty() {
-        "  API tokens: NOT configured — /v1 (events, callbacks) answers 401 until one is set \
-                (api.tokens / WABRIDGE_API__TOKENS)"
-            .into()
-    } else {
-        format!("  API tokens: {} configured", config.api.tokens.len())
-    });
+    lines.extend(auth_report(config, url));
     lines.push(format!("  application callbacks: {} configured", config.callbacks.len()));
     lines.push(match &config.tls {
         Some(_) => "  TLS: on".into(),
         None => "  TLS: off (plain HTTP; put it behind an HTTPS proxy for Meta)".into(),
     });
     lines
+}
+
+/// How to authenticate on `/v1`: the admin login, API keys made with it, and any configured tokens.
+fn auth_report(config: &Config, url: &str) -> Vec<String> {
+    let ttl = config.admin.token_ttl_secs;
+    let valid = if ttl % 86_400 == 0 { format!("{} days", ttl / 86_400) } else { format!("{ttl} s") };
+    vec![
+        "  auth: every /v1 route but /v1/health needs Authorization: Bearer <login token or API key>".into(),
+        format!(
+            "    admin login: POST {url}/v1/users/login with Basic {}:<admin password> → a token valid {valid}",
+            config.admin.user
+        ),
+        format!(
+            "    API keys:    POST {url}/v1/keys as admin → a key per application (scopes send, events, admin)"
+        ),
+        if config.api.tokens.is_empty() {
+            "    static tokens: none (api.tokens)".into()
+        } else {
+            format!("    static tokens: {} configured (api.tokens, every scope)", config.api.tokens.len())
+        },
+    ]
 }

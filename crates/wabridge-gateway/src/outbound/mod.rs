@@ -4,6 +4,7 @@
 //! [`scheduler`]; the scheduler sends at the rate Meta allows and records what happened. See
 //! `docs/sending.md` for the states, the error classes and crash recovery.
 
+pub mod echo;
 pub mod embedded;
 mod pacing;
 mod scheduler;
@@ -248,7 +249,8 @@ impl Shared {
 }
 
 /// The On-Premises `sent_status` setting: with it off, `sent` statuses are kept in the log and move
-/// messages forward, but no application sees them (events, WebSockets, callbacks). Wraps `hooks`.
+/// messages forward, but no application sees them (events, WebSockets, callbacks). Wraps `hooks`. A status
+/// event's payload is the webhook `value` cut down to one status: its status is `statuses[0].status`.
 #[must_use]
 pub fn sent_status_hooks(hooks: crate::events::Hooks, sent_status: bool) -> crate::events::Hooks {
     if sent_status {
@@ -264,7 +266,7 @@ impl crate::events::EventHook for HideSentStatus {
         use crate::events::HookAction;
         if event.kind == "status"
             && serde_json::from_str::<serde_json::Value>(&event.payload)
-                .is_ok_and(|p| p.get("status").and_then(|s| s.as_str()) == Some("sent"))
+                .is_ok_and(|p| p.pointer("/statuses/0/status").and_then(|s| s.as_str()) == Some("sent"))
         {
             return HookAction::Suppress;
         }

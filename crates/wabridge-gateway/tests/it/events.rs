@@ -247,7 +247,9 @@ async fn websocket_refuses_bad_credentials_before_upgrade(db: TestDb) {
     );
     let report =
         wabridge_gateway::startup_report(&gw.state().config, &gw.url(), &gw.state().store).join("\n");
-    assert!(report.contains("API tokens: NOT configured"), "{report}");
+    assert!(report.contains("static tokens: none"), "{report}");
+    assert!(report.contains("/v1/users/login with Basic admin:<admin password>"), "{report}");
+    assert!(report.contains("/v1/keys as admin"), "{report}");
     gw.shutdown().await.unwrap();
 }
 

@@ -3,3 +3,4 @@
 
 mod crash;
 mod sending_crash;
+mod walkthrough;

@@ -1,0 +1,124 @@
+//! The outbound queue in the store: enqueueing (with idempotency keys), claiming a number's queued messages
+//! for its scheduler, the scheduler's state changes in group commits, number leases, and what reconciliation
+//! and `GET /v1/messages/{id}` read.
+//!
+//! Queue order is SQLite's rowid (one writer: insert order is commit order) and PostgreSQL's `queue_key`.
+//!
+//! This module holds the types; `queue` puts messages in and takes them out (enqueue, claim, cancel, leases),
+//! `ops` applies the schedulers' state changes, `reads` answers reconciliation, the API and reports.
+
+mod ops;
+mod queue;
+mod reads;
+
+/// A message to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewQueued {
+    /// The gateway's id.
+    pub id: String,
+    /// The business number sending it.
+    pub phone_number_id: String,
+    /// The recipient's `wa_id` (digits).
+    pub recipient: String,
+    /// The message's type (`text`, `template`…).
+    pub kind: String,
+    /// The Cloud API request body as JSON text, without `biz_opaque_callback_data`.
+    pub body: String,
+    /// The application's own callback data.
+    pub callback_data: Option<String>,
+    /// Not sent before this (Unix ms); `None`: at once.
+    pub not_before: Option<i64>,
+    /// Not sent after this (Unix ms).
+    pub expires_at: Option<i64>,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<String>,
+    /// SHA-256 (hex) of the request, compared when the key comes again.
+    pub request_sha256: Option<String>,
+}
+
+/// What enqueueing one message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new queued row.
+    Inserted,
+    /// The idempotency key was known: the earlier message's id and request hash.
+    Existing { id: String, request_sha256: Option<String> },
+}
+
+/// A queued message as its scheduler holds it.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
+    /// The gateway's id.
+    pub id: String,
+    /// The recipient.
+    pub recipient: String,
+    /// The message type.
+    pub kind: String,
+    /// The request body.
+    pub body: String,
+    /// Not before (Unix ms).
+    pub not_before: Option<i64>,
+    /// Not after (Unix ms).
+    pub expires_at: Option<i64>,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Whether it is resent after an unknown outcome.
+    pub possibly_duplicated: bool,
+}
+
+/// A state change made by a scheduler; many go into one commit.
+#[derive(Debug, Clone)]
+pub enum OutboundOp {
+    /// It goes to Meta now: outcome unknown until the answer.
+    MarkSending { id: String },
+    /// Meta accepted it with this wamid.
+    Sent { id: String, wamid: String },
+    /// Back to the queue, not before `not_before` (a retry), with the error that caused it.
+    Requeue { id: String, not_before: Option<i64>, error: Option<String>, possibly_duplicated: bool },
+    /// Terminal failure with Meta's (or the gateway's) error as JSON text.
+    Fail { id: String, error: String },
+    /// Its time to live passed before it could be sent.
+    Expire { id: String },
+    /// A message whose outcome was unknown, matched to this wamid from its statuses.
+    Reconciled { id: String, wamid: String },
+}
+
+/// A message whose send outcome is unknown (it was `sending` when its sender stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InDoubt {
+    /// The gateway's id.
+    pub id: String,
+    /// When it went to Meta (Unix ms).
+    pub sending_since: i64,
+}
+
+/// Everything `GET /v1/messages/{id}` shows.
+#[derive(Debug, Clone)]
+pub struct OutboundDetail {
+    pub id: String,
+    pub phone_number_id: String,
+    pub recipient: String,
+    pub wamid: Option<String>,
+    pub state: String,
+    pub kind: String,
+    pub callback_data: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub not_before: Option<i64>,
+    pub expires_at: Option<i64>,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub possibly_duplicated: bool,
+    pub reconciled: bool,
+    /// `(status, Meta's timestamp in seconds, errors JSON)` in order of arrival.
+    pub statuses: Vec<(String, i64, Option<String>)>,
+}
+
+/// What `DELETE /v1/messages/{id}` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CancelOutcome {
+    Cancelled,
+    NotFound,
+    /// Too late: its state.
+    NotCancellable(String),
+}

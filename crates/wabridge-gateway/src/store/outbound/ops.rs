@@ -1,0 +1,158 @@
+//! The schedulers' state changes, many in one commit (group commit), and the statuses that arrived before a
+//! wamid was known.
+
+use super::OutboundOp;
+use crate::store::{PgStore, SqliteStore, Store, StoreError, now_millis, postgres, sqlite};
+
+impl Store {
+    /// Applies scheduler state changes in one transaction.
+    pub async fn apply_outbound_ops(&self, ops: &[OutboundOp]) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Self::Sqlite(s) => sqlite_ops(s, ops).await,
+            Self::Postgres(s) => pg_ops(s, ops).await,
+        }
+    }
+}
+
+/// The SQL of one op for one backend: `(sql, wamid to apply statuses for)`. Placeholders: 1 = now, 2 = id,
+/// 3.. = the op's values.
+macro_rules! op_sql {
+    ($p:literal) => {
+        [
+            // MarkSending
+            concat!(
+                "UPDATE outbound_messages SET state = 'sending', sending_since = ",
+                $p,
+                "1, updated_at = ",
+                $p,
+                "1, attempts = attempts + 1 WHERE id = ",
+                $p,
+                "2 AND state = 'queued'"
+            ),
+            // Sent / Reconciled: the wamid, then statuses that came first move it on.
+            concat!(
+                "UPDATE outbound_messages SET wamid = ",
+                $p,
+                "3, state = CASE WHEN state IN ('queued', 'sending') \
+                THEN 'sent' ELSE state END, updated_at = ",
+                $p,
+                "1, reconciled = ",
+                $p,
+                "4 WHERE id = ",
+                $p,
+                "2"
+            ),
+            // Requeue
+            concat!(
+                "UPDATE outbound_messages SET state = 'queued', not_before = ",
+                $p,
+                "3, last_error = coalesce(",
+                $p,
+                "4, last_error), possibly_duplicated = (possibly_duplicated OR ",
+                $p,
+                "5), sending_since = NULL, \
+                updated_at = ",
+                $p,
+                "1 WHERE id = ",
+                $p,
+                "2 AND state IN ('queued', 'sending')"
+            ),
+            // Fail
+            concat!(
+                "UPDATE outbound_messages SET state = 'failed', last_error = ",
+                $p,
+                "3, updated_at = ",
+                $p,
+                "1 WHERE id = ",
+                $p,
+                "2 AND state IN ('queued', 'sending')"
+            ),
+            // Expire
+            concat!(
+                "UPDATE outbound_messages SET state = 'expired', updated_at = ",
+                $p,
+                "1 WHERE id = ",
+                $p,
+                "2 AND state = 'queued'"
+            ),
+        ]
+    };
+}
+
+const SQLITE_OPS: [&str; 5] = op_sql!("?");
+const PG_OPS: [&str; 5] = op_sql!("$");
+
+async fn sqlite_ops(s: &SqliteStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
+    let now = now_millis();
+    let mut tx = s.writer.begin().await?;
+    let mut wamids = Vec::new();
+    for op in ops {
+        let q = match op {
+            OutboundOp::MarkSending { id } => sqlx::query(SQLITE_OPS[0]).bind(now).bind(id),
+            OutboundOp::Sent { id, wamid } | OutboundOp::Reconciled { id, wamid } => {
+                wamids.push(wamid.as_str());
+                let reconciled = matches!(op, OutboundOp::Reconciled { .. });
+                sqlx::query(SQLITE_OPS[1]).bind(now).bind(id).bind(wamid).bind(reconciled)
+            }
+            OutboundOp::Requeue { id, not_before, error, possibly_duplicated } => sqlx::query(SQLITE_OPS[2])
+                .bind(now)
+                .bind(id)
+                .bind(not_before)
+                .bind(error)
+                .bind(possibly_duplicated),
+            OutboundOp::Fail { id, error } => sqlx::query(SQLITE_OPS[3]).bind(now).bind(id).bind(error),
+            OutboundOp::Expire { id } => sqlx::query(SQLITE_OPS[4]).bind(now).bind(id),
+        };
+        q.execute(&mut *tx).await?;
+    }
+    if !wamids.is_empty() {
+        sqlite::apply_statuses(&mut tx, &wamids, now).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
+    let now = now_millis();
+    let mut tx = s.pool.begin().await?;
+    let mut wamids = Vec::new();
+    for op in ops {
+        let q = match op {
+            OutboundOp::MarkSending { id } => sqlx::query(PG_OPS[0]).bind(now).bind(id),
+            OutboundOp::Sent { id, wamid } | OutboundOp::Reconciled { id, wamid } => {
+                wamids.push(wamid.as_str());
+                let reconciled = matches!(op, OutboundOp::Reconciled { .. });
+                sqlx::query(PG_OPS[1]).bind(now).bind(id).bind(wamid).bind(reconciled)
+            }
+            OutboundOp::Requeue { id, not_before, error, possibly_duplicated } => sqlx::query(PG_OPS[2])
+                .bind(now)
+                .bind(id)
+                .bind(not_before)
+                .bind(error)
+                .bind(possibly_duplicated),
+            OutboundOp::Fail { id, error } => sqlx::query(PG_OPS[3]).bind(now).bind(id).bind(error),
+            OutboundOp::Expire { id } => sqlx::query(PG_OPS[4]).bind(now).bind(id),
+        };
+        q.execute(&mut *tx).await?;
+    }
+    if !wamids.is_empty() {
+        postgres::apply_statuses(&mut tx, &wamids, now).await?;
+    }
+    tx.commit().await?;
+    if !wamids.is_empty() {
+        // A webhook transaction may have stored statuses of these wamids concurrently, each transaction
+        // blind to the other's rows: apply them again once ours is visible, after the intake transactions
+        // holding the event-log lock have committed.
+        let mut tx = s.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(postgres::EVENT_LOG_LOCK_CLASS)
+            .execute(&mut *tx)
+            .await?;
+        postgres::apply_statuses(&mut tx, &wamids, now_millis()).await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}
