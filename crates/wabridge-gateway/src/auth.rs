@@ -152,6 +152,16 @@ impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        principal_of(parts, state).await
+    }
+}
+
+/// The principal behind a request's credential: a configured token, a login token or an API key.
+///
+/// # Errors
+/// A 401 when there is no valid credential (or a 500 when the store fails).
+pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    {
         let credential = Credential::from_parts(parts);
         let mut result = state.auth.authenticate(credential.as_ref());
         // Login tokens and API keys (`accounts.rs`) are checked when no configured token matched.

@@ -90,11 +90,18 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     };
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
     let sending = SendingNews::of(&item);
+    let template_updates: Vec<(String, String)> = item
+        .events
+        .iter()
+        .filter(|e| e.field == "message_template_status_update")
+        .map(|e| (e.waba_id.clone(), e.payload.clone()))
+        .collect();
     match state.intake.submit(item).await {
         Ok(outcome) => {
             if !outcome.item.raw_duplicate {
                 sending.tell(&state.outbound);
             }
+            crate::templates::apply_webhook_updates(&state.templates, template_updates);
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {
                 metrics.webhooks_duplicate.inc();

@@ -10,13 +10,16 @@ pub mod api;
 pub mod api_error;
 pub mod auth;
 pub mod callbacks;
+pub mod cloud_compat;
 pub mod config;
 pub mod events;
 pub mod intake;
 pub mod metrics;
 pub mod outbound;
+pub mod readiness;
 pub mod retention;
 pub mod store;
+pub mod templates;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -64,6 +67,12 @@ pub struct AppState {
     pub outbound: outbound::Outbound,
     /// The admin password generated at this start, until it was printed once.
     pub generated_admin_password: std::sync::Mutex<Option<secrecy::SecretString>>,
+    /// Start-up progress and the Cloud API probe (`/v1/health`).
+    pub readiness: Arc<readiness::Readiness>,
+    /// The configured WABAs' message templates.
+    pub templates: Arc<templates::TemplateCache>,
+    /// The Cloud API client (none without an access token).
+    pub cloud: Option<wabridge_cloud::Client>,
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -181,6 +190,7 @@ impl Gateway {
         listener: TcpListener,
         hooks: events::Hooks,
     ) -> Result<Gateway, GatewayError> {
+        let started = std::time::Instant::now();
         let hooks = outbound::sent_status_hooks(hooks, config.outbound.sent_status);
         let config = Arc::new(config);
         let acceptor = match &config.tls {
@@ -220,6 +230,16 @@ impl Gateway {
             accounts::Accounts::start(store.clone(), config.admin.clone()).await?;
         let outbound =
             outbound::Outbound::start(&config, store.clone(), metrics.clone(), intake.clone()).await?;
+        let cloud = cloud_compat::cloud_client(&config);
+        let readiness = Arc::new(readiness::Readiness::new(
+            started,
+            cloud.clone(),
+            config.numbers.first().map(|n| n.id.clone()),
+        ));
+        let template_cache = Arc::new(templates::TemplateCache::new(
+            cloud.clone(),
+            config.numbers.iter().map(|n| n.waba_id.clone()),
+        ));
         let state = Arc::new(AppState {
             config: config.clone(),
             store: store.clone(),
@@ -234,6 +254,9 @@ impl Gateway {
             accounts,
             outbound: outbound.clone(),
             generated_admin_password: std::sync::Mutex::new(generated_admin_password),
+            readiness: readiness.clone(),
+            templates: template_cache.clone(),
+            cloud,
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
@@ -256,6 +279,13 @@ impl Gateway {
             server_state.store.close().await;
             served.map_err(GatewayError::from)
         });
+        // Serving already (`/v1/health` answers `uninitialized`); ready once the templates are loaded.
+        let loaded = tokio::select! {
+            n = template_cache.load_all() => n,
+            () = shutdown.cancelled() => 0,
+        };
+        let took = readiness.mark_ready();
+        tracing::info!(templates = loaded, ready_after_ms = took.as_millis(), "start-up done");
         Ok(Gateway { addr, state, shutdown, server })
     }
 
@@ -330,6 +360,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(events::routes())
         .merge(callbacks::routes())
         .merge(api::routes())
+        .merge(cloud_compat::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

@@ -4,6 +4,7 @@
 //! [`scheduler`]; the scheduler sends at the rate Meta allows and records what happened. See
 //! `docs/sending.md` for the states, the error classes and crash recovery.
 
+mod completion;
 pub mod embedded;
 mod pacing;
 mod scheduler;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use wabridge_cloud::Client;
 use wabridge_types::error::ErrorClass;
 
+pub use completion::Completion;
 pub use pacing::WabaPacing;
 pub use writer::{QueueWriter, WriteError};
 
@@ -62,6 +64,10 @@ pub(crate) struct Shared {
     owner_id: String,
     intake: IntakeSender,
     cancel: CancellationToken,
+    /// Waiters on single messages (Cloud-compatible sends).
+    completions: completion::Completions,
+    /// Numbers whose sending is paused until an operator acts (alerts of `/v1/health`).
+    paused: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The sending side of the gateway. Cheap to clone.
@@ -131,6 +137,8 @@ impl Outbound {
             owner_id: uuid::Uuid::new_v4().to_string(),
             intake,
             cancel: CancellationToken::new(),
+            completions: completion::Completions::default(),
+            paused: std::sync::Mutex::default(),
         });
         let mut tasks = Vec::new();
         if shared.client.is_some() {
@@ -191,6 +199,39 @@ impl Outbound {
         Ok(outcome)
     }
 
+    /// A receiver of how message `id` ends; register before queueing it. Drop it with [`Self::forget`].
+    #[must_use]
+    pub fn watch(&self, id: &str) -> tokio::sync::oneshot::Receiver<Completion> {
+        self.shared.completions.watch(id)
+    }
+
+    /// Stops watching message `id`.
+    pub fn forget(&self, id: &str) {
+        self.shared.completions.forget(id);
+    }
+
+    /// Numbers whose sending is paused until an operator acts (token, account or payment errors), and
+    /// numbers whose WABA is paused.
+    #[must_use]
+    pub fn paused_numbers(&self) -> Vec<String> {
+        let mut paused: Vec<String> = self
+            .shared
+            .paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let now = std::time::Instant::now();
+        for (id, n) in &self.shared.numbers {
+            if self.shared.pacing.paused_until(&n.waba, now).is_some() && !paused.contains(id) {
+                paused.push(id.clone());
+            }
+        }
+        paused.sort();
+        paused
+    }
+
     /// A queued message was cancelled through the API.
     pub fn cancelled(&self, number: &str) {
         self.shared.backlog_dec(number);
@@ -216,6 +257,16 @@ impl Outbound {
 }
 
 impl Shared {
+    /// Records whether `number` is paused (shown by `/v1/health`).
+    pub(crate) fn set_paused(&self, number: &str, paused: bool) {
+        let mut set = self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused {
+            set.insert(number.to_owned());
+        } else {
+            set.remove(number);
+        }
+    }
+
     /// Raises an alert: an `alert` event in the log (WebSocket subscribers, callbacks) and a log line.
     async fn alert(&self, waba: &str, number: &str, class: &ErrorClass, errors: &str) {
         tracing::error!(number, ?class, "sending paused: an operator must act (token, account or payment)");

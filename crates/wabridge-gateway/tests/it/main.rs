@@ -6,6 +6,7 @@ mod support;
 mod auth;
 mod callbacks;
 mod events;
+mod health;
 mod intake;
 mod retention;
 mod sending;
