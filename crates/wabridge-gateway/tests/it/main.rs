@@ -5,10 +5,12 @@ mod support;
 
 mod auth;
 mod callbacks;
+mod cloud_compat;
 mod events;
 mod health;
 mod intake;
 mod retention;
 mod sending;
 mod store;
+mod templates;
 mod tls;
