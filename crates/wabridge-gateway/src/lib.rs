@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod outbound;
 pub mod readiness;
 pub mod retention;
+pub mod settings;
 pub mod store;
 pub mod templates;
 pub mod tls;
@@ -73,6 +74,8 @@ pub struct AppState {
     pub templates: Arc<templates::TemplateCache>,
     /// The Cloud API client (none without an access token).
     pub cloud: Option<wabridge_cloud::Client>,
+    /// The live `sent_status` application setting.
+    pub sent_status: settings::SentStatus,
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -191,13 +194,15 @@ impl Gateway {
         hooks: events::Hooks,
     ) -> Result<Gateway, GatewayError> {
         let started = std::time::Instant::now();
-        let hooks = outbound::sent_status_hooks(hooks, config.outbound.sent_status);
+        let sent_status = settings::SentStatus::new(config.outbound.sent_status);
+        let hooks = sent_status.hooks(hooks);
         let config = Arc::new(config);
         let acceptor = match &config.tls {
             Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
             None => None,
         };
         let store = open_store(&config).await?;
+        settings::restore(&store, &sent_status).await?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let writer_config = WriterConfig {
@@ -257,6 +262,7 @@ impl Gateway {
             readiness: readiness.clone(),
             templates: template_cache.clone(),
             cloud,
+            sent_status,
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
@@ -357,9 +363,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(&webhook_path, get(intake::verify).post(intake::receive))
         .route("/metrics", get(metrics_text))
-        .merge(events::routes())
-        .merge(callbacks::routes())
-        .merge(api::routes())
+        .merge(api::registry::router())
         .merge(cloud_compat::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)

@@ -14,3 +14,4 @@ mod sending;
 mod store;
 mod templates;
 mod tls;
+mod v1_api;
