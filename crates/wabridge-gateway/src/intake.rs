@@ -96,12 +96,21 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         .filter(|e| e.field == "message_template_status_update")
         .map(|e| (e.waba_id.clone(), e.payload.clone()))
         .collect();
+    let inbound_media: Vec<(String, Option<String>)> = item
+        .events
+        .iter()
+        .filter(|e| e.kind == "message")
+        .filter_map(|e| crate::media::inbound_media(&serde_json::from_str(&e.payload).ok()?))
+        .collect();
     match state.intake.submit(item).await {
         Ok(outcome) => {
             if !outcome.item.raw_duplicate {
                 sending.tell(&state.outbound);
             }
             crate::templates::apply_webhook_updates(&state.templates, template_updates);
+            if !outcome.item.raw_duplicate {
+                crate::media::prefetch(&state.media, inbound_media);
+            }
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {
                 metrics.webhooks_duplicate.inc();

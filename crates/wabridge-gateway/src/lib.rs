@@ -14,6 +14,7 @@ pub mod cloud_compat;
 pub mod config;
 pub mod events;
 pub mod intake;
+pub mod media;
 pub mod metrics;
 pub mod outbound;
 pub mod readiness;
@@ -74,6 +75,8 @@ pub struct AppState {
     pub templates: Arc<templates::TemplateCache>,
     /// The Cloud API client (none without an access token).
     pub cloud: Option<wabridge_cloud::Client>,
+    /// Uploaded and downloaded media, cached on disk.
+    pub media: Arc<media::MediaCache>,
     /// The live `sent_status` application setting.
     pub sent_status: settings::SentStatus,
 }
@@ -261,6 +264,11 @@ impl Gateway {
             generated_admin_password: std::sync::Mutex::new(generated_admin_password),
             readiness: readiness.clone(),
             templates: template_cache.clone(),
+            media: Arc::new(media::MediaCache::new(
+                config.data_dir.join("media"),
+                media::DEFAULT_LIMIT_BYTES,
+                cloud.clone(),
+            )),
             cloud,
             sent_status,
         });

@@ -80,6 +80,31 @@ pub fn routes() -> Vec<Route> {
             messages::cancel,
         ),
         Route::new(
+            Post,
+            "/v1/media",
+            "Upload media (raw bytes + Content-Type)",
+            Bearer(Scope::Send),
+            Body::Binary,
+            crate::media::api::upload,
+        )
+        .created(),
+        Route::new(
+            Get,
+            "/v1/media/{id}",
+            "Download media (cached)",
+            Bearer(Scope::Send),
+            Body::None,
+            crate::media::api::download,
+        ),
+        Route::new(
+            Delete,
+            "/v1/media/{id}",
+            "Delete media",
+            Bearer(Scope::Send),
+            Body::None,
+            crate::media::api::delete,
+        ),
+        Route::new(
             Get,
             "/v1/templates",
             "The template cache",

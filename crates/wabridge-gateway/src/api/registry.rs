@@ -63,6 +63,8 @@ pub enum Body {
     None,
     /// A JSON object, described in `docs/api.md`.
     Json,
+    /// Raw bytes with their own Content-Type.
+    Binary,
 }
 
 /// What the document says of one route.
@@ -166,9 +168,15 @@ pub fn openapi(routes: &[RouteSpec]) -> Value {
                 op["x-wabridge-scope"] = json!(format!("{scope:?}").to_lowercase());
             }
         }
-        if r.body == Body::Json {
-            op["requestBody"] =
-                json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+        match r.body {
+            Body::None => {}
+            Body::Json => {
+                op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"type": "object"}}}});
+            }
+            Body::Binary => {
+                op["requestBody"] = json!({"required": true,
+                    "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}});
+            }
         }
         let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
         entry[r.verb.as_str()] = op;

@@ -113,6 +113,14 @@ pub struct NumberQuery {
     phone_number_id: Option<String>,
 }
 
+impl NumberQuery {
+    /// The number asked for, if any.
+    #[must_use]
+    pub fn phone_number_id(&self) -> Option<String> {
+        self.phone_number_id.clone()
+    }
+}
+
 /// The Cloud API client and the number a request is about.
 pub(crate) fn client_and_number(
     state: &AppState,

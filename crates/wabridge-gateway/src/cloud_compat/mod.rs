@@ -3,8 +3,9 @@
 //!
 //! `POST /{version}/{phone-number-id}/messages` goes through the same durable queue, scheduler and limits
 //! as `/v1/messages`, but answers like Meta: it waits until the message was sent and returns Meta's wamid
-//! (see [`messages`]). Errors are in the Graph shape `{"error":{message,type,code,error_data,fbtrace_id}}`.
+//! (see [`messages`]). The media routes go to the Cloud API ([`media`]). Errors are in the Graph shape `{"error":{message,type,code,error_data,fbtrace_id}}`.
 
+pub mod media;
 pub mod messages;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use secrecy::ExposeSecret;
 use wabridge_cloud::{Client, CloudError};
 use wabridge_types::error::GraphError;
@@ -26,7 +27,12 @@ use crate::config::Config;
 
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/{version}/{phone_number_id}/messages", post(messages::send))
+    // One parameter name per position: axum's router requires it of overlapping paths.
+    Router::new()
+        .route("/{version}/{node}/messages", post(messages::send))
+        .route("/{version}/{node}/media", post(media::upload))
+        .route("/{version}/{node}/download", get(media::download))
+        .route("/{version}/{node}", get(media::info).delete(media::delete))
 }
 
 /// The Cloud API client of the gateway (`meta.access_token`, `meta.graph_url`, `meta.api_version`);

@@ -9,6 +9,7 @@ mod cloud_compat;
 mod events;
 mod health;
 mod intake;
+mod media;
 mod retention;
 mod sending;
 mod store;

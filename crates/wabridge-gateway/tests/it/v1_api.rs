@@ -137,9 +137,11 @@ async fn openapi_lists_every_route(db: TestDb) {
         let resp = pair.http.request(method, format!("{}{path}", pair.url)).send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap();
+        // (An unrouted `/v1/x` would reach the Cloud-compatible `/{version}/{node}` routes: a Graph error.)
+        let graph_error = serde_json::from_str::<Value>(&body).is_ok_and(|v| v.get("error").is_some());
         assert!(
-            status != 405 && !(status == 404 && body.is_empty()),
-            "{} {path} is not served: {status}",
+            status != 405 && !(status == 404 && body.is_empty()) && !graph_error,
+            "{} {path} is not served: {status} {body}",
             spec.verb.as_str()
         );
     }
