@@ -70,6 +70,8 @@ enum Scenario {
     Ingest(scenarios::IngestArgs),
     /// Webhook → WebSocket latency with many subscribers, at a paced webhook rate.
     Fanout(scenarios::FanoutArgs),
+    /// Start-to-ready time of the gateway, on an empty database and with queued messages.
+    Ready(scenarios::ReadyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +89,11 @@ fn main() -> anyhow::Result<()> {
         Scenario::Fanout(args) => {
             let result = server.block_on(scenarios::fanout(&args))?;
             println!("{}", serde_json::to_string(&result)?);
+        }
+        Scenario::Ready(args) => {
+            for result in server.block_on(scenarios::ready(&args))? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
         }
         Scenario::Ingest(args) => {
             for result in server.block_on(scenarios::ingest(&args))? {

@@ -61,8 +61,8 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     let metrics = &state.metrics;
     if !state.config.webhook.insecure_skip_signature {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        let secrets: Vec<&[u8]> =
-            state.config.meta.app_secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+        let current = state.secrets.app_secrets();
+        let secrets: Vec<&[u8]> = current.iter().map(|s| s.expose_secret().as_bytes()).collect();
         if let Err(e) = signature::verify(header, &body, &secrets) {
             let reason = match e {
                 SignatureError::Missing => "signature_missing",

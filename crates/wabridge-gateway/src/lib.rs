@@ -18,6 +18,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbound;
 pub mod readiness;
+pub mod reload;
 pub mod retention;
 pub mod settings;
 pub mod store;
@@ -79,6 +80,37 @@ pub struct AppState {
     pub media: Arc<media::MediaCache>,
     /// The live `sent_status` application setting.
     pub sent_status: settings::SentStatus,
+    /// App secrets and the access token, reloadable.
+    pub secrets: Arc<reload::Secrets>,
+    /// The TLS certificate in use, reloadable.
+    pub tls: Option<tls::TlsSlot>,
+}
+
+impl AppState {
+    /// Applies what can change without a restart from `fresh`: API tokens, app secrets, the access token
+    /// and (when the gateway serves TLS) the certificate. Other changes need a restart.
+    ///
+    /// # Errors
+    /// When the new certificate cannot be loaded (nothing is changed then).
+    pub fn reload(&self, fresh: &Config) -> Result<(), GatewayError> {
+        let acceptor = match (&self.tls, &fresh.tls) {
+            (Some(_), Some(t)) => Some(tls::acceptor(&t.cert, &t.key)?),
+            _ => None,
+        };
+        if let (Some(slot), Some(acceptor)) = (&self.tls, acceptor) {
+            slot.replace(acceptor);
+        }
+        self.auth.replace(fresh.api.tokens.clone());
+        self.secrets.replace(fresh);
+        tracing::info!(
+            api_tokens = fresh.api.tokens.len(),
+            app_secrets = fresh.meta.app_secrets.len(),
+            access_token = fresh.meta.access_token.is_some(),
+            tls = self.tls.is_some() && fresh.tls.is_some(),
+            "configuration reloaded"
+        );
+        Ok(())
+    }
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -200,10 +232,11 @@ impl Gateway {
         let sent_status = settings::SentStatus::new(config.outbound.sent_status);
         let hooks = sent_status.hooks(hooks);
         let config = Arc::new(config);
-        let acceptor = match &config.tls {
-            Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        let acceptor: Option<tls::TlsSlot> = match &config.tls {
+            Some(t) => Some(tls::TlsSlot::new(tls::acceptor(&t.cert, &t.key)?)),
             None => None,
         };
+        let secrets = Arc::new(reload::Secrets::new(&config));
         let store = open_store(&config).await?;
         settings::restore(&store, &sent_status).await?;
         let metrics = Arc::new(Metrics::default());
@@ -236,9 +269,15 @@ impl Gateway {
         .await?;
         let (accounts, generated_admin_password) =
             accounts::Accounts::start(store.clone(), config.admin.clone()).await?;
-        let outbound =
-            outbound::Outbound::start(&config, store.clone(), metrics.clone(), intake.clone()).await?;
-        let cloud = cloud_compat::cloud_client(&config);
+        let cloud = cloud_compat::cloud_client(&config, &secrets);
+        let outbound = outbound::Outbound::start_with_client(
+            &config,
+            store.clone(),
+            metrics.clone(),
+            intake.clone(),
+            cloud.clone(),
+        )
+        .await?;
         let readiness = Arc::new(readiness::Readiness::new(
             started,
             cloud.clone(),
@@ -271,6 +310,8 @@ impl Gateway {
             )),
             cloud,
             sent_status,
+            secrets,
+            tls: acceptor.clone(),
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
@@ -326,6 +367,14 @@ impl Gateway {
     #[must_use]
     pub fn take_generated_admin_password(&self) -> Option<secrecy::SecretString> {
         self.state.generated_admin_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Applies what can change without a restart (see [`AppState::reload`]).
+    ///
+    /// # Errors
+    /// When the new certificate cannot be loaded (nothing is changed then).
+    pub fn reload(&self, fresh: &Config) -> Result<(), GatewayError> {
+        self.state.reload(fresh)
     }
 
     /// A token that stops the gateway when cancelled.

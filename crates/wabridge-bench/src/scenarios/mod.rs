@@ -3,11 +3,13 @@
 mod fanout;
 mod ingest;
 mod noop;
+mod ready;
 mod sandbox;
 
 pub use fanout::{FanoutArgs, fanout};
 pub use ingest::{IngestArgs, ingest};
 pub use noop::noop;
+pub use ready::{ReadyArgs, ready};
 pub use sandbox::sandbox;
 
 use serde::Serialize;

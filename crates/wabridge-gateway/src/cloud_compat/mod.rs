@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use secrecy::ExposeSecret;
 use wabridge_cloud::{Client, CloudError};
 use wabridge_types::error::GraphError;
 
@@ -35,15 +34,15 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/{version}/{node}", get(media::info).delete(media::delete))
 }
 
-/// The Cloud API client of the gateway (`meta.access_token`, `meta.graph_url`, `meta.api_version`);
-/// `None` without an access token.
+/// The Cloud API client of the gateway (`meta.graph_url`, `meta.api_version`, the current access token of
+/// `secrets`); `None` without an access token at start.
 #[must_use]
-pub fn cloud_client(config: &Config) -> Option<Client> {
-    let token = config.meta.access_token.as_ref()?;
+pub fn cloud_client(config: &Config, secrets: &Arc<crate::reload::Secrets>) -> Option<Client> {
+    config.meta.access_token.as_ref()?;
     Client::builder()
         .base_url(config.meta.graph_url.clone())
         .api_version(config.meta.api_version.clone())
-        .access_token(token.expose_secret().to_owned())
+        .token_provider(crate::reload::ReloadableToken(secrets.clone()))
         .build()
         .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client"))
         .ok()

@@ -96,12 +96,7 @@ impl Outbound {
         metrics: Arc<Metrics>,
         intake: IntakeSender,
     ) -> Result<Self, StoreError> {
-        let cfg = Arc::new(config.outbound.clone());
-        if matches!(store, Store::Sqlite(_)) {
-            // One process owns a SQLite file: a lease left by a killed process would only delay sending.
-            store.clear_number_leases().await?;
-        }
-        let client = config.meta.access_token.as_ref().and_then(|token| {
+        let client: Option<Client> = config.meta.access_token.as_ref().and_then(|token| {
             Client::builder()
                 .base_url(config.meta.graph_url.clone())
                 .api_version(config.meta.api_version.clone())
@@ -110,6 +105,23 @@ impl Outbound {
                 .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client; not sending"))
                 .ok()
         });
+        Self::start_with_client(config, store, metrics, intake, client).await
+    }
+
+    /// Like [`Self::start`], sending through `client` (the gateway passes one whose access token can be
+    /// reloaded).
+    pub async fn start_with_client(
+        config: &Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        intake: IntakeSender,
+        client: Option<Client>,
+    ) -> Result<Self, StoreError> {
+        let cfg = Arc::new(config.outbound.clone());
+        if matches!(store, Store::Sqlite(_)) {
+            // One process owns a SQLite file: a lease left by a killed process would only delay sending.
+            store.clear_number_leases().await?;
+        }
         let backlogs: HashMap<String, i64> = store.outbound_backlogs().await?.into_iter().collect();
         metrics.outbound_backlog.set(u64::try_from(backlogs.values().sum::<i64>()).unwrap_or(0));
         let writer_stop = CancellationToken::new();

@@ -10,6 +10,7 @@ mod events;
 mod health;
 mod intake;
 mod media;
+mod reload;
 mod retention;
 mod sending;
 mod store;
