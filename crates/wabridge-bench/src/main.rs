@@ -74,6 +74,8 @@ enum Scenario {
     Outbound(scenarios::OutboundArgs),
     /// `POST /v1/messages` with an API key, every body unique, on SQLite (and PostgreSQL).
     Enqueue(scenarios::EnqueueArgs),
+    /// Start-to-ready time of the gateway, on an empty database and with queued messages.
+    Ready(scenarios::ReadyArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -99,6 +101,11 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::Enqueue(args) => {
             for result in server.block_on(scenarios::enqueue(&args))? {
+                println!("{}", serde_json::to_string(&result)?);
+            }
+        }
+        Scenario::Ready(args) => {
+            for result in server.block_on(scenarios::ready(&args))? {
                 println!("{}", serde_json::to_string(&result)?);
             }
         }

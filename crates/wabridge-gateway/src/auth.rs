@@ -101,12 +101,12 @@ fn form_urlencoded_pairs(query: &str) -> impl Iterator<Item = (String, String)> 
 
 /// Checks credentials against the configured tokens.
 pub struct Authenticator {
-    tokens: Vec<SecretString>,
+    tokens: std::sync::RwLock<Vec<SecretString>>,
 }
 
 impl std::fmt::Debug for Authenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Authenticator").field("tokens", &self.tokens.len()).finish()
+        f.debug_struct("Authenticator").field("tokens", &self.tokens().len()).finish()
     }
 }
 
@@ -114,18 +114,28 @@ impl Authenticator {
     /// An authenticator accepting `tokens` (each with every scope).
     #[must_use]
     pub fn new(tokens: Vec<SecretString>) -> Self {
-        Self { tokens }
+        Self { tokens: std::sync::RwLock::new(tokens) }
+    }
+
+    /// Replaces the accepted tokens (a configuration reload).
+    pub fn replace(&self, tokens: Vec<SecretString>) {
+        *self.tokens.write().unwrap_or_else(std::sync::PoisonError::into_inner) = tokens;
+    }
+
+    fn tokens(&self) -> Vec<SecretString> {
+        self.tokens.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// Whether any credential can pass (at least one token is configured).
     #[must_use]
     pub fn is_configured(&self) -> bool {
-        !self.tokens.is_empty()
+        !self.tokens().is_empty()
     }
 
     /// The principal behind `credential`, or a 401 saying why not.
     pub fn authenticate(&self, credential: Option<&Credential>) -> Result<Principal, ApiError> {
-        if self.tokens.is_empty() {
+        let tokens = self.tokens();
+        if tokens.is_empty() {
             return Err(ApiError::unauthorized(
                 "no API token is configured on this gateway (api.tokens / WABRIDGE_API__TOKENS)",
             ));
@@ -137,7 +147,7 @@ impl Authenticator {
         };
         // Compare with every token, so the time taken does not tell which one (or how many) matched.
         let mut ok = false;
-        for token in &self.tokens {
+        for token in &tokens {
             ok |= constant_time_eq(token.expose_secret().as_bytes(), given.expose_secret().as_bytes());
         }
         if ok {
@@ -152,6 +162,16 @@ impl FromRequestParts<Arc<AppState>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        principal_of(parts, state).await
+    }
+}
+
+/// The principal behind a request's credential: a configured token, a login token or an API key.
+///
+/// # Errors
+/// A 401 when there is no valid credential (or a 500 when the store fails).
+pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    {
         let credential = Credential::from_parts(parts);
         let mut result = state.auth.authenticate(credential.as_ref());
         // Login tokens and API keys (`accounts.rs`) are checked when no configured token matched.

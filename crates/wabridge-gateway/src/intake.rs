@@ -61,8 +61,8 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     let metrics = &state.metrics;
     if !state.config.webhook.insecure_skip_signature {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-        let secrets: Vec<&[u8]> =
-            state.config.meta.app_secrets.iter().map(|s| s.expose_secret().as_bytes()).collect();
+        let current = state.secrets.app_secrets();
+        let secrets: Vec<&[u8]> = current.iter().map(|s| s.expose_secret().as_bytes()).collect();
         if let Err(e) = signature::verify(header, &body, &secrets) {
             let reason = match e {
                 SignatureError::Missing => "signature_missing",
@@ -91,10 +91,26 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
     let sending = SendingNews::of(&item);
+    let template_updates: Vec<(String, String)> = item
+        .events
+        .iter()
+        .filter(|e| e.field == "message_template_status_update")
+        .map(|e| (e.waba_id.clone(), e.payload.clone()))
+        .collect();
+    let inbound_media: Vec<(String, Option<String>)> = item
+        .events
+        .iter()
+        .filter(|e| e.kind == "message")
+        .filter_map(|e| crate::media::inbound_media(&serde_json::from_str(&e.payload).ok()?))
+        .collect();
     match state.intake.submit(item).await {
         Ok(outcome) => {
             if !outcome.item.raw_duplicate {
                 sending.tell(&state.outbound);
+            }
+            crate::templates::apply_webhook_updates(&state.templates, template_updates);
+            if !outcome.item.raw_duplicate {
+                crate::media::prefetch(&state.media, inbound_media);
             }
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {

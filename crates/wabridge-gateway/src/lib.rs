@@ -10,13 +10,19 @@ pub mod api;
 pub mod api_error;
 pub mod auth;
 pub mod callbacks;
+pub mod cloud_compat;
 pub mod config;
 pub mod events;
 pub mod intake;
+pub mod media;
 pub mod metrics;
 pub mod outbound;
+pub mod readiness;
+pub mod reload;
 pub mod retention;
+pub mod settings;
 pub mod store;
+pub mod templates;
 pub mod tls;
 
 use std::net::SocketAddr;
@@ -64,6 +70,47 @@ pub struct AppState {
     pub outbound: outbound::Outbound,
     /// The admin password generated at this start, until it was printed once.
     pub generated_admin_password: std::sync::Mutex<Option<secrecy::SecretString>>,
+    /// Start-up progress and the Cloud API probe (`/v1/health`).
+    pub readiness: Arc<readiness::Readiness>,
+    /// The configured WABAs' message templates.
+    pub templates: Arc<templates::TemplateCache>,
+    /// The Cloud API client (none without an access token).
+    pub cloud: Option<wabridge_cloud::Client>,
+    /// Uploaded and downloaded media, cached on disk.
+    pub media: Arc<media::MediaCache>,
+    /// The live `sent_status` application setting.
+    pub sent_status: settings::SentStatus,
+    /// App secrets and the access token, reloadable.
+    pub secrets: Arc<reload::Secrets>,
+    /// The TLS certificate in use, reloadable.
+    pub tls: Option<tls::TlsSlot>,
+}
+
+impl AppState {
+    /// Applies what can change without a restart from `fresh`: API tokens, app secrets, the access token
+    /// and (when the gateway serves TLS) the certificate. Other changes need a restart.
+    ///
+    /// # Errors
+    /// When the new certificate cannot be loaded (nothing is changed then).
+    pub fn reload(&self, fresh: &Config) -> Result<(), GatewayError> {
+        let acceptor = match (&self.tls, &fresh.tls) {
+            (Some(_), Some(t)) => Some(tls::acceptor(&t.cert, &t.key)?),
+            _ => None,
+        };
+        if let (Some(slot), Some(acceptor)) = (&self.tls, acceptor) {
+            slot.replace(acceptor);
+        }
+        self.auth.replace(fresh.api.tokens.clone());
+        self.secrets.replace(fresh);
+        tracing::info!(
+            api_tokens = fresh.api.tokens.len(),
+            app_secrets = fresh.meta.app_secrets.len(),
+            access_token = fresh.meta.access_token.is_some(),
+            tls = self.tls.is_some() && fresh.tls.is_some(),
+            "configuration reloaded"
+        );
+        Ok(())
+    }
 }
 
 /// Why the gateway could not start or stopped with an error.
@@ -181,13 +228,17 @@ impl Gateway {
         listener: TcpListener,
         hooks: events::Hooks,
     ) -> Result<Gateway, GatewayError> {
-        let hooks = outbound::sent_status_hooks(hooks, config.outbound.sent_status);
+        let started = std::time::Instant::now();
+        let sent_status = settings::SentStatus::new(config.outbound.sent_status);
+        let hooks = sent_status.hooks(hooks);
         let config = Arc::new(config);
-        let acceptor = match &config.tls {
-            Some(t) => Some(tls::acceptor(&t.cert, &t.key)?),
+        let acceptor: Option<tls::TlsSlot> = match &config.tls {
+            Some(t) => Some(tls::TlsSlot::new(tls::acceptor(&t.cert, &t.key)?)),
             None => None,
         };
+        let secrets = Arc::new(reload::Secrets::new(&config));
         let store = open_store(&config).await?;
+        settings::restore(&store, &sent_status).await?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let writer_config = WriterConfig {
@@ -218,8 +269,24 @@ impl Gateway {
         .await?;
         let (accounts, generated_admin_password) =
             accounts::Accounts::start(store.clone(), config.admin.clone()).await?;
-        let outbound =
-            outbound::Outbound::start(&config, store.clone(), metrics.clone(), intake.clone()).await?;
+        let cloud = cloud_compat::cloud_client(&config, &secrets);
+        let outbound = outbound::Outbound::start_with_client(
+            &config,
+            store.clone(),
+            metrics.clone(),
+            intake.clone(),
+            cloud.clone(),
+        )
+        .await?;
+        let readiness = Arc::new(readiness::Readiness::new(
+            started,
+            cloud.clone(),
+            config.numbers.first().map(|n| n.id.clone()),
+        ));
+        let template_cache = Arc::new(templates::TemplateCache::new(
+            cloud.clone(),
+            config.numbers.iter().map(|n| n.waba_id.clone()),
+        ));
         let state = Arc::new(AppState {
             config: config.clone(),
             store: store.clone(),
@@ -234,6 +301,17 @@ impl Gateway {
             accounts,
             outbound: outbound.clone(),
             generated_admin_password: std::sync::Mutex::new(generated_admin_password),
+            readiness: readiness.clone(),
+            templates: template_cache.clone(),
+            media: Arc::new(media::MediaCache::new(
+                config.data_dir.join("media"),
+                media::DEFAULT_LIMIT_BYTES,
+                cloud.clone(),
+            )),
+            cloud,
+            sent_status,
+            secrets,
+            tls: acceptor.clone(),
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
@@ -256,6 +334,13 @@ impl Gateway {
             server_state.store.close().await;
             served.map_err(GatewayError::from)
         });
+        // Serving already (`/v1/health` answers `uninitialized`); ready once the templates are loaded.
+        let loaded = tokio::select! {
+            n = template_cache.load_all() => n,
+            () = shutdown.cancelled() => 0,
+        };
+        let took = readiness.mark_ready();
+        tracing::info!(templates = loaded, ready_after_ms = took.as_millis(), "start-up done");
         Ok(Gateway { addr, state, shutdown, server })
     }
 
@@ -282,6 +367,14 @@ impl Gateway {
     #[must_use]
     pub fn take_generated_admin_password(&self) -> Option<secrecy::SecretString> {
         self.state.generated_admin_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Applies what can change without a restart (see [`AppState::reload`]).
+    ///
+    /// # Errors
+    /// When the new certificate cannot be loaded (nothing is changed then).
+    pub fn reload(&self, fresh: &Config) -> Result<(), GatewayError> {
+        self.state.reload(fresh)
     }
 
     /// A token that stops the gateway when cancelled.
@@ -327,9 +420,8 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(&webhook_path, get(intake::verify).post(intake::receive))
         .route("/metrics", get(metrics_text))
-        .merge(events::routes())
-        .merge(callbacks::routes())
-        .merge(api::routes())
+        .merge(api::registry::router())
+        .merge(cloud_compat::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }

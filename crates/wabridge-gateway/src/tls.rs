@@ -57,12 +57,41 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
+/// The TLS acceptor in use, replaced when the certificate is reloaded. Cheap to clone.
+#[derive(Clone)]
+pub struct TlsSlot(Arc<std::sync::RwLock<TlsAcceptor>>);
+
+impl std::fmt::Debug for TlsSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsSlot")
+    }
+}
+
+impl TlsSlot {
+    /// A slot holding `acceptor`.
+    #[must_use]
+    pub fn new(acceptor: TlsAcceptor) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(acceptor)))
+    }
+
+    /// The acceptor for a new connection.
+    #[must_use]
+    pub fn current(&self) -> TlsAcceptor {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Uses `acceptor` for new connections.
+    pub fn replace(&self, acceptor: TlsAcceptor) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = acceptor;
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` fires, then lets connections in flight finish (at
 /// most `drain` long). With an acceptor, every connection is TLS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    acceptor: Option<TlsAcceptor>,
+    acceptor: Option<TlsSlot>,
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
@@ -86,7 +115,8 @@ pub async fn serve(
                 }
             },
         };
-        let acceptor = acceptor.clone();
+        // The certificate in use now (a reload replaces it for new connections).
+        let acceptor = acceptor.current();
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
         connections.spawn(async move {

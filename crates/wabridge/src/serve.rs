@@ -81,6 +81,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     let stop = gateway.shutdown_token();
     tokio::spawn(shutdown_on_signal(stop));
+    #[cfg(unix)]
+    {
+        let sandbox_secrets = sandbox
+            .as_ref()
+            .map(|s| (s.access_token().to_owned(), s.base_url(), s.app_secret().map(str::to_owned)));
+        tokio::spawn(reload_on_sighup(args.config, gateway.state().clone(), sandbox_secrets));
+    }
     gateway.wait().await?;
     if let Some(sandbox) = sandbox {
         sandbox.shutdown().await;
@@ -112,6 +119,37 @@ async fn shutdown_on_signal(stop: CancellationToken) {
     }
     tracing::info!("shutting down: finishing requests and commits in flight");
     stop.cancel();
+}
+
+/// On SIGHUP: loads the configuration again and applies what can change without a restart (API tokens, app
+/// secrets, the access token, the TLS certificate). With the built-in sandbox, its token and secret stay.
+#[cfg(unix)]
+async fn reload_on_sighup(
+    config: ConfigArgs,
+    state: std::sync::Arc<wabridge_gateway::AppState>,
+    sandbox: Option<(String, String, Option<String>)>,
+) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let mut fresh = match config.load() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: the configuration does not load; nothing changed");
+                continue;
+            }
+        };
+        if let Some((token, url, secret)) = &sandbox
+            && fresh.meta.access_token.is_none()
+        {
+            fresh.meta.access_token = Some(token.clone().into());
+            fresh.meta.graph_url.clone_from(url);
+            fresh.meta.app_secrets.extend(secret.clone().map(Into::into));
+        }
+        if let Err(e) = state.reload(&fresh) {
+            tracing::error!(error = %e, "SIGHUP: reload failed; nothing changed");
+        }
+    }
 }
 
 /// `wabridge migrate`: applies the store's migrations and exits.

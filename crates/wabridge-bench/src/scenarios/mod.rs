@@ -5,6 +5,7 @@ mod fanout;
 mod ingest;
 mod noop;
 mod outbound;
+mod ready;
 mod sandbox;
 
 pub use enqueue::{EnqueueArgs, enqueue};
@@ -12,6 +13,7 @@ pub use fanout::{FanoutArgs, fanout};
 pub use ingest::{IngestArgs, ingest};
 pub use noop::noop;
 pub use outbound::{OutboundArgs, outbound};
+pub use ready::{ReadyArgs, ready};
 pub use sandbox::sandbox;
 
 use serde::Serialize;

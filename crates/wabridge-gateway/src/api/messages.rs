@@ -36,6 +36,7 @@ pub async fn send(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Scope::Send)?;
+    state.readiness.require_ready()?;
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(ApiError::invalid("the body must be a JSON object (a message, as the Cloud API's)"));
     };
@@ -88,6 +89,7 @@ pub async fn send(
     message.validate().map_err(validation_error)?;
     let number = resolve_number(&state, from)?;
     let kind = message.kind().to_owned();
+    check_template(&state, &number, &message)?;
     if kind != "template" && !force {
         check_window(&state, &number, &to).await?;
     }
@@ -199,6 +201,19 @@ pub async fn cancel(
             Err(ApiError::conflict(format!("message {id:?} is {s}: only a queued message can be cancelled")))
         }
     }
+}
+
+/// A template send is checked against the template cache at once (On-Premises template errors 2000–2012).
+fn check_template(state: &AppState, number: &str, message: &OutboundMessage) -> Result<(), ApiError> {
+    let Some(waba) = state.config.numbers.iter().find(|n| n.id == number).map(|n| n.waba_id.as_str()) else {
+        return Ok(());
+    };
+    let body = serde_json::to_value(message).map_err(|e| ApiError::internal(&e))?;
+    let Some(template) = body.get("template") else { return Ok(()) };
+    state.templates.check_send(waba, template).map_err(|p| {
+        let (code, title) = p.onprem();
+        error(StatusCode::BAD_REQUEST, code, title, p.details())
+    })
 }
 
 fn take_string(fields: &mut Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {

@@ -4,11 +4,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::Json;
-use axum::Router;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -20,12 +18,39 @@ use crate::config::CallbackShape;
 use crate::store::{CallbackRecord, to_millis};
 
 /// The routes of `/v1/callbacks`.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/v1/callbacks", get(list).post(create))
-        .route("/v1/callbacks/{id}", get(show).delete(remove))
-        .route("/v1/callbacks/{id}/status", get(show))
-        .route("/v1/callbacks/{id}/replay", post(replay))
+pub fn routes() -> Vec<crate::api::registry::Route> {
+    use crate::api::registry::{Access, Body, Route, Verb};
+    let events = Access::Bearer(Scope::Events);
+    vec![
+        Route::new(Verb::Get, "/v1/callbacks", "List application callbacks", events, Body::None, list),
+        Route::new(Verb::Post, "/v1/callbacks", "Create an application callback", events, Body::Json, create)
+            .created(),
+        Route::new(
+            Verb::Get,
+            "/v1/callbacks/{id}",
+            "A callback and its delivery status",
+            events,
+            Body::None,
+            show,
+        ),
+        Route::new(Verb::Delete, "/v1/callbacks/{id}", "Delete a callback", events, Body::None, remove),
+        Route::new(
+            Verb::Get,
+            "/v1/callbacks/{id}/status",
+            "A callback's delivery status",
+            events,
+            Body::None,
+            show,
+        ),
+        Route::new(
+            Verb::Post,
+            "/v1/callbacks/{id}/replay",
+            "Replay a callback's failed events",
+            events,
+            Body::None,
+            replay,
+        ),
+    ]
 }
 
 /// The body of `POST /v1/callbacks`.

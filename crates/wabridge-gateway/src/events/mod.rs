@@ -12,9 +12,7 @@ mod ws;
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::ws::Utf8Bytes;
-use axum::routing::get;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -22,7 +20,6 @@ pub use api::{EventPage, EventsQuery, WireEvent};
 pub use feed::{EventFeed, FeedBatch};
 pub use subscription::Subscription;
 
-use crate::AppState;
 use crate::store::{EventFilter, StoredEvent};
 
 /// What a hook decided about an event.
@@ -147,6 +144,25 @@ pub fn frame_json(event: &StoredEvent) -> String {
 }
 
 /// The routes of the event log: `GET /v1/events` and `GET /v1/events/ws`.
-pub fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/v1/events", get(api::list)).route("/v1/events/ws", get(ws::upgrade))
+pub fn routes() -> Vec<crate::api::registry::Route> {
+    use crate::api::registry::{Access, Body, Route, Verb};
+    let events = Access::Bearer(crate::auth::Scope::Events);
+    vec![
+        Route::new(
+            Verb::Get,
+            "/v1/events",
+            "Read the event log after a cursor",
+            events,
+            Body::None,
+            api::list,
+        ),
+        Route::new(
+            Verb::Get,
+            "/v1/events/ws",
+            "Subscribe to the event log (WebSocket)",
+            events,
+            Body::None,
+            ws::upgrade,
+        ),
+    ]
 }

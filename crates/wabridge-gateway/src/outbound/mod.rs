@@ -5,6 +5,7 @@
 //! `docs/sending.md` for the states, the error classes and crash recovery.
 
 pub mod echo;
+mod completion;
 pub mod embedded;
 mod pacing;
 mod scheduler;
@@ -22,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use wabridge_cloud::Client;
 use wabridge_types::error::ErrorClass;
 
+pub use completion::Completion;
 pub use pacing::WabaPacing;
 pub use writer::{QueueWriter, WriteError};
 
@@ -63,6 +65,10 @@ pub(crate) struct Shared {
     owner_id: String,
     intake: IntakeSender,
     cancel: CancellationToken,
+    /// Waiters on single messages (Cloud-compatible sends).
+    completions: completion::Completions,
+    /// Numbers whose sending is paused until an operator acts (alerts of `/v1/health`).
+    paused: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// The sending side of the gateway. Cheap to clone.
@@ -91,12 +97,7 @@ impl Outbound {
         metrics: Arc<Metrics>,
         intake: IntakeSender,
     ) -> Result<Self, StoreError> {
-        let cfg = Arc::new(config.outbound.clone());
-        if matches!(store, Store::Sqlite(_)) {
-            // One process owns a SQLite file: a lease left by a killed process would only delay sending.
-            store.clear_number_leases().await?;
-        }
-        let client = config.meta.access_token.as_ref().and_then(|token| {
+        let client: Option<Client> = config.meta.access_token.as_ref().and_then(|token| {
             Client::builder()
                 .base_url(config.meta.graph_url.clone())
                 .api_version(config.meta.api_version.clone())
@@ -105,6 +106,23 @@ impl Outbound {
                 .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client; not sending"))
                 .ok()
         });
+        Self::start_with_client(config, store, metrics, intake, client).await
+    }
+
+    /// Like [`Self::start`], sending through `client` (the gateway passes one whose access token can be
+    /// reloaded).
+    pub async fn start_with_client(
+        config: &Config,
+        store: Store,
+        metrics: Arc<Metrics>,
+        intake: IntakeSender,
+        client: Option<Client>,
+    ) -> Result<Self, StoreError> {
+        let cfg = Arc::new(config.outbound.clone());
+        if matches!(store, Store::Sqlite(_)) {
+            // One process owns a SQLite file: a lease left by a killed process would only delay sending.
+            store.clear_number_leases().await?;
+        }
         let backlogs: HashMap<String, i64> = store.outbound_backlogs().await?.into_iter().collect();
         metrics.outbound_backlog.set(u64::try_from(backlogs.values().sum::<i64>()).unwrap_or(0));
         let writer_stop = CancellationToken::new();
@@ -132,6 +150,8 @@ impl Outbound {
             owner_id: uuid::Uuid::new_v4().to_string(),
             intake,
             cancel: CancellationToken::new(),
+            completions: completion::Completions::default(),
+            paused: std::sync::Mutex::default(),
         });
         let mut tasks = Vec::new();
         if shared.client.is_some() {
@@ -192,6 +212,39 @@ impl Outbound {
         Ok(outcome)
     }
 
+    /// A receiver of how message `id` ends; register before queueing it. Drop it with [`Self::forget`].
+    #[must_use]
+    pub fn watch(&self, id: &str) -> tokio::sync::oneshot::Receiver<Completion> {
+        self.shared.completions.watch(id)
+    }
+
+    /// Stops watching message `id`.
+    pub fn forget(&self, id: &str) {
+        self.shared.completions.forget(id);
+    }
+
+    /// Numbers whose sending is paused until an operator acts (token, account or payment errors), and
+    /// numbers whose WABA is paused.
+    #[must_use]
+    pub fn paused_numbers(&self) -> Vec<String> {
+        let mut paused: Vec<String> = self
+            .shared
+            .paused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let now = std::time::Instant::now();
+        for (id, n) in &self.shared.numbers {
+            if self.shared.pacing.paused_until(&n.waba, now).is_some() && !paused.contains(id) {
+                paused.push(id.clone());
+            }
+        }
+        paused.sort();
+        paused
+    }
+
     /// A queued message was cancelled through the API.
     pub fn cancelled(&self, number: &str) {
         self.shared.backlog_dec(number);
@@ -217,6 +270,16 @@ impl Outbound {
 }
 
 impl Shared {
+    /// Records whether `number` is paused (shown by `/v1/health`).
+    pub(crate) fn set_paused(&self, number: &str, paused: bool) {
+        let mut set = self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if paused {
+            set.insert(number.to_owned());
+        } else {
+            set.remove(number);
+        }
+    }
+
     /// Raises an alert: an `alert` event in the log (WebSocket subscribers, callbacks) and a log line.
     async fn alert(&self, waba: &str, number: &str, class: &ErrorClass, errors: &str) {
         tracing::error!(number, ?class, "sending paused: an operator must act (token, account or payment)");

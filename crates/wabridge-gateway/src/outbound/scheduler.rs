@@ -268,6 +268,7 @@ impl Scheduler {
             }
             self.paused_until = None;
             self.shared.metrics.outbound_paused_numbers.dec();
+            self.shared.set_paused(self.number.as_str(), false);
         }
         if let Some(p) = self.shared.pacing.paused_until(&self.waba, now) {
             return earliest(p);
@@ -288,6 +289,7 @@ impl Scheduler {
                 self.after_removal(&r);
                 self.shared.metrics.outbound_expired.inc();
                 self.shared.backlog_dec(self.number.as_str());
+                self.shared.completions.finish(&head.id, super::Completion::Expired);
                 let writer = self.shared.writer.clone();
                 tokio::spawn(async move { writer.apply_later(OutboundOp::Expire { id: head.id }).await });
                 continue;
@@ -362,6 +364,7 @@ impl Scheduler {
             Ok(wamid) => {
                 metrics.outbound_sent.inc();
                 self.shared.backlog_dec(self.number.as_str());
+                self.shared.completions.finish(&message.id, super::Completion::Sent(wamid.clone()));
                 writer.apply_later(OutboundOp::Sent { id: message.id, wamid }).await;
                 if self.alerted {
                     self.alerted = false;
@@ -395,6 +398,7 @@ impl Scheduler {
                     let pause = Duration::from_millis(self.shared.config.operator_pause_ms);
                     if self.paused_until.is_none() {
                         metrics.outbound_paused_numbers.inc();
+                        self.shared.set_paused(self.number.as_str(), true);
                     }
                     self.paused_until = Some(now + pause);
                     metrics.outbound_alerts.inc(&format!("{:?}", c.class).to_lowercase());
@@ -468,6 +472,7 @@ impl Scheduler {
     async fn fail(&mut self, message: QueuedMessage, error: String) {
         self.shared.metrics.outbound_failed.inc();
         self.shared.backlog_dec(self.number.as_str());
+        self.shared.completions.finish(&message.id, super::Completion::Failed(error.clone()));
         self.shared.writer.apply_later(OutboundOp::Fail { id: message.id, error }).await;
     }
 

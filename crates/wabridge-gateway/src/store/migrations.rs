@@ -20,12 +20,14 @@ pub(super) const SQLITE: &[Embedded] = &[
     (1, "intake", include_str!("../../migrations/sqlite/0001_intake.sql")),
     (2, "delivery", include_str!("../../migrations/sqlite/0002_delivery.sql")),
     (3, "sending", include_str!("../../migrations/sqlite/0003_sending.sql")),
+    (4, "settings", include_str!("../../migrations/sqlite/0004_settings.sql")),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[
     (1, "intake", include_str!("../../migrations/postgres/0001_intake.sql")),
     (2, "delivery", include_str!("../../migrations/postgres/0002_delivery.sql")),
     (3, "sending", include_str!("../../migrations/postgres/0003_sending.sql")),
+    (4, "settings", include_str!("../../migrations/postgres/0004_settings.sql")),
 ];
 
 #[derive(Debug)]

@@ -12,6 +12,7 @@ mod migrations;
 mod outbound;
 mod postgres;
 mod rows;
+mod settings;
 mod sqlite;
 mod types;
 mod users;

@@ -5,11 +5,17 @@ mod support;
 
 mod auth;
 mod callbacks;
+mod cloud_compat;
 mod events;
+mod health;
 mod intake;
 mod reconcile;
+mod media;
+mod reload;
 mod retention;
 mod sending;
 mod status_events;
 mod store;
+mod templates;
 mod tls;
+mod v1_api;

@@ -1,4 +1,5 @@
-//! HTTPS with rustls from PEM files: a signed webhook over TLS is stored; plain HTTP to the TLS port fails.
+//! HTTPS with rustls from PEM files: a signed webhook over TLS is stored; plain HTTP to the TLS port fails;
+//! the certificate reloads without a restart.
 
 use std::path::PathBuf;
 
@@ -29,6 +30,18 @@ async fn webhooks_over_https(db: TestDb) {
     // Plain HTTP to the TLS listener gets no HTTP answer.
     let plain = url.replacen("https://", "http://", 1);
     assert!(reqwest::Client::new().get(format!("{plain}/metrics")).send().await.is_err());
+
+    // Reloading the certificate: a broken pair is refused and changes nothing; a good one serves new
+    // connections.
+    let mut fresh = (*gw.state().config).clone();
+    fresh.tls = Some(TlsConfig { cert: fixture("server.pem"), key: fixture("ca.pem") });
+    assert!(gw.reload(&fresh).is_err());
+    fresh.tls = Some(TlsConfig { cert: fixture("server.pem"), key: fixture("server.key") });
+    gw.reload(&fresh).unwrap();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(fixture("ca.pem")).unwrap()).unwrap();
+    let fresh_client = reqwest::Client::builder().add_root_certificate(ca).build().unwrap();
+    let metrics = fresh_client.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(metrics.status(), 200);
     gw.shutdown().await.unwrap();
 
     // A key file that holds no key is a clear start-up error.

@@ -90,6 +90,7 @@ impl TestDb {
                 let admin = sqlx::PgPool::connect(url).await.unwrap();
                 sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
                 admin.close().await;
+                let _ = tokio::fs::remove_dir_all(std::env::temp_dir().join(schema)).await;
             }
         }
     }

@@ -24,6 +24,11 @@ pub fn config(db: &TestDb) -> Config {
         TestDb::Postgres { url, schema } => {
             env.push(("WABRIDGE_DATABASE__URL".to_owned(), url.clone()));
             env.push(("WABRIDGE_DATABASE__POSTGRES_SCHEMA".to_owned(), schema.clone()));
+            // The media cache's directory, removed with the schema.
+            env.push((
+                "WABRIDGE_DATA_DIR".to_owned(),
+                std::env::temp_dir().join(schema).display().to_string(),
+            ));
             env.push(("WABRIDGE_DATABASE__MAX_CONNECTIONS".to_owned(), "8".to_owned()));
         }
     }

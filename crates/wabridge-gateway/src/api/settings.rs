@@ -1,0 +1,182 @@
+//! `GET|PATCH|DELETE /v1/settings/application` (see `settings.rs` for what each setting does) and
+//! `GET|POST /v1/settings/business/profile` (through to the Cloud API).
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use wabridge_types::ids::PhoneNumberId;
+use wabridge_types::response::BusinessProfile;
+
+use crate::AppState;
+use crate::api_error::{ApiError, meta};
+use crate::auth::{Principal, Scope};
+use crate::settings::{APPLICATION, CALLBACK_ID, defaults, merge};
+use crate::store::CallbackRecord;
+
+/// The stored application settings over the defaults.
+async fn current(state: &AppState) -> Result<Value, ApiError> {
+    let mut doc = defaults(state.config.outbound.sent_status);
+    if let Some(stored) = state.store.api_setting(APPLICATION).await?
+        && let Ok(stored) = serde_json::from_str::<Value>(&stored)
+    {
+        doc = stored;
+    }
+    Ok(doc)
+}
+
+fn answer(doc: Value) -> Json<Value> {
+    Json(json!({"settings": {"application": doc}, "meta": meta()}))
+}
+
+/// `GET /v1/settings/application`.
+pub async fn get_application(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    Ok(answer(current(&state).await?))
+}
+
+/// `PATCH /v1/settings/application`: merges the body into the settings, applies and stores them.
+pub async fn patch_application(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    let patch: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
+    let mut doc = current(&state).await?;
+    let old_url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
+    merge(&mut doc, &patch)?;
+    apply_callback(&state, &mut doc, &old_url).await?;
+    state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
+    state.store.set_api_setting(APPLICATION, &doc.to_string()).await?;
+    Ok(answer(doc))
+}
+
+/// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed).
+pub async fn delete_application(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    state.callbacks.remove(CALLBACK_ID).await?;
+    state.store.delete_api_setting(APPLICATION).await?;
+    state.sent_status.set(state.config.outbound.sent_status);
+    Ok(answer(defaults(state.config.outbound.sent_status)))
+}
+
+/// `webhooks.url` is the `application` callback (On-Premises body shape).
+async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Result<(), ApiError> {
+    let url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let max_concurrent =
+        doc.pointer("/webhooks/max_concurrent_requests").and_then(Value::as_u64).unwrap_or(6);
+    if url == old_url && !url.is_empty() {
+        return Ok(());
+    }
+    state.callbacks.remove(CALLBACK_ID).await?;
+    let Some(webhooks) = doc.get_mut("webhooks").and_then(Value::as_object_mut) else { return Ok(()) };
+    if url.is_empty() {
+        webhooks.remove("secret");
+        return Ok(());
+    }
+    let secret = webhooks
+        .get("secret")
+        .and_then(Value::as_str)
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
+    webhooks.insert("secret".into(), Value::String(secret.clone()));
+    let record = CallbackRecord {
+        id: CALLBACK_ID.to_owned(),
+        url,
+        secret,
+        shape: "onprem".to_owned(),
+        max_concurrent: u32::try_from(max_concurrent).unwrap_or(6),
+        kinds: Vec::new(),
+        phone_number_id: None,
+        source: "api".to_owned(),
+        scan_seq: 0,
+        created_at: SystemTime::now(),
+    };
+    state.callbacks.add(record).await?;
+    Ok(())
+}
+
+/// `?phone_number_id=` of the business-profile routes (needed when several numbers are configured).
+#[derive(Debug, Deserialize)]
+pub struct NumberQuery {
+    phone_number_id: Option<String>,
+}
+
+impl NumberQuery {
+    /// The number asked for, if any.
+    #[must_use]
+    pub fn phone_number_id(&self) -> Option<String> {
+        self.phone_number_id.clone()
+    }
+}
+
+/// The Cloud API client and the number a request is about.
+pub(crate) fn client_and_number(
+    state: &AppState,
+    asked: Option<String>,
+) -> Result<(&wabridge_cloud::Client, PhoneNumberId), ApiError> {
+    let client = state.cloud.as_ref().ok_or_else(|| ApiError {
+        status: axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        code: 1011,
+        title: "Service not ready",
+        details: "no Cloud API access token is configured (meta.access_token)".into(),
+    })?;
+    let ids: Vec<&str> = state.config.numbers.iter().map(|n| n.id.as_str()).collect();
+    let id = match asked {
+        Some(a) if ids.contains(&a.as_str()) => a,
+        Some(a) => return Err(ApiError::invalid(format!("phone_number_id: {a:?} is not configured here"))),
+        None if ids.len() == 1 => ids[0].to_owned(),
+        None => return Err(ApiError::missing("phone_number_id: name the number (several are configured)")),
+    };
+    Ok((client, PhoneNumberId::new(id)))
+}
+
+/// An error of the Cloud API, for a `/v1` caller: Meta's code and text in the details.
+pub(crate) fn cloud_error(e: &wabridge_cloud::CloudError) -> ApiError {
+    let status = e.status().and_then(|s| axum::http::StatusCode::from_u16(s).ok());
+    let status = status.filter(|s| s.is_client_error()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let details = match e.graph_error() {
+        Some(g) => format!("the Cloud API answered {}: {}", g.message, g.details().unwrap_or_default()),
+        None => format!("the Cloud API could not be reached: {e}"),
+    };
+    ApiError { status, code: 1000, title: "Generic error", details }
+}
+
+/// `GET /v1/settings/business/profile` → `{"settings":{"business":{"profile":{…}}}}`.
+pub async fn get_profile(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Query(q): Query<NumberQuery>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    let (client, number) = client_and_number(&state, q.phone_number_id)?;
+    let profile = client.business_profile(&number).await.map_err(|e| cloud_error(&e))?;
+    let profile = serde_json::to_value(profile).map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(json!({"settings": {"business": {"profile": profile}}, "meta": meta()})))
+}
+
+/// `POST /v1/settings/business/profile` `{address, description, email, vertical, websites, about}`.
+pub async fn set_profile(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Query(q): Query<NumberQuery>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    let profile: BusinessProfile = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("the profile does not parse: {e}")))?;
+    let (client, number) = client_and_number(&state, q.phone_number_id)?;
+    client.update_business_profile(&number, &profile).await.map_err(|e| cloud_error(&e))?;
+    Ok(Json(json!({"meta": meta()})))
+}

@@ -1,0 +1,114 @@
+//! The Cloud-compatible media routes: `POST /{version}/{phone-number-id}/media` (multipart, as Meta's),
+//! `GET /{version}/{media-id}` (its `url` points at this gateway's `/{version}/{media-id}/download`, since
+//! Meta's URL needs Meta's token), `GET /{version}/{media-id}/download`, `DELETE /{version}/{media-id}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Multipart, Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use wabridge_types::ids::MediaId;
+
+use super::{GraphApiError, GraphPrincipal, is_graph_version};
+use crate::AppState;
+use crate::auth::Scope;
+use crate::media::MediaError;
+
+fn graph_media_error(e: &MediaError) -> GraphApiError {
+    match e {
+        MediaError::NoClient => {
+            GraphApiError::new(2, "no Cloud API access token is configured on this gateway")
+        }
+        MediaError::Cloud(c) => GraphApiError::from_cloud(c),
+        MediaError::Checksum => GraphApiError::new(131_052, "the downloaded media does not match its sha256"),
+        MediaError::Io(_) => GraphApiError::new(100, "no such media"),
+    }
+}
+
+fn check_version(version: &str) -> Result<(), GraphApiError> {
+    if is_graph_version(version) {
+        Ok(())
+    } else {
+        Err(GraphApiError::new(100, format!("Unknown path components: /{version}")))
+    }
+}
+
+/// `POST /{version}/{phone-number-id}/media` (multipart `file`, `type`, `messaging_product`) → `{"id"}`.
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    principal: GraphPrincipal,
+    Path((version, number)): Path<(String, String)>,
+    mut form: Multipart,
+) -> Result<Json<Value>, GraphApiError> {
+    principal.require(Scope::Send)?;
+    check_version(&version)?;
+    if !state.config.numbers.iter().any(|n| n.id == number) {
+        return Err(GraphApiError::new(100, format!("Object with ID '{number}' does not exist")));
+    }
+    let mut file = None;
+    let mut declared_type = None;
+    while let Some(field) = form.next_field().await.map_err(|e| GraphApiError::new(100, e.body_text()))? {
+        match field.name() {
+            Some("file") => {
+                let mime = field.content_type().map(str::to_owned);
+                let name = field.file_name().unwrap_or("upload").to_owned();
+                let bytes = field.bytes().await.map_err(|e| GraphApiError::new(100, e.body_text()))?;
+                file = Some((bytes, mime, name));
+            }
+            Some("type") => declared_type = field.text().await.ok(),
+            _ => {}
+        }
+    }
+    let Some((bytes, mime, name)) = file else {
+        return Err(GraphApiError::new(100, "The parameter file is required"));
+    };
+    let mime =
+        declared_type.or(mime).ok_or_else(|| GraphApiError::new(100, "The parameter type is required"))?;
+    let id = state.media.upload(&number, bytes, &mime, &name).await.map_err(|e| graph_media_error(&e))?;
+    Ok(Json(json!({"id": id})))
+}
+
+/// `GET /{version}/{media-id}` → Meta's answer, with `url` pointing at this gateway.
+pub async fn info(
+    State(state): State<Arc<AppState>>,
+    principal: GraphPrincipal,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, GraphApiError> {
+    principal.require(Scope::Send)?;
+    check_version(&version)?;
+    let client = state.cloud.as_ref().ok_or_else(|| graph_media_error(&MediaError::NoClient))?;
+    let info =
+        client.media_info(&MediaId::new(id.as_str())).await.map_err(|e| GraphApiError::from_cloud(&e))?;
+    let mut body = serde_json::to_value(info).map_err(|e| GraphApiError::new(131_000, e.to_string()))?;
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+    let scheme = if state.config.tls.is_some() { "https" } else { "http" };
+    body["url"] = json!(format!("{scheme}://{host}/{version}/{id}/download"));
+    Ok(Json(body))
+}
+
+/// `GET /{version}/{media-id}/download` → the file (from the cache, or fetched and cached).
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    principal: GraphPrincipal,
+    Path((version, id)): Path<(String, String)>,
+) -> Result<Response, GraphApiError> {
+    principal.require(Scope::Send)?;
+    check_version(&version)?;
+    let file = state.media.get(&id, None).await.map_err(|e| graph_media_error(&e))?;
+    Ok(([(header::CONTENT_TYPE, file.mime_type)], file.bytes).into_response())
+}
+
+/// `DELETE /{version}/{media-id}` → `{"success":true}`.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: GraphPrincipal,
+    Path((version, id)): Path<(String, String)>,
+) -> Result<Json<Value>, GraphApiError> {
+    principal.require(Scope::Send)?;
+    check_version(&version)?;
+    state.media.delete(&id).await.map_err(|e| graph_media_error(&e))?;
+    Ok(Json(json!({"success": true})))
+}

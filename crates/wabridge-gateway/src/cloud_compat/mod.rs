@@ -1,0 +1,125 @@
+//! The Cloud-compatible routes: an application written for the Cloud API works through wabridge by
+//! changing only its base URL (and using a wabridge API key as its access token).
+//!
+//! `POST /{version}/{phone-number-id}/messages` goes through the same durable queue, scheduler and limits
+//! as `/v1/messages`, but answers like Meta: it waits until the message was sent and returns Meta's wamid
+//! (see [`messages`]). The media routes go to the Cloud API ([`media`]). Errors are in the Graph shape `{"error":{message,type,code,error_data,fbtrace_id}}`.
+
+pub mod media;
+pub mod messages;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use wabridge_cloud::{Client, CloudError};
+use wabridge_types::error::GraphError;
+
+use crate::AppState;
+use crate::auth::{Principal, Scope};
+use crate::config::Config;
+
+/// The routes of this module.
+pub fn routes() -> Router<Arc<AppState>> {
+    // One parameter name per position: axum's router requires it of overlapping paths.
+    Router::new()
+        .route("/{version}/{node}/messages", post(messages::send))
+        .route("/{version}/{node}/media", post(media::upload))
+        .route("/{version}/{node}/download", get(media::download))
+        .route("/{version}/{node}", get(media::info).delete(media::delete))
+}
+
+/// The Cloud API client of the gateway (`meta.graph_url`, `meta.api_version`, the current access token of
+/// `secrets`); `None` without an access token at start.
+#[must_use]
+pub fn cloud_client(config: &Config, secrets: &Arc<crate::reload::Secrets>) -> Option<Client> {
+    config.meta.access_token.as_ref()?;
+    Client::builder()
+        .base_url(config.meta.graph_url.clone())
+        .api_version(config.meta.api_version.clone())
+        .token_provider(crate::reload::ReloadableToken(secrets.clone()))
+        .build()
+        .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client"))
+        .ok()
+}
+
+/// An error of a Cloud-compatible route, answered in the Graph shape with Meta's HTTP status for its code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphApiError(pub Box<GraphError>);
+
+impl GraphApiError {
+    /// An error with `code` (its title from Meta's table) and `details`.
+    #[must_use]
+    pub fn new(code: i64, details: impl Into<String>) -> Self {
+        Self(Box::new(GraphError::new(code, details)))
+    }
+
+    /// What the Cloud API answered, or 131000 for a failure without a Graph error (transport).
+    #[must_use]
+    pub fn from_cloud(e: &CloudError) -> Self {
+        match e.graph_error() {
+            Some(g) => Self(Box::new(g.clone())),
+            None => {
+                tracing::warn!(error = %e, "Cloud API call failed");
+                Self::new(131_000, "the Cloud API could not be reached; retry later")
+            }
+        }
+    }
+}
+
+impl IntoResponse for GraphApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut error = *self.0;
+        if error.fbtrace_id.is_none() {
+            error.fbtrace_id = Some(format!("wabridge-{}", uuid::Uuid::new_v4().simple()));
+        }
+        (status, Json(error.into_envelope())).into_response()
+    }
+}
+
+/// A caller of a Cloud-compatible route: a wabridge API key (or login token, or configured token) used as
+/// the bearer access token. Refusals are Graph errors: 190 (401) for a bad token, 10 (403) for a missing
+/// scope.
+#[derive(Debug, Clone)]
+pub struct GraphPrincipal(pub Principal);
+
+impl GraphPrincipal {
+    /// Succeeds when the caller holds `scope`.
+    ///
+    /// # Errors
+    /// Graph error 10 (permission denied) otherwise.
+    pub fn require(&self, scope: Scope) -> Result<(), GraphApiError> {
+        self.0.require(scope).map_err(|e| GraphApiError::new(10, e.details))
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for GraphPrincipal {
+    type Rejection = GraphApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, GraphApiError> {
+        match crate::auth::principal_of(parts, state).await {
+            Ok(p) => Ok(Self(p)),
+            Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+                Err(GraphApiError::new(190, format!("Invalid OAuth access token: {}", e.details)))
+            }
+            Err(e) => Err(GraphApiError::new(131_000, e.details)),
+        }
+    }
+}
+
+/// Whether `version` looks like a Graph API version (`v23.0`).
+#[must_use]
+pub fn is_graph_version(version: &str) -> bool {
+    version.strip_prefix('v').and_then(|v| v.split_once('.')).is_some_and(|(major, minor)| {
+        !major.is_empty()
+            && !minor.is_empty()
+            && major.bytes().all(|b| b.is_ascii_digit())
+            && minor.bytes().all(|b| b.is_ascii_digit())
+    })
+}

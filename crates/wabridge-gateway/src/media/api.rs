@@ -1,0 +1,88 @@
+//! `POST /v1/media` (raw bytes with their Content-Type → id), `GET /v1/media/{id}` (the file, from the
+//! cache or the Cloud API), `DELETE /v1/media/{id}`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::MediaError;
+use crate::AppState;
+use crate::api::settings::{NumberQuery, client_and_number, cloud_error};
+use crate::api_error::{ApiError, meta};
+use crate::auth::{Principal, Scope};
+
+/// A media failure for a `/v1` caller.
+pub(crate) fn media_error(e: &MediaError) -> ApiError {
+    match e {
+        MediaError::NoClient => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: 1011,
+            title: "Service not ready",
+            details: "no Cloud API access token is configured (meta.access_token)".into(),
+        },
+        MediaError::Cloud(c) if c.status() == Some(404) || c.code() == Some(100) => {
+            ApiError::not_found("no such media (or it expired)")
+        }
+        MediaError::Cloud(c) => cloud_error(c),
+        MediaError::Checksum => ApiError {
+            status: StatusCode::BAD_GATEWAY,
+            code: 1000,
+            title: "Generic error",
+            details: "the media downloaded from the Cloud API does not match its sha256".into(),
+        },
+        MediaError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            ApiError::not_found("no such media")
+        }
+        MediaError::Io(io) => ApiError::internal(io),
+    }
+}
+
+/// `POST /v1/media` → 201 `{"media":[{"id"}]}`.
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Query(q): Query<NumberQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    principal.require(Scope::Send)?;
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::missing("Content-Type: the media's type, e.g. image/jpeg"))?;
+    if body.is_empty() {
+        return Err(ApiError::missing("the body: the media's bytes"));
+    }
+    let (_, number) = client_and_number(&state, q.phone_number_id())?;
+    let id = state.media.upload(number.as_str(), body, &mime, "upload").await.map_err(|e| media_error(&e))?;
+    Ok((StatusCode::CREATED, Json(json!({"media": [{"id": id}], "meta": meta()}))))
+}
+
+/// `GET /v1/media/{id}` → the file with its Content-Type.
+pub async fn download(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    principal.require(Scope::Send)?;
+    let file = state.media.get(&id, None).await.map_err(|e| media_error(&e))?;
+    Ok(([(header::CONTENT_TYPE, file.mime_type)], file.bytes).into_response())
+}
+
+/// `DELETE /v1/media/{id}`.
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Send)?;
+    state.media.delete(&id).await.map_err(|e| media_error(&e))?;
+    Ok(Json(json!({"meta": meta()})))
+}

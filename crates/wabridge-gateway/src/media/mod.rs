@@ -1,0 +1,197 @@
+//! Media: uploads to the Cloud API, and a disk cache of downloaded media.
+//!
+//! Media of inbound messages is fetched as soon as its webhook is committed (Meta's download URL lasts five
+//! minutes), checked against the webhook's `sha256` (base64) or the media node's (hex), and kept under
+//! `<data_dir>/media` until the cache passes [`DEFAULT_LIMIT_BYTES`]; the least recently written files go
+//! first. `GET /v1/media/{id}` serves from the cache, fetching on a miss.
+
+pub mod api;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wabridge_cloud::{Client, CloudError};
+use wabridge_types::ids::{MediaId, PhoneNumberId};
+
+/// The cache's size limit: 512 MiB.
+pub const DEFAULT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Why media could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// No access token is configured.
+    #[error("no Cloud API access token is configured")]
+    NoClient,
+    /// The Cloud API refused or failed.
+    #[error("Cloud API: {0}")]
+    Cloud(#[from] CloudError),
+    /// The bytes do not match the announced sha256.
+    #[error("the downloaded media does not match its sha256")]
+    Checksum,
+    /// The cache directory failed.
+    #[error("media cache: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Downloaded media: bytes and MIME type.
+#[derive(Debug, Clone)]
+pub struct MediaFile {
+    pub bytes: Bytes,
+    pub mime_type: String,
+}
+
+/// The media cache and the Cloud API calls behind it. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MediaCache {
+    dir: PathBuf,
+    limit_bytes: u64,
+    client: Option<Client>,
+}
+
+impl MediaCache {
+    /// A cache in `dir` holding at most `limit_bytes`.
+    #[must_use]
+    pub fn new(dir: PathBuf, limit_bytes: u64, client: Option<Client>) -> Self {
+        Self { dir, limit_bytes, client }
+    }
+
+    fn client(&self) -> Result<&Client, MediaError> {
+        self.client.as_ref().ok_or(MediaError::NoClient)
+    }
+
+    /// Uploads `bytes` for `number`; answers Meta's media id.
+    ///
+    /// # Errors
+    /// Meta's refusal (type or size, …) or no client.
+    pub async fn upload(
+        &self,
+        number: &str,
+        bytes: Bytes,
+        mime: &str,
+        filename: &str,
+    ) -> Result<String, MediaError> {
+        let id = self.client()?.upload_media(&PhoneNumberId::new(number), bytes, mime, filename).await?;
+        Ok(id.as_str().to_owned())
+    }
+
+    /// Deletes media `id` at Meta and from the cache.
+    ///
+    /// # Errors
+    /// Meta's refusal or no client.
+    pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
+        self.client()?.delete_media(&MediaId::new(id)).await?;
+        let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
+        let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
+        Ok(())
+    }
+
+    /// Media `id` from the cache, or fetched from the Cloud API (and cached). `expected_sha256` is the
+    /// webhook's (base64) when known.
+    ///
+    /// # Errors
+    /// No client, Meta's refusal, a checksum mismatch, or a cache failure.
+    pub async fn get(&self, id: &str, expected_sha256: Option<&str>) -> Result<MediaFile, MediaError> {
+        if !is_safe_id(id) {
+            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+        }
+        if let (Ok(bytes), Ok(mime)) = (
+            tokio::fs::read(self.path(id, "bin")).await,
+            tokio::fs::read_to_string(self.path(id, "mime")).await,
+        ) {
+            return Ok(MediaFile { bytes: Bytes::from(bytes), mime_type: mime });
+        }
+        let client = self.client()?;
+        let info = client.media_info(&MediaId::new(id)).await?;
+        let bytes = client.download_media(&info.url).await?;
+        let digest = Sha256::digest(&bytes);
+        let hex = hex::encode(digest);
+        let b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+        let matches = |s: &str| s.eq_ignore_ascii_case(&hex) || s == b64;
+        if !matches(&info.sha256) || expected_sha256.is_some_and(|e| !matches(e)) {
+            tracing::warn!(media = id, "downloaded media does not match its sha256; not cached");
+            return Err(MediaError::Checksum);
+        }
+        self.store(id, &bytes, &info.mime_type).await?;
+        Ok(MediaFile { bytes, mime_type: info.mime_type })
+    }
+
+    async fn store(&self, id: &str, bytes: &[u8], mime: &str) -> Result<(), MediaError> {
+        tokio::fs::create_dir_all(&self.dir).await?;
+        let tmp = self.path(id, "tmp");
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::write(self.path(id, "mime"), mime).await?;
+        tokio::fs::rename(&tmp, self.path(id, "bin")).await?;
+        self.evict().await
+    }
+
+    /// Removes the oldest files until the cache fits its limit.
+    async fn evict(&self) -> Result<(), MediaError> {
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        let mut dir = tokio::fs::read_dir(&self.dir).await?;
+        while let Some(entry) = dir.next_entry().await? {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "bin") {
+                let meta = entry.metadata().await?;
+                total += meta.len();
+                files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), path));
+            }
+        }
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.limit_bytes {
+                break;
+            }
+            let _ = tokio::fs::remove_file(&path).await;
+            let _ = tokio::fs::remove_file(path.with_extension("mime")).await;
+            total = total.saturating_sub(len);
+        }
+        Ok(())
+    }
+
+    fn path(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("{id}.{ext}"))
+    }
+
+    /// Whether media `id` is in the cache.
+    #[must_use]
+    pub fn is_cached(&self, id: &str) -> bool {
+        is_safe_id(id) && self.path(id, "bin").exists()
+    }
+}
+
+/// Media ids are Meta's digits; anything else never names a file.
+fn is_safe_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The media (id, webhook sha256) of a committed message event's payload.
+#[must_use]
+pub fn inbound_media(payload: &Value) -> Option<(String, Option<String>)> {
+    let message = payload.pointer("/messages/0").unwrap_or(payload);
+    let kind = message.get("type")?.as_str()?;
+    if !matches!(kind, "image" | "audio" | "video" | "document" | "sticker") {
+        return None;
+    }
+    let media = message.get(kind)?;
+    let id = media.get("id")?.as_str()?.to_owned();
+    Some((id, media.get("sha256").and_then(Value::as_str).map(str::to_owned)))
+}
+
+/// Fetches the media of newly committed inbound messages in the background.
+pub fn prefetch(cache: &Arc<MediaCache>, media: Vec<(String, Option<String>)>) {
+    for (id, sha256) in media {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            if let Err(e) = cache.get(&id, sha256.as_deref()).await {
+                tracing::warn!(media = %id, error = %e, "could not fetch inbound media");
+            }
+        });
+    }
+}

@@ -1,0 +1,59 @@
+//! What can change without a restart: API tokens (`api.tokens`), app secrets (`meta.app_secrets`), the
+//! Cloud API access token (`meta.access_token`) and the TLS certificate. [`crate::Gateway::reload`] applies
+//! a freshly loaded configuration; `wabridge serve` calls it on SIGHUP. Everything else needs a restart.
+
+use std::sync::{Arc, RwLock};
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretString};
+use wabridge_cloud::{AccessToken, TokenError, TokenProvider};
+
+use crate::config::Config;
+
+/// The secrets the gateway reads on every use, so a reload takes effect at once.
+#[derive(Debug)]
+pub struct Secrets {
+    app_secrets: RwLock<Vec<SecretString>>,
+    access_token: RwLock<Option<SecretString>>,
+}
+
+impl Secrets {
+    /// The secrets of `config`.
+    #[must_use]
+    pub fn new(config: &Config) -> Self {
+        Self {
+            app_secrets: RwLock::new(config.meta.app_secrets.clone()),
+            access_token: RwLock::new(config.meta.access_token.clone()),
+        }
+    }
+
+    /// The app secrets webhooks may be signed with.
+    #[must_use]
+    pub fn app_secrets(&self) -> Vec<SecretString> {
+        self.app_secrets.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the app secrets and the access token with `config`'s.
+    pub fn replace(&self, config: &Config) {
+        *self.app_secrets.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            config.meta.app_secrets.clone();
+        *self.access_token.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            config.meta.access_token.clone();
+    }
+
+    fn access_token(&self) -> Option<AccessToken> {
+        let token = self.access_token.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        token.as_ref().map(|t| AccessToken::new(t.expose_secret().to_owned()))
+    }
+}
+
+/// The Cloud API clients' token: the current `meta.access_token`, read on every call.
+#[derive(Debug, Clone)]
+pub struct ReloadableToken(pub Arc<Secrets>);
+
+impl TokenProvider for ReloadableToken {
+    fn token(&self, _refresh: bool) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
+        let token = self.0.access_token().ok_or_else(|| TokenError::from("no access token is configured"));
+        Box::pin(std::future::ready(token))
+    }
+}

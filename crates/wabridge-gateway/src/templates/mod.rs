@@ -1,0 +1,156 @@
+//! The template cache: every configured WABA's message templates, loaded through the SDK at start and kept
+//! current by `message_template_status_update` webhooks, so a template send can be checked before it is
+//! queued ([`check`]) instead of failing later with 132000/132001.
+
+pub mod check;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::RwLock;
+
+use serde_json::Value;
+use wabridge_cloud::{Client, TemplateFilter};
+use wabridge_types::ids::WabaId;
+use wabridge_types::template::{TemplateDefinition, TemplateStatus};
+
+/// What the cache knows of one WABA.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WabaTemplates {
+    /// Not loaded (no access token, or the Cloud API did not answer): sends are not checked.
+    Unknown,
+    /// The WABA's templates as last read or updated.
+    Loaded(Vec<TemplateDefinition>),
+}
+
+/// The templates of every configured WABA.
+#[derive(Debug)]
+pub struct TemplateCache {
+    client: Option<Client>,
+    wabas: RwLock<BTreeMap<String, WabaTemplates>>,
+}
+
+impl TemplateCache {
+    /// An empty cache of `wabas`, loaded later through `client` (none: never loaded).
+    #[must_use]
+    pub fn new(client: Option<Client>, wabas: impl IntoIterator<Item = String>) -> Self {
+        let wabas = wabas.into_iter().map(|w| (w, WabaTemplates::Unknown)).collect();
+        Self { client, wabas: RwLock::new(wabas) }
+    }
+
+    /// Reads every WABA's templates; a WABA whose read fails stays [`WabaTemplates::Unknown`] (logged).
+    /// Returns how many templates were loaded.
+    pub async fn load_all(&self) -> usize {
+        let wabas: Vec<String> = self.read().keys().cloned().collect();
+        let mut total = 0;
+        for waba in wabas {
+            total += self.refresh(&waba).await;
+        }
+        total
+    }
+
+    /// Reads one WABA's templates again; returns how many it has (0 when the read failed).
+    pub async fn refresh(&self, waba: &str) -> usize {
+        let Some(client) = &self.client else { return 0 };
+        match client.all_templates(&WabaId::new(waba), &TemplateFilter::default()).await {
+            Ok(list) => {
+                let n = list.len();
+                self.write().insert(waba.to_owned(), WabaTemplates::Loaded(list));
+                n
+            }
+            Err(e) => {
+                tracing::warn!(waba, error = %e, "could not read the templates; template sends are not checked");
+                0
+            }
+        }
+    }
+
+    /// What the cache holds for `waba`.
+    #[must_use]
+    pub fn templates(&self, waba: &str) -> WabaTemplates {
+        self.read().get(waba).cloned().unwrap_or(WabaTemplates::Unknown)
+    }
+
+    /// Every cached template with its WABA, ordered by WABA, name and language.
+    #[must_use]
+    pub fn list(&self) -> Vec<(String, TemplateDefinition)> {
+        let mut all = Vec::new();
+        for (waba, t) in self.read().iter() {
+            if let WabaTemplates::Loaded(list) = t {
+                let mut list = list.clone();
+                list.sort_by(|a, b| (&a.name, &a.language).cmp(&(&b.name, &b.language)));
+                all.extend(list.into_iter().map(|d| (waba.clone(), d)));
+            }
+        }
+        all
+    }
+
+    /// WABAs whose cache is [`WabaTemplates::Unknown`].
+    #[must_use]
+    pub fn unknown_wabas(&self) -> BTreeSet<String> {
+        self.read().iter().filter(|(_, t)| **t == WabaTemplates::Unknown).map(|(w, _)| w.clone()).collect()
+    }
+
+    /// Applies a `message_template_status_update` value of `waba`. Answers `true` when the template is not
+    /// in the cache (a new one): the caller should [`Self::refresh`] the WABA.
+    pub fn apply_status_update(&self, waba: &str, value: &Value) -> bool {
+        let value = value.get("value").unwrap_or(value);
+        let Some(event) = value.get("event").and_then(Value::as_str) else { return false };
+        let id = value.get("message_template_id").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        let name = value.get("message_template_name").and_then(Value::as_str);
+        let language = value.get("message_template_language").and_then(Value::as_str);
+        let status: TemplateStatus = serde_json::from_value(Value::String(event.to_owned()))
+            .unwrap_or(TemplateStatus::Other(event.into()));
+        let mut wabas = self.write();
+        let Some(WabaTemplates::Loaded(list)) = wabas.get_mut(waba) else { return false };
+        let found = list.iter_mut().find(|t| {
+            let same_id = id.is_some() && t.id.as_ref().map(|i| i.as_str().to_owned()) == id;
+            same_id || (Some(t.name.as_str()) == name && Some(t.language.as_str()) == language)
+        });
+        match found {
+            Some(t) => {
+                tracing::info!(waba, template = %t.name, status = event, "template status changed");
+                t.status = Some(status);
+                false
+            }
+            None => true,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, WabaTemplates>> {
+        self.wabas.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, WabaTemplates>> {
+        self.wabas.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl TemplateCache {
+    /// Checks a send's `template` object against `waba`'s cached templates; a WABA not loaded is not
+    /// checked (Meta will answer instead).
+    ///
+    /// # Errors
+    /// What is wrong with the send.
+    pub fn check_send(&self, waba: &str, template: &Value) -> Result<(), check::TemplateProblem> {
+        match self.templates(waba) {
+            WabaTemplates::Loaded(list) => check::check(&list, template),
+            WabaTemplates::Unknown => Ok(()),
+        }
+    }
+}
+
+/// Applies the `message_template_status_update` events of one webhook (WABA, payload JSON); a template
+/// the cache does not know makes its WABA be read again in the background.
+pub fn apply_webhook_updates(cache: &std::sync::Arc<TemplateCache>, updates: Vec<(String, String)>) {
+    for (waba, payload) in updates {
+        let Ok(value) = serde_json::from_str::<Value>(&payload) else { continue };
+        if cache.apply_status_update(&waba, &value) {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache.refresh(&waba).await;
+            });
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The Cloud-compatible routes on both backends, driven by the `wabridge-cloud` SDK pointed at the
+//! gateway with an API key as its access token: Meta's wamid comes back, errors are Graph errors.
+
+use serde_json::json;
+use wabridge_cloud::{Client, RetryPolicy};
+use wabridge_sandbox::{FaultInjection, FaultScope, Inbound};
+use wabridge_types::ids::PhoneNumberId;
+use wabridge_types::send::{MarkRead, OutboundMessage};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
+
+each_backend!(sdk_sends_through_the_gateway, graph_errors_in_the_graph_shape);
+
+fn sdk(pair: &Pair, token: &str) -> Client {
+    Client::builder()
+        .base_url(pair.url.clone())
+        .access_token(token.to_owned())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap()
+}
+
+fn message(value: serde_json::Value) -> OutboundMessage {
+    serde_json::from_value(value).unwrap()
+}
+
+async fn sdk_sends_through_the_gateway(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let client = sdk(&pair, &pair.key);
+    let number = PhoneNumberId::new(NUMBER);
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "+1 631-555-1234", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}, "biz_opaque_callback_data": "mine"}));
+    let resp = client.send_message(&number, &hello).await.unwrap();
+    assert_eq!(resp.contacts[0].wa_id.as_str(), "16315551234");
+    let wamid = resp.messages[0].id.to_string();
+    assert!(wamid.starts_with("wamid."), "{wamid}");
+    // It is Meta's (the sandbox's) wamid, sent through the queue with the gateway id as callback data.
+    let sent = pair.sandbox.control().sent_message(&wamid).expect("Meta received it");
+    let gateway_id = sent.biz_opaque_callback_data.clone().unwrap();
+    let stored = pair
+        .wait_state(&gateway_id, &["sent", "delivered", "read"], std::time::Duration::from_secs(10))
+        .await;
+    assert_eq!(stored["wamid"], wamid.as_str());
+    assert_eq!(stored["biz_opaque_callback_data"], "mine");
+    // A free-form reply in an open window, and a read receipt of the user's message.
+    let inbound = pair.sandbox.control().inject_inbound(Inbound::text("16315551234", "hello")).unwrap();
+    let text = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "text",
+        "text": {"body": "hi there"}}));
+    let resp = client.send_message(&number, &text).await.unwrap();
+    assert!(resp.messages[0].id.to_string().starts_with("wamid."));
+    let receipt: MarkRead = serde_json::from_value(
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound}),
+    )
+    .unwrap();
+    client.mark_read(&number, &receipt).await.unwrap();
+    pair.stop().await;
+}
+
+async fn graph_errors_in_the_graph_shape(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let number = PhoneNumberId::new(NUMBER);
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
+    // A wrong access token: 190, HTTP 401.
+    let e = sdk(&pair, "not-a-key").send_message(&number, &hello).await.unwrap_err();
+    assert_eq!((e.code(), e.status()), (Some(190), Some(401)), "{e}");
+    let client = sdk(&pair, &pair.key);
+    // A number this gateway does not serve: 100.
+    let e = client.send_message(&PhoneNumberId::new("999"), &hello).await.unwrap_err();
+    assert_eq!(e.code(), Some(100), "{e}");
+    // A template that does not exist: 132001 at once, from the template cache.
+    let missing = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "template",
+        "template": {"name": "no_such_template", "language": {"code": "en_US"}}}));
+    let e = client.send_message(&number, &missing).await.unwrap_err();
+    assert_eq!(e.code(), Some(132_001), "{e}");
+    assert!(e.graph_error().unwrap().fbtrace_id.is_some());
+    // Meta refuses the send: its error comes back as it was.
+    pair.sandbox.control().set_fault(Some(FaultInjection {
+        code: 131_051,
+        next_n: Some(1),
+        every_nth: None,
+        scope: FaultScope::Messages,
+    }));
+    let e = client.send_message(&number, &hello).await.unwrap_err();
+    assert_eq!((e.code(), e.status()), (Some(131_051), Some(400)), "{e}");
+    // The raw body is the Graph envelope.
+    let raw: serde_json::Value = pair
+        .http
+        .post(format!("{}/v23.0/{NUMBER}/messages", pair.url))
+        .bearer_auth(&pair.key)
+        .json(&json!({"messaging_product": "whatsapp", "to": "nope", "type": "text", "text": {"body": "x"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(raw["error"]["code"], 131_009, "{raw}");
+    assert_eq!(raw["error"]["type"], "OAuthException");
+    assert!(raw["error"]["error_data"]["details"].is_string());
+    pair.stop().await;
+}

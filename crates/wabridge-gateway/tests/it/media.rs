@@ -1,0 +1,96 @@
+//! Media on both backends: `/v1/media` upload, download and delete; inbound media fetched, checked and
+//! cached as its webhook arrives; the Cloud-compatible media routes driven by the SDK.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use wabridge_cloud::{Client, RetryPolicy};
+use wabridge_sandbox::Inbound;
+use wabridge_types::ids::{MediaId, PhoneNumberId};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
+
+each_backend!(v1_media_round_trip, inbound_media_is_cached, cloud_media_routes_through_the_sdk);
+
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same";
+
+async fn v1_media_round_trip(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let resp =
+        pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG).send();
+    let resp = resp.await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    let id = body["media"][0]["id"].as_str().unwrap().to_owned();
+    let get =
+        pair.http.get(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.headers()["content-type"], "image/jpeg");
+    assert_eq!(get.bytes().await.unwrap().as_ref(), JPEG);
+    let del =
+        pair.http.delete(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert_eq!(del.status(), 200);
+    let gone =
+        pair.http.get(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    // No Content-Type: 1008.
+    let bad = pair.http.post(&url).bearer_auth(&pair.key).body(JPEG).send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    pair.stop().await;
+}
+
+async fn inbound_media_is_cached(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let data = base64::engine::general_purpose::STANDARD.encode(JPEG);
+    let inbound = Inbound::of_type("16315551234", "image", json!({"data": data, "mime_type": "image/jpeg"}));
+    pair.sandbox.control().inject_inbound(inbound).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let id = loop {
+        let events: Value = pair
+            .http
+            .get(format!("{}/v1/events?kinds=message", pair.url))
+            .bearer_auth(&pair.key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(id) = events.pointer("/events/0/payload/messages/0/image/id").and_then(Value::as_str) {
+            break id.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no inbound image event: {events}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let media = pair.gateway.state().media.clone();
+    while !media.is_cached(&id) {
+        assert!(Instant::now() < deadline, "inbound media was not fetched");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let get =
+        pair.http.get(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert_eq!(get.bytes().await.unwrap().as_ref(), JPEG);
+    pair.stop().await;
+}
+
+async fn cloud_media_routes_through_the_sdk(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let client = Client::builder()
+        .base_url(pair.url.clone())
+        .access_token(pair.key.clone())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let id =
+        client.upload_media(&PhoneNumberId::new(NUMBER), JPEG.to_vec(), "image/jpeg", "a.jpg").await.unwrap();
+    let info = client.media_info(&id).await.unwrap();
+    assert!(info.url.starts_with(&pair.url), "{}", info.url);
+    assert_eq!(client.download_media(&info.url).await.unwrap().as_ref(), JPEG);
+    client.delete_media(&id).await.unwrap();
+    let e = client.media_info(&MediaId::new(id.as_str())).await.unwrap_err();
+    assert!(e.code().is_some(), "{e}");
+    pair.stop().await;
+}

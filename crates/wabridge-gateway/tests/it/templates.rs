@@ -1,0 +1,81 @@
+//! The template cache on both backends: listed by `/v1/templates`, kept current by template webhooks, and
+//! template sends checked against it with a clear error at once.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wabridge_types::template::TemplateStatus;
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
+
+each_backend!(templates_are_listed_checked_and_refreshed);
+
+async fn list(pair: &Pair) -> Vec<Value> {
+    let v: Value = pair
+        .http
+        .get(format!("{}/v1/templates", pair.url))
+        .bearer_auth(&pair.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["templates"].as_array().unwrap().clone()
+}
+
+fn status_of(templates: &[Value], name: &str) -> String {
+    let t = templates.iter().find(|t| t["name"] == name && t["language"] == "en_US").unwrap();
+    t["status"].as_str().unwrap().to_owned()
+}
+
+async fn templates_are_listed_checked_and_refreshed(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let templates = list(&pair).await;
+    let hello = templates.iter().find(|t| t["name"] == "hello_world").expect("hello_world is cached");
+    assert_eq!(hello["waba_id"], pair.sandbox.waba_id());
+    assert_eq!(hello["status"], "APPROVED");
+
+    let to = "+16315551234";
+    let mut missing = template(NUMBER, to);
+    missing["template"]["name"] = json!("no_such_template");
+    let (code, body) = pair.send(&missing).await;
+    assert_eq!((code, body["errors"][0]["code"].as_u64()), (400, Some(2001)), "{body}");
+    let mut language = template(NUMBER, to);
+    language["template"]["language"]["code"] = json!("xx_XX");
+    let (code, body) = pair.send(&language).await;
+    assert_eq!(code, 400);
+    assert!(body["errors"][0]["details"].as_str().unwrap().contains("en_US"), "{body}");
+    let mut count = template(NUMBER, to);
+    count["template"] = json!({"name": "order_update", "language": {"code": "en_US"}, "components": [
+        {"type": "body", "parameters": [{"type": "text", "text": "Ann"}]}]});
+    let (code, body) = pair.send(&count).await;
+    assert_eq!((code, body["errors"][0]["code"].as_u64()), (400, Some(2000)), "{body}");
+    let mut kinds = count.clone();
+    kinds["template"]["components"] = json!([
+        {"type": "body", "parameters": [{"type": "image", "image": {"id": "1"}}, {"type": "text", "text": "a"},
+                                        {"type": "text", "text": "b"}]}]);
+    let (code, body) = pair.send(&kinds).await;
+    assert_eq!((code, body["errors"][0]["code"].as_u64()), (400, Some(2012)), "{body}");
+
+    // Meta pauses hello_world: its webhook updates the cache, and sends are refused until it is approved.
+    let control = pair.sandbox.control();
+    let id = control.template_id("hello_world", "en_US").unwrap();
+    control.set_template_status(&id, TemplateStatus::Paused).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&list(&pair).await, "hello_world") != "PAUSED" {
+        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (code, body) = pair.send(&template(NUMBER, to)).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["errors"][0]["details"].as_str().unwrap().contains("PAUSED"), "{body}");
+    control.set_template_status(&id, TemplateStatus::Approved).unwrap();
+    while status_of(&list(&pair).await, "hello_world") != "APPROVED" {
+        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pair.send(&template(NUMBER, to)).await.0, 201);
+    pair.stop().await;
+}

@@ -1,0 +1,152 @@
+//! The rest of the On-Premises `/v1` API on both backends: contacts, application settings (persisted,
+//! `sent_status` and `webhooks.url` live), business profile and registration through to the Cloud API,
+//! and the OpenAPI document built from the route table.
+
+use serde_json::{Value, json};
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{Pair, config, sandbox_config};
+
+each_backend!(
+    contacts_are_normalized,
+    settings_persist_and_apply,
+    profile_and_account_reach_the_cloud_api,
+    openapi_lists_every_route
+);
+
+async fn call(pair: &Pair, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let mut req = pair.http.request(method, format!("{}{path}", pair.url)).bearer_auth(&pair.key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn contacts_are_normalized(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let body = json!({"blocking": "wait", "contacts": ["+1 631 555 1001", "16315551002", "hello", "+12"],
+                      "force_check": true});
+    let (code, r) = call(&pair, reqwest::Method::POST, "/v1/contacts", Some(body)).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        r["contacts"],
+        json!([
+            {"input": "+1 631 555 1001", "status": "valid", "wa_id": "16315551001"},
+            {"input": "16315551002", "status": "valid", "wa_id": "16315551002"},
+            {"input": "hello", "status": "invalid"},
+            {"input": "+12", "status": "invalid"},
+        ])
+    );
+    pair.stop().await;
+}
+
+async fn settings_persist_and_apply(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let (code, r) = call(&pair, reqwest::Method::GET, "/v1/settings/application", None).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["settings"]["application"]["sent_status"], true);
+    let patch = json!({"sent_status": false, "callback_backoff_delay_ms": 5000,
+                       "webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 12}});
+    let (code, r) = call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(patch)).await;
+    assert_eq!(code, 200, "{r}");
+    let app = &r["settings"]["application"];
+    assert_eq!(app["callback_backoff_delay_ms"], 5000);
+    assert!(app["webhooks"]["secret"].is_string());
+    // webhooks.url is the `application` callback, in the On-Premises shape.
+    let (code, cb) = call(&pair, reqwest::Method::GET, "/v1/callbacks/application", None).await;
+    assert_eq!(code, 200, "{cb}");
+    assert!(cb.to_string().contains("http://127.0.0.1:9/hook"), "{cb}");
+    // Out of range or unknown: 1009, nothing changes.
+    for bad in [
+        json!({"callback_backoff_delay_ms": 1}),
+        json!({"no_such_setting": true}),
+        json!({"webhooks": {"url": "ftp://x"}}),
+    ] {
+        let (code, r) = call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(bad)).await;
+        assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1009)), "{r}");
+    }
+    // Persisted: a new gateway on the same database reads them back.
+    pair.stop().await;
+    let mut c = config(&db);
+    // The first gateway's lease on the number lapses quickly.
+    c.outbound.lease_ms = 300;
+    let pair = Pair::start(c, sandbox_config(|_| {})).await;
+    let (_, r) = call(&pair, reqwest::Method::GET, "/v1/settings/application", None).await;
+    assert_eq!(r["settings"]["application"]["sent_status"], false, "{r}");
+    assert_eq!(r["settings"]["application"]["webhooks"]["max_concurrent_requests"], 12);
+    // sent_status off: a message's `sent` status reaches no application (delivered/read do).
+    let (code, sent) =
+        pair.send(&crate::support::sending::template(crate::support::sending::NUMBER, "+16315551234")).await;
+    assert_eq!(code, 201, "{sent}");
+    let id = sent["messages"][0]["id"].as_str().unwrap();
+    pair.wait_state(id, &["read"], std::time::Duration::from_secs(30)).await;
+    let (_, events) = call(&pair, reqwest::Method::GET, "/v1/events?kinds=status", None).await;
+    let text = events.to_string();
+    assert!(text.contains("\\\"read\\\"") || text.contains("\"read\""), "{text}");
+    assert!(!text.contains("\\\"sent\\\"") && !text.contains("\"status\":\"sent\""), "{text}");
+    let (code, r) = call(&pair, reqwest::Method::DELETE, "/v1/settings/application", None).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["settings"]["application"]["sent_status"], true);
+    let (code, _) = call(&pair, reqwest::Method::GET, "/v1/callbacks/application", None).await;
+    assert_eq!(code, 404);
+    pair.stop().await;
+}
+
+async fn profile_and_account_reach_the_cloud_api(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let path = format!("/v1/settings/business/profile?phone_number_id={}", crate::support::sending::NUMBER);
+    let update = json!({"about": "Open 9-5", "address": "1 Main St", "email": "shop@example.com",
+                        "websites": ["https://example.com"], "vertical": "RETAIL"});
+    let (code, r) = call(&pair, reqwest::Method::POST, &path, Some(update)).await;
+    assert_eq!(code, 200, "{r}");
+    let (code, r) = call(&pair, reqwest::Method::GET, &path, None).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["settings"]["business"]["profile"]["address"], "1 Main St", "{r}");
+    // Several numbers are configured: the number must be named.
+    let (code, r) = call(&pair, reqwest::Method::GET, "/v1/settings/business/profile", None).await;
+    assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1008)), "{r}");
+    // Registration: the configured number by its display number, with the two-step PIN.
+    let account =
+        json!({"cc": "1", "phone_number": "5550783881", "method": "sms", "cert": "x", "pin": "123456"});
+    let (code, r) = call(&pair, reqwest::Method::POST, "/v1/account", Some(account)).await;
+    assert_eq!(code, 201, "{r}");
+    let no_pin = json!({"cc": "1", "phone_number": "5550783881", "method": "sms", "cert": "x"});
+    let (code, r) = call(&pair, reqwest::Method::POST, "/v1/account", Some(no_pin)).await;
+    assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1008)), "{r}");
+    let unknown = json!({"cc": "44", "phone_number": "7700900000", "pin": "123456"});
+    assert_eq!(call(&pair, reqwest::Method::POST, "/v1/account", Some(unknown)).await.0, 404);
+    pair.stop().await;
+}
+
+async fn openapi_lists_every_route(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let doc: Value =
+        pair.http.get(format!("{}/v1/openapi.json", pair.url)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let specs = wabridge_gateway::api::registry::specs();
+    assert!(specs.len() >= 20);
+    for spec in &specs {
+        let op = &doc["paths"][spec.path][spec.verb.as_str()];
+        assert!(op.is_object(), "{} {} is not in the document", spec.verb.as_str(), spec.path);
+        // And the gateway serves it: an unrouted path answers 404/405 with an empty body, a routed one
+        // answers from its handler (JSON, or a WebSocket refusal).
+        let path = spec.path.replace("{id}", "nope");
+        let method = reqwest::Method::from_bytes(spec.verb.as_str().to_uppercase().as_bytes()).unwrap();
+        let resp = pair.http.request(method, format!("{}{path}", pair.url)).send().await.unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap();
+        // (An unrouted `/v1/x` would reach the Cloud-compatible `/{version}/{node}` routes: a Graph error.)
+        let graph_error = serde_json::from_str::<Value>(&body).is_ok_and(|v| v.get("error").is_some());
+        assert!(
+            status != 405 && !(status == 404 && body.is_empty()) && !graph_error,
+            "{} {path} is not served: {status} {body}",
+            spec.verb.as_str()
+        );
+    }
+    let documented: usize =
+        doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, specs.len(), "the document has exactly the routes of the table");
+    pair.stop().await;
+}
