@@ -10,6 +10,7 @@ mod intake;
 mod reconcile;
 mod retention;
 mod sending;
+mod sending_limits;
 mod status_events;
 mod store;
 mod tls;
