@@ -14,6 +14,7 @@ mod media;
 mod reload;
 mod retention;
 mod sending;
+mod sending_limits;
 mod status_events;
 mod store;
 mod templates;

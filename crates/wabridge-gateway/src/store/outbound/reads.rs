@@ -5,6 +5,11 @@ use sqlx::Row;
 use super::{InDoubt, OutboundDetail};
 use crate::store::{Store, StoreError};
 
+/// The status timeline in the order things happened, not the order webhooks arrived (Meta sends them
+/// concurrently): by Meta's timestamp (seconds), then by rank within a second, then by arrival.
+const TIMELINE_ORDER: &str = "status_timestamp, CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 \
+     WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 5 END, id";
+
 const DETAIL_COLUMNS: &str = "id, phone_number_id, recipient, wamid, state, kind, callback_data, created_at, \
      updated_at, not_before, expires_at, attempts, last_error, possibly_duplicated, reconciled";
 
@@ -127,9 +132,10 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                let statuses = sqlx::query(
-                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = ?1 ORDER BY id",
-                )
+                let statuses = sqlx::query(&format!(
+                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = ?1 \
+                     ORDER BY {TIMELINE_ORDER}"
+                ))
                 .bind(wamid)
                 .fetch_all(&s.readers)
                 .await?;
@@ -148,9 +154,10 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                let statuses = sqlx::query(
-                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = $1 ORDER BY id",
-                )
+                let statuses = sqlx::query(&format!(
+                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = $1 \
+                     ORDER BY {TIMELINE_ORDER}"
+                ))
                 .bind(wamid)
                 .fetch_all(&s.pool)
                 .await?;
