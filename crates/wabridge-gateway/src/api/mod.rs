@@ -4,6 +4,7 @@
 pub mod contacts;
 pub mod health;
 pub mod messages;
+pub mod receipts;
 pub mod registry;
 pub mod settings;
 pub mod templates;
@@ -16,7 +17,7 @@ use crate::auth::Scope;
 /// The routes of this module (see [`registry`]).
 pub fn routes() -> Vec<Route> {
     use Access::{Basic, Bearer, Public};
-    use Verb::{Delete, Get, Patch, Post};
+    use Verb::{Delete, Get, Patch, Post, Put};
     vec![
         Route::new(Get, "/v1/health", "Gateway status and alerts", Public, Body::None, health::health),
         Route::new(
@@ -103,6 +104,14 @@ pub fn routes() -> Vec<Route> {
             Bearer(Scope::Send),
             Body::None,
             crate::media::api::delete,
+        ),
+        Route::new(
+            Put,
+            "/v1/messages/{id}",
+            "Mark a received message as read",
+            Bearer(Scope::Send),
+            Body::Json,
+            receipts::mark_read,
         ),
         Route::new(
             Get,

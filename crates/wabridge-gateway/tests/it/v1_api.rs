@@ -117,6 +117,15 @@ async fn profile_and_account_reach_the_cloud_api(db: TestDb) {
     assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1008)), "{r}");
     let unknown = json!({"cc": "44", "phone_number": "7700900000", "pin": "123456"});
     assert_eq!(call(&pair, reqwest::Method::POST, "/v1/account", Some(unknown)).await.0, 404);
+    // A read receipt of a received message (On-Premises `PUT /v1/messages/{id}`).
+    let wamid = pair
+        .sandbox
+        .control()
+        .inject_inbound(wabridge_sandbox::Inbound::text("16315551234", "hello"))
+        .unwrap();
+    let receipt = json!({"status": "read", "from": crate::support::sending::NUMBER});
+    let (code, r) = call(&pair, reqwest::Method::PUT, &format!("/v1/messages/{wamid}"), Some(receipt)).await;
+    assert_eq!(code, 200, "{r}");
     pair.stop().await;
 }
 
