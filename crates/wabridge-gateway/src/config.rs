@@ -390,6 +390,11 @@ pub struct OutboundConfig {
     pub max_backlog_per_number: i64,
     /// Sends in flight at once per number (requests to Meta awaiting an answer). Default 64.
     pub in_flight: usize,
+    /// Milliseconds between a send's admission by the limiters and its request to Meta. The durable
+    /// "sending" mark is committed in between; leaving at admission + this lag keeps the requests exactly as
+    /// far apart as the limiters admitted them (Meta counts requests as they arrive), whatever the commit's
+    /// jitter. Must exceed the usual mark commit time. Default 100.
+    pub departure_lag_ms: u64,
     /// Queued messages a scheduler loads from the store at a time. Default 2,000.
     pub load_batch: i64,
     /// Most inserts or state changes written in one commit (group commit). Default 1,024.
@@ -431,6 +436,7 @@ impl Default for OutboundConfig {
         Self {
             max_backlog_per_number: 100_000,
             in_flight: 64,
+            departure_lag_ms: 100,
             load_batch: 2_000,
             max_commit_batch: 1_024,
             lease_ms: 15_000,

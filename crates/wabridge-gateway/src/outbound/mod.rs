@@ -4,8 +4,8 @@
 //! [`scheduler`]; the scheduler sends at the rate Meta allows and records what happened. See
 //! `docs/sending.md` for the states, the error classes and crash recovery.
 
-pub mod echo;
 mod completion;
+pub mod echo;
 pub mod embedded;
 mod pacing;
 mod scheduler;
@@ -51,6 +51,8 @@ pub(crate) struct NumberHandle {
     backlog: Arc<AtomicI64>,
     wake: Arc<Notify>,
     control: mpsc::Sender<Control>,
+    /// When this number's next request may leave (see [`Shared::departure`]).
+    next_departure: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
 
 /// What the schedulers share.
@@ -135,7 +137,13 @@ impl Outbound {
             let backlog = Arc::new(AtomicI64::new(backlogs.get(&n.id).copied().unwrap_or(0)));
             numbers.insert(
                 n.id.clone(),
-                NumberHandle { waba: n.waba_id.clone(), backlog, wake: wake.clone(), control: tx },
+                NumberHandle {
+                    waba: n.waba_id.clone(),
+                    backlog,
+                    wake: wake.clone(),
+                    control: tx,
+                    next_departure: std::sync::Mutex::new(None),
+                },
             );
             receivers.push((n.id.clone(), n.waba_id.clone(), n.level_mps, rx, wake));
         }
@@ -270,6 +278,23 @@ impl Outbound {
 }
 
 impl Shared {
+    /// The moment a request of `number` may leave: at least `spacing` after the previous one. Admission
+    /// already holds the number to its level on average (the limiter); this only keeps the requests
+    /// themselves from bunching up behind a commit, since Meta counts them as they arrive. `None` when it may
+    /// leave now.
+    pub(super) fn departure(
+        &self,
+        number: &str,
+        spacing: std::time::Duration,
+    ) -> Option<tokio::time::Instant> {
+        let handle = self.numbers.get(number)?;
+        let mut next = handle.next_departure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = tokio::time::Instant::now();
+        let slot = next.map_or(now, |n| n.max(now));
+        *next = Some(slot + spacing);
+        (slot > now).then_some(slot)
+    }
+
     /// Records whether `number` is paused (shown by `/v1/health`).
     pub(crate) fn set_paused(&self, number: &str, paused: bool) {
         let mut set = self.paused.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

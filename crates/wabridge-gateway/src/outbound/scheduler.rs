@@ -347,8 +347,11 @@ impl Scheduler {
         let shared = self.shared.clone();
         let number = self.number.clone();
         let done = self.done_tx.clone();
+        let spacing = departure_spacing(self.limiter.numbers().level(&self.number));
+        let depart_at =
+            tokio::time::Instant::now() + Duration::from_millis(self.shared.config.departure_lag_ms);
         tokio::spawn(async move {
-            let outcome = send(&shared, &number, &message).await;
+            let outcome = send(&shared, &number, &message, depart_at, spacing).await;
             let _ = done.send(Done { message, outcome }).await;
         });
     }
@@ -516,10 +519,17 @@ impl Scheduler {
     }
 }
 
+/// The least time between two requests of a number at `level` messages per second.
+fn departure_spacing(level: u32) -> Duration {
+    Duration::from_secs_f64(1.0 / f64::from(level.max(1)))
+}
+
 async fn send(
     shared: &Shared,
     number: &PhoneNumberId,
     message: &QueuedMessage,
+    depart_at: tokio::time::Instant,
+    spacing: Duration,
 ) -> Result<String, SendFailure> {
     let Some(client) = &shared.client else { return Err(SendFailure::NotStarted) };
     let mut request: OutboundMessage = match serde_json::from_str(&message.body) {
@@ -532,6 +542,14 @@ async fn send(
     request.biz_opaque_callback_data = Some(message.id.clone());
     if shared.writer.apply(OutboundOp::MarkSending { id: message.id.clone() }).await.is_err() {
         return Err(SendFailure::NotStarted);
+    }
+    // The limiters admitted this send before its durable mark; marks commit in groups, so sends admitted
+    // apart would leave together when their commit lands. Leaving at admission + a fixed lag keeps the
+    // admitted spacing (per number, per recipient, per WABA); a commit slower than the lag is still spaced
+    // from the number's previous request.
+    tokio::time::sleep_until(depart_at).await;
+    if let Some(at) = shared.departure(number.as_str(), spacing) {
+        tokio::time::sleep_until(at).await;
     }
     let started = Instant::now();
     let result = client.send_message(number, &request).await;
