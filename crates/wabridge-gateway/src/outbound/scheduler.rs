@@ -273,7 +273,14 @@ impl Scheduler {
         if let Some(p) = self.shared.pacing.paused_until(&self.waba, now) {
             return earliest(p);
         }
-        while self.in_flight < self.shared.config.in_flight.max(1) {
+        // Sends wait out the departure lag before their request; those waiting are not yet requests to Meta,
+        // so the window grows by what the lag holds at this number's level (otherwise `in_flight` / lag would
+        // cap the rate: 64 / 100 ms = 640 msg/s).
+        let level = u64::from(self.limiter.numbers().level(&self.number));
+        let lagging =
+            usize::try_from((level * self.shared.config.departure_lag_ms).div_ceil(1000)).unwrap_or(0);
+        let window = self.shared.config.in_flight.max(1) + lagging;
+        while self.in_flight < window {
             if let Err(wait) = self.limiter.numbers().peek(&self.number, now) {
                 return earliest(now + wait);
             }
