@@ -49,16 +49,7 @@ async fn inbound_media_is_cached(db: TestDb) {
     pair.sandbox.control().inject_inbound(inbound).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let id = loop {
-        let events: Value = pair
-            .http
-            .get(format!("{}/v1/events?kinds=message", pair.url))
-            .bearer_auth(&pair.key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let events: Value = pair.get_json("/v1/events?kinds=message").await;
         if let Some(id) = events.pointer("/events/0/payload/messages/0/image/id").and_then(Value::as_str) {
             break id.to_owned();
         }

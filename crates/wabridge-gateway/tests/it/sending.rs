@@ -40,16 +40,7 @@ async fn template_goes_through_with_statuses_and_ids(db: TestDb) {
     // Meta got the gateway id as callback data; status events carry it with the wamid.
     let sent = pair.sandbox.control().sent_message(&wamid).unwrap();
     assert_eq!(sent.biz_opaque_callback_data.as_deref(), Some(id.as_str()));
-    let events: Value = pair
-        .http
-        .get(format!("{}/v1/events?kinds=status", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = pair.get_json("/v1/events?kinds=status").await;
     let text = events.to_string();
     assert!(text.contains(&id) && text.contains(&wamid), "{text}");
     let metrics = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
@@ -312,16 +303,7 @@ async fn error_classes_retry_pause_or_fail(db: TestDb) {
     // Still waiting to go out (queued, or being retried after the pause): never failed.
     let state = pair.message(&id).await["state"].clone();
     assert!(state == "queued" || state == "sending", "an auth error never fails the backlog: {state}");
-    let events: Value = pair
-        .http
-        .get(format!("{}/v1/events?kinds=alert", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let events: Value = pair.get_json("/v1/events?kinds=alert").await;
     assert!(events.to_string().contains("sending_paused"), "{events}");
     control.set_fault(None);
     pair.wait_state(&id, &["read"], WAIT).await;

@@ -59,16 +59,7 @@ async fn add_callback(pair: &Pair, url: &str) {
 
 /// The status events of the log: `(status, the status object)`.
 async fn logged_statuses(pair: &Pair) -> Vec<(String, Value)> {
-    let page: Value = pair
-        .http
-        .get(format!("{}/v1/events?kind=status", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = pair.get_json("/v1/events?kind=status").await;
     page["events"]
         .as_array()
         .unwrap()

@@ -12,16 +12,7 @@ use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
 each_backend!(templates_are_listed_checked_and_refreshed);
 
 async fn list(pair: &Pair) -> Vec<Value> {
-    let v: Value = pair
-        .http
-        .get(format!("{}/v1/templates", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = pair.get_json("/v1/templates").await;
     v["templates"].as_array().unwrap().clone()
 }
 

@@ -93,18 +93,22 @@ impl Pair {
         (resp.status().as_u16(), resp.json().await.unwrap())
     }
 
-    /// `GET /v1/messages/{id}` → the message object.
-    pub async fn message(&self, id: &str) -> Value {
-        let v: Value = self
-            .http
-            .get(format!("{}/v1/messages/{id}", self.url))
+    /// `GET {path}` on the gateway with the API key → the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(format!("{}{path}", self.url))
             .bearer_auth(&self.key)
             .send()
             .await
             .unwrap()
             .json()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// `GET /v1/messages/{id}` → the message object.
+    pub async fn message(&self, id: &str) -> Value {
+        let v = self.get_json(&format!("/v1/messages/{id}")).await;
         v["messages"][0].clone()
     }
 
