@@ -33,6 +33,12 @@ pub enum StoreError {
     /// A statement failed.
     #[error("database statement failed")]
     Database(#[from] sqlx::Error),
+    /// A statement on the SQLite intake connection failed.
+    #[error("SQLite statement failed")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A thread of the store could not be started.
+    #[error("cannot start a store thread")]
+    Thread(#[source] std::io::Error),
     /// Flushing committed data to disk failed: the commits may not be durable, so they are not acknowledged.
     #[error("flushing the write-ahead log to disk failed")]
     Flush(#[source] std::io::Error),
@@ -55,6 +61,11 @@ impl StoreError {
         match self {
             Self::Connect { .. } | Self::IntakeClosed | Self::Flush(_) => true,
             Self::Database(e) => is_transient(e),
+            Self::Sqlite(e) => sqlite_code(e).is_some_and(|c| {
+                use rusqlite::ErrorCode as C;
+                matches!(c, C::DatabaseBusy | C::DatabaseLocked | C::DiskFull | C::SystemIoFailure)
+            }),
+            Self::Thread(_) => false,
             Self::IntakeFailed(e) => e.is_retryable(),
             Self::CreateDir { .. } | Self::InvalidOption(_) | Self::Migrate(_) | Self::Inconsistent(_) => {
                 false
@@ -70,8 +81,18 @@ impl StoreError {
             Self::Database(sqlx::Error::Database(e)) => {
                 matches!(e.code().as_deref(), Some("40P01" | "40001" | "5" | "517" | "6"))
             }
+            Self::Sqlite(e) => sqlite_code(e).is_some_and(|c| {
+                matches!(c, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }),
             _ => false,
         }
+    }
+}
+
+fn sqlite_code(e: &rusqlite::Error) -> Option<rusqlite::ErrorCode> {
+    match e {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
+        _ => None,
     }
 }
 

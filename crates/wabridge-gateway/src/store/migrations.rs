@@ -21,6 +21,7 @@ pub(super) const SQLITE: &[Embedded] = &[
     (2, "delivery", include_str!("../../migrations/sqlite/0002_delivery.sql")),
     (3, "sending", include_str!("../../migrations/sqlite/0003_sending.sql")),
     (4, "settings", include_str!("../../migrations/sqlite/0004_settings.sql")),
+    (5, "raw body dedupe", include_str!("../../migrations/sqlite/0005_raw_body_dedupe.sql")),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[

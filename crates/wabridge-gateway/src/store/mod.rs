@@ -14,6 +14,7 @@ mod postgres;
 mod rows;
 mod settings;
 mod sqlite;
+mod sqlite_intake;
 mod types;
 mod users;
 mod writer;
@@ -117,8 +118,23 @@ impl Store {
             return Ok(Vec::new());
         }
         match self {
-            Self::Sqlite(s) => s.commit_intake(items).await,
+            Self::Sqlite(s) => s.commit_intake(items.to_vec().into()).await,
             Self::Postgres(s) => s.commit_intake(items).await,
+        }
+    }
+
+    /// [`commit_intake`](Self::commit_intake) for a batch the caller shares: the SQLite backend hands it to
+    /// its intake thread without copying.
+    pub async fn commit_intake_shared(
+        &self,
+        items: std::sync::Arc<[IntakeBatchItem]>,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        match self {
+            Self::Sqlite(s) => s.commit_intake(items).await,
+            Self::Postgres(s) => s.commit_intake(&items).await,
         }
     }
 

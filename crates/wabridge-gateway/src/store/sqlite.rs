@@ -4,7 +4,6 @@
 //! busy handler and the event log's order is the commit order: the [`IntakeWriter`](super::IntakeWriter) is
 //! the only writer on the hot path; prune and the outbound helpers queue on the same connection.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,17 +11,14 @@ use std::time::{Duration, SystemTime};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous as Sync,
 };
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
-use super::types::IntakePlan;
+use super::sqlite_intake::{self, Checkpointer, IntakeConnection};
 use super::{
     EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
     RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
-    state_rank, status_rank, to_millis,
+    state_rank, status_rank,
 };
-
-/// Rows per multi-row statement: well under SQLite's 32,766 bound parameters with 9 columns a row.
-const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// How SQLite syncs to disk at commit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,6 +59,12 @@ pub struct SqliteStore {
     synchronous: SqliteSynchronous,
     /// With [`SqliteSynchronous::Full`]: the WAL file, synced before commits are acknowledged.
     wal: Option<Arc<WalSync>>,
+    /// The connection that writes intake batches, on a thread of its own.
+    intake: Arc<IntakeConnection>,
+    /// Checkpoints the WAL off the writers' commit paths.
+    checkpointer: Arc<Checkpointer>,
+    /// How the migrations connect.
+    migrate_with: Arc<SqliteConnectOptions>,
 }
 
 /// Group fsync of the write-ahead log.
@@ -111,11 +113,10 @@ impl SqliteStore {
         // FULL is provided by a group fsync of the WAL before acknowledgement (see [`WalSync`]).
         let synchronous = Sync::Normal;
         let wal = match options.synchronous {
-            SqliteSynchronous::Full => {
-                let mut wal_path = path.as_os_str().to_owned();
-                wal_path.push("-wal");
-                Some(Arc::new(WalSync { path: PathBuf::from(wal_path), file: std::sync::Mutex::new(None) }))
-            }
+            SqliteSynchronous::Full => Some(Arc::new(WalSync {
+                path: sqlite_intake::wal_path(path),
+                file: std::sync::Mutex::new(None),
+            })),
             SqliteSynchronous::Normal => None,
         };
         // The writer opens first: it creates the file and switches it to WAL, which readers then share.
@@ -126,22 +127,45 @@ impl SqliteStore {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(synchronous)
-                    // A larger page cache, and checkpoints less often on the commit path.
+                    // A larger page cache; temporary data in memory; checkpoints by the checkpointer thread.
                     .pragma("cache_size", "-65536")
-                    .pragma("wal_autocheckpoint", "16384"),
+                    .pragma("temp_store", "MEMORY")
+                    .pragma("wal_autocheckpoint", "0"),
             )
             .await
             .map_err(connect)?;
         let readers = SqlitePoolOptions::new()
             .max_connections(options.read_connections)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(connect)?;
-        Ok(Self { writer, readers, synchronous: options.synchronous, wal })
+        let intake = Arc::new(IntakeConnection::open(path)?);
+        let checkpointer = Arc::new(Checkpointer::start(path)?);
+        let migrate_with = Arc::new(base.clone().foreign_keys(false));
+        Ok(Self {
+            writer,
+            readers,
+            synchronous: options.synchronous,
+            wal,
+            intake,
+            checkpointer,
+            migrate_with,
+        })
     }
 
+    /// Applies the migrations on a connection of their own with foreign keys off, as SQLite's procedure for
+    /// rebuilding a table requires (`PRAGMA foreign_keys` cannot change inside a migration's transaction).
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        migrations::migrator(migrations::SQLITE).await?.run(&self.writer).await.map_err(StoreError::Migrate)
+        // A pool of one rather than a bare connection: `Migrator::run(&mut conn)` makes callers' futures
+        // lose `Send` (a higher-ranked lifetime in sqlx's `Acquire`).
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::clone(&self.migrate_with))
+            .await
+            .map_err(|source| StoreError::Connect { backend: "sqlite", source })?;
+        let done = migrations::migrator(migrations::SQLITE).await?.run(&pool).await;
+        pool.close().await;
+        done.map_err(StoreError::Migrate)
     }
 
     /// The WAL flush that makes commits durable, when durability is FULL.
@@ -159,129 +183,25 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
+        let (intake, checkpointer) = (Arc::clone(&self.intake), Arc::clone(&self.checkpointer));
+        let stopped = tokio::task::spawn_blocking(move || {
+            intake.close();
+            checkpointer.close();
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::error!("stopping the SQLite store threads failed");
+        }
         self.readers.close().await;
         self.writer.close().await;
     }
 
+    /// Commits an intake batch on the intake thread (see [`sqlite_intake`](super::sqlite_intake)).
     pub(super) async fn commit_intake(
         &self,
-        items: &[IntakeBatchItem],
+        items: Arc<[IntakeBatchItem]>,
     ) -> Result<Vec<ItemOutcome>, StoreError> {
-        let plan = IntakePlan::new(items);
-        let now = now_millis();
-        let mut tx = self.writer.begin().await?;
-
-        // Raw bodies: new ones get a row, known ones (same SHA-256) keep theirs.
-        let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(plan.raws.len());
-        let mut inserted_raws = HashSet::with_capacity(plan.raws.len());
-        for chunk in plan.raws.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO raw_webhooks \
-                 (received_at, body, body_sha256, signature_ok, status, reject_reason, processed_at) ",
-            );
-            qb.push_values(chunk.iter().copied(), |mut b, raw| {
-                let received_at = to_millis(raw.received_at());
-                b.push_bind(received_at)
-                    .push_bind(raw.body())
-                    .push_bind(raw.body_sha256().as_slice())
-                    .push_bind(raw.signature_ok())
-                    .push_bind(raw.status())
-                    .push_bind(raw.reject_reason())
-                    .push_bind(raw.reject_reason().is_none().then_some(now));
-            });
-            qb.push(" ON CONFLICT (body_sha256) DO NOTHING RETURNING body_sha256, id");
-            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
-                let hash: Vec<u8> = row.try_get(0)?;
-                inserted_raws.insert(hash.clone());
-                raw_ids.insert(hash, row.try_get(1)?);
-            }
-        }
-        let known: Vec<&[u8]> = plan
-            .raws
-            .iter()
-            .map(|r| r.body_sha256().as_slice())
-            .filter(|h| !raw_ids.contains_key(*h))
-            .collect();
-        for chunk in known.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT body_sha256, id FROM raw_webhooks WHERE body_sha256 IN (",
-            );
-            let mut list = qb.separated(", ");
-            for hash in chunk {
-                list.push_bind(*hash);
-            }
-            qb.push(")");
-            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
-                raw_ids.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-        let item_raw_ids = items
-            .iter()
-            .map(|i| raw_ids.get(i.raw.body_sha256().as_slice()).copied())
-            .collect::<Option<Vec<i64>>>()
-            .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
-
-        // Statuses: the timeline first, then the states, derived from the timeline in SQL.
-        for chunk in plan.statuses.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) ",
-            );
-            qb.push_values(chunk.iter().copied(), |mut b, s| {
-                b.push_bind(s.wamid.as_str())
-                    .push_bind(s.status.as_str())
-                    .push_bind(s.timestamp)
-                    .push_bind(s.errors.as_deref())
-                    .push_bind(now);
-            });
-            qb.push(" ON CONFLICT (wamid, status, status_timestamp) DO NOTHING");
-            qb.build().persistent(false).execute(&mut *tx).await?;
-        }
-        if !plan.wamids.is_empty() {
-            apply_statuses(&mut tx, &plan.wamids, now).await?;
-        }
-
-        // Contacts: the latest inbound time wins, whatever order the messages arrive in.
-        for chunk in plan.contacts.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) ",
-            );
-            qb.push_values(chunk.iter().copied(), |mut b, (phone_number_id, wa_id, at)| {
-                b.push_bind(phone_number_id).push_bind(wa_id).push_bind(at).push_bind(now);
-            });
-            qb.push(
-                " ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET \
-                 last_inbound_at = max(contacts.last_inbound_at, excluded.last_inbound_at), \
-                 updated_at = excluded.updated_at",
-            );
-            qb.build().persistent(false).execute(&mut *tx).await?;
-        }
-
-        // Events, in arrival order. This connection is the only writer, so seq order is commit order.
-        let mut inserted_events = HashMap::with_capacity(plan.events.len());
-        for chunk in plan.events.chunks(ROWS_PER_STATEMENT) {
-            let mut qb = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO events \
-                 (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) ",
-            );
-            qb.push_values(chunk.iter().copied(), |mut b, (item, e)| {
-                b.push_bind(e.dedupe_key.as_str())
-                    .push_bind(e.kind.as_str())
-                    .push_bind(e.field.as_str())
-                    .push_bind(e.waba_id.as_str())
-                    .push_bind(e.phone_number_id.as_deref())
-                    .push_bind(e.contact.as_deref())
-                    .push_bind(e.payload.as_str())
-                    .push_bind(item_raw_ids[item])
-                    .push_bind(now);
-            });
-            qb.push(" ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq");
-            for row in qb.build().persistent(false).fetch_all(&mut *tx).await? {
-                inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
-            }
-        }
-
-        tx.commit().await?;
-        IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
+        self.intake.commit(items).await
     }
 
     pub(super) async fn events_after(
@@ -440,7 +360,7 @@ impl SqliteStore {
 
     pub(super) async fn record_outbound_wamid(&self, id: &str, wamid: &str) -> Result<bool, StoreError> {
         let now = now_millis();
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let done = sqlx::query("UPDATE outbound_messages SET wamid = ?1, updated_at = ?2 WHERE id = ?3")
             .bind(wamid)
             .bind(now)

@@ -233,10 +233,11 @@ async fn commit(
 ) {
     let (items, waiting): (Vec<_>, Vec<_>) =
         batch.into_iter().map(|j| (j.item, (j.submitted, j.reply))).unzip();
+    let items: Arc<[IntakeBatchItem]> = items.into();
     let mut attempt = 0;
     let result = loop {
         let started = Instant::now();
-        match store.commit_intake(&items).await {
+        match store.commit_intake_shared(Arc::clone(&items)).await {
             Ok(outcomes) => break Ok((outcomes, started.elapsed())),
             Err(e) if e.is_conflict() && attempt < CONFLICT_RETRIES => {
                 attempt += 1;
@@ -278,7 +279,7 @@ async fn commit(
         }
         Err(e) if items.len() > 1 => {
             tracing::warn!(error = %e, items = items.len(), "intake batch failed; committing its items one by one");
-            for (item, (submitted, reply)) in items.into_iter().zip(waiting) {
+            for (item, (submitted, reply)) in items.iter().cloned().zip(waiting) {
                 Box::pin(commit(store, vec![Job { item, submitted, reply }], committed, syncer)).await;
             }
         }

@@ -32,6 +32,7 @@ each_backend!(
     receiver_resumes_after_handler_error_and_restart,
     slow_subscriber_catches_up_while_fast_one_stays_prompt,
     hook_suppresses_and_modifies_on_every_path,
+    silent_peer_is_closed_and_answering_peer_kept,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -203,6 +204,48 @@ async fn log_api_pages_and_filters(db: TestDb) {
     assert_eq!(status, 401);
     // /metrics stays outside the API's auth.
     assert_eq!(reqwest::get(format!("{}/metrics", gw.url())).await.unwrap().status(), 200);
+    gw.shutdown().await.unwrap();
+}
+
+/// Keep-alive: a peer that never answers the pings (it does not read its socket) is closed once the idle
+/// timeout has passed; a peer that reads (and so answers with pongs) stays connected well beyond it.
+async fn silent_peer_is_closed_and_answering_peer_kept(db: TestDb) {
+    let mut config = config(&db);
+    config.events.ping_interval_ms = 100;
+    config.events.idle_timeout_ms = 600;
+    let gw = gateway::start(config).await;
+    let mut silent = connect(&gw, "after=0").await;
+    let mut answering = connect(&gw, "after=0").await;
+
+    // The answering peer reads for five idle timeouts (tungstenite answers each ping with a pong).
+    let until = Instant::now() + Duration::from_millis(3_000);
+    let mut pings = 0;
+    while let Ok(Some(frame)) = tokio::time::timeout_at(until.into(), answering.next()).await {
+        match frame.unwrap() {
+            Message::Ping(_) => pings += 1,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+    assert!(pings >= 10, "only {pings} pings in 3 s at a 100 ms interval");
+
+    // Meanwhile the server closed the silent peer: it counts one subscriber, and the silent socket ends (with the
+    // close frame "peer idle (no pong)", or an error when the client's queued pongs meet the closed connection).
+    assert_eq!(gw.state().metrics.ws_subscribers.get(), 1);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), silent.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => {}
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                assert_eq!(frame.reason.as_str(), "peer idle (no pong)");
+                break;
+            }
+            Ok(Some(Err(_)) | None) => break,
+            other => panic!("expected the silent socket to end, got {other:?}"),
+        }
+    }
+
+    // The answering one is still served.
+    commit_messages(&gw, "alive", 1, 1, NUMBER_ID, &["111"]).await;
+    assert_eq!(seqs(&read_events(&mut answering, 1, Duration::from_secs(10)).await), vec![1]);
     gw.shutdown().await.unwrap();
 }
 

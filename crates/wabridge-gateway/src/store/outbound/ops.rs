@@ -87,7 +87,7 @@ const PG_OPS: [&str; 5] = op_sql!("$");
 
 async fn sqlite_ops(s: &SqliteStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
     let now = now_millis();
-    let mut tx = s.writer.begin().await?;
+    let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut wamids = Vec::new();
     for op in ops {
         let q = match op {

@@ -181,7 +181,7 @@ where
 
 async fn sqlite_enqueue(s: &SqliteStore, rows: &[NewQueued]) -> Result<Vec<Enqueued>, StoreError> {
     let now = now_millis();
-    let mut tx = s.writer.begin().await?;
+    let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
         let done = sqlx::query(

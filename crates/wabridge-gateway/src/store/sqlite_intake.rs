@@ -1,0 +1,321 @@
+//! The SQLite intake path: one connection on a thread of its own, and a checkpointer beside it.
+//!
+//! Profiling the intake under load showed where an async driver loses time on this path: every statement of a
+//! batch was a round trip between the driver's worker thread and a Tokio task (the task polled behind the busy
+//! HTTP handlers), the multi-row statements were prepared anew for every batch, and the checkpoint ran on the
+//! commit path. Here the whole batch runs in one call on a dedicated thread with a synchronous connection
+//! (`rusqlite`, the same SQLite library sqlx links): cached statements, one row at a time, `BEGIN IMMEDIATE`,
+//! and one message back to the writer task when the commit is done.
+//!
+//! The rest of the store keeps its sqlx writer connection. SQLite serialises write transactions across
+//! connections (the WAL write lock), so the event log's order is still the commit order. Every transaction of
+//! the sqlx writer either opens with `BEGIN IMMEDIATE` or starts with a write, so none has to upgrade a read
+//! snapshot (which SQLite refuses without waiting); this connection waits for the lock with short sleeps (see
+//! [`busy`]). Under a saturating webhook load the sqlx writer's other writes wait their turn between batches.
+//!
+//! Checkpoints are taken off both writers' commit paths (`wal_autocheckpoint=0`): the [`Checkpointer`] thread
+//! runs a passive checkpoint every [`CHECKPOINT_EVERY`], and a truncating one when the WAL has grown past
+//! [`WAL_TRUNCATE_BYTES`] (readers holding old snapshots can keep a passive checkpoint from finishing).
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::oneshot;
+
+use super::{
+    IntakeBatchItem, ItemOutcome, StoreError, now_millis, state_of_status, state_rank, status_rank, to_millis,
+};
+
+/// How often the checkpointer copies the WAL into the database file.
+pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// Beyond this WAL size the checkpointer truncates the WAL (waiting briefly for readers) instead of a passive
+/// checkpoint, so a busy log with long readers cannot grow without bound.
+pub(super) const WAL_TRUNCATE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Pages of cache per connection, in KiB when negative (SQLite's convention): 64 MiB.
+const CACHE_SIZE_KIB: i64 = -65_536;
+
+struct Request {
+    items: Arc<[IntakeBatchItem]>,
+    reply: oneshot::Sender<Result<Vec<ItemOutcome>, StoreError>>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request").field("items", &self.items.len()).finish_non_exhaustive()
+    }
+}
+
+/// A thread that stops when its channel closes; joined on [`close`](Self::close).
+#[derive(Debug)]
+struct Worker<T> {
+    sender: Mutex<Option<mpsc::Sender<T>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T> Worker<T> {
+    fn spawn(name: &str, body: impl FnOnce(mpsc::Receiver<T>) + Send + 'static) -> std::io::Result<Self>
+    where
+        T: Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel();
+        let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || body(receiver))?;
+        Ok(Self { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)) })
+    }
+
+    fn sender(&self) -> Option<mpsc::Sender<T>> {
+        self.sender.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Closes the channel and waits for the thread to finish what it is doing.
+    fn close(&self) {
+        drop(self.sender.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if thread.is_some_and(|t| t.join().is_err()) {
+            tracing::error!("a SQLite store thread panicked");
+        }
+    }
+}
+
+/// The intake connection's thread; see the [module docs](self).
+#[derive(Debug)]
+pub(super) struct IntakeConnection {
+    worker: Worker<Request>,
+}
+
+impl IntakeConnection {
+    /// Opens the connection (the schema must exist before the first commit) and starts its thread.
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_writer(path)?;
+        let worker = Worker::spawn("wabridge-sqlite-intake", move |requests: mpsc::Receiver<Request>| {
+            let mut conn = conn;
+            while let Ok(request) = requests.recv() {
+                let result = commit(&mut conn, &request.items);
+                // A writer that stopped waiting no longer needs the answer; the commit stands.
+                let _ = request.reply.send(result);
+            }
+        })
+        .map_err(StoreError::Thread)?;
+        Ok(Self { worker })
+    }
+
+    /// Commits `items` in one transaction on the intake thread.
+    pub(super) async fn commit(&self, items: Arc<[IntakeBatchItem]>) -> Result<Vec<ItemOutcome>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let sender = self.worker.sender().ok_or(StoreError::IntakeClosed)?;
+        sender.send(Request { items, reply }).map_err(|_| StoreError::IntakeClosed)?;
+        answer.await.map_err(|_| StoreError::IntakeClosed)?
+    }
+
+    /// Stops the thread after the batch in progress (blocking: call from a blocking context).
+    pub(super) fn close(&self) {
+        self.worker.close();
+    }
+}
+
+/// The checkpointer's thread; see the [module docs](self).
+#[derive(Debug)]
+pub(super) struct Checkpointer {
+    worker: Worker<()>,
+}
+
+impl Checkpointer {
+    pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_writer(path)?;
+        let wal = wal_path(path);
+        let worker = Worker::spawn("wabridge-sqlite-checkpoint", move |stop: mpsc::Receiver<()>| {
+            // Until the store closes (the channel's sender is dropped).
+            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
+                let mode = if big { "TRUNCATE" } else { "PASSIVE" };
+                let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+                });
+                match done {
+                    Ok((busy, frames, copied)) => {
+                        tracing::trace!(mode, busy, frames, copied, "checkpoint");
+                    }
+                    Err(e) => tracing::warn!(error = %e, mode, "SQLite checkpoint failed; retrying later"),
+                }
+            }
+        })
+        .map_err(StoreError::Thread)?;
+        Ok(Self { worker })
+    }
+
+    pub(super) fn close(&self) {
+        self.worker.close();
+    }
+}
+
+pub(super) fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
+
+/// A read-write connection with the store's settings: WAL (set by the first opener), `synchronous=NORMAL`
+/// (durability FULL comes from the group flush, see [`WalSync`](super::sqlite::WalSync)), no automatic
+/// checkpoint, temporary data in memory.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_handler(Some(busy))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "cache_size", CACHE_SIZE_KIB)?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Waiting for the write lock held by another connection: short sleeps first (a batch holds the lock for a few
+/// milliseconds), then 1 ms steps, giving up after about ten seconds.
+fn busy(attempt: i32) -> bool {
+    let pause = if attempt < 50 { Duration::from_micros(200) } else { Duration::from_millis(1) };
+    std::thread::sleep(pause);
+    attempt < 10_000
+}
+
+const INSERT_RAW: &str = "INSERT INTO raw_webhooks \
+     (received_at, body, body_sha256, signature_ok, status, reject_reason, processed_at, dedupe_by_body) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
+     ON CONFLICT (body_sha256) WHERE dedupe_by_body = 1 DO NOTHING";
+
+const RAW_BY_HASH: &str = "SELECT id FROM raw_webhooks WHERE body_sha256 = ?1 AND dedupe_by_body = 1";
+
+const INSERT_EVENT: &str = "INSERT INTO events \
+     (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (dedupe_key) DO NOTHING";
+
+/// The raw row that first brought an event, if it holds the same body.
+const SAME_BODY: &str = "SELECT r.id FROM events e JOIN raw_webhooks r ON r.id = e.raw_id \
+     WHERE e.dedupe_key = ?1 AND r.body_sha256 = ?2";
+
+const RELINK_EVENTS: &str = "UPDATE events SET raw_id = ?1 WHERE raw_id = ?2";
+
+const DELETE_RAW: &str = "DELETE FROM raw_webhooks WHERE id = ?1";
+
+const INSERT_STATUS: &str = "INSERT INTO message_statuses \
+     (wamid, status, status_timestamp, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?5) \
+     ON CONFLICT (wamid, status, status_timestamp) DO NOTHING";
+
+/// Moves one outbound message forward by one status: only to a higher rank, so order and duplicates do not
+/// matter (the same rule as the timeline-derived update in `sqlite.rs`, applied status by status).
+const ADVANCE_STATE: &str = concat!(
+    "UPDATE outbound_messages SET state = ",
+    state_of_status!("?2"),
+    ", updated_at = ?3, last_error = CASE WHEN ?2 = 'failed' THEN ?4 ELSE last_error END ",
+    "WHERE wamid = ?1 AND ",
+    status_rank!("?2"),
+    " > ",
+    state_rank!("state"),
+);
+
+const TOUCH_CONTACT: &str = "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET \
+     last_inbound_at = max(contacts.last_inbound_at, excluded.last_inbound_at), updated_at = excluded.updated_at";
+
+/// Writes a batch in one transaction, item by item in arrival order: an event (or body) counts as new for
+/// the first item that carried it and as a duplicate for the others, in this batch or across batches.
+fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOutcome>, StoreError> {
+    let now = now_millis();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(items.len());
+    {
+        let mut insert_raw = tx.prepare_cached(INSERT_RAW)?;
+        let mut insert_event = tx.prepare_cached(INSERT_EVENT)?;
+        let mut insert_status = tx.prepare_cached(INSERT_STATUS)?;
+        let mut advance = tx.prepare_cached(ADVANCE_STATE)?;
+        let mut touch = tx.prepare_cached(TOUCH_CONTACT)?;
+        for item in items {
+            let raw = &item.raw;
+            let hash = raw.body_sha256().as_slice();
+            // A body stored before without events (rejected, say) is the row its events now link to.
+            let mut known_body: Option<i64> =
+                tx.prepare_cached(RAW_BY_HASH)?.query_row([hash], |row| row.get(0)).optional()?;
+            let by_body = item.events.is_empty();
+            let new_raw = if known_body.is_some() {
+                None
+            } else {
+                let inserted = insert_raw.execute(params![
+                    to_millis(raw.received_at()),
+                    raw.body(),
+                    hash,
+                    raw.signature_ok(),
+                    raw.status(),
+                    raw.reject_reason(),
+                    raw.reject_reason().is_none().then_some(now),
+                    by_body,
+                ])?;
+                if inserted == 0 {
+                    return Err(StoreError::Inconsistent("raw body conflicts but was not found"));
+                }
+                Some(tx.last_insert_rowid())
+            };
+            let mut outcome = ItemOutcome {
+                raw_id: known_body.or(new_raw).ok_or(StoreError::Inconsistent("no raw row"))?,
+                raw_duplicate: known_body.is_some(),
+                events_inserted: 0,
+                events_duplicate: 0,
+                last_seq: None,
+            };
+            let mut first_known = None;
+            for e in &item.events {
+                let added = insert_event.execute(params![
+                    e.dedupe_key,
+                    e.kind,
+                    e.field,
+                    e.waba_id,
+                    e.phone_number_id,
+                    e.contact,
+                    e.payload,
+                    outcome.raw_id,
+                    now,
+                ])?;
+                if added == 1 {
+                    outcome.events_inserted += 1;
+                    outcome.last_seq = Some(tx.last_insert_rowid());
+                } else {
+                    outcome.events_duplicate += 1;
+                    first_known.get_or_insert(e);
+                }
+            }
+            if let (Some(new_raw), Some(known)) = (new_raw, first_known) {
+                // An event was known: if the body that brought it is this very body, this is a redelivery. It
+                // keeps no second row; events it brings anew (a newer version may find more) link to the
+                // original. A different body with known events (Meta re-batched them) is kept: it was received.
+                known_body = tx
+                    .prepare_cached(SAME_BODY)?
+                    .query_row(params![known.dedupe_key, hash], |row| row.get(0))
+                    .optional()?;
+                if let Some(original) = known_body {
+                    if outcome.events_inserted > 0 {
+                        tx.prepare_cached(RELINK_EVENTS)?.execute([original, new_raw])?;
+                    }
+                    tx.prepare_cached(DELETE_RAW)?.execute([new_raw])?;
+                    outcome.raw_id = original;
+                    outcome.raw_duplicate = true;
+                }
+            }
+            for s in &item.statuses {
+                let new = insert_status.execute(params![s.wamid, s.status, s.timestamp, s.errors, now])?;
+                if new == 1 {
+                    advance.execute(params![s.wamid, s.status, now, s.errors])?;
+                }
+            }
+            for t in &item.inbound {
+                touch.execute(params![t.phone_number_id, t.wa_id, to_millis(t.at), now])?;
+            }
+            outcomes.push(outcome);
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
