@@ -291,7 +291,7 @@ impl Receiver {
         request.headers_mut().insert("authorization", bearer);
         let connected = tokio::select! {
             () = cancel.cancelled() => return Ok(Ended::Cancelled),
-            c = tokio_tungstenite::connect_async(request) => c,
+            c = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true) => c,
         };
         let mut socket = match connected {
             Ok((socket, _)) => socket,
@@ -344,4 +344,10 @@ impl Receiver {
             progress = true;
         }
     }
+}
+
+/// The receiver's socket settings: tungstenite zero-fills its whole read buffer size before each read attempt
+/// (128 KiB by default); 16 KiB still takes dozens of event frames per read.
+fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(16 * 1024)
 }

@@ -97,13 +97,20 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let Some(acceptor) = acceptor else {
         let signal = shutdown.clone();
+        // No Nagle: a WebSocket subscriber's small frames (and small responses) go out at once instead of
+        // waiting for the peer's delayed acknowledgement of the previous write (up to 40 ms on Linux).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            }
+        });
         return axum::serve(listener, router.into_make_service())
             .with_graceful_shutdown(async move { signal.cancelled().await })
             .await;
     };
     let connections = TaskTracker::new();
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, peer): (tokio::net::TcpStream, _) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
@@ -115,6 +122,9 @@ pub async fn serve(
                 }
             },
         };
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+        }
         // The certificate in use now (a reload replaces it for new connections).
         let acceptor = acceptor.current();
         let service = TowerToHyperService::new(router.clone());

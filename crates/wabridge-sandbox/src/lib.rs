@@ -108,6 +108,10 @@ impl Sandbox {
         }
         let app = router(state.clone());
         let cancel = state.0.cancel.clone();
+        // No Nagle, as the gateway: answers leave at once.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let server = tokio::spawn(async move {
             axum::serve(listener, app).with_graceful_shutdown(async move { cancel.cancelled().await }).await
         });

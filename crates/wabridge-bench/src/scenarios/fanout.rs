@@ -47,6 +47,10 @@ pub struct FanoutResult {
     /// Frames received for those webhooks, over all subscribers (expected: sent × subscribers).
     pub deliveries: u64,
     pub missing: u64,
+    /// Webhook sent → its 200 (durable intake), as the sender saw it.
+    pub ack_p50_ms: f64,
+    /// See [`Self::ack_p50_ms`].
+    pub ack_p99_ms: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub p999_ms: f64,
@@ -98,7 +102,17 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     for _ in 0..args.subscribers {
         let mut request = format!("{}/v1/events/ws", url.replacen("http", "ws", 1)).into_client_request()?;
         request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse()?);
-        let (mut socket, _) = clients.spawn(tokio_tungstenite::connect_async(request)).await??;
+        let (mut socket, _) = clients
+            .spawn(tokio_tungstenite::connect_async_with_config(
+                request,
+                // As the receiver client: tungstenite zero-fills its read buffer size before every read.
+                Some(
+                    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                        .read_buffer_size(16 * 1024),
+                ),
+                false,
+            ))
+            .await??;
         let sent_at = sent_at.clone();
         subscribers.push(clients.spawn(async move {
             let mut latencies = Latencies::default();
@@ -136,6 +150,7 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         let (client, sent_at, errors, url) = (client.clone(), sent_at.clone(), errors.clone(), url.clone());
         senders.push(clients.spawn(async move {
             let mut n = w;
+            let mut acks = Latencies::default();
             while n < total {
                 let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
                 tokio::time::sleep_until(due.into()).await;
@@ -151,15 +166,24 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
                     .send()
                     .await
                     .is_ok_and(|r| r.status().is_success());
-                if !ok && n >= first_measured {
-                    errors.fetch_add(1, Ordering::Relaxed);
+                if n >= first_measured {
+                    if ok {
+                        let now = u64::try_from(base.elapsed().as_micros()).unwrap_or(u64::MAX);
+                        let sent = sent_at[n as usize].load(Ordering::Relaxed);
+                        acks.record(Duration::from_micros(now.saturating_sub(sent)));
+                    } else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 n += workers;
             }
+            acks
         }));
     }
+    // The webhook's acknowledgement (durable intake), to tell intake latency from fan-out latency.
+    let mut acks = Latencies::default();
     for s in senders {
-        s.await?;
+        acks.merge(&s.await?);
     }
     let send_seconds = start.elapsed().as_secs_f64();
     let mut latencies = Latencies::default();
@@ -187,6 +211,8 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         achieved_rate: total as f64 / send_seconds,
         deliveries,
         missing: expected.saturating_sub(deliveries),
+        ack_p50_ms: acks.quantile_ms(0.50),
+        ack_p99_ms: acks.quantile_ms(0.99),
         p50_ms: latencies.quantile_ms(0.50),
         p99_ms: latencies.quantile_ms(0.99),
         p999_ms: latencies.quantile_ms(0.999),

@@ -27,6 +27,12 @@ use crate::auth::{Principal, Scope};
 /// early (and so as progress or its absence), rather than as one long flush.
 const WRITE_BUFFER: usize = 16 * 1024;
 
+/// Bytes tungstenite reads into per attempt. It zero-fills that much of its buffer before every read attempt
+/// (128 KiB by default), and a subscriber's socket is polled for reading each time events wake it, although
+/// a subscriber only ever sends pongs and a close: a small buffer keeps this from costing more than the
+/// fan-out itself.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Upgrades after checking the credential, the scope and the query.
 pub(super) async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -46,7 +52,10 @@ pub(super) async fn upgrade(
         after,
         state.config.events.page_size,
     );
-    Ok(ws.write_buffer_size(WRITE_BUFFER).on_upgrade(move |socket| serve(socket, subscription, state)))
+    Ok(ws
+        .write_buffer_size(WRITE_BUFFER)
+        .read_buffer_size(READ_BUFFER)
+        .on_upgrade(move |socket| serve(socket, subscription, state)))
 }
 
 /// Decrements the subscriber gauge however the connection ends.

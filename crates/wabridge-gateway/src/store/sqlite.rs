@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::sqlite_intake::{self, Checkpointer, IntakeConnection};
+use super::sqlite_intake::{self, AUTOCHECKPOINT_PAGES, IntakeConnection};
 use super::{
     EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
     RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
@@ -61,8 +61,6 @@ pub struct SqliteStore {
     wal: Option<Arc<WalSync>>,
     /// The connection that writes intake batches, on a thread of its own.
     intake: Arc<IntakeConnection>,
-    /// Checkpoints the WAL off the writers' commit paths.
-    checkpointer: Arc<Checkpointer>,
     /// How the migrations connect.
     migrate_with: Arc<SqliteConnectOptions>,
 }
@@ -127,10 +125,10 @@ impl SqliteStore {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(synchronous)
-                    // A larger page cache; temporary data in memory; checkpoints by the checkpointer thread.
+                    // A larger page cache; temporary data in memory; checkpoints as the intake connection's.
                     .pragma("cache_size", "-65536")
                     .pragma("temp_store", "MEMORY")
-                    .pragma("wal_autocheckpoint", "0"),
+                    .pragma("wal_autocheckpoint", AUTOCHECKPOINT_PAGES.to_string()),
             )
             .await
             .map_err(connect)?;
@@ -140,17 +138,8 @@ impl SqliteStore {
             .await
             .map_err(connect)?;
         let intake = Arc::new(IntakeConnection::open(path)?);
-        let checkpointer = Arc::new(Checkpointer::start(path)?);
         let migrate_with = Arc::new(base.clone().foreign_keys(false));
-        Ok(Self {
-            writer,
-            readers,
-            synchronous: options.synchronous,
-            wal,
-            intake,
-            checkpointer,
-            migrate_with,
-        })
+        Ok(Self { writer, readers, synchronous: options.synchronous, wal, intake, migrate_with })
     }
 
     /// Applies the migrations on a connection of their own with foreign keys off, as SQLite's procedure for
@@ -183,12 +172,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
-        let (intake, checkpointer) = (Arc::clone(&self.intake), Arc::clone(&self.checkpointer));
-        let stopped = tokio::task::spawn_blocking(move || {
-            intake.close();
-            checkpointer.close();
-        })
-        .await;
+        let intake = Arc::clone(&self.intake);
+        let stopped = tokio::task::spawn_blocking(move || intake.close()).await;
         if stopped.is_err() {
             tracing::error!("stopping the SQLite store threads failed");
         }

@@ -1,11 +1,11 @@
-//! The SQLite intake path: one connection on a thread of its own, and a checkpointer beside it.
+//! The SQLite intake path: one connection on a thread of its own.
 //!
 //! Profiling the intake under load showed where an async driver loses time on this path: every statement of a
-//! batch was a round trip between the driver's worker thread and a Tokio task (the task polled behind the busy
-//! HTTP handlers), the multi-row statements were prepared anew for every batch, and the checkpoint ran on the
-//! commit path. Here the whole batch runs in one call on a dedicated thread with a synchronous connection
-//! (`rusqlite`, the same SQLite library sqlx links): cached statements, one row at a time, `BEGIN IMMEDIATE`,
-//! and one message back to the writer task when the commit is done.
+//! batch was a round trip between the driver's worker thread and a Tokio task (polled behind the busy HTTP
+//! handlers), and the multi-row statements were prepared anew for every batch. Here the whole batch runs in
+//! one call on a dedicated thread with a synchronous connection (`rusqlite`, the same SQLite library sqlx
+//! links): cached statements, one row at a time, `BEGIN IMMEDIATE`, and one message back to the writer task
+//! when the commit is done.
 //!
 //! The rest of the store keeps its sqlx writer connection. SQLite serialises write transactions across
 //! connections (the WAL write lock), so the event log's order is still the commit order. Every transaction of
@@ -13,12 +13,14 @@
 //! snapshot (which SQLite refuses without waiting); this connection waits for the lock with short sleeps (see
 //! [`busy`]). Under a saturating webhook load the sqlx writer's other writes wait their turn between batches.
 //!
-//! Checkpoints are taken off both writers' commit paths (`wal_autocheckpoint=0`): the [`Checkpointer`] thread
-//! runs a passive checkpoint every [`CHECKPOINT_EVERY`], and a truncating one when the WAL has grown past
-//! [`WAL_TRUNCATE_BYTES`] (readers holding old snapshots can keep a passive checkpoint from finishing).
+//! Checkpoints stay SQLite's automatic ones, every [`AUTOCHECKPOINT_PAGES`] pages, run by whichever writer
+//! commits past the mark. A checkpointer thread of its own was tried and measured worse: while writers keep
+//! appending, its passive checkpoints never let the WAL start over, so the WAL grows (new pages to allocate
+//! and journal on every flush) until a blocking truncation stalls intake for 100+ ms; a checkpoint right
+//! after a commit on the writer's own thread completes, and the WAL is then reused from its start.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -30,12 +32,8 @@ use super::{
     IntakeBatchItem, ItemOutcome, StoreError, now_millis, state_of_status, state_rank, status_rank, to_millis,
 };
 
-/// How often the checkpointer copies the WAL into the database file.
-pub(super) const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Beyond this WAL size the checkpointer truncates the WAL (waiting briefly for readers) instead of a passive
-/// checkpoint, so a busy log with long readers cannot grow without bound.
-pub(super) const WAL_TRUNCATE_BYTES: u64 = 256 * 1024 * 1024;
+/// WAL pages after which a committing writer checkpoints (about 8 MiB with 4 KiB pages).
+pub(super) const AUTOCHECKPOINT_PAGES: i64 = 2_000;
 
 /// Pages of cache per connection, in KiB when negative (SQLite's convention): 64 MiB.
 const CACHE_SIZE_KIB: i64 = -65_536;
@@ -118,41 +116,6 @@ impl IntakeConnection {
     }
 }
 
-/// The checkpointer's thread; see the [module docs](self).
-#[derive(Debug)]
-pub(super) struct Checkpointer {
-    worker: Worker<()>,
-}
-
-impl Checkpointer {
-    pub(super) fn start(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_writer(path)?;
-        let wal = wal_path(path);
-        let worker = Worker::spawn("wabridge-sqlite-checkpoint", move |stop: mpsc::Receiver<()>| {
-            // Until the store closes (the channel's sender is dropped).
-            while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-                let big = std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_TRUNCATE_BYTES);
-                let mode = if big { "TRUNCATE" } else { "PASSIVE" };
-                let done = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
-                });
-                match done {
-                    Ok((busy, frames, copied)) => {
-                        tracing::trace!(mode, busy, frames, copied, "checkpoint");
-                    }
-                    Err(e) => tracing::warn!(error = %e, mode, "SQLite checkpoint failed; retrying later"),
-                }
-            }
-        })
-        .map_err(StoreError::Thread)?;
-        Ok(Self { worker })
-    }
-
-    pub(super) fn close(&self) {
-        self.worker.close();
-    }
-}
-
 pub(super) fn wal_path(path: &Path) -> PathBuf {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
@@ -160,8 +123,8 @@ pub(super) fn wal_path(path: &Path) -> PathBuf {
 }
 
 /// A read-write connection with the store's settings: WAL (set by the first opener), `synchronous=NORMAL`
-/// (durability FULL comes from the group flush, see [`WalSync`](super::sqlite::WalSync)), no automatic
-/// checkpoint, temporary data in memory.
+/// (durability FULL comes from the group flush, see [`WalSync`](super::sqlite::WalSync)), temporary data in
+/// memory.
 fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags)?;
@@ -170,7 +133,7 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "cache_size", CACHE_SIZE_KIB)?;
-    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "wal_autocheckpoint", AUTOCHECKPOINT_PAGES)?;
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
 }
