@@ -31,6 +31,7 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -96,6 +97,9 @@ pub struct ReceiverConfig {
     backoff_initial: Duration,
     backoff_max: Duration,
     idle_timeout: Duration,
+    /// For `wss://`: the trust anchors, when more than the public web roots (see
+    /// [`root_certificates_pem`](ReceiverConfig::root_certificates_pem)).
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for ReceiverConfig {
@@ -106,6 +110,7 @@ impl std::fmt::Debug for ReceiverConfig {
             .field("after", &self.after)
             .field("phone_number_id", &self.phone_number_id)
             .field("kinds", &self.kinds)
+            .field("private_roots", &self.tls.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -124,6 +129,7 @@ impl ReceiverConfig {
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 
@@ -161,6 +167,28 @@ impl ReceiverConfig {
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
+    }
+
+    /// Also trusts the certificates in `pem` for `wss://` and `https://` gateways — a certificate from a
+    /// private CA, or a self-signed one. Without it, the public web roots (Mozilla's, built in) are trusted.
+    ///
+    /// # Errors
+    /// [`ReceiverError::Config`] when `pem` holds no certificate or one rustls does not accept.
+    pub fn root_certificates_pem(mut self, pem: &[u8]) -> Result<Self, ReceiverError> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let mut added = 0;
+        for cert in rustls_pemfile::certs(&mut &pem[..]) {
+            let cert = cert.map_err(|e| ReceiverError::Config(format!("unreadable PEM: {e}")))?;
+            roots.add(cert).map_err(|e| ReceiverError::Config(format!("certificate refused: {e}")))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ReceiverError::Config("no certificate in the PEM data".into()));
+        }
+        let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+        self.tls = Some(Arc::new(config));
+        Ok(self)
     }
 
     fn ws_url(&self, after: i64) -> String {
@@ -291,7 +319,12 @@ impl Receiver {
         request.headers_mut().insert("authorization", bearer);
         let connected = tokio::select! {
             () = cancel.cancelled() => return Ok(Ended::Cancelled),
-            c = tokio_tungstenite::connect_async_with_config(request, Some(socket_config()), true) => c,
+            c = tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                Some(socket_config()),
+                true,
+                self.config.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+            ) => c,
         };
         let mut socket = match connected {
             Ok((socket, _)) => socket,

@@ -1,5 +1,5 @@
 //! HTTPS with rustls from PEM files: a signed webhook over TLS is stored; plain HTTP to the TLS port fails;
-//! the certificate reloads without a restart.
+//! the certificate reloads without a restart; the receiver client follows the event log over `wss://`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use wabridge_gateway::config::TlsConfig;
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::gateway;
 
-each_backend!(webhooks_over_https);
+each_backend!(webhooks_over_https, receiver_over_wss);
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls")).join(name)
@@ -50,4 +50,70 @@ async fn webhooks_over_https(db: TestDb) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = wabridge_gateway::Gateway::start(config, listener).await.unwrap_err();
     assert!(err.to_string().contains("no private key"), "{err}");
+}
+
+/// The receiver client over `wss://`, trusting the test CA: it receives what the gateway stores; without the
+/// CA (public roots only) it never connects.
+async fn receiver_over_wss(db: TestDb) {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio_util::sync::CancellationToken;
+    use wabridge_cloud::receiver::{ReceivedEvent, Receiver, ReceiverConfig};
+
+    let mut config = crate::events::config(&db);
+    config.tls = Some(TlsConfig { cert: fixture("server.pem"), key: fixture("server.key") });
+    let gw = gateway::start(config).await;
+    assert!(gw.url().starts_with("https://"));
+    let body = crate::events::messages_body(crate::events::NUMBER_ID, &[("wamid.WSS1".into(), "111".into())]);
+    crate::events::submit(&gw, &body).await;
+
+    let run = |receiver: Arc<Receiver>, stop: CancellationToken, seen: Arc<Mutex<Vec<String>>>| {
+        tokio::spawn(async move {
+            receiver
+                .run(
+                    move |event: ReceivedEvent| {
+                        let seen = seen.clone();
+                        async move {
+                            let id = event.message().map(|m| m.id.to_string()).unwrap_or_default();
+                            seen.lock().unwrap().push(id);
+                            Ok::<(), String>(())
+                        }
+                    },
+                    stop,
+                )
+                .await
+        })
+    };
+
+    // Trusting the test CA: the event arrives over TLS.
+    let ca = std::fs::read(fixture("ca.pem")).unwrap();
+    let trusted = ReceiverConfig::new(gw.url(), crate::events::TOKEN)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .root_certificates_pem(&ca)
+        .unwrap();
+    let (receiver, stop, seen) =
+        (Arc::new(Receiver::new(trusted)), CancellationToken::new(), Arc::new(Mutex::new(Vec::new())));
+    let task = run(receiver.clone(), stop.clone(), seen.clone());
+    let mut cursor = receiver.cursor();
+    tokio::time::timeout(Duration::from_secs(20), cursor.wait_for(|c| *c >= 1)).await.unwrap().unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec!["wamid.WSS1".to_owned()]);
+    stop.cancel();
+    task.await.unwrap().unwrap();
+
+    // Public roots only: the handshake fails, so nothing is received (it keeps retrying until stopped).
+    let untrusted = ReceiverConfig::new(gw.url(), crate::events::TOKEN)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let (receiver, stop, seen) =
+        (Arc::new(Receiver::new(untrusted)), CancellationToken::new(), Arc::new(Mutex::new(Vec::new())));
+    let task = run(receiver.clone(), stop.clone(), seen.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.cancel();
+    let _ = task.await.unwrap();
+    assert!(seen.lock().unwrap().is_empty());
+    assert_eq!(*receiver.cursor().borrow(), 0);
+
+    // A PEM without a certificate is a clear configuration error.
+    assert!(ReceiverConfig::new(gw.url(), "t").root_certificates_pem(b"not a pem").is_err());
+    gw.shutdown().await.unwrap();
 }
