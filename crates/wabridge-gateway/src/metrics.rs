@@ -90,6 +90,29 @@ impl LabeledCounter {
     }
 }
 
+/// Gauges keyed by one label value from a small, closed set (a configured business number's id).
+#[derive(Debug, Default)]
+pub struct LabeledGauge(Mutex<BTreeMap<String, u64>>);
+
+impl LabeledGauge {
+    /// Sets the gauge of `label`.
+    pub fn set(&self, label: &str, v: u64) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.insert(label.to_owned(), v);
+    }
+
+    /// The value of one label, if set.
+    #[must_use]
+    pub fn get(&self, label: &str) -> Option<u64> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(label).copied()
+    }
+
+    fn snapshot(&self) -> Vec<(String, u64)> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+}
+
 /// A histogram with fixed buckets.
 #[derive(Debug)]
 pub struct Histogram {
@@ -211,6 +234,11 @@ pub struct Metrics {
     pub outbound_backlog: Gauge,
     /// Numbers paused now (error needing an operator, 131057, 80007).
     pub outbound_paused_numbers: Gauge,
+    /// Messages per second each business number sends at (its level, or the configured override), by
+    /// `phone_number_id` (Meta's id of a configured business number, not a user's phone number).
+    pub outbound_level_mps: LabeledGauge,
+    /// Inbound messages counted against each business number's level, by `phone_number_id`.
+    pub outbound_inbound_counted: LabeledCounter,
     /// Sends whose outcome is unknown (awaiting reconciliation).
     pub outbound_in_doubt: Gauge,
     /// Sends of unknown outcome matched to their statuses.
@@ -249,6 +277,8 @@ impl Default for Metrics {
             outbound_alerts: LabeledCounter::default(),
             outbound_backlog: Gauge::default(),
             outbound_paused_numbers: Gauge::default(),
+            outbound_level_mps: LabeledGauge::default(),
+            outbound_inbound_counted: LabeledCounter::default(),
             outbound_in_doubt: Gauge::default(),
             outbound_reconciled: Counter::default(),
             outbound_resent: Counter::default(),
@@ -275,6 +305,13 @@ fn gauge(out: &mut String, name: &str, help: &str, g: &Gauge) {
 fn labeled(out: &mut String, name: &str, label: &str, help: &str, c: &LabeledCounter) {
     header(out, name, "counter", help);
     for (value, n) in c.snapshot() {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(&value));
+    }
+}
+
+fn labeled_gauge(out: &mut String, name: &str, label: &str, help: &str, g: &LabeledGauge) {
+    header(out, name, "gauge", help);
+    for (value, n) in g.snapshot() {
         let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape(&value));
     }
 }
@@ -428,6 +465,20 @@ impl Metrics {
             "wabridge_outbound_paused_numbers",
             "Numbers paused now (error needing an operator, 131057, 80007).",
             &self.outbound_paused_numbers,
+        );
+        labeled_gauge(
+            &mut out,
+            "wabridge_outbound_level_mps",
+            "phone_number_id",
+            "Messages per second each business number sends at: its throughput level or the override.",
+            &self.outbound_level_mps,
+        );
+        labeled(
+            &mut out,
+            "wabridge_outbound_inbound_counted_total",
+            "phone_number_id",
+            "Inbound messages counted against each business number's level.",
+            &self.outbound_inbound_counted,
         );
         gauge(
             &mut out,

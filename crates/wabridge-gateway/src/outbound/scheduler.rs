@@ -88,6 +88,7 @@ impl Scheduler {
             PairLimiter::new(Duration::from_millis(cfg.pair_interval_ms), cfg.pair_burst.max(1));
         let number = PhoneNumberId::from(number.to_owned());
         limiter.set_override(&number, level_override);
+        shared.metrics.outbound_level_mps.set(number.as_str(), u64::from(limiter.numbers().level(&number)));
         let (done_tx, done_rx) = mpsc::channel(cfg.in_flight.max(1) * 2);
         Self {
             shared,
@@ -202,6 +203,8 @@ impl Scheduler {
             }
         }
         self.limiter.set_override(&self.number, self.level_override);
+        let mps = self.limiter.numbers().level(&self.number);
+        self.shared.metrics.outbound_level_mps.set(self.number.as_str(), u64::from(mps));
     }
 
     async fn on_control(&mut self, control: Control) {
@@ -211,6 +214,7 @@ impl Scheduler {
                 for _ in 0..n {
                     self.limiter.record_inbound(&self.number, now);
                 }
+                self.shared.metrics.outbound_inbound_counted.add(self.number.as_str(), u64::from(n));
             }
             Control::RereadLevel => self.read_level().await,
             Control::WindowOpened(contact) => {

@@ -1,15 +1,25 @@
 //! Limits that hold a number or a whole WABA back: 131057 (the number is in maintenance during a throughput
 //! upgrade) pauses that number only, and the WABA's hourly call quota holds sends back — in both
-//! cases the messages wait, queued, and none fails.
+//! cases the messages wait, queued, and none fails. The messaging-limit tier holds messages to new users
+//! queued; a `THROUGHPUT_UPGRADE` webhook makes the number read its level again; inbound messages count
+//! against the number's level.
 
 use std::time::Duration;
 
-use wabridge_sandbox::{FaultInjection, FaultScope};
+use wabridge_gateway::config::NumberConfig;
+use wabridge_sandbox::{FaultInjection, FaultScope, Inbound, LevelChange};
+use wabridge_types::limits::ThroughputLevel;
 
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{NUMBER, NUMBER2, Pair, config, sandbox_config, template};
 
-each_backend!(maintenance_131057_pauses_the_number_only, waba_hourly_quota_holds_the_rest_queued,);
+each_backend!(
+    maintenance_131057_pauses_the_number_only,
+    waba_hourly_quota_holds_the_rest_queued,
+    messaging_limit_tier_holds_new_users_queued,
+    throughput_upgrade_rereads_the_level,
+    inbound_messages_count_against_the_level,
+);
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -79,5 +89,103 @@ async fn waba_hourly_quota_holds_the_rest_queued(db: TestDb) {
     let queued = states.iter().filter(|s| *s == "queued").count();
     assert_eq!(queued, 4, "{states:?}");
     assert!(states.iter().all(|s| s != "failed"), "{states:?}");
+    pair.stop().await;
+}
+
+/// The value of the `/metrics` line that starts with `series` (name and labels), if present.
+async fn metric(pair: &Pair, series: &str) -> Option<f64> {
+    let text = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Waits until the metric `series` has the value `want`.
+async fn wait_metric(pair: &Pair, series: &str, want: f64) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let got = metric(pair, series).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{series} is {got:?}, expected {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn messaging_limit_tier_holds_new_users_queued(db: TestDb) {
+    let mut config = config(&db);
+    // Two unique users outside their window per rolling 24 h.
+    config.outbound.messaging_limit = 2;
+    let pair = Pair::start(config, sandbox_config(|_| {})).await;
+    let mut ids = Vec::new();
+    for to in ["16315550501", "16315550502", "16315550503"] {
+        let (code, r) = pair.send(&template(NUMBER, to)).await;
+        assert_eq!(code, 201, "{r}");
+        ids.push(r["messages"][0]["id"].as_str().unwrap().to_owned());
+    }
+    pair.wait_state(&ids[0], &["read"], WAIT).await;
+    pair.wait_state(&ids[1], &["read"], WAIT).await;
+    // The third user would be the tier's third in 24 h: the message waits, queued, and does not fail.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let third = pair.message(&ids[2]).await;
+    assert_eq!(third["state"], "queued", "{third}");
+    assert_eq!(pair.sandbox.control().counters().accepted, 2);
+    // A user already reached counts once: another message to the first one goes out.
+    let (_, r) = pair.send(&template(NUMBER, "16315550501")).await;
+    pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
+    assert_eq!(pair.message(&ids[2]).await["state"], "queued");
+    pair.stop().await;
+}
+
+async fn throughput_upgrade_rereads_the_level(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let series = format!("wabridge_outbound_level_mps{{phone_number_id=\"{NUMBER}\"}}");
+    // Read at start from `?fields=throughput`: the standard level.
+    wait_metric(&pair, &series, 80.0).await;
+    // The sandbox upgrades the number as Meta does (131057 for a moment, then the new level) and sends the
+    // `phone_number_quality_update` webhook with `THROUGHPUT_UPGRADE`; the gateway reads the level again.
+    pair.sandbox
+        .control()
+        .set_level(NUMBER, LevelChange { level: ThroughputLevel::High, mps: None })
+        .unwrap();
+    wait_metric(&pair, &series, 1000.0).await;
+    // The other number was not upgraded.
+    let other = format!("wabridge_outbound_level_mps{{phone_number_id=\"{NUMBER2}\"}}");
+    assert_eq!(metric(&pair, &other).await, Some(80.0));
+    pair.stop().await;
+}
+
+async fn inbound_messages_count_against_the_level(db: TestDb) {
+    let mut config = config(&db);
+    // 10 messages per second for the first number (as for a number shared with the Business app).
+    let waba = "102290129340398".to_owned();
+    config.numbers = vec![
+        NumberConfig {
+            id: NUMBER.into(),
+            waba_id: waba.clone(),
+            display_phone_number: None,
+            level_mps: Some(10),
+        },
+        NumberConfig { id: NUMBER2.into(), waba_id: waba, display_phone_number: None, level_mps: None },
+    ];
+    let pair = Pair::start(config, sandbox_config(|_| {})).await;
+    let series = format!("wabridge_outbound_inbound_counted_total{{phone_number_id=\"{NUMBER}\"}}");
+    // 40 users write to the number at once: four seconds of its level.
+    for i in 0..40 {
+        pair.sandbox.control().inject_inbound(Inbound::text(format!("1631555{:04}", 600 + i), "hi")).unwrap();
+    }
+    wait_metric(&pair, &series, 40.0).await;
+    // A message queued now waits until the inbound messages are paid for (≥ 3 s at 10/s, less the burst);
+    // without them it would leave at once.
+    let queued_at = std::time::Instant::now();
+    let (code, r) = pair.send(&template(NUMBER, "16315550700")).await;
+    assert_eq!(code, 201, "{r}");
+    pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["sent", "delivered", "read"], WAIT).await;
+    let waited = queued_at.elapsed();
+    assert!(waited >= Duration::from_millis(1_500), "sent after {waited:?} despite 40 inbound messages");
+    // The other number, with no inbound traffic, sends at once.
+    let queued_at = std::time::Instant::now();
+    let (_, r) = pair.send(&template(NUMBER2, "16315550701")).await;
+    pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["sent", "delivered", "read"], WAIT).await;
+    assert!(queued_at.elapsed() < Duration::from_millis(1_500), "{:?}", queued_at.elapsed());
     pair.stop().await;
 }
