@@ -157,6 +157,11 @@ impl SqliteStore {
         done.map_err(StoreError::Migrate)
     }
 
+    /// The writer thread's connection (intake batches, the schedulers' state changes).
+    pub(super) fn writer_thread(&self) -> &IntakeConnection {
+        &self.intake
+    }
+
     /// The WAL flush that makes commits durable, when durability is FULL.
     pub(super) fn wal_sync(&self) -> Option<Arc<WalSync>> {
         self.wal.clone()
@@ -361,29 +366,32 @@ impl SqliteStore {
     }
 }
 
-/// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
-/// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter.
+/// Moves the outbound messages whose wamids are in the JSON array `?2` to the highest-ranked status of their
+/// timeline, if that ranks above their state (`?1` = now). Derived from the whole timeline, so order and
+/// duplicates do not matter.
+pub(super) const APPLY_STATUSES: &str = concat!(
+    "UPDATE outbound_messages SET state = best.state, updated_at = ?1, ",
+    "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE outbound_messages.last_error END ",
+    "FROM (SELECT wamid, state, errors, rank FROM (",
+    "SELECT wamid, ",
+    state_of_status!("status"),
+    " AS state, errors, ",
+    status_rank!("status"),
+    " AS rank, row_number() OVER (PARTITION BY wamid ORDER BY ",
+    status_rank!("status"),
+    " DESC, id) AS rn FROM message_statuses WHERE wamid IN (SELECT value FROM json_each(?2))",
+    ") WHERE rn = 1) AS best ",
+    "WHERE outbound_messages.wamid = best.wamid AND best.rank > ",
+    state_rank!("outbound_messages.state"),
+);
+
+/// [`APPLY_STATUSES`] for these wamids.
 pub(super) async fn apply_statuses(
     tx: &mut sqlx::Transaction<'_, Sqlite>,
     wamids: &[&str],
     now: i64,
 ) -> Result<(), StoreError> {
-    const SQL: &str = concat!(
-        "UPDATE outbound_messages SET state = best.state, updated_at = ?1, ",
-        "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE outbound_messages.last_error END ",
-        "FROM (SELECT wamid, state, errors, rank FROM (",
-        "SELECT wamid, ",
-        state_of_status!("status"),
-        " AS state, errors, ",
-        status_rank!("status"),
-        " AS rank, row_number() OVER (PARTITION BY wamid ORDER BY ",
-        status_rank!("status"),
-        " DESC, id) AS rn FROM message_statuses WHERE wamid IN (SELECT value FROM json_each(?2))",
-        ") WHERE rn = 1) AS best ",
-        "WHERE outbound_messages.wamid = best.wamid AND best.rank > ",
-        state_rank!("outbound_messages.state"),
-    );
     let wamids = serde_json::to_string(wamids).map_err(|_| StoreError::Inconsistent("wamid list"))?;
-    sqlx::query(SQL).bind(now).bind(wamids).execute(&mut **tx).await?;
+    sqlx::query(APPLY_STATUSES).bind(now).bind(wamids).execute(&mut **tx).await?;
     Ok(())
 }

@@ -38,22 +38,19 @@ pub(super) const AUTOCHECKPOINT_PAGES: i64 = 2_000;
 /// Pages of cache per connection, in KiB when negative (SQLite's convention): 64 MiB.
 const CACHE_SIZE_KIB: i64 = -65_536;
 
-struct Request {
-    items: Arc<[IntakeBatchItem]>,
-    reply: oneshot::Sender<Result<Vec<ItemOutcome>, StoreError>>,
-}
-
-impl std::fmt::Debug for Request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Request").field("items", &self.items.len()).finish_non_exhaustive()
-    }
-}
+/// Work for the writer thread: it runs with the connection and answers through its own channel.
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// A thread that stops when its channel closes; joined on [`close`](Self::close).
-#[derive(Debug)]
 struct Worker<T> {
     sender: Mutex<Option<mpsc::Sender<T>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").finish_non_exhaustive()
+    }
 }
 
 impl<T> Worker<T> {
@@ -80,37 +77,46 @@ impl<T> Worker<T> {
     }
 }
 
-/// The intake connection's thread; see the [module docs](self).
+/// The intake connection's thread; see the [module docs](self). It also runs the outbound schedulers' batches
+/// of state changes (`store/outbound/ops.rs`), the other write path that runs thousands of times a second.
 #[derive(Debug)]
 pub(super) struct IntakeConnection {
-    worker: Worker<Request>,
+    worker: Worker<Job>,
 }
 
 impl IntakeConnection {
     /// Opens the connection (the schema must exist before the first commit) and starts its thread.
     pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = open_writer(path)?;
-        let worker = Worker::spawn("wabridge-sqlite-intake", move |requests: mpsc::Receiver<Request>| {
+        let worker = Worker::spawn("wabridge-sqlite-writer", move |jobs: mpsc::Receiver<Job>| {
             let mut conn = conn;
-            while let Ok(request) = requests.recv() {
-                let result = commit(&mut conn, &request.items);
-                // A writer that stopped waiting no longer needs the answer; the commit stands.
-                let _ = request.reply.send(result);
+            while let Ok(job) = jobs.recv() {
+                job(&mut conn);
             }
         })
         .map_err(StoreError::Thread)?;
         Ok(Self { worker })
     }
 
-    /// Commits `items` in one transaction on the intake thread.
-    pub(super) async fn commit(&self, items: Arc<[IntakeBatchItem]>) -> Result<Vec<ItemOutcome>, StoreError> {
+    /// Runs `f` with the connection on the writer thread and returns what it returns.
+    pub(super) async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
+        // A caller that stopped waiting no longer needs the answer; what `f` committed stands.
+        let job: Job = Box::new(move |conn| drop(reply.send(f(conn))));
         let sender = self.worker.sender().ok_or(StoreError::IntakeClosed)?;
-        sender.send(Request { items, reply }).map_err(|_| StoreError::IntakeClosed)?;
+        sender.send(job).map_err(|_| StoreError::IntakeClosed)?;
         answer.await.map_err(|_| StoreError::IntakeClosed)?
     }
 
-    /// Stops the thread after the batch in progress (blocking: call from a blocking context).
+    /// Commits `items` in one transaction on the writer thread.
+    pub(super) async fn commit(&self, items: Arc<[IntakeBatchItem]>) -> Result<Vec<ItemOutcome>, StoreError> {
+        self.run(move |conn| commit(conn, &items)).await
+    }
+
+    /// Stops the thread after the job in progress (blocking: call from a blocking context).
     pub(super) fn close(&self) {
         self.worker.close();
     }

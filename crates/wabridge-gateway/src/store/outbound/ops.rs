@@ -2,7 +2,7 @@
 //! wamid was known.
 
 use super::OutboundOp;
-use crate::store::{PgStore, SqliteStore, Store, StoreError, now_millis, postgres, sqlite};
+use crate::store::{PgStore, Store, StoreError, now_millis, postgres, sqlite};
 
 impl Store {
     /// Applies scheduler state changes in one transaction.
@@ -11,7 +11,10 @@ impl Store {
             return Ok(());
         }
         match self {
-            Self::Sqlite(s) => sqlite_ops(s, ops).await,
+            Self::Sqlite(s) => {
+                let ops = ops.to_vec();
+                s.writer_thread().run(move |conn| sqlite_ops(conn, &ops)).await
+            }
             Self::Postgres(s) => pg_ops(s, ops).await,
         }
     }
@@ -85,33 +88,34 @@ macro_rules! op_sql {
 const SQLITE_OPS: [&str; 5] = op_sql!("?");
 const PG_OPS: [&str; 5] = op_sql!("$");
 
-async fn sqlite_ops(s: &SqliteStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
+/// On the SQLite writer thread (`store/sqlite_intake.rs`): one transaction, cached statements.
+fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<(), StoreError> {
+    use rusqlite::params;
     let now = now_millis();
-    let mut tx = s.writer.begin_with("BEGIN IMMEDIATE").await?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut wamids = Vec::new();
     for op in ops {
-        let q = match op {
-            OutboundOp::MarkSending { id } => sqlx::query(SQLITE_OPS[0]).bind(now).bind(id),
+        match op {
+            OutboundOp::MarkSending { id } => tx.prepare_cached(SQLITE_OPS[0])?.execute(params![now, id])?,
             OutboundOp::Sent { id, wamid } | OutboundOp::Reconciled { id, wamid } => {
                 wamids.push(wamid.as_str());
                 let reconciled = matches!(op, OutboundOp::Reconciled { .. });
-                sqlx::query(SQLITE_OPS[1]).bind(now).bind(id).bind(wamid).bind(reconciled)
+                tx.prepare_cached(SQLITE_OPS[1])?.execute(params![now, id, wamid, reconciled])?
             }
-            OutboundOp::Requeue { id, not_before, error, possibly_duplicated } => sqlx::query(SQLITE_OPS[2])
-                .bind(now)
-                .bind(id)
-                .bind(not_before)
-                .bind(error)
-                .bind(possibly_duplicated),
-            OutboundOp::Fail { id, error } => sqlx::query(SQLITE_OPS[3]).bind(now).bind(id).bind(error),
-            OutboundOp::Expire { id } => sqlx::query(SQLITE_OPS[4]).bind(now).bind(id),
+            OutboundOp::Requeue { id, not_before, error, possibly_duplicated } => tx
+                .prepare_cached(SQLITE_OPS[2])?
+                .execute(params![now, id, not_before, error, possibly_duplicated])?,
+            OutboundOp::Fail { id, error } => {
+                tx.prepare_cached(SQLITE_OPS[3])?.execute(params![now, id, error])?
+            }
+            OutboundOp::Expire { id } => tx.prepare_cached(SQLITE_OPS[4])?.execute(params![now, id])?,
         };
-        q.execute(&mut *tx).await?;
     }
     if !wamids.is_empty() {
-        sqlite::apply_statuses(&mut tx, &wamids, now).await?;
+        let wamids = serde_json::to_string(&wamids).map_err(|_| StoreError::Inconsistent("wamid list"))?;
+        tx.prepare_cached(sqlite::APPLY_STATUSES)?.execute(params![now, wamids])?;
     }
-    tx.commit().await?;
+    tx.commit()?;
     Ok(())
 }
 
