@@ -111,8 +111,10 @@ impl Store {
     /// Writes a whole batch of webhooks in one transaction and reports, per item, what was new.
     ///
     /// This is the [`IntakeWriter`]'s building block; the server submits through the writer, which batches
-    /// concurrent requests. Raw bodies are deduplicated by SHA-256, events by `dedupe_key`; statuses advance
-    /// outbound messages only forward; contacts keep their latest inbound time.
+    /// concurrent requests. A body is stored once: a redelivered body adds no raw row and no event (events are
+    /// deduplicated by `dedupe_key`; PostgreSQL also keys raw bodies by SHA-256, SQLite only those without
+    /// events, see `store/sqlite_intake.rs`). Statuses advance outbound messages only forward; contacts keep
+    /// their latest inbound time.
     pub async fn commit_intake(&self, items: &[IntakeBatchItem]) -> Result<Vec<ItemOutcome>, StoreError> {
         if items.is_empty() {
             return Ok(Vec::new());
