@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use wabridge_gateway::store::{
-    EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeWriter, NewEvent, NewOutboundMessage,
-    NewRawWebhook, OutboundState, StatusUpdate, Store, StoreError,
+    Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeWriter, NewEvent,
+    NewOutboundMessage, NewQueued, NewRawWebhook, OutboundState, StatusUpdate, Store, StoreError,
 };
 
 use crate::support::backend::{Backend, TestDb, each_backend};
@@ -27,6 +27,7 @@ each_backend!(
     contacts_keep_the_latest_inbound,
     rejected_webhooks_can_be_reprocessed,
     writer_shutdown_commits_what_is_queued,
+    enqueue_batch_keeps_one_row_per_idempotency_key,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -596,5 +597,52 @@ async fn writer_shutdown_commits_what_is_queued(db: TestDb) {
     assert_eq!(all_seqs(&store).await.len(), 50);
     let refused = sender.submit(item("after", vec![event("after")])).await;
     assert!(matches!(refused, Err(StoreError::IntakeClosed)), "{refused:?}");
+    store.close().await;
+}
+
+/// One batch of `POST /v1/messages` rows: a row whose idempotency key is already held — by an earlier batch or by
+/// an earlier row of the same batch — is not inserted and reports the holder's id and request hash.
+async fn enqueue_batch_keeps_one_row_per_idempotency_key(db: TestDb) {
+    let store = db.open().await;
+    let row = |id: &str, key: Option<&str>, hash: &str| NewQueued {
+        id: id.to_owned(),
+        phone_number_id: "pn-1".to_owned(),
+        recipient: "15550001".to_owned(),
+        kind: "text".to_owned(),
+        body: format!(r#"{{"to":"15550001","type":"text","text":{{"body":"{id}"}}}}"#),
+        callback_data: None,
+        not_before: None,
+        expires_at: Some(1),
+        idempotency_key: key.map(str::to_owned),
+        request_sha256: Some(hash.to_owned()),
+    };
+    let first = store.enqueue_outbound(&[row("m1", Some("k1"), "h1")]).await.unwrap();
+    assert_eq!(first, vec![Enqueued::Inserted]);
+    let batch = [
+        row("m2", None, "h2"),
+        row("m3", Some("k1"), "h3"),
+        row("m4", Some("k4"), "h4"),
+        row("m5", Some("k4"), "h5"),
+        row("m6", None, "h6"),
+    ];
+    let out = store.enqueue_outbound(&batch).await.unwrap();
+    let existing = |id: &str, hash: &str| Enqueued::Existing {
+        id: id.to_owned(),
+        request_sha256: Some(hash.to_owned()),
+    };
+    assert_eq!(
+        out,
+        vec![
+            Enqueued::Inserted,
+            existing("m1", "h1"),
+            Enqueued::Inserted,
+            existing("m4", "h4"),
+            Enqueued::Inserted,
+        ]
+    );
+    for (id, stored) in [("m1", true), ("m2", true), ("m3", false), ("m4", true), ("m5", false), ("m6", true)]
+    {
+        assert_eq!(store.outbound_detail(id).await.unwrap().is_some(), stored, "{id}");
+    }
     store.close().await;
 }

@@ -221,44 +221,73 @@ async fn sqlite_enqueue(s: &SqliteStore, rows: &[NewQueued]) -> Result<Vec<Enque
     Ok(out)
 }
 
+/// One statement for the whole batch (arrays unnested), so a batch costs one round trip, not one per row. A
+/// row whose idempotency key is known (from before, or earlier in the batch) is not inserted; the one that
+/// holds the key is looked up, in one more statement, only when that happens.
 async fn pg_enqueue(s: &PgStore, rows: &[NewQueued]) -> Result<Vec<Enqueued>, StoreError> {
     let now = now_millis();
+    let col = |f: fn(&NewQueued) -> &str| rows.iter().map(|m| f(m).to_owned()).collect::<Vec<String>>();
+    let opt = |f: fn(&NewQueued) -> Option<&str>| {
+        rows.iter().map(|m| f(m).map(str::to_owned)).collect::<Vec<Option<String>>>()
+    };
     let mut tx = s.pool.begin().await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for m in rows {
-        let done = sqlx::query(
-            "INSERT INTO outbound_messages (id, phone_number_id, recipient, state, body, created_at, updated_at, \
-             kind, callback_data, not_before, expires_at, idempotency_key, request_sha256) \
-             VALUES ($1, $2, $3, 'queued', $4, $5, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (idempotency_key) DO NOTHING",
+    let inserted: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO outbound_messages (id, phone_number_id, recipient, state, body, created_at, updated_at, \
+         kind, callback_data, not_before, expires_at, idempotency_key, request_sha256) \
+         SELECT id, phone_number_id, recipient, 'queued', body, $1, $1, kind, callback_data, not_before, \
+         expires_at, idempotency_key, request_sha256 \
+         FROM UNNEST($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], \
+         $9::bigint[], $10::text[], $11::text[]) WITH ORDINALITY \
+         AS r(id, phone_number_id, recipient, body, kind, callback_data, not_before, expires_at, \
+         idempotency_key, request_sha256, n) \
+         ORDER BY n \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(now)
+    .bind(col(|m| &m.id))
+    .bind(col(|m| &m.phone_number_id))
+    .bind(col(|m| &m.recipient))
+    .bind(col(|m| &m.body))
+    .bind(col(|m| &m.kind))
+    .bind(opt(|m| m.callback_data.as_deref()))
+    .bind(rows.iter().map(|m| m.not_before).collect::<Vec<_>>())
+    .bind(rows.iter().map(|m| m.expires_at).collect::<Vec<_>>())
+    .bind(opt(|m| m.idempotency_key.as_deref()))
+    .bind(opt(|m| m.request_sha256.as_deref()))
+    .fetch_all(&mut *tx)
+    .await?;
+    let inserted: std::collections::HashSet<String> = inserted.into_iter().collect();
+    let known_keys: Vec<String> =
+        rows.iter().filter(|m| !inserted.contains(&m.id)).filter_map(|m| m.idempotency_key.clone()).collect();
+    let mut holders = std::collections::HashMap::new();
+    if !known_keys.is_empty() {
+        let found = sqlx::query(
+            "SELECT idempotency_key, id, request_sha256 FROM outbound_messages WHERE idempotency_key = ANY($1)",
         )
-        .bind(&m.id)
-        .bind(&m.phone_number_id)
-        .bind(&m.recipient)
-        .bind(&m.body)
-        .bind(now)
-        .bind(&m.kind)
-        .bind(&m.callback_data)
-        .bind(m.not_before)
-        .bind(m.expires_at)
-        .bind(&m.idempotency_key)
-        .bind(&m.request_sha256)
-        .execute(&mut *tx)
+        .bind(&known_keys)
+        .fetch_all(&mut *tx)
         .await?;
-        if done.rows_affected() == 1 {
-            out.push(Enqueued::Inserted);
-        } else {
-            let row =
-                sqlx::query("SELECT id, request_sha256 FROM outbound_messages WHERE idempotency_key = $1")
-                    .bind(&m.idempotency_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            out.push(Enqueued::Existing {
-                id: row.try_get("id")?,
-                request_sha256: row.try_get("request_sha256")?,
-            });
+        for row in found {
+            let key: String = row.try_get("idempotency_key")?;
+            holders.insert(
+                key,
+                (row.try_get::<String, _>("id")?, row.try_get::<Option<String>, _>("request_sha256")?),
+            );
         }
     }
+    let out = rows
+        .iter()
+        .map(|m| {
+            if inserted.contains(&m.id) {
+                return Ok(Enqueued::Inserted);
+            }
+            let (id, request_sha256) =
+                m.idempotency_key.as_ref().and_then(|k| holders.get(k)).cloned().ok_or(
+                    StoreError::Inconsistent("a queued row was neither inserted nor held by its key"),
+                )?;
+            Ok(Enqueued::Existing { id, request_sha256 })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
     tx.commit().await?;
     Ok(out)
 }
