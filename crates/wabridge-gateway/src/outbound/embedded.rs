@@ -7,7 +7,7 @@ use wabridge_sandbox::{Sandbox, SandboxConfig, SandboxError};
 
 use crate::config::{Config, NumberConfig};
 
-/// Starts `sandbox` (default: [`SandboxConfig::default`]) on `127.0.0.1:0` with its webhooks pointed at
+/// Starts `sandbox` (default: [`built_in`]) on `127.0.0.1:0` with its webhooks pointed at
 /// `gateway_url` + the webhook path, and points `config` at it: its Graph URL and token, its app secret
 /// (accepted on `/webhook`), and its numbers (unless numbers are configured).
 ///
@@ -18,7 +18,7 @@ pub async fn start_sandbox(
     gateway_url: &str,
     sandbox: Option<SandboxConfig>,
 ) -> Result<Sandbox, SandboxError> {
-    let mut sandbox_config = sandbox.unwrap_or_default();
+    let mut sandbox_config = sandbox.unwrap_or_else(built_in);
     let hook = format!("{}{}", gateway_url.trim_end_matches('/'), config.webhook.path);
     if !sandbox_config.webhooks.callback_urls.contains(&hook) {
         sandbox_config.webhooks.callback_urls.push(hook);
@@ -43,4 +43,15 @@ pub async fn start_sandbox(
             .collect();
     }
     Ok(sandbox)
+}
+
+/// The built-in sandbox of `wabridge serve`: the sandbox's defaults, except that every message is read. The
+/// stand-alone sandbox lets a fifth of its users leave messages unread (`statuses.read_probability` 0.8), as
+/// real users do; the built-in one is what a new user tries first (the README's walk-through shows sent,
+/// delivered and read for each message), so it always completes the status sequence.
+#[must_use]
+pub fn built_in() -> SandboxConfig {
+    let mut config = SandboxConfig::default();
+    config.statuses.read_probability = 1.0;
+    config
 }
