@@ -13,7 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::sqlite_intake::{self, AUTOCHECKPOINT_PAGES, IntakeConnection};
+use super::sqlite_intake::{self, AUTOCHECKPOINT_PAGES, WriterThread};
 use super::{
     EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
     RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
@@ -59,8 +59,8 @@ pub struct SqliteStore {
     synchronous: SqliteSynchronous,
     /// With [`SqliteSynchronous::Full`]: the WAL file, synced before commits are acknowledged.
     wal: Option<Arc<WalSync>>,
-    /// The connection that writes intake batches, on a thread of its own.
-    intake: Arc<IntakeConnection>,
+    /// The connection that writes intake batches and the schedulers' state changes, on a thread of its own.
+    writer_thread: Arc<WriterThread>,
     /// How the migrations connect.
     migrate_with: Arc<SqliteConnectOptions>,
 }
@@ -137,9 +137,9 @@ impl SqliteStore {
             .connect_with(base.clone().read_only(true))
             .await
             .map_err(connect)?;
-        let intake = Arc::new(IntakeConnection::open(path)?);
+        let writer_thread = Arc::new(WriterThread::open(path)?);
         let migrate_with = Arc::new(base.clone().foreign_keys(false));
-        Ok(Self { writer, readers, synchronous: options.synchronous, wal, intake, migrate_with })
+        Ok(Self { writer, readers, synchronous: options.synchronous, wal, writer_thread, migrate_with })
     }
 
     /// Applies the migrations on a connection of their own with foreign keys off, as SQLite's procedure for
@@ -158,8 +158,8 @@ impl SqliteStore {
     }
 
     /// The writer thread's connection (intake batches, the schedulers' state changes).
-    pub(super) fn writer_thread(&self) -> &IntakeConnection {
-        &self.intake
+    pub(super) fn writer_thread(&self) -> &WriterThread {
+        &self.writer_thread
     }
 
     /// The WAL flush that makes commits durable, when durability is FULL.
@@ -177,8 +177,8 @@ impl SqliteStore {
     }
 
     pub(super) async fn close(&self) {
-        let intake = Arc::clone(&self.intake);
-        let stopped = tokio::task::spawn_blocking(move || intake.close()).await;
+        let writer_thread = Arc::clone(&self.writer_thread);
+        let stopped = tokio::task::spawn_blocking(move || writer_thread.close()).await;
         if stopped.is_err() {
             tracing::error!("stopping the SQLite store threads failed");
         }
@@ -186,12 +186,12 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
-    /// Commits an intake batch on the intake thread (see [`sqlite_intake`](super::sqlite_intake)).
+    /// Commits an intake batch on the writer thread (see [`sqlite_intake`](super::sqlite_intake)).
     pub(super) async fn commit_intake(
         &self,
         items: Arc<[IntakeBatchItem]>,
     ) -> Result<Vec<ItemOutcome>, StoreError> {
-        self.intake.commit(items).await
+        self.writer_thread.commit(items).await
     }
 
     pub(super) async fn events_after(

@@ -1,4 +1,4 @@
-//! The SQLite intake path: one connection on a thread of its own.
+//! The SQLite intake path: one writer connection on a thread of its own.
 //!
 //! Profiling the intake under load showed where an async driver loses time on this path: every statement of a
 //! batch was a round trip between the driver's worker thread and a Tokio task (polled behind the busy HTTP
@@ -41,61 +41,34 @@ const CACHE_SIZE_KIB: i64 = -65_536;
 /// Work for the writer thread: it runs with the connection and answers through its own channel.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
-/// A thread that stops when its channel closes; joined on [`close`](Self::close).
-struct Worker<T> {
-    sender: Mutex<Option<mpsc::Sender<T>>>,
+/// The writer connection's thread; see the [module docs](self). Besides intake batches it runs the outbound
+/// schedulers' batches of state changes (`store/outbound/ops.rs`), the other write path that runs thousands of
+/// times a second. It stops when its channel closes; [`close`](Self::close) closes it and joins the thread.
+pub(super) struct WriterThread {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
-impl<T> std::fmt::Debug for Worker<T> {
+impl std::fmt::Debug for WriterThread {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Worker").finish_non_exhaustive()
+        f.debug_struct("WriterThread").finish_non_exhaustive()
     }
 }
 
-impl<T> Worker<T> {
-    fn spawn(name: &str, body: impl FnOnce(mpsc::Receiver<T>) + Send + 'static) -> std::io::Result<Self>
-    where
-        T: Send + 'static,
-    {
-        let (sender, receiver) = mpsc::channel();
-        let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || body(receiver))?;
-        Ok(Self { sender: Mutex::new(Some(sender)), thread: Mutex::new(Some(thread)) })
-    }
-
-    fn sender(&self) -> Option<mpsc::Sender<T>> {
-        self.sender.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    /// Closes the channel and waits for the thread to finish what it is doing.
-    fn close(&self) {
-        drop(self.sender.lock().unwrap_or_else(PoisonError::into_inner).take());
-        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if thread.is_some_and(|t| t.join().is_err()) {
-            tracing::error!("a SQLite store thread panicked");
-        }
-    }
-}
-
-/// The intake connection's thread; see the [module docs](self). It also runs the outbound schedulers' batches
-/// of state changes (`store/outbound/ops.rs`), the other write path that runs thousands of times a second.
-#[derive(Debug)]
-pub(super) struct IntakeConnection {
-    worker: Worker<Job>,
-}
-
-impl IntakeConnection {
+impl WriterThread {
     /// Opens the connection (the schema must exist before the first commit) and starts its thread.
     pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = open_writer(path)?;
-        let worker = Worker::spawn("wabridge-sqlite-writer", move |jobs: mpsc::Receiver<Job>| {
-            let mut conn = conn;
-            while let Ok(job) = jobs.recv() {
-                job(&mut conn);
-            }
-        })
-        .map_err(StoreError::Thread)?;
-        Ok(Self { worker })
+        let mut conn = open_writer(path)?;
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("wabridge-sqlite-writer".to_owned())
+            .spawn(move || {
+                while let Ok(job) = receiver.recv() {
+                    job(&mut conn);
+                }
+            })
+            .map_err(StoreError::Thread)?;
+        Ok(Self { jobs: Mutex::new(Some(jobs)), thread: Mutex::new(Some(thread)) })
     }
 
     /// Runs `f` with the connection on the writer thread and returns what it returns.
@@ -106,8 +79,8 @@ impl IntakeConnection {
         let (reply, answer) = oneshot::channel();
         // A caller that stopped waiting no longer needs the answer; what `f` committed stands.
         let job: Job = Box::new(move |conn| drop(reply.send(f(conn))));
-        let sender = self.worker.sender().ok_or(StoreError::IntakeClosed)?;
-        sender.send(job).map_err(|_| StoreError::IntakeClosed)?;
+        let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        jobs.ok_or(StoreError::IntakeClosed)?.send(job).map_err(|_| StoreError::IntakeClosed)?;
         answer.await.map_err(|_| StoreError::IntakeClosed)?
     }
 
@@ -118,7 +91,11 @@ impl IntakeConnection {
 
     /// Stops the thread after the job in progress (blocking: call from a blocking context).
     pub(super) fn close(&self) {
-        self.worker.close();
+        drop(self.jobs.lock().unwrap_or_else(PoisonError::into_inner).take());
+        let thread = self.thread.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if thread.is_some_and(|t| t.join().is_err()) {
+            tracing::error!("the SQLite writer thread panicked");
+        }
     }
 }
 
