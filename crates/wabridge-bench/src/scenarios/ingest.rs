@@ -36,6 +36,9 @@ pub struct IngestArgs {
     /// SQLite `synchronous` mode (full or normal).
     #[arg(long, default_value = "full")]
     pub sqlite_synchronous: String,
+    /// PostgreSQL `synchronous_commit` (on, off, ...): `off` shows what waiting for the flush costs.
+    #[arg(long, default_value = "on")]
+    pub postgres_synchronous_commit: String,
 }
 
 /// The `n`-th body of connection `conn`: statuses of outbound message `n / 4`, then an inbound message.
@@ -147,6 +150,10 @@ pub async fn ingest(args: &IngestArgs) -> anyhow::Result<Vec<Result>> {
         let cfg = config(vec![
             ("WABRIDGE_DATABASE__URL".into(), url.clone()),
             ("WABRIDGE_DATABASE__POSTGRES_SCHEMA".into(), schema.clone()),
+            (
+                "WABRIDGE_DATABASE__POSTGRES_SYNCHRONOUS_COMMIT".into(),
+                args.postgres_synchronous_commit.clone(),
+            ),
         ])?;
         let run = gateway_run(&args.common, cfg).await;
         drop_schema(url, &schema).await?;

@@ -5,7 +5,9 @@
 //! each event through the hook, serializes its frame once, and publishes the page as one [`FeedBatch`] on
 //! a bounded broadcast channel. The channel never blocks the feed: a subscriber that falls more than
 //! `broadcast_capacity` batches behind gets `Lagged` and catches up from the store by itself
-//! ([`Subscription`](super::Subscription)). Intake never waits for any reader.
+//! ([`Subscription`](super::Subscription)). Intake never waits for any reader. While no subscriber is
+//! connected, the feed only moves its head (to the writer's committed seq, or the log's end on the timer)
+//! instead of reading and serializing events nobody receives.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,11 +58,35 @@ impl EventFeed {
         let task = tokio::spawn(async move {
             let mut last = start;
             let mut writer_running = true;
+            let mut woken_by_writer = false;
             let mut ticker = tokio::time::interval(poll);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 // Drain what is committed, then wait for the next commit (or the timer).
                 loop {
+                    if batches.receiver_count() == 0 {
+                        // Nobody listens: move the head without reading or serializing the events. Woken by
+                        // this instance's writer, its committed seq is the head (every seq below it is
+                        // committed, durable and visible); on the timer, the log's end is read, for commits
+                        // made elsewhere. A subscriber arriving meanwhile sees the jump as a gap and reads
+                        // the store.
+                        let newest = if woken_by_writer {
+                            Ok(*committed.borrow_and_update())
+                        } else {
+                            store.max_seq().await
+                        };
+                        match newest {
+                            Ok(newest) if newest > last => {
+                                last = newest;
+                                head_tx.send_replace(last);
+                            }
+                            Ok(_) => {}
+                            Err(e) => {
+                                tracing::warn!(error = %e, "the event feed could not read the log; retrying");
+                            }
+                        }
+                        break;
+                    }
                     let found = match store.events_after(last, &EventFilter::default(), page).await {
                         Ok(found) => found,
                         Err(e) => {
@@ -93,11 +119,11 @@ impl EventFeed {
                         std::future::pending::<()>().await;
                     }
                 };
-                tokio::select! {
+                woken_by_writer = tokio::select! {
                     () = shutdown.cancelled() => break,
-                    () = commit => {}
-                    _ = ticker.tick() => {}
-                }
+                    () = commit => true,
+                    _ = ticker.tick() => false,
+                };
             }
         });
         Ok((feed, task))

@@ -174,44 +174,8 @@ impl PgStore {
             .collect::<Option<Vec<i64>>>()
             .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
 
-        // The event-log lock, transaction-scoped, released only at commit (after the commit is visible).
-        // Two reasons:
-        // - seq order must be visibility order: transactions commit in any order, so a seq taken from the
-        //   sequence alone could become visible after a higher one, and a reader that had already passed it
-        //   would never see it. Under the lock seqs are assigned by one transaction at a time, and each
-        //   commits before the next assigns.
-        // - statuses and wamids must meet: the sender records a message's wamid in its own transaction and
-        //   then, under this same lock, applies the statuses stored so far (`store/outbound.rs`). Taking the
-        //   lock before statuses are stored means either this transaction sees the committed wamid, or the
-        //   sender's pass, waiting for the lock, sees these committed statuses — never neither (write skew
-        //   under READ COMMITTED otherwise strands messages at an earlier state).
-        // Raw bodies above run concurrently; the rest of the transaction is serialized, per schema.
-        if !plan.events.is_empty() || !plan.statuses.is_empty() {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-                .bind(EVENT_LOG_LOCK_CLASS)
-                .execute(&mut *tx)
-                .await?;
-        }
-
-        // Statuses: the timeline first, then the states, derived from the timeline in SQL.
-        if !plan.statuses.is_empty() {
-            sqlx::query(
-                "INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) \
-                 SELECT w, s, t, e, $5 FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[]) \
-                 AS u(w, s, t, e) \
-                 ON CONFLICT (wamid, status, status_timestamp) DO NOTHING",
-            )
-            .bind(plan.statuses.iter().map(|s| s.wamid.as_str()).collect::<Vec<_>>())
-            .bind(plan.statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
-            .bind(plan.statuses.iter().map(|s| s.timestamp).collect::<Vec<_>>())
-            .bind(plan.statuses.iter().map(|s| s.errors.as_deref()).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            apply_statuses(&mut tx, &plan.wamids, now).await?;
-        }
-
-        // Contacts: the latest inbound time wins, whatever order the messages arrive in.
+        // Contacts: the latest inbound time wins, whatever order the messages arrive in. Outside the lock below
+        // (nothing orders them against the log); sorted, so concurrent batches lock their rows in one order.
         if !plan.contacts.is_empty() {
             sqlx::query(
                 "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) \
@@ -228,31 +192,68 @@ impl PgStore {
             .await?;
         }
 
-        // Events: see the lock taken above.
-        let mut inserted_events = HashMap::with_capacity(plan.events.len());
-        if !plan.events.is_empty() {
-            let found = sqlx::query(
-                "INSERT INTO events \
-                 (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
-                 SELECT k, kd, f, w, p, c, pl, r, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], \
-                 $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY \
-                 AS u(k, kd, f, w, p, c, pl, r, ord) ORDER BY ord \
-                 ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq",
-            )
-            .bind(plan.events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.field.as_str()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.waba_id.as_str()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.phone_number_id.as_deref()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.contact.as_deref()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
-            .bind(plan.events.iter().map(|&(item, _)| item_raw_ids[item]).collect::<Vec<_>>())
-            .bind(now)
-            .fetch_all(&mut *tx)
+        if plan.events.is_empty() && plan.statuses.is_empty() {
+            tx.commit().await?;
+            return IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &HashMap::new());
+        }
+
+        // The event-log lock, transaction-scoped, released only at commit (after the commit is visible).
+        // Two reasons:
+        // - seq order must be visibility order: transactions commit in any order, so a seq taken from the
+        //   sequence alone could become visible after a higher one, and a reader that had already passed it
+        //   would never see it. Under the lock seqs are assigned by one transaction at a time, and each
+        //   commits before the next assigns.
+        // - statuses and wamids must meet: the sender records a message's wamid in its own transaction and
+        //   then, under this same lock, applies the statuses stored so far (`store/outbound.rs`). Taking the
+        //   lock before statuses are stored means either this transaction sees the committed wamid, or the
+        //   sender's pass, waiting for the lock, sees these committed statuses — never neither (write skew
+        //   under READ COMMITTED otherwise strands messages at an earlier state).
+        // Raw bodies and contacts above run concurrently; the rest of the transaction is serialized, per
+        // schema. It is kept to four round trips (lock, the timeline and the events in one statement, the
+        // states, commit): under load each round trip is most of a millisecond, and only one batch at a time
+        // is in this section.
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+            .bind(EVENT_LOG_LOCK_CLASS)
+            .execute(&mut *tx)
             .await?;
-            for row in found {
-                inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
-            }
+
+        // The status timeline and the events in one statement (independent tables: the order of the two
+        // inserts does not matter). The states are derived from the timeline by the next statement, which
+        // sees these rows.
+        let found = sqlx::query(
+            "WITH timeline AS (\
+                 INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) \
+                 SELECT w, s, t, e, $9 FROM UNNEST($10::text[], $11::text[], $12::bigint[], $13::text[]) \
+                 AS u(w, s, t, e) \
+                 ON CONFLICT (wamid, status, status_timestamp) DO NOTHING) \
+             INSERT INTO events \
+             (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
+             SELECT k, kd, f, w, p, c, pl, r, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], \
+             $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY \
+             AS u(k, kd, f, w, p, c, pl, r, ord) ORDER BY ord \
+             ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq",
+        )
+        .bind(plan.events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.field.as_str()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.waba_id.as_str()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.phone_number_id.as_deref()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.contact.as_deref()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
+        .bind(plan.events.iter().map(|&(item, _)| item_raw_ids[item]).collect::<Vec<_>>())
+        .bind(now)
+        .bind(plan.statuses.iter().map(|s| s.wamid.as_str()).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.timestamp).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.errors.as_deref()).collect::<Vec<_>>())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut inserted_events = HashMap::with_capacity(found.len());
+        for row in found {
+            inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+        }
+        if !plan.statuses.is_empty() {
+            apply_statuses(&mut tx, &plan.wamids, now).await?;
         }
 
         tx.commit().await?;

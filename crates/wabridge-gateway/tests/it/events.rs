@@ -33,6 +33,7 @@ each_backend!(
     slow_subscriber_catches_up_while_fast_one_stays_prompt,
     hook_suppresses_and_modifies_on_every_path,
     silent_peer_is_closed_and_answering_peer_kept,
+    feed_follows_the_log_unread_while_nobody_listens,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -336,6 +337,31 @@ async fn subscriber_resumes_with_its_cursor_exactly_once(db: TestDb) {
     assert!(!matches!(extra, Ok(Some(_))), "unexpected extra frame {extra:?}");
     assert!(gw.state().metrics.events_fanned_out.get() >= 120);
     assert!(gw.state().metrics.render().contains("wabridge_ws_subscribers 1"));
+    gw.shutdown().await.unwrap();
+}
+
+/// With no subscriber the feed moves its head without reading or publishing events; a subscriber that
+/// arrives later from now gets exactly what is committed after it, and one with a cursor gets the rest.
+async fn feed_follows_the_log_unread_while_nobody_listens(db: TestDb) {
+    let gw = gateway::start(config(&db)).await;
+    commit_messages(&gw, "quiet", 30, 4, NUMBER_ID, &["111", "222"]).await;
+    let end = gw.state().store.max_seq().await.unwrap();
+    assert_eq!(end, 30);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.state().feed.head() < end {
+        assert!(Instant::now() < deadline, "head stayed at {} of {end}", gw.state().feed.head());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(gw.state().metrics.events_published.get(), 0, "nothing is serialized for nobody");
+
+    let mut live = connect(&gw, "").await;
+    let mut replay = connect(&gw, "after=25").await;
+    commit_messages(&gw, "loud", 5, 1, NUMBER_ID, &["333"]).await;
+    let got = read_events(&mut live, 5, Duration::from_secs(10)).await;
+    assert_eq!(seqs(&got), (31..=35).collect::<Vec<_>>(), "from now: only what came after");
+    let got = read_events(&mut replay, 10, Duration::from_secs(10)).await;
+    assert_eq!(seqs(&got), (26..=35).collect::<Vec<_>>(), "from a cursor: the rest, once, in order");
+    assert!(gw.state().metrics.events_published.get() >= 5);
     gw.shutdown().await.unwrap();
 }
 
