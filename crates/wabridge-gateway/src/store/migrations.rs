@@ -29,6 +29,7 @@ pub(super) const POSTGRES: &[Embedded] = &[
     (2, "delivery", include_str!("../../migrations/postgres/0002_delivery.sql")),
     (3, "sending", include_str!("../../migrations/postgres/0003_sending.sql")),
     (4, "settings", include_str!("../../migrations/postgres/0004_settings.sql")),
+    (5, "intake function", include_str!("../../migrations/postgres/0005_intake_function.sql")),
 ];
 
 #[derive(Debug)]

@@ -125,114 +125,46 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// Commits a batch in one round trip: the whole transaction is one call of `wabridge_intake` (migration
+    /// 0005 holds it and explains the order of its steps and the event-log lock it takes).
     pub(super) async fn commit_intake(
         &self,
         items: &[IntakeBatchItem],
     ) -> Result<Vec<ItemOutcome>, StoreError> {
         let plan = IntakePlan::new(items);
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
-
-        // Raw bodies (sorted by hash: concurrent batches wait on each other's rows in one order).
-        let hashes: Vec<&[u8]> = plan.raws.iter().map(|r| r.body_sha256().as_slice()).collect();
-        let inserted = sqlx::query(
-            "INSERT INTO raw_webhooks \
-             (received_at, body, body_sha256, signature_ok, status, reject_reason, processed_at) \
-             SELECT * FROM UNNEST($1::bigint[], $2::bytea[], $3::bytea[], $4::boolean[], $5::text[], \
-             $6::text[], $7::bigint[]) \
-             ON CONFLICT (body_sha256) DO NOTHING RETURNING body_sha256, id",
+        // Each event names its body by position (1-based) in the bodies passed.
+        let position: HashMap<&[u8], i32> =
+            plan.raws.iter().zip(1..).map(|(r, i)| (r.body_sha256().as_slice(), i)).collect();
+        let event_raws = plan
+            .events
+            .iter()
+            .map(|&(item, _)| position.get(items[item].raw.body_sha256().as_slice()).copied())
+            .collect::<Option<Vec<i32>>>()
+            .ok_or(StoreError::Inconsistent("an event's body is not in the batch"))?;
+        // Raw bodies sorted by hash and contacts sorted: concurrent batches lock rows in one order.
+        let rows = sqlx::query(
+            "SELECT out_kind, out_hash, out_key, out_id FROM wabridge_intake(\
+             $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
+             $22, $23, $24, $25)",
         )
+        .bind(EVENT_LOG_LOCK_CLASS)
+        .bind(now)
         .bind(plan.raws.iter().map(|r| to_millis(r.received_at())).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.body()).collect::<Vec<_>>())
-        .bind(&hashes)
+        .bind(plan.raws.iter().map(|r| r.body_sha256().as_slice()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.signature_ok()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.status()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.reject_reason()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.reject_reason().is_none().then_some(now)).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(hashes.len());
-        let mut inserted_raws = HashSet::with_capacity(inserted.len());
-        for row in inserted {
-            let hash: Vec<u8> = row.try_get(0)?;
-            inserted_raws.insert(hash.clone());
-            raw_ids.insert(hash, row.try_get(1)?);
-        }
-        let known: Vec<&[u8]> = hashes.iter().copied().filter(|h| !raw_ids.contains_key(*h)).collect();
-        if !known.is_empty() {
-            for row in sqlx::query("SELECT body_sha256, id FROM raw_webhooks WHERE body_sha256 = ANY($1)")
-                .bind(&known)
-                .fetch_all(&mut *tx)
-                .await?
-            {
-                raw_ids.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-        let item_raw_ids = items
-            .iter()
-            .map(|i| raw_ids.get(i.raw.body_sha256().as_slice()).copied())
-            .collect::<Option<Vec<i64>>>()
-            .ok_or(StoreError::Inconsistent("raw row not found after insert"))?;
-
-        // Contacts: the latest inbound time wins, whatever order the messages arrive in. Outside the lock below
-        // (nothing orders them against the log); sorted, so concurrent batches lock their rows in one order.
-        if !plan.contacts.is_empty() {
-            sqlx::query(
-                "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) \
-                 SELECT p, w, t, $4 FROM UNNEST($1::text[], $2::text[], $3::bigint[]) AS u(p, w, t) \
-                 ON CONFLICT (phone_number_id, wa_id) DO UPDATE SET \
-                 last_inbound_at = GREATEST(contacts.last_inbound_at, EXCLUDED.last_inbound_at), \
-                 updated_at = EXCLUDED.updated_at",
-            )
-            .bind(plan.contacts.iter().map(|c| c.0).collect::<Vec<_>>())
-            .bind(plan.contacts.iter().map(|c| c.1).collect::<Vec<_>>())
-            .bind(plan.contacts.iter().map(|c| c.2).collect::<Vec<_>>())
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        if plan.events.is_empty() && plan.statuses.is_empty() {
-            tx.commit().await?;
-            return IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &HashMap::new());
-        }
-
-        // The event-log lock, transaction-scoped, released only at commit (after the commit is visible).
-        // Two reasons:
-        // - seq order must be visibility order: transactions commit in any order, so a seq taken from the
-        //   sequence alone could become visible after a higher one, and a reader that had already passed it
-        //   would never see it. Under the lock seqs are assigned by one transaction at a time, and each
-        //   commits before the next assigns.
-        // - statuses and wamids must meet: the sender records a message's wamid in its own transaction and
-        //   then, under this same lock, applies the statuses stored so far (`store/outbound.rs`). Taking the
-        //   lock before statuses are stored means either this transaction sees the committed wamid, or the
-        //   sender's pass, waiting for the lock, sees these committed statuses — never neither (write skew
-        //   under READ COMMITTED otherwise strands messages at an earlier state).
-        // Raw bodies and contacts above run concurrently; the rest of the transaction is serialized, per
-        // schema. It is kept to four round trips (lock, the timeline and the events in one statement, the
-        // states, commit): under load each round trip is most of a millisecond, and only one batch at a time
-        // is in this section.
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-            .bind(EVENT_LOG_LOCK_CLASS)
-            .execute(&mut *tx)
-            .await?;
-
-        // The status timeline and the events in one statement (independent tables: the order of the two
-        // inserts does not matter). The states are derived from the timeline by the next statement, which
-        // sees these rows.
-        let found = sqlx::query(
-            "WITH timeline AS (\
-                 INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) \
-                 SELECT w, s, t, e, $9 FROM UNNEST($10::text[], $11::text[], $12::bigint[], $13::text[]) \
-                 AS u(w, s, t, e) \
-                 ON CONFLICT (wamid, status, status_timestamp) DO NOTHING) \
-             INSERT INTO events \
-             (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
-             SELECT k, kd, f, w, p, c, pl, r, $9 FROM UNNEST($1::text[], $2::text[], $3::text[], \
-             $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[]) WITH ORDINALITY \
-             AS u(k, kd, f, w, p, c, pl, r, ord) ORDER BY ord \
-             ON CONFLICT (dedupe_key) DO NOTHING RETURNING dedupe_key, seq",
-        )
+        .bind(plan.contacts.iter().map(|c| c.0).collect::<Vec<_>>())
+        .bind(plan.contacts.iter().map(|c| c.1).collect::<Vec<_>>())
+        .bind(plan.contacts.iter().map(|c| c.2).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.wamid.as_str()).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.timestamp).collect::<Vec<_>>())
+        .bind(plan.statuses.iter().map(|s| s.errors.as_deref()).collect::<Vec<_>>())
+        .bind(&plan.wamids)
         .bind(plan.events.iter().map(|(_, e)| e.dedupe_key.as_str()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.kind.as_str()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.field.as_str()).collect::<Vec<_>>())
@@ -240,23 +172,27 @@ impl PgStore {
         .bind(plan.events.iter().map(|(_, e)| e.phone_number_id.as_deref()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.contact.as_deref()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
-        .bind(plan.events.iter().map(|&(item, _)| item_raw_ids[item]).collect::<Vec<_>>())
-        .bind(now)
-        .bind(plan.statuses.iter().map(|s| s.wamid.as_str()).collect::<Vec<_>>())
-        .bind(plan.statuses.iter().map(|s| s.status.as_str()).collect::<Vec<_>>())
-        .bind(plan.statuses.iter().map(|s| s.timestamp).collect::<Vec<_>>())
-        .bind(plan.statuses.iter().map(|s| s.errors.as_deref()).collect::<Vec<_>>())
-        .fetch_all(&mut *tx)
+        .bind(&event_raws)
+        .fetch_all(&self.pool)
         .await?;
-        let mut inserted_events = HashMap::with_capacity(found.len());
-        for row in found {
-            inserted_events.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+        let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(plan.raws.len());
+        let mut inserted_raws = HashSet::new();
+        let mut inserted_events = HashMap::new();
+        for row in rows {
+            let kind: i16 = row.try_get(0)?;
+            match kind {
+                1 => {
+                    inserted_raws.insert(row.try_get::<Vec<u8>, _>(1)?);
+                }
+                2 => {
+                    raw_ids.insert(row.try_get(1)?, row.try_get(3)?);
+                }
+                3 => {
+                    inserted_events.insert(row.try_get::<String, _>(2)?, row.try_get::<i64, _>(3)?);
+                }
+                _ => return Err(StoreError::Inconsistent("unknown row from wabridge_intake")),
+            }
         }
-        if !plan.statuses.is_empty() {
-            apply_statuses(&mut tx, &plan.wamids, now).await?;
-        }
-
-        tx.commit().await?;
         IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
     }
 
