@@ -19,6 +19,8 @@ pub struct NumberLimiter {
     limits: Limits,
     window: Duration,
     slack: Duration,
+    /// How far ahead of its schedule a number may be admitted; `None`: the slack.
+    tolerance: Option<Duration>,
     numbers: HashMap<PhoneNumberId, NumberState>,
 }
 
@@ -40,7 +42,24 @@ impl NumberLimiter {
     /// A limiter with Meta's levels from `limits`, a one-second window and [`DEFAULT_SLACK`].
     #[must_use]
     pub fn new(limits: Limits) -> Self {
-        Self { limits, window: Duration::from_secs(1), slack: DEFAULT_SLACK, numbers: HashMap::new() }
+        Self {
+            limits,
+            window: Duration::from_secs(1),
+            slack: DEFAULT_SLACK,
+            tolerance: None,
+            numbers: HashMap::new(),
+        }
+    }
+
+    /// Sets how far ahead of its schedule a number may be admitted (the [`Gcra`] tolerance; by default the
+    /// slack, which keeps every one-second window at or under the level). A larger tolerance lets a caller
+    /// that was late to ask (a busy task) catch up the sends it missed, in a burst: only for callers that
+    /// space the requests themselves at `1 / level` on the way out, as the gateway does. Numbers already known
+    /// keep theirs until their level changes.
+    #[must_use]
+    pub fn with_tolerance(mut self, tolerance: Duration) -> Self {
+        self.tolerance = Some(tolerance);
+        self
     }
 
     /// Sets the tolerance of every number's [`Gcra`] (see [`Gcra::per_window`]); numbers already known keep
@@ -59,19 +78,20 @@ impl NumberLimiter {
 
     fn state(&mut self, number: &PhoneNumberId) -> &mut NumberState {
         let (standard, window, slack) = (self.limits.standard_mps, self.window, self.slack);
-        self.numbers.entry(number.clone()).or_insert_with(|| NumberState {
-            reported: standard,
-            pinned: None,
-            gcra: Gcra::per_window(standard, window, slack),
-            frozen_until: None,
+        let tolerance = self.tolerance.unwrap_or(slack);
+        self.numbers.entry(number.clone()).or_insert_with(|| {
+            let mut gcra = Gcra::per_window(standard, window, slack);
+            gcra.reconfigure(gcra.interval(), tolerance);
+            NumberState { reported: standard, pinned: None, gcra, frozen_until: None }
         })
     }
 
     fn apply_level(&mut self, number: &PhoneNumberId) {
         let (window, slack) = (self.window, self.slack);
+        let tolerance = self.tolerance.unwrap_or(slack);
         let state = self.state(number);
         let level = state.level();
-        state.gcra.reconfigure(window_interval(level, window, slack), slack);
+        state.gcra.reconfigure(window_interval(level, window, slack), tolerance);
     }
 
     /// Records the level Meta reported for the number (`?fields=throughput`).

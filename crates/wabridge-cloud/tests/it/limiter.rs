@@ -133,6 +133,40 @@ fn levels_come_from_limits_and_overrides_win() {
     assert_eq!(limiter.level(&n), 80);
 }
 
+/// Admissions at one instant, at most `max`.
+fn burst_at(limiter: &mut NumberLimiter, n: &PhoneNumberId, at: Instant, max: usize) -> usize {
+    (0..max).take_while(|_| limiter.check(n, at).is_ok()).count()
+}
+
+#[test]
+fn a_larger_tolerance_lets_a_late_caller_catch_up_without_raising_the_rate() {
+    let n = number();
+    let t0 = Instant::now();
+    let mut strict = NumberLimiter::new(Limits::default());
+    strict.set_mps(&n, 1000);
+    // The default tolerance is the slack: 5 ms at 1,000 msg/s.
+    assert_eq!(burst_at(&mut strict, &n, t0, 100), 5);
+    let mut tolerant = NumberLimiter::new(Limits::default()).with_tolerance(Duration::from_millis(20));
+    tolerant.set_mps(&n, 1000);
+    assert_eq!(burst_at(&mut tolerant, &n, t0, 100), 20);
+    // A caller that comes back 15 ms late gets those 15 ms of sends at once (the strict one only 5).
+    let late = t0 + Duration::from_millis(40);
+    assert!(burst_at(&mut strict, &n, late, 100) <= 6 + 1);
+    assert!(burst_at(&mut tolerant, &n, late, 100) >= 15);
+    // Over a second of asking every millisecond, both admit the level less the slack plus their one burst
+    // after idling, never more.
+    for limiter in [&mut strict, &mut tolerant] {
+        let start = t0 + Duration::from_secs(10);
+        let admitted: usize =
+            (0..1000).map(|ms| burst_at(limiter, &n, start + Duration::from_millis(ms), 100)).sum();
+        assert!((990..=1020).contains(&admitted), "{admitted}");
+    }
+    // The tolerance survives a level change.
+    tolerant.set_mps(&n, 80);
+    let later = t0 + Duration::from_secs(60);
+    assert_eq!(burst_at(&mut tolerant, &n, later, 100), 2, "20 ms at 80 msg/s is one interval and a bit");
+}
+
 #[test]
 fn inbound_messages_take_room_from_sends() {
     let mut limiter = NumberLimiter::new(Limits::default());
