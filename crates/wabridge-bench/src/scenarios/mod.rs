@@ -18,6 +18,15 @@ pub use sandbox::sandbox;
 
 use serde::Serialize;
 
+/// `listener` with `TCP_NODELAY` on every accepted connection, as the gateway's and the sandbox's own.
+fn nodelay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, impl FnMut(&mut tokio::net::TcpStream) + Send + 'static> {
+    axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 use crate::load::LoadReport;
 
 /// One result line.

@@ -38,10 +38,7 @@ pub async fn serve_and_load(
     let app = Router::new().route("/webhook", post(|_body: Bytes| async { "" }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    // TCP_NODELAY, as the gateway's own listener.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let listener = super::nodelay(listener);
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     let plan = common.plan(addr);
     let factory = make(addr.to_string(), "/webhook");

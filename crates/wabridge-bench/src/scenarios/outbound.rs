@@ -307,9 +307,7 @@ async fn run_level(args: &OutboundArgs, level: u32) -> anyhow::Result<OutboundRe
         .layer(axum::middleware::from_fn_with_state(recorder.clone(), record));
     let front = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let front_addr: SocketAddr = front.local_addr()?;
-    let front = axum::serve::ListenerExt::tap_io(front, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let front = super::nodelay(front);
     let front_server = tokio::spawn(async move { axum::serve(front, app).await });
 
     let mut config = gateway_config(args, &dir, &ids, level)?;

@@ -76,9 +76,14 @@ impl NumberLimiter {
         &self.limits
     }
 
+    /// The tolerance every number's [`Gcra`] gets: the one set, or the slack.
+    fn tolerance(&self) -> Duration {
+        self.tolerance.unwrap_or(self.slack)
+    }
+
     fn state(&mut self, number: &PhoneNumberId) -> &mut NumberState {
         let (standard, window, slack) = (self.limits.standard_mps, self.window, self.slack);
-        let tolerance = self.tolerance.unwrap_or(slack);
+        let tolerance = self.tolerance();
         self.numbers.entry(number.clone()).or_insert_with(|| {
             let mut gcra = Gcra::per_window(standard, window, slack);
             gcra.reconfigure(gcra.interval(), tolerance);
@@ -87,8 +92,7 @@ impl NumberLimiter {
     }
 
     fn apply_level(&mut self, number: &PhoneNumberId) {
-        let (window, slack) = (self.window, self.slack);
-        let tolerance = self.tolerance.unwrap_or(slack);
+        let (window, slack, tolerance) = (self.window, self.slack, self.tolerance());
         let state = self.state(number);
         let level = state.level();
         state.gcra.reconfigure(window_interval(level, window, slack), tolerance);

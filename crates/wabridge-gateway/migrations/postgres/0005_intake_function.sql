@@ -13,6 +13,12 @@
 --    of outbound messages derived from the timeline. Each statement of a PL/pgSQL function takes a new
 --    snapshot, so the statements after the lock see everything committed before it (the wamids a sender
 --    recorded), as the separate statements did.
+-- Why the lock, held until the commit: (a) seq order must be visibility order — under the lock seqs are assigned by
+-- one transaction at a time and each commits before the next assigns, so a reader that passed a seq never misses
+-- a lower one committed later; (b) statuses and wamids must meet — the sender records a wamid in its own
+-- transaction and then, under the same lock, applies the statuses stored so far, so either this transaction sees
+-- the committed wamid or the sender sees these committed statuses, never neither (write skew under READ
+-- COMMITTED would otherwise strand messages at an earlier state).
 -- The status and state ranks are the ones of `status_rank!`, `state_rank!` and `state_of_status!` in
 -- `store/mod.rs`; the state-machine tests run through this function on PostgreSQL.
 CREATE FUNCTION wabridge_intake(
