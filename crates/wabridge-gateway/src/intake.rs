@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use wabridge_types::signature::{self, SIGNATURE_HEADER, SignatureError};
-use wabridge_types::webhook::{Envelope, EventKind, WebhookEvent};
+use wabridge_types::webhook::{Envelope, EventKind, Scalar, WebhookError, WebhookEvent};
 
 use crate::AppState;
 use crate::store::{InboundTouch, IntakeBatchItem, NewEvent, NewRawWebhook, StatusUpdate};
@@ -75,8 +75,16 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             return StatusCode::UNAUTHORIZED.into_response();
         }
     }
-    let mut item = match Envelope::from_slice(&body) {
-        Ok(envelope) => batch_item(&body, &envelope),
+    let mut inbound_media = Vec::new();
+    let mut item = match Envelope::events_from_slice(&body) {
+        Ok(events) => {
+            inbound_media = events
+                .iter()
+                .filter(|e| matches!(e.kind, EventKind::Message { .. }))
+                .filter_map(|e| crate::media::inbound_media(&e.payload))
+                .collect();
+            batch_item(&body, events)
+        }
         Err(e) => {
             metrics.webhooks_rejected.inc("invalid_envelope");
             tracing::warn!(error = %e, bytes = body.len(), "signed webhook is not a valid envelope; stored as rejected");
@@ -96,12 +104,6 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         .iter()
         .filter(|e| e.field == "message_template_status_update")
         .map(|e| (e.waba_id.clone(), e.payload.clone()))
-        .collect();
-    let inbound_media: Vec<(String, Option<String>)> = item
-        .events
-        .iter()
-        .filter(|e| e.kind == "message")
-        .filter_map(|e| crate::media::inbound_media(&serde_json::from_str(&e.payload).ok()?))
         .collect();
     match state.intake.submit(item).await {
         Ok(outcome) => {
@@ -187,11 +189,11 @@ fn kind_name(kind: &EventKind) -> &'static str {
     }
 }
 
-/// Everything one webhook adds to the store: its raw body, one event per item, the contacts' last inbound
-/// time and the statuses of outbound messages.
+/// Everything one webhook adds to the store: its raw body, one event per item (from
+/// [`Envelope::events_from_slice`] or [`Envelope::events`]), the contacts' last inbound time and the
+/// statuses of outbound messages.
 #[must_use]
-pub fn batch_item(body: &Bytes, envelope: &Envelope) -> IntakeBatchItem {
-    let events = envelope.events();
+pub fn batch_item(body: &Bytes, events: Vec<WebhookEvent>) -> IntakeBatchItem {
     let mut inbound = Vec::new();
     let mut statuses = Vec::new();
     for event in &events {
@@ -207,13 +209,8 @@ pub fn batch_item(body: &Bytes, envelope: &Envelope) -> IntakeBatchItem {
                 }
             }
             EventKind::Status { status } => {
-                if let Some(s) = event.status() {
-                    statuses.push(StatusUpdate {
-                        wamid: s.id.to_string(),
-                        status: status.clone(),
-                        timestamp: s.timestamp.as_i64().unwrap_or(0),
-                        errors: s.errors.as_ref().and_then(|e| serde_json::to_string(e).ok()),
-                    });
+                if let Some(update) = status_update(event, status) {
+                    statuses.push(update);
                 }
             }
             _ => {}
@@ -223,8 +220,34 @@ pub fn batch_item(body: &Bytes, envelope: &Envelope) -> IntakeBatchItem {
     IntakeBatchItem { raw: NewRawWebhook::accepted(body.clone(), true), events, inbound, statuses }
 }
 
+/// The item of a single-item event's payload (`messages[0]`, `statuses[0]`).
+fn single<'a>(event: &'a WebhookEvent, key: &str) -> Option<&'a serde_json::Value> {
+    event.payload.get(key)?.get(0)
+}
+
+/// A Unix time that Meta sends as a string or a number.
+fn unix_seconds(value: Option<&serde_json::Value>) -> Option<i64> {
+    Scalar::deserialize(value?).ok()?.as_i64()
+}
+
+/// The status update a status event brings, read from its payload (which was built from a parsed
+/// [`Status`](wabridge_types::webhook::Status), so the id and timestamp are there).
+fn status_update(event: &WebhookEvent, status: &str) -> Option<StatusUpdate> {
+    let item = single(event, "statuses")?;
+    let errors = match item.get("errors").filter(|errors| !errors.is_null()) {
+        Some(errors) => Some(serde_json::to_string(&Vec::<WebhookError>::deserialize(errors).ok()?).ok()?),
+        None => None,
+    };
+    Some(StatusUpdate {
+        wamid: item.get("id")?.as_str()?.to_owned(),
+        status: status.to_owned(),
+        timestamp: unix_seconds(item.get("timestamp")).unwrap_or(0),
+        errors,
+    })
+}
+
 fn event_time(event: &WebhookEvent) -> Option<SystemTime> {
-    let secs = event.message()?.timestamp.as_i64()?;
+    let secs = unix_seconds(single(event, "messages")?.get("timestamp"))?;
     UNIX_EPOCH.checked_add(Duration::from_secs(u64::try_from(secs).ok()?))
 }
 

@@ -7,7 +7,8 @@
 //! `broadcast_capacity` batches behind gets `Lagged` and catches up from the store by itself
 //! ([`Subscription`](super::Subscription)). Intake never waits for any reader. While no subscriber is
 //! connected, the feed only moves its head (to the writer's committed seq, or the log's end on the timer)
-//! instead of reading and serializing events nobody receives.
+//! instead of reading and serializing events nobody receives, and publishes an empty batch at the new head
+//! for a subscriber that arrived in between.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,8 +36,8 @@ pub struct FeedBatch {
 /// The handle subscribers use: the broadcast and the position published so far.
 #[derive(Debug)]
 pub struct EventFeed {
-    batches: broadcast::Sender<Arc<FeedBatch>>,
-    head: watch::Receiver<i64>,
+    pub(super) batches: broadcast::Sender<Arc<FeedBatch>>,
+    pub(super) head: watch::Receiver<i64>,
 }
 
 impl EventFeed {
@@ -79,6 +80,14 @@ impl EventFeed {
                             Ok(newest) if newest > last => {
                                 last = newest;
                                 head_tx.send_replace(last);
+                                // A subscriber may have arrived since the check above and read the old head:
+                                // an empty batch that starts at the new head tells it to read the store (it
+                                // would otherwise wait for the next commit). Nobody listening: nothing is sent.
+                                let _ = batches.send(Arc::new(FeedBatch {
+                                    after: last,
+                                    last,
+                                    events: Vec::new(),
+                                }));
                             }
                             Ok(_) => {}
                             Err(e) => {

@@ -111,3 +111,54 @@ impl Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::{broadcast, watch};
+
+    use super::Subscription;
+    use crate::events::{EventFeed, FeedBatch, Hooks};
+    use crate::store::{EventFilter, IntakeBatchItem, NewEvent, NewRawWebhook, SqliteOptions, Store};
+
+    /// A subscriber that read the head just before the feed moved it (while nobody listened) follows the feed
+    /// from the old head; the feed's empty batch at the new head sends it to the store for what it skipped.
+    #[tokio::test]
+    async fn an_empty_batch_at_a_new_head_sends_a_follower_to_the_store() {
+        let dir = std::env::temp_dir().join(format!("wabridge-sub-{}", std::process::id()));
+        let store = Store::open_sqlite(dir.join("t.db"), SqliteOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        let items: Vec<IntakeBatchItem> = (1..=3)
+            .map(|n| IntakeBatchItem {
+                raw: NewRawWebhook::accepted(format!("body {n}"), true),
+                events: vec![NewEvent {
+                    dedupe_key: format!("k{n}"),
+                    kind: "change".to_owned(),
+                    field: "messages".to_owned(),
+                    waba_id: "w".to_owned(),
+                    phone_number_id: None,
+                    contact: None,
+                    payload: "{}".to_owned(),
+                }],
+                inbound: Vec::new(),
+                statuses: Vec::new(),
+            })
+            .collect();
+        store.commit_intake(&items).await.unwrap();
+
+        let (batches, _) = broadcast::channel(8);
+        let (head_tx, head) = watch::channel(0);
+        let feed = Arc::new(EventFeed { batches: batches.clone(), head });
+        let mut sub =
+            Subscription::new(feed, store.clone(), Hooks::default(), EventFilter::default(), Some(0), 100);
+        assert!(!sub.is_catching_up(), "at the head it read, it follows the feed");
+        head_tx.send_replace(3);
+        batches.send(Arc::new(FeedBatch { after: 3, last: 3, events: Vec::new() })).unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.unwrap().unwrap().unwrap();
+        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 
 use super::types::IntakePlan;
 use super::{
@@ -20,6 +20,9 @@ use super::{
 /// First key of the event log's advisory lock ("WABR"); the second is a hash of the schema, so event logs in
 /// different schemas of one database do not serialize each other.
 pub(super) const EVENT_LOG_LOCK_CLASS: i32 = 0x5741_4252;
+
+/// Idle time after which a pooled connection is pinged before use.
+const PING_IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// PostgreSQL's `synchronous_commit` for the gateway's sessions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -98,9 +101,22 @@ impl PgStore {
         }
         let connect_options =
             PgConnectOptions::from_str(url).map_err(connect)?.application_name("wabridge").options(session);
+        // sqlx pings every idle connection before handing it out by default: a round trip before every
+        // query, the intake's included. Only a connection that sat idle long enough to have been dropped
+        // (by a proxy, a firewall, a restarted server) is checked; a connection that breaks in between
+        // fails its query, which the caller sees as an error (the intake answers 500, so Meta retries).
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect_options)
             .await
             .map_err(connect)?;

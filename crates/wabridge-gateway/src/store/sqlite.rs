@@ -368,18 +368,22 @@ impl SqliteStore {
 
 /// Moves the outbound messages whose wamids are in the JSON array `?2` to the highest-ranked status of their
 /// timeline, if that ranks above their state (`?1` = now). Derived from the whole timeline, so order and
-/// duplicates do not matter.
+/// duplicates do not matter. A timeline row is found through its status event's dedupe key (migration 0006):
+/// the keys of a wamid's statuses are the range `status:{wamid}:` up to `status:{wamid};` (`;` follows `:`),
+/// and the row's wamid is compared too, for wamids that contain a `:`.
 pub(super) const APPLY_STATUSES: &str = concat!(
     "UPDATE outbound_messages SET state = best.state, updated_at = ?1, ",
     "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE outbound_messages.last_error END ",
     "FROM (SELECT wamid, state, errors, rank FROM (",
-    "SELECT wamid, ",
-    state_of_status!("status"),
-    " AS state, errors, ",
-    status_rank!("status"),
-    " AS rank, row_number() OVER (PARTITION BY wamid ORDER BY ",
-    status_rank!("status"),
-    " DESC, id) AS rn FROM message_statuses WHERE wamid IN (SELECT value FROM json_each(?2))",
+    "SELECT m.wamid, ",
+    state_of_status!("m.status"),
+    " AS state, m.errors, ",
+    status_rank!("m.status"),
+    " AS rank, row_number() OVER (PARTITION BY m.wamid ORDER BY ",
+    status_rank!("m.status"),
+    " DESC, m.id) AS rn FROM json_each(?2) AS w ",
+    "JOIN events AS e ON e.dedupe_key > 'status:' || w.value || ':' AND e.dedupe_key < 'status:' || w.value || ';' ",
+    "JOIN message_statuses AS m ON m.id = e.seq AND m.wamid = w.value",
     ") WHERE rn = 1) AS best ",
     "WHERE outbound_messages.wamid = best.wamid AND best.rank > ",
     state_rank!("outbound_messages.state"),

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::oneshot;
+use wabridge_types::webhook::status_dedupe_key;
 
 use super::{
     IntakeBatchItem, ItemOutcome, StoreError, now_millis, state_of_status, state_rank, status_rank, to_millis,
@@ -35,8 +36,12 @@ use super::{
 /// WAL pages after which a committing writer checkpoints (about 8 MiB with 4 KiB pages).
 pub(super) const AUTOCHECKPOINT_PAGES: i64 = 2_000;
 
-/// Pages of cache per connection, in KiB when negative (SQLite's convention): 64 MiB.
-const CACHE_SIZE_KIB: i64 = -65_536;
+/// Page cache of the writer connection, in KiB when negative (SQLite's convention): 8 MiB, which holds the
+/// pages intake touches again and again (the ends of the tables, the upper levels of the indexes); the rest is
+/// read back from the OS page cache. A larger cache costs the writer at every commit: SQLite then drops the
+/// cached pages past the end of the database by walking the cache's whole hash table, which took about 8 % of
+/// the writer's time with 64 MiB and does not show with 8 MiB (`perf`, `wabridge-bench ingest`).
+const CACHE_SIZE_KIB: i64 = -8_192;
 
 /// Work for the writer thread: it runs with the connection and answers through its own channel.
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
@@ -140,17 +145,18 @@ const INSERT_EVENT: &str = "INSERT INTO events \
      (dedupe_key, kind, field, waba_id, phone_number_id, contact, payload, raw_id, created_at) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (dedupe_key) DO NOTHING";
 
-/// The raw row that first brought an event, if it holds the same body.
+/// The raw row that first brought an event, if it holds the same body and is not the row just inserted (a
+/// body that repeats an event of its own is not a redelivery).
 const SAME_BODY: &str = "SELECT r.id FROM events e JOIN raw_webhooks r ON r.id = e.raw_id \
-     WHERE e.dedupe_key = ?1 AND r.body_sha256 = ?2";
+     WHERE e.dedupe_key = ?1 AND r.body_sha256 = ?2 AND r.id <> ?3";
 
 const RELINK_EVENTS: &str = "UPDATE events SET raw_id = ?1 WHERE raw_id = ?2";
 
 const DELETE_RAW: &str = "DELETE FROM raw_webhooks WHERE id = ?1";
 
+/// A timeline row, keyed by the seq of its status event (migration 0006): written only with a new event.
 const INSERT_STATUS: &str = "INSERT INTO message_statuses \
-     (wamid, status, status_timestamp, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?5) \
-     ON CONFLICT (wamid, status, status_timestamp) DO NOTHING";
+     (id, wamid, status, status_timestamp, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 /// Moves one outbound message forward by one status: only to a higher rank, so order and duplicates do not
 /// matter (the same rule as the timeline-derived update in `sqlite.rs`, applied status by status).
@@ -213,6 +219,8 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                 last_seq: None,
             };
             let mut first_known = None;
+            // The seq of each event inserted now, by dedupe key: a status's timeline row goes with its event.
+            let mut inserted: Vec<(&str, i64)> = Vec::new();
             for e in &item.events {
                 let added = insert_event.execute(params![
                     e.dedupe_key,
@@ -228,6 +236,7 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                 if added == 1 {
                     outcome.events_inserted += 1;
                     outcome.last_seq = Some(tx.last_insert_rowid());
+                    inserted.push((e.dedupe_key.as_str(), tx.last_insert_rowid()));
                 } else {
                     outcome.events_duplicate += 1;
                     first_known.get_or_insert(e);
@@ -239,7 +248,7 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                 // original. A different body with known events (Meta re-batched them) is kept: it was received.
                 known_body = tx
                     .prepare_cached(SAME_BODY)?
-                    .query_row(params![known.dedupe_key, hash], |row| row.get(0))
+                    .query_row(params![known.dedupe_key, hash, new_raw], |row| row.get(0))
                     .optional()?;
                 if let Some(original) = known_body {
                     if outcome.events_inserted > 0 {
@@ -251,10 +260,12 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                 }
             }
             for s in &item.statuses {
-                let new = insert_status.execute(params![s.wamid, s.status, s.timestamp, s.errors, now])?;
-                if new == 1 {
-                    advance.execute(params![s.wamid, s.status, now, s.errors])?;
-                }
+                // Each new event carries one timeline row: a status repeated in the same body finds it taken.
+                let key = status_dedupe_key(&s.wamid, &s.status);
+                let Some(at) = inserted.iter().position(|(k, _)| *k == key) else { continue };
+                let (_, seq) = inserted.swap_remove(at);
+                insert_status.execute(params![seq, s.wamid, s.status, s.timestamp, s.errors, now])?;
+                advance.execute(params![s.wamid, s.status, now, s.errors])?;
             }
             for t in &item.inbound {
                 touch.execute(params![t.phone_number_id, t.wa_id, to_millis(t.at), now])?;

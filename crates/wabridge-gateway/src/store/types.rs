@@ -144,7 +144,10 @@ pub struct IntakeBatchItem {
     pub events: Vec<NewEvent>,
     /// Inbound messages, for the 24-hour window.
     pub inbound: Vec<InboundTouch>,
-    /// Message statuses, for the outbound messages' states.
+    /// Message statuses, for the outbound messages' states, each with its status event in `events` (dedupe
+    /// key `status:{wamid}:{status}`), as [`intake::batch_item`](crate::intake::batch_item) builds them. On
+    /// SQLite a status joins the timeline (and may move its message) only with its event, when that is new: a
+    /// known event is a status already applied; a status without its event is left out.
     pub statuses: Vec<StatusUpdate>,
 }
 

@@ -80,7 +80,7 @@ pub fn status_body(wamid: &str, status: &str, to: &str) -> String {
 pub async fn submit(gw: &Gateway, body: &str) {
     let bytes = Bytes::from(body.to_owned());
     let envelope = Envelope::from_slice(&bytes).unwrap();
-    let item = wabridge_gateway::intake::batch_item(&bytes, &envelope);
+    let item = wabridge_gateway::intake::batch_item(&bytes, envelope.events());
     gw.state().intake.submit(item).await.unwrap();
 }
 
@@ -316,7 +316,11 @@ async fn subscriber_resumes_with_its_cursor_exactly_once(db: TestDb) {
                 let body = messages_body(NUMBER_ID, &[(format!("wamid.c.{i}"), "444".to_owned())]);
                 let bytes = Bytes::from(body);
                 let envelope = Envelope::from_slice(&bytes).unwrap();
-                state.intake.submit(wabridge_gateway::intake::batch_item(&bytes, &envelope)).await.unwrap();
+                state
+                    .intake
+                    .submit(wabridge_gateway::intake::batch_item(&bytes, envelope.events()))
+                    .await
+                    .unwrap();
             }
         })
     };
@@ -488,7 +492,7 @@ async fn slow_subscriber_catches_up_while_fast_one_stays_prompt(db: TestDb) {
                     let envelope = Envelope::from_slice(&bytes).unwrap();
                     state
                         .intake
-                        .submit(wabridge_gateway::intake::batch_item(&bytes, &envelope))
+                        .submit(wabridge_gateway::intake::batch_item(&bytes, envelope.events()))
                         .await
                         .unwrap();
                     Instant::now()

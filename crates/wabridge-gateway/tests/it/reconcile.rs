@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use wabridge_gateway::store::{NewQueued, OutboundOp};
 
 use crate::support::backend::{TestDb, each_backend};
-use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
+use crate::support::sending::{NUMBER, Pair, config, read_with_three_statuses, sandbox_config, template};
 
 each_backend!(sending_message_whose_status_arrives_is_reconciled, sending_message_without_status_is_resent,);
 
@@ -58,16 +58,14 @@ async fn sending_message_whose_status_arrives_is_reconciled(db: TestDb) {
     leave_in_sending(&config, id).await;
     let pair = Pair::start(config, sandbox_config(|_| {})).await;
     let wamid = send_as_before_the_crash(&pair, id).await;
-    let m = pair.wait_state(id, &["read"], WAIT).await;
+    let m = pair.wait_message(id, WAIT, "read with three statuses", read_with_three_statuses).await;
     assert_eq!(m["wamid"], wamid.as_str(), "{m}");
     assert_eq!(m["reconciled"], true, "{m}");
     assert_eq!(m["possibly_duplicated"], false, "{m}");
     assert_eq!(m["attempts"], 1, "not sent again: {m}");
-    // The timeline is in order of arrival; webhooks sent at once may arrive in any order.
-    let mut timeline: Vec<&str> =
+    let timeline: Vec<&str> =
         m["statuses"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
-    timeline.sort_unstable();
-    assert_eq!(timeline, ["delivered", "read", "sent"]);
+    assert_eq!(timeline, ["sent", "delivered", "read"]);
     assert_eq!(pair.sandbox.control().counters().accepted, 1, "one message reached Meta");
     let metrics = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wabridge_outbound_reconciled_total 1"), "{metrics}");
@@ -80,7 +78,7 @@ async fn sending_message_without_status_is_resent(db: TestDb) {
     let id = "resend-me";
     leave_in_sending(&config, id).await;
     let pair = Pair::start(config, sandbox_config(|_| {})).await;
-    let m = pair.wait_state(id, &["read"], WAIT).await;
+    let m = pair.wait_message(id, WAIT, "read with three statuses", read_with_three_statuses).await;
     assert_eq!(m["reconciled"], false, "{m}");
     assert_eq!(m["possibly_duplicated"], true, "{m}");
     assert_eq!(m["attempts"], 2, "sent again after the grace period: {m}");

@@ -8,7 +8,9 @@ use serde_json::{Value, json};
 use wabridge_sandbox::{FaultInjection, FaultScope, Inbound, SentFilter};
 
 use crate::support::backend::{TestDb, each_backend};
-use crate::support::sending::{NUMBER, NUMBER2, Pair, config, sandbox_config, template};
+use crate::support::sending::{
+    NUMBER, NUMBER2, Pair, config, read_with_three_statuses, sandbox_config, template,
+};
 
 each_backend!(
     template_goes_through_with_statuses_and_ids,
@@ -30,7 +32,7 @@ async fn template_goes_through_with_statuses_and_ids(db: TestDb) {
     assert_eq!(code, 201, "{resp}");
     assert_eq!(resp["meta"]["api_status"], "stable");
     let id = resp["messages"][0]["id"].as_str().unwrap().to_owned();
-    let m = pair.wait_state(&id, &["read"], WAIT).await;
+    let m = pair.wait_message(&id, WAIT, "read with three statuses", read_with_three_statuses).await;
     assert_eq!(m["to"], "16315551234");
     assert_eq!(m["biz_opaque_callback_data"], "order-42", "the application's callback data is kept");
     let wamid = m["wamid"].as_str().unwrap().to_owned();

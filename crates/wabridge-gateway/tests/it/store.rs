@@ -21,6 +21,8 @@ each_backend!(
     raw_duplicate_by_body_hash,
     statuses_move_forward_in_any_order,
     statuses_before_the_wamid_is_known,
+    status_timeline_follows_the_event_log,
+    a_body_repeating_its_own_event,
     event_log_order_under_concurrent_writers,
     prune_keeps_what_is_needed,
     events_after_filters,
@@ -60,8 +62,17 @@ fn status(wamid: &str, status: &str, timestamp: i64) -> StatusUpdate {
     StatusUpdate { wamid: wamid.to_owned(), status: status.to_owned(), timestamp, errors }
 }
 
+/// An item with these statuses and their status events, as intake builds them.
 fn status_item(body: &str, statuses: Vec<StatusUpdate>) -> IntakeBatchItem {
-    IntakeBatchItem { statuses, ..item(body, Vec::new()) }
+    let events = statuses
+        .iter()
+        .map(|s| NewEvent {
+            kind: "status".to_owned(),
+            payload: format!(r#"{{"statuses":[{{"id":"{}","status":"{}"}}]}}"#, s.wamid, s.status),
+            ..event(&format!("status:{}:{}", s.wamid, s.status))
+        })
+        .collect();
+    IntakeBatchItem { statuses, ..item(body, events) }
 }
 
 async fn outbound(store: &Store, id: &str, wamid: Option<&str>) {
@@ -297,6 +308,61 @@ async fn statuses_move_forward_in_any_order(db: TestDb) {
         store.commit_intake(&batch).await.unwrap();
         assert_eq!(state_of(&store, &id).await, expected(order), "order {order:?}");
     }
+    store.close().await;
+}
+
+async fn status_timeline_follows_the_event_log(db: TestDb) {
+    let store = db.open().await;
+    outbound(&store, "m-tl", Some("wamid.tl")).await;
+    // Another wamid that starts with this one and a `:` must not show in its timeline.
+    let items = [
+        status_item("tl 1", vec![status("wamid.tl", "sent", 10)]),
+        status_item("tl 2", vec![status("wamid.tl", "delivered", 20)]),
+        status_item("tl 3", vec![status("wamid.tl:x", "read", 25)]),
+        // Meta repeating a status with another timestamp.
+        status_item("tl 4", vec![status("wamid.tl", "delivered", 21)]),
+        // A new status twice in one body.
+        status_item("tl 5", vec![status("wamid.tl", "read", 30), status("wamid.tl", "read", 30)]),
+    ];
+    store.commit_intake(&items).await.unwrap();
+    let timeline = |detail: wabridge_gateway::store::OutboundDetail| {
+        detail.statuses.into_iter().map(|(s, t, _)| (s, t)).collect::<Vec<_>>()
+    };
+    let detail = store.outbound_detail("m-tl").await.unwrap().unwrap();
+    assert_eq!(detail.state, "read");
+    let expected: Vec<(String, i64)> = match db.backend() {
+        // SQLite keeps one row per status event: the repeated status is a duplicate, as in the event log.
+        Backend::Sqlite => vec![("sent".into(), 10), ("delivered".into(), 20), ("read".into(), 30)],
+        // PostgreSQL keeps one row per (status, timestamp).
+        Backend::Postgres => {
+            vec![("sent".into(), 10), ("delivered".into(), 20), ("delivered".into(), 21), ("read".into(), 30)]
+        }
+    };
+    assert_eq!(timeline(detail), expected);
+
+    // On SQLite the timeline goes when retention prunes its events.
+    store.prune(SystemTime::now() + Duration::from_secs(60), None).await.unwrap();
+    let left = timeline(store.outbound_detail("m-tl").await.unwrap().unwrap());
+    match db.backend() {
+        Backend::Sqlite => assert!(left.is_empty(), "{left:?}"),
+        Backend::Postgres => assert_eq!(left, expected),
+    }
+    store.close().await;
+}
+
+async fn a_body_repeating_its_own_event(db: TestDb) {
+    let store = db.open().await;
+    // The same event twice in one body is one event; the body is new, not a redelivery of itself.
+    let body = item("twice", vec![event("twice-1"), event("twice-1")]);
+    let first = store.commit_intake(std::slice::from_ref(&body)).await.unwrap();
+    assert_eq!((first[0].raw_duplicate, first[0].events_inserted, first[0].events_duplicate), (false, 1, 1));
+    let events = store.events_after(0, &EventFilter::default(), 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].raw_id, first[0].raw_id);
+    // Delivered again, it is a duplicate body with nothing new.
+    let again = store.commit_intake(&[body]).await.unwrap();
+    assert_eq!((again[0].raw_duplicate, again[0].events_inserted), (true, 0));
+    assert_eq!(again[0].raw_id, first[0].raw_id);
     store.close().await;
 }
 

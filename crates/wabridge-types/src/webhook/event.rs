@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 use super::change::ChangeValue;
 use super::message::InboundMessage;
 use super::status::{Status, StatusKind};
-use super::value::{Contact, MessagesValue, WebhookError};
+use super::value::{Contact, MessagesValue, Metadata, WebhookError};
 use super::wire::Scalar;
 use super::{Entry, Envelope};
 use crate::ids::{PhoneNumberId, WabaId};
@@ -138,6 +138,99 @@ impl Envelope {
         }
         events
     }
+
+    /// Parses a webhook body and splits it into events: the same result as
+    /// `Envelope::from_slice(body).map(|e| e.events())` (the same events, or the same error), sooner.
+    ///
+    /// Typed parsing keeps explicit `null`s and unknown keys at every level, which costs a copy of each
+    /// level's subtree; for a whole envelope that is most of the time spent on a webhook. The common body, one
+    /// or more `messages` changes that hold only known keys above the items, is therefore read as plain JSON
+    /// down to its items, and only the items (contacts, messages, statuses) and the metadata are parsed typed.
+    /// Anything else (another field, a value-level error, an unknown or `null` key above the items, an item
+    /// that does not parse) takes the full typed path, so the result never differs.
+    ///
+    /// # Errors
+    /// When the body is not JSON or not an envelope, as [`Envelope::from_slice`].
+    pub fn events_from_slice(body: &[u8]) -> Result<Vec<WebhookEvent>, serde_json::Error> {
+        let common = serde_json::from_slice::<Value>(body).ok().and_then(|root| common_events(&root));
+        match common {
+            Some(events) => Ok(events),
+            None => Ok(Self::from_slice(body)?.events()),
+        }
+    }
+}
+
+/// The events of an envelope made only of `messages` changes with known keys above the items, or `None`
+/// when the envelope has anything else (see [`Envelope::events_from_slice`]).
+fn common_events(root: &Value) -> Option<Vec<WebhookEvent>> {
+    let envelope = root.as_object()?;
+    if !only(envelope, &["object", "entry"]) {
+        return None;
+    }
+    envelope.get("object")?.as_str()?;
+    let mut events = Vec::new();
+    for entry in envelope.get("entry")?.as_array()? {
+        let entry = entry.as_object()?;
+        if !only(entry, &["id", "time", "changes"]) {
+            return None;
+        }
+        let time = match entry.get("time") {
+            None => None,
+            Some(Value::String(text)) => Some(Scalar::Text(text.clone())),
+            Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Scalar::Number(n.clone())),
+            Some(_) => return None,
+        };
+        let head = Entry {
+            id: WabaId::from(entry.get("id")?.as_str()?),
+            time,
+            changes: Vec::new(),
+            extra: Map::new(),
+        };
+        for change in entry.get("changes")?.as_array()? {
+            let change = change.as_object()?;
+            if !only(change, &["field", "value"]) || change.get("field")?.as_str()? != "messages" {
+                return None;
+            }
+            let value = messages_value(change.get("value")?.as_object()?)?;
+            messages_events(&head, "messages", &value, &mut events);
+        }
+    }
+    Some(events)
+}
+
+/// Whether `map` has no keys but `keys` and no `null` value.
+fn only(map: &Map<String, Value>, keys: &[&str]) -> bool {
+    map.iter().all(|(k, v)| !v.is_null() && keys.contains(&k.as_str()))
+}
+
+/// The dedupe key of a status event: `status:{wamid}:{status}` (see [`Envelope::events`]).
+#[must_use]
+pub fn status_dedupe_key(wamid: &str, status: &str) -> String {
+    format!("status:{wamid}:{status}")
+}
+
+/// A `messages` value with only the metadata, contacts, messages and statuses, none of them `null`; the
+/// items parsed typed.
+fn messages_value(value: &Map<String, Value>) -> Option<MessagesValue> {
+    if !only(value, &["messaging_product", "metadata", "contacts", "messages", "statuses"]) {
+        return None;
+    }
+    fn items<T: for<'de> Deserialize<'de>>(value: &Map<String, Value>, key: &str) -> Option<Option<Vec<T>>> {
+        match value.get(key) {
+            None => Some(None),
+            Some(items) => Vec::<T>::deserialize(items).ok().map(Some),
+        }
+    }
+    Some(MessagesValue {
+        messaging_product: value.get("messaging_product")?.as_str()?.to_owned(),
+        metadata: Metadata::deserialize(value.get("metadata")?).ok()?,
+        contacts: items(value, "contacts")?,
+        messages: items(value, "messages")?,
+        statuses: items(value, "statuses")?,
+        errors: None,
+        user_preferences: None,
+        extra: Map::new(),
+    })
 }
 
 fn messages_events(entry: &Entry, field: &str, value: &MessagesValue, events: &mut Vec<WebhookEvent>) {
@@ -172,7 +265,7 @@ fn messages_events(entry: &Entry, field: &str, value: &MessagesValue, events: &m
             (EventKind::Payment { status: name.clone() }, format!("payment:{}:{name}", status.id))
         } else {
             let name = status.status.as_str().to_owned();
-            (EventKind::Status { status: name.clone() }, format!("status:{}:{name}", status.id))
+            (EventKind::Status { status: name.clone() }, status_dedupe_key(status.id.as_str(), &name))
         };
         // A payment update names the user in `from` rather than `recipient_id` ([R]).
         let contact =
@@ -287,5 +380,43 @@ fn write_scalar(value: &Value, out: &mut Vec<u8>) {
     // Serializing a string, number, bool or null into a Vec cannot fail.
     if serde_json::to_writer(&mut *out, value).is_err() {
         out.extend_from_slice(b"null");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::common_events;
+
+    fn body(value: serde_json::Value) -> serde_json::Value {
+        json!({"object": "whatsapp_business_account",
+               "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
+    }
+
+    #[test]
+    fn the_common_shapes_take_the_short_path_and_the_rest_do_not() {
+        let metadata = json!({"display_phone_number": "15550783881", "phone_number_id": "106540352242922"});
+        let status =
+            json!({"id": "wamid.A", "status": "read", "timestamp": "1767228000", "recipient_id": "1650"});
+        let message = json!({"from": "1650", "id": "wamid.B", "timestamp": "1767228000", "type": "text",
+                             "text": {"body": "hi"}});
+        let common = [
+            json!({"messaging_product": "whatsapp", "metadata": metadata, "statuses": [status]}),
+            json!({"messaging_product": "whatsapp", "metadata": metadata,
+                   "contacts": [{"wa_id": "1650", "profile": {"name": "A"}}], "messages": [message]}),
+        ];
+        for value in common {
+            assert_eq!(common_events(&body(value)).map(|e| e.len()), Some(1));
+        }
+        let other = [
+            json!({"messaging_product": "whatsapp", "metadata": metadata, "statuses": [status],
+                   "errors": [{"code": 1, "title": "x"}]}),
+            json!({"messaging_product": "whatsapp", "metadata": metadata, "statuses": null}),
+            json!({"messaging_product": "whatsapp", "metadata": metadata, "statuses": [{"id": 1}]}),
+        ];
+        for value in other {
+            assert!(common_events(&body(value)).is_none());
+        }
     }
 }

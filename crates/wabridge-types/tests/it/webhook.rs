@@ -2,6 +2,7 @@
 //! status-ordering rule. Shared helpers here; the tests are in the submodules.
 
 mod events;
+mod fast_split;
 mod fields;
 mod messages;
 mod meta;

@@ -132,13 +132,22 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                let statuses = sqlx::query(&format!(
-                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = ?1 \
-                     ORDER BY {TIMELINE_ORDER}"
-                ))
-                .bind(wamid)
-                .fetch_all(&s.readers)
-                .await?;
+                // Timeline rows are found through their status events' dedupe keys (migration 0006).
+                let statuses = match wamid {
+                    Some(wamid) => {
+                        sqlx::query(&format!(
+                            "SELECT status, status_timestamp, errors FROM message_statuses \
+                             WHERE id IN (SELECT seq FROM events WHERE dedupe_key > ?1 AND dedupe_key < ?2) \
+                             AND wamid = ?3 ORDER BY {TIMELINE_ORDER}"
+                        ))
+                        .bind(format!("status:{wamid}:"))
+                        .bind(format!("status:{wamid};"))
+                        .bind(&wamid)
+                        .fetch_all(&s.readers)
+                        .await?
+                    }
+                    None => Vec::new(),
+                };
                 (
                     detail_row(
                         &row,

@@ -114,13 +114,27 @@ impl Pair {
 
     /// Waits until message `id` is in one of `states`; panics after `limit`.
     pub async fn wait_state(&self, id: &str, states: &[&str], limit: Duration) -> Value {
+        self.wait_message(id, limit, &format!("a state in {states:?}"), |m| {
+            states.contains(&m["state"].as_str().unwrap_or(""))
+        })
+        .await
+    }
+
+    /// Polls message `id` until `done` holds for it (`what` names the condition when it never does).
+    pub async fn wait_message(
+        &self,
+        id: &str,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
         let deadline = Instant::now() + limit;
         loop {
             let m = self.message(id).await;
-            if states.contains(&m["state"].as_str().unwrap_or("")) {
+            if done(&m) {
                 return m;
             }
-            assert!(Instant::now() < deadline, "message {id} did not reach {states:?}: {m}");
+            assert!(Instant::now() < deadline, "message {id} did not reach {what}: {m}");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -130,6 +144,13 @@ impl Pair {
         self.gateway.shutdown().await.unwrap();
         self.sandbox.shutdown().await;
     }
+}
+
+/// A message that was read and whose timeline holds all three statuses. Meta does not order its webhooks and the
+/// sandbox posts `delivered` and `read` concurrently, so `read` may be stored before `delivered`: tests wait for
+/// the whole timeline, which the API lists in lifecycle order whatever the arrival order.
+pub fn read_with_three_statuses(m: &Value) -> bool {
+    m["state"] == "read" && m["statuses"].as_array().is_some_and(|s| s.len() == 3)
 }
 
 /// A template message (needs no open window) from `from` to `to`.
