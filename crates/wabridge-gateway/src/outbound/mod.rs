@@ -21,6 +21,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wabridge_cloud::Client;
+use wabridge_cloud::limiter::{DEFAULT_SLACK, Gcra};
 use wabridge_types::error::ErrorClass;
 
 pub use completion::Completion;
@@ -51,8 +52,55 @@ pub(crate) struct NumberHandle {
     backlog: Arc<AtomicI64>,
     wake: Arc<Notify>,
     control: mpsc::Sender<Control>,
-    /// When this number's next request may leave (see [`Shared::departure`]).
-    next_departure: std::sync::Mutex<Option<tokio::time::Instant>>,
+    /// When this number's requests may leave (see [`Shared::departure`] and [`Shared::leave`]).
+    departures: std::sync::Mutex<Departures>,
+}
+
+/// The departure times of one number's requests.
+#[derive(Debug)]
+struct Departures {
+    /// The next free slot: sends reserve slots `1 / level` apart as they come out of their lag.
+    next: Option<tokio::time::Instant>,
+    /// The requests that actually left. Slots are kept by sleeping tasks; when the runtime stalls (a busy
+    /// machine), every task whose slot passed meanwhile wakes at once, and without this gate their requests
+    /// would reach Meta back to back (seen in CI: 130429 at level 80 after a stall of 100+ ms).
+    left: Gcra,
+}
+
+impl Default for Departures {
+    fn default() -> Self {
+        Self { next: None, left: Gcra::new(std::time::Duration::ZERO, 1) }
+    }
+}
+
+impl Departures {
+    /// Reserves the next slot, `spacing` after the previous one and not before `now`; `None` if it is now.
+    fn reserve(
+        &mut self,
+        now: tokio::time::Instant,
+        spacing: std::time::Duration,
+    ) -> Option<tokio::time::Instant> {
+        let slot = self.next.map_or(now, |n| n.max(now));
+        self.next = Some(slot + spacing);
+        (slot > now).then_some(slot)
+    }
+
+    /// Lets a request leave at `now` if those that left stay `spacing` apart, `ahead` of schedule at most.
+    fn leave(
+        &mut self,
+        now: std::time::Instant,
+        spacing: std::time::Duration,
+        ahead: std::time::Duration,
+    ) -> Result<(), std::time::Duration> {
+        self.left.reconfigure(spacing, ahead);
+        self.left.check(now)
+    }
+}
+
+/// How far ahead of its schedule a number may run: its admission (the limiter) and the requests that leave
+/// (the departure gate). A fifth of the departure lag, 20 ms by default; see `Scheduler::new`.
+pub(super) fn run_ahead(cfg: &OutboundConfig) -> std::time::Duration {
+    std::time::Duration::from_millis(cfg.departure_lag_ms / 5).max(DEFAULT_SLACK)
 }
 
 /// What the schedulers share.
@@ -142,7 +190,7 @@ impl Outbound {
                     backlog,
                     wake: wake.clone(),
                     control: tx,
-                    next_departure: std::sync::Mutex::new(None),
+                    departures: std::sync::Mutex::default(),
                 },
             );
             receivers.push((n.id.clone(), n.waba_id.clone(), n.level_mps, rx, wake));
@@ -288,11 +336,20 @@ impl Shared {
         spacing: std::time::Duration,
     ) -> Option<tokio::time::Instant> {
         let handle = self.numbers.get(number)?;
-        let mut next = handle.next_departure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = tokio::time::Instant::now();
-        let slot = next.map_or(now, |n| n.max(now));
-        *next = Some(slot + spacing);
-        (slot > now).then_some(slot)
+        let mut d = handle.departures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        d.reserve(tokio::time::Instant::now(), spacing)
+    }
+
+    /// Whether a request of `number` may leave now, its slot reached: requests that actually leave stay
+    /// `spacing` apart on average, running ahead by at most [`run_ahead`]. `Err` says how long to wait.
+    pub(super) fn leave(
+        &self,
+        number: &str,
+        spacing: std::time::Duration,
+    ) -> Result<(), std::time::Duration> {
+        let Some(handle) = self.numbers.get(number) else { return Ok(()) };
+        let mut d = handle.departures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        d.leave(std::time::Instant::now(), spacing, run_ahead(&self.config))
     }
 
     /// Records whether `number` is paused (shown by `/v1/health`).
@@ -374,6 +431,37 @@ async fn await_all(tasks: &std::sync::Mutex<Vec<JoinHandle<()>>>, what: &str) {
     for t in tasks {
         if tokio::time::timeout(std::time::Duration::from_secs(5), t).await.is_err() {
             tracing::warn!("{what} did not stop in time");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::Departures;
+
+    #[test]
+    fn sends_woken_together_after_a_stall_leave_spaced() {
+        let spacing = Duration::from_micros(12_500); // level 80
+        let ahead = Duration::from_millis(20);
+        let mut d = Departures::default();
+        let start = tokio::time::Instant::now();
+        // Ten sends reserve their slots 12.5 ms apart...
+        let slots: Vec<_> = (0..10).map(|_| d.reserve(start, spacing)).collect();
+        assert_eq!(slots[0], None);
+        assert_eq!(slots[9], Some(start + spacing * 9));
+        // ...and all wake 200 ms later, together: only those within `ahead` of the level leave at once.
+        let late = Instant::now() + Duration::from_millis(200);
+        let at_once = (0..10).take_while(|_| d.leave(late, spacing, ahead).is_ok()).count();
+        assert_eq!(at_once, 2, "one, then one more within the 20 ms run-ahead");
+        let wait = d.leave(late, spacing, ahead).unwrap_err();
+        assert!(wait > Duration::ZERO && wait <= spacing, "{wait:?}");
+        // Sends that arrive on their schedule always leave.
+        let mut at = late + spacing * 2;
+        for _ in 0..100 {
+            assert!(d.leave(at, spacing, ahead).is_ok());
+            at += spacing;
         }
     }
 }

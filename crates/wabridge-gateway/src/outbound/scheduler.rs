@@ -14,7 +14,7 @@ use rand::Rng;
 use serde_json::json;
 use tokio::sync::mpsc;
 use wabridge_cloud::CloudError;
-use wabridge_cloud::limiter::{DEFAULT_SLACK, NumberLimiter, PairLimiter, RateLimiter};
+use wabridge_cloud::limiter::{NumberLimiter, PairLimiter, RateLimiter};
 use wabridge_types::error::{ErrorClass, PauseScope};
 use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::limits::Limits;
@@ -101,8 +101,7 @@ impl Scheduler {
         // (`Shared::departure`), so a burst of admissions reaches Meta spaced out. Half the lag (50 ms) was
         // measured too: the same rate, but up to 1,046 sends in one second at the sandbox against 1,016 at
         // 20 ms (docs/benchmarks.md).
-        *limiter.numbers_mut() = NumberLimiter::new(limits)
-            .with_tolerance(Duration::from_millis(cfg.departure_lag_ms / 5).max(DEFAULT_SLACK));
+        *limiter.numbers_mut() = NumberLimiter::new(limits).with_tolerance(super::run_ahead(cfg));
         *limiter.pairs_mut() =
             PairLimiter::new(Duration::from_millis(cfg.pair_interval_ms), cfg.pair_burst.max(1));
         let number = PhoneNumberId::from(number.to_owned());
@@ -610,6 +609,9 @@ async fn send(
     tokio::time::sleep_until(depart_at).await;
     if let Some(at) = shared.departure(number.as_str(), spacing) {
         tokio::time::sleep_until(at).await;
+    }
+    while let Err(wait) = shared.leave(number.as_str(), spacing) {
+        tokio::time::sleep(wait).await;
     }
     let started = Instant::now();
     let result = client.send_message(number, &request).await;

@@ -91,8 +91,9 @@ async fn application_callback_data_comes_back_in_status_events(db: TestDb) {
     let (code, r) = pair.send(&template(NUMBER, "16315550202")).await;
     assert_eq!(code, 201, "{r}");
     let bare = r["messages"][0]["id"].as_str().unwrap().to_owned();
-    let wamid = pair.wait_state(&ours, &["read"], WAIT).await["wamid"].as_str().unwrap().to_owned();
-    pair.wait_state(&bare, &["read"], WAIT).await;
+    let m = pair.wait_message(&ours, WAIT, "read with three statuses", read_with_three_statuses).await;
+    let wamid = m["wamid"].as_str().unwrap().to_owned();
+    pair.wait_message(&bare, WAIT, "read with three statuses", read_with_three_statuses).await;
 
     // Events API (and so WebSocket frames, the same frame): the gateway id where Meta put it, the wamid, and
     // the application's own data beside them.
