@@ -7,6 +7,10 @@
 mod load;
 mod scenarios;
 
+/// The same allocator as `wabridge serve`, so the server under test runs as it does in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
