@@ -65,7 +65,8 @@ impl Control {
         self.shared.counters.snapshot()
     }
 
-    /// Events waiting for delivery, over all callback URLs.
+    /// Events not yet delivered, over all callback URLs: queued, or being posted (a chaos duplicate
+    /// included). Zero means every event emitted so far has reached its receivers or been given up.
     #[must_use]
     pub fn pending_webhooks(&self) -> usize {
         self.shared.hub.pending()

@@ -53,9 +53,33 @@ async fn drain(shared: &Arc<Shared>, target: &Arc<Target>, permits: &Arc<Semapho
         if batch.is_empty() {
             return Ok(());
         }
+        let in_flight = InFlight::new(Arc::clone(target), batch.len());
         let (shared, target) = (shared.clone(), target.clone());
         let tasks = shared.tasks.clone();
-        tasks.spawn(deliver(shared, target, batch, permit));
+        tasks.spawn(async move {
+            deliver(shared, target, batch, permit).await;
+            drop(in_flight);
+        });
+    }
+}
+
+/// Counts a batch as in flight (see [`super::WebhookHub::pending`]) from when it leaves the queue until its
+/// delivery is over: posted (with its duplicate), or back in the queue.
+struct InFlight {
+    target: Arc<Target>,
+    events: usize,
+}
+
+impl InFlight {
+    fn new(target: Arc<Target>, events: usize) -> Self {
+        target.in_flight.fetch_add(events, Ordering::AcqRel);
+        Self { target, events }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.target.in_flight.fetch_sub(self.events, Ordering::AcqRel);
     }
 }
 

@@ -8,7 +8,7 @@
 mod delivery;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
@@ -68,6 +68,8 @@ pub(crate) struct Target {
     failures: AtomicU32,
     /// No POST before this time (sandbox clock, ns).
     backoff_until: AtomicU64,
+    /// Events taken from the queue whose POST (and chaos duplicate) has not finished: still pending.
+    in_flight: AtomicUsize,
     cancel: CancellationToken,
 }
 
@@ -90,6 +92,7 @@ impl WebhookHub {
             notify: Notify::new(),
             failures: AtomicU32::new(0),
             backoff_until: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
             cancel: shared.cancel.child_token(),
         });
         targets.push(target.clone());
@@ -121,9 +124,12 @@ impl WebhookHub {
         self.targets.read().is_ok_and(|t| !t.is_empty())
     }
 
-    /// Events waiting, over all targets.
+    /// Events not yet delivered, over all targets: queued, or being posted (a chaos duplicate included).
     pub(crate) fn pending(&self) -> usize {
-        self.targets.read().map(|t| t.iter().map(|t| lock(&t.queue).len()).sum()).unwrap_or(0)
+        self.targets
+            .read()
+            .map(|t| t.iter().map(|t| lock(&t.queue).len() + t.in_flight.load(Ordering::Acquire)).sum())
+            .unwrap_or(0)
     }
 
     /// Drops every pending event.

@@ -49,15 +49,16 @@ async fn inbound_messages_use_the_numbers_throughput() {
 
 #[tokio::test]
 async fn burst_tolerance_is_a_tenth_of_a_second_by_default() {
-    // 80 msg/s with 100 ms of tolerance: 9 at once (the first plus 8 more), then 130429.
+    // 80 msg/s with 100 ms of tolerance: 9 at once (the first plus 8 more), then 130429. The twelve are sent
+    // at once: one after the other, on a busy machine, they can take long enough to all conform.
     let h = Harness::for_tests().await;
-    let mut accepted = 0;
+    let mut sends = tokio::task::JoinSet::new();
     for i in 0..12 {
+        let (client, number) = (h.client.clone(), h.number());
         let send = OutboundMessage::template(user(i), Template::new("hello_world", "en_US"));
-        if h.client.send_message(&h.number(), &send).await.is_ok() {
-            accepted += 1;
-        }
+        sends.spawn(async move { client.send_message(&number, &send).await.is_ok() });
     }
+    let accepted = sends.join_all().await.into_iter().filter(|ok| *ok).count();
     assert!((9..12).contains(&accepted), "{accepted}");
     h.sandbox.shutdown().await;
 }
