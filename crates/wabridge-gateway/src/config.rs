@@ -221,11 +221,13 @@ pub struct IntakeConfig {
     pub max_batch: usize,
     /// Webhooks waiting for a commit before new ones wait for room (backpressure). Default 8,192.
     pub queue_capacity: usize,
+    /// PostgreSQL only: intake transactions in flight at once (SQLite has exactly one writer). Default 2.
+    pub pg_committers: usize,
 }
 
 impl Default for IntakeConfig {
     fn default() -> Self {
-        Self { max_batch: 1024, queue_capacity: 8192 }
+        Self { max_batch: 1024, queue_capacity: 8192, pg_committers: 2 }
     }
 }
 

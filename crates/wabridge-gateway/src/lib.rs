@@ -244,7 +244,7 @@ impl Gateway {
         let writer_config = WriterConfig {
             queue_capacity: config.intake.queue_capacity,
             max_batch: config.intake.max_batch,
-            ..WriterConfig::default()
+            pg_committers: config.intake.pg_committers,
         };
         // The writer has its own token: it must outlive the HTTP server, to commit what requests queued.
         let writer_stop = CancellationToken::new();

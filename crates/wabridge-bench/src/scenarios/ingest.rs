@@ -113,9 +113,12 @@ async fn gateway_run(common: &Common, config: Config) -> anyhow::Result<(LoadRep
     Ok((report, figures))
 }
 
+/// The gateway's configuration: the scenario's settings, then any `WABRIDGE_*` variable of the bench's own
+/// environment (to measure another setting, e.g. `WABRIDGE_INTAKE__PG_COMMITTERS=4`).
 fn config(env: Vec<(String, String)>) -> anyhow::Result<Config> {
     let mut all = vec![("WABRIDGE_META__APP_SECRETS".to_owned(), format!("[\"{APP_SECRET}\"]"))];
     all.extend(env);
+    all.extend(std::env::vars().filter(|(k, _)| k.starts_with("WABRIDGE_")));
     Ok(Config::load(None, all)?)
 }
 
