@@ -368,9 +368,9 @@ impl SqliteStore {
 
 /// Moves the outbound messages whose wamids are in the JSON array `?2` to the highest-ranked status of their
 /// timeline, if that ranks above their state (`?1` = now). Derived from the whole timeline, so order and
-/// duplicates do not matter. A timeline row is found through its status event's dedupe key (migration 0006):
-/// the keys of a wamid's statuses are the range `status:{wamid}:` up to `status:{wamid};` (`;` follows `:`),
-/// and the row's wamid is compared too, for wamids that contain a `:`.
+/// duplicates do not matter. A timeline row is found through its status event's dedupe key (migration 0006),
+/// in the range [`status_dedupe_range`](wabridge_types::webhook::status_dedupe_range) gives (written out in
+/// SQL here), and the row's wamid is compared too, for wamids that contain a `:`.
 pub(super) const APPLY_STATUSES: &str = concat!(
     "UPDATE outbound_messages SET state = best.state, updated_at = ?1, ",
     "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE outbound_messages.last_error END ",

@@ -209,6 +209,14 @@ pub fn status_dedupe_key(wamid: &str, status: &str) -> String {
     format!("status:{wamid}:{status}")
 }
 
+/// The bounds, both excluded, of the dedupe keys of every status of `wamid`: from `status:{wamid}:` to
+/// `status:{wamid};` (`;` is the character after `:`). A wamid holding a `:` may bring another wamid's keys into
+/// the range, so a caller compares the wamid too.
+#[must_use]
+pub fn status_dedupe_range(wamid: &str) -> (String, String) {
+    (format!("status:{wamid}:"), format!("status:{wamid};"))
+}
+
 /// A `messages` value with only the metadata, contacts, messages and statuses, none of them `null`; the
 /// items parsed typed.
 fn messages_value(value: &Map<String, Value>) -> Option<MessagesValue> {
@@ -392,6 +400,19 @@ mod tests {
     fn body(value: serde_json::Value) -> serde_json::Value {
         json!({"object": "whatsapp_business_account",
                "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": value}]}]})
+    }
+
+    #[test]
+    fn a_status_key_falls_in_its_wamid_range_only() {
+        let (low, high) = super::status_dedupe_range("wamid.A");
+        for status in ["sent", "delivered", "read", "failed"] {
+            let key = super::status_dedupe_key("wamid.A", status);
+            assert!(low < key && key < high, "{key}");
+        }
+        for other in ["wamid.AB", "wamid.", "wamid.B"] {
+            let key = super::status_dedupe_key(other, "sent");
+            assert!(!(low < key && key < high), "{key}");
+        }
     }
 
     #[test]

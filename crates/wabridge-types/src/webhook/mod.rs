@@ -129,7 +129,7 @@ pub use content::{
     ProductItem, Reaction, SharedContact, SharedContactName, SharedContactPhone, System, SystemKind,
     TemplateButton, Text,
 };
-pub use event::{EventKind, WebhookEvent, status_dedupe_key};
+pub use event::{EventKind, WebhookEvent, status_dedupe_key, status_dedupe_range};
 pub use fields::{
     AccountAlert, AccountReviewUpdate, AccountUpdate, AlertInfo, BusinessCapabilityUpdate,
     PhoneNumberNameUpdate, PhoneNumberQualityUpdate, QualityEvent, RestrictionInfo, SecurityUpdate,

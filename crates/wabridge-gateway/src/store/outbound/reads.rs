@@ -135,13 +135,14 @@ impl Store {
                 // Timeline rows are found through their status events' dedupe keys (migration 0006).
                 let statuses = match wamid {
                     Some(wamid) => {
+                        let (low, high) = wabridge_types::webhook::status_dedupe_range(&wamid);
                         sqlx::query(&format!(
                             "SELECT status, status_timestamp, errors FROM message_statuses \
                              WHERE id IN (SELECT seq FROM events WHERE dedupe_key > ?1 AND dedupe_key < ?2) \
                              AND wamid = ?3 ORDER BY {TIMELINE_ORDER}"
                         ))
-                        .bind(format!("status:{wamid}:"))
-                        .bind(format!("status:{wamid};"))
+                        .bind(low)
+                        .bind(high)
                         .bind(&wamid)
                         .fetch_all(&s.readers)
                         .await?
