@@ -31,6 +31,7 @@ pub(super) const POSTGRES: &[Embedded] = &[
     (3, "sending", include_str!("../../migrations/postgres/0003_sending.sql")),
     (4, "settings", include_str!("../../migrations/postgres/0004_settings.sql")),
     (5, "intake function", include_str!("../../migrations/postgres/0005_intake_function.sql")),
+    (6, "intake dedupe", include_str!("../../migrations/postgres/0006_intake_dedupe.sql")),
 ];
 
 #[derive(Debug)]
@@ -62,9 +63,13 @@ pub(super) async fn migrator(migrations: &'static [Embedded]) -> Result<Migrator
 
 #[cfg(test)]
 mod tests {
-    use rusqlite::Connection;
+    use std::str::FromStr;
 
-    use super::SQLITE;
+    use rusqlite::Connection;
+    use sqlx::Row;
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    use super::{POSTGRES, SQLITE};
 
     /// The SQLite migrations up to `version`, on a database in memory (foreign keys off, as the store runs
     /// them).
@@ -115,5 +120,93 @@ mod tests {
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
         conn.execute("DELETE FROM events WHERE dedupe_key = 'status:w1:sent'", []).unwrap();
         assert_eq!(rows(&conn), expected[1..].to_vec());
+    }
+
+    /// PostgreSQL migration 6: the timeline is keyed by status event (as SQLite's 6); bodies stored before it
+    /// stay deduplicated by their hash (they were all stored that way); bodies stored after it are deduplicated
+    /// by their events unless marked; an event no longer needs a foreign key to its body (retention and intake
+    /// lock rows instead).
+    #[tokio::test]
+    async fn postgres_6_keys_the_timeline_by_event_and_keeps_earlier_bodies_by_hash() {
+        let Ok(url) = std::env::var("TEST_POSTGRES_URL") else {
+            eprintln!("notice: TEST_POSTGRES_URL is not set; skipping the PostgreSQL migration test");
+            return;
+        };
+        let schema = format!("wabridge_mig6_{}", uuid::Uuid::new_v4().simple());
+        let admin = PgPoolOptions::new().max_connections(1).connect(&url).await.unwrap();
+        sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await.unwrap();
+        let options = PgConnectOptions::from_str(&url).unwrap().options([("search_path", schema.as_str())]);
+        let conn = PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        let checks = tokio::spawn(async move {
+            for (_, _, sql) in POSTGRES.iter().filter(|(v, _, _)| *v <= 5) {
+                sqlx::raw_sql(sql).execute(&conn).await.unwrap();
+            }
+            sqlx::raw_sql(
+                "INSERT INTO raw_webhooks (received_at, body, body_sha256, signature_ok, status) \
+                 VALUES (1, '\\x00', '\\x01', true, 'accepted');
+                 INSERT INTO events (dedupe_key, kind, field, waba_id, payload, raw_id, created_at) VALUES
+                   ('status:w1:sent', 'status', 'messages', 'x', '{}', 1, 1),
+                   ('status:w1:delivered', 'status', 'messages', 'x', '{}', 1, 1),
+                   ('status:w2:read', 'status', 'messages', 'x', '{}', 1, 1);
+                 INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) VALUES
+                   ('w1', 'sent', 10, NULL, 0), ('w1', 'delivered', 20, NULL, 0), ('w1', 'delivered', 21, NULL, 0),
+                   ('w2', 'read', 30, '[]', 0), ('w3', 'sent', 5, NULL, 0);",
+            )
+            .execute(&conn)
+            .await
+            .unwrap();
+            let (_, _, six) = POSTGRES.iter().find(|(v, _, _)| *v == 6).unwrap();
+            sqlx::raw_sql(six).execute(&conn).await.unwrap();
+
+            // The timeline is keyed by status event: the first row of each event that is still in the log.
+            let timeline: Vec<(i64, String, String, i64)> =
+                sqlx::query("SELECT id, wamid, status, status_timestamp FROM message_statuses ORDER BY id")
+                    .fetch_all(&conn)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                    .collect();
+            let expected = vec![
+                (1, "w1".to_owned(), "sent".to_owned(), 10),
+                (2, "w1".to_owned(), "delivered".to_owned(), 20),
+                (3, "w2".to_owned(), "read".to_owned(), 30),
+            ];
+            assert_eq!(timeline, expected);
+
+            let marked: bool = sqlx::query("SELECT dedupe_by_body FROM raw_webhooks WHERE id = 1")
+                .fetch_one(&conn)
+                .await
+                .unwrap()
+                .get(0);
+            assert!(marked, "a body stored before migration 6 stays deduplicated by its hash");
+            let insert = |by_body: bool| {
+                format!(
+                    "INSERT INTO raw_webhooks (received_at, body, body_sha256, signature_ok, status, dedupe_by_body) \
+                     VALUES (2, '\\x00', '\\x01', true, 'accepted', {by_body})"
+                )
+            };
+            // The same hash again: refused when deduplicated by hash, stored when deduplicated by events.
+            assert!(sqlx::raw_sql(&insert(true)).execute(&conn).await.is_err());
+            sqlx::raw_sql(&insert(false)).execute(&conn).await.unwrap();
+            let unmarked: bool = sqlx::query("SELECT dedupe_by_body FROM raw_webhooks WHERE received_at = 2")
+                .fetch_one(&conn)
+                .await
+                .unwrap()
+                .get(0);
+            assert!(!unmarked);
+            sqlx::raw_sql(
+                "INSERT INTO events (dedupe_key, kind, field, waba_id, payload, raw_id, created_at) \
+                 VALUES ('k', 'change', 'messages', 'w', '{}', 999, 1)",
+            )
+            .execute(&conn)
+            .await
+            .unwrap();
+        })
+        .await;
+        sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&admin).await.unwrap();
+        if let Err(e) = checks {
+            std::panic::resume_unwind(e.into_panic());
+        }
     }
 }

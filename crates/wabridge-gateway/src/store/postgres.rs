@@ -142,7 +142,8 @@ impl PgStore {
     }
 
     /// Commits a batch in one round trip: the whole transaction is one call of `wabridge_intake` (migration
-    /// 0005 holds it and explains the order of its steps and the event-log lock it takes).
+    /// 0005 explains the order of its steps and the event-log lock it takes; 0006 holds the current version,
+    /// which deduplicates bodies with events by their events, as the SQLite store does).
     pub(super) async fn commit_intake(
         &self,
         items: &[IntakeBatchItem],
@@ -162,7 +163,7 @@ impl PgStore {
         let rows = sqlx::query(
             "SELECT out_kind, out_hash, out_key, out_id FROM wabridge_intake(\
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
-             $22, $23, $24, $25)",
+             $22, $23, $24, $25, $26)",
         )
         .bind(EVENT_LOG_LOCK_CLASS)
         .bind(now)
@@ -173,6 +174,7 @@ impl PgStore {
         .bind(plan.raws.iter().map(|r| r.status()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.reject_reason()).collect::<Vec<_>>())
         .bind(plan.raws.iter().map(|r| r.reject_reason().is_none().then_some(now)).collect::<Vec<_>>())
+        .bind(&plan.raws_by_body)
         .bind(plan.contacts.iter().map(|c| c.0).collect::<Vec<_>>())
         .bind(plan.contacts.iter().map(|c| c.1).collect::<Vec<_>>())
         .bind(plan.contacts.iter().map(|c| c.2).collect::<Vec<_>>())
@@ -197,11 +199,13 @@ impl PgStore {
         for row in rows {
             let kind: i16 = row.try_get(0)?;
             match kind {
-                1 => {
-                    inserted_raws.insert(row.try_get::<Vec<u8>, _>(1)?);
-                }
-                2 => {
-                    raw_ids.insert(row.try_get(1)?, row.try_get(3)?);
+                // A body stored by this call (1) or before (2), and its row.
+                1 | 2 => {
+                    let hash: Vec<u8> = row.try_get(1)?;
+                    if kind == 1 {
+                        inserted_raws.insert(hash.clone());
+                    }
+                    raw_ids.insert(hash, row.try_get(3)?);
                 }
                 3 => {
                     inserted_events.insert(row.try_get::<String, _>(2)?, row.try_get::<i64, _>(3)?);
@@ -285,17 +289,20 @@ impl PgStore {
         let mut counts = PruneCounts::default();
         // One statement per chunk (each its own transaction), so no long transaction holds back vacuum.
         loop {
-            let done = sqlx::query(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-                 WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3)",
+            // The timeline rows of status events go with them (migration 0006).
+            let deleted: i64 = sqlx::query_scalar(
+                "WITH gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events \
+                 WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3) RETURNING seq), \
+                 timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
+                 SELECT count(*) FROM gone",
             )
             .bind(keep_after_seq)
             .bind(cutoff)
             .bind(PRUNE_CHUNK)
-            .execute(&self.pool)
+            .fetch_one(&self.pool)
             .await?;
-            counts.events += done.rows_affected();
-            if done.rows_affected() == 0 {
+            counts.events += u64::try_from(deleted).unwrap_or(0);
+            if deleted == 0 {
                 break;
             }
         }
@@ -310,14 +317,29 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
             let Some(&last) = ids.last() else { break };
-            let done = sqlx::query(
-                "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+            // Bodies no event refers to, locked first: an intake linking an event to one of them holds it
+            // FOR KEY SHARE until it commits (migration 0006), so the check that follows, a statement of its
+            // own with a snapshot taken after the locks, sees that event; an intake that comes later finds the
+            // row gone and retries its batch.
+            let mut tx = self.pool.begin().await?;
+            let unreferenced: Vec<i64> = sqlx::query_scalar(
+                "SELECT r.id FROM raw_webhooks AS r WHERE r.id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id) ORDER BY r.id FOR UPDATE OF r",
             )
             .bind(&ids)
-            .execute(&self.pool)
+            .fetch_all(&mut *tx)
             .await?;
-            counts.raw_webhooks += done.rows_affected();
+            if !unreferenced.is_empty() {
+                let done = sqlx::query(
+                    "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
+                     AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+                )
+                .bind(&unreferenced)
+                .execute(&mut *tx)
+                .await?;
+                counts.raw_webhooks += done.rows_affected();
+            }
+            tx.commit().await?;
             cursor = last;
         }
         Ok(counts)
@@ -367,7 +389,10 @@ impl PgStore {
 
 /// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that
 /// ranks above their state. Derived from the whole timeline, so order and duplicates do not matter; a
-/// concurrent transaction that moved the row further first makes the rank test fail on re-check.
+/// concurrent transaction that moved the row further first makes the rank test fail on re-check. A timeline
+/// row is found through its status event's dedupe key (migration 0006), in the range
+/// [`status_dedupe_range`](wabridge_types::webhook::status_dedupe_range) gives (written out in SQL here; the
+/// keys compare byte by byte), and the row's wamid is compared too, for wamids that contain a `:`.
 pub(super) async fn apply_statuses(
     tx: &mut sqlx::Transaction<'_, Postgres>,
     wamids: &[&str],
@@ -376,13 +401,16 @@ pub(super) async fn apply_statuses(
     const SQL: &str = concat!(
         "UPDATE outbound_messages AS o SET state = best.state, updated_at = $1, ",
         "last_error = CASE WHEN best.state = 'failed' THEN best.errors ELSE o.last_error END ",
-        "FROM (SELECT DISTINCT ON (wamid) wamid, ",
-        state_of_status!("status"),
-        " AS state, errors, ",
-        status_rank!("status"),
-        " AS rank FROM message_statuses WHERE wamid = ANY($2) ORDER BY wamid, ",
-        status_rank!("status"),
-        " DESC, id) AS best ",
+        "FROM (SELECT DISTINCT ON (m.wamid) m.wamid, ",
+        state_of_status!("m.status"),
+        " AS state, m.errors, ",
+        status_rank!("m.status"),
+        " AS rank FROM UNNEST($2::TEXT[]) AS w(wamid) ",
+        "JOIN events AS e ON e.dedupe_key > 'status:' || w.wamid || ':' AND e.dedupe_key < 'status:' || w.wamid || ';' ",
+        "JOIN message_statuses AS m ON m.id = e.seq AND m.wamid = w.wamid ",
+        "ORDER BY m.wamid, ",
+        status_rank!("m.status"),
+        " DESC, m.id) AS best ",
         "WHERE o.wamid = best.wamid AND best.rank > ",
         state_rank!("o.state"),
     );

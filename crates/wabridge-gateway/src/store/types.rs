@@ -345,10 +345,14 @@ pub struct OutboundMessage {
 /// sorted where PostgreSQL takes row locks, so concurrent transactions lock in the same order.
 pub(crate) struct IntakePlan<'a> {
     pub raws: Vec<&'a NewRawWebhook>,
+    /// For each of `raws`: true when its item carries no events, so the body is deduplicated by its hash
+    /// (a body with events is deduplicated by its events).
+    pub raws_by_body: Vec<bool>,
     /// `(item index, event)`.
     pub events: Vec<(usize, &'a NewEvent)>,
     /// `(phone_number_id, wa_id, latest inbound ms)`.
     pub contacts: Vec<(&'a str, &'a str, i64)>,
+    /// In arrival order: a new status event's timeline row is taken from the first status with its key.
     pub statuses: Vec<&'a StatusUpdate>,
     /// The distinct wamids of `statuses`, sorted.
     pub wamids: Vec<&'a str>,
@@ -357,9 +361,13 @@ pub(crate) struct IntakePlan<'a> {
 impl<'a> IntakePlan<'a> {
     pub fn new(items: &'a [IntakeBatchItem]) -> Self {
         let mut seen_raw = HashSet::new();
-        let mut raws: Vec<&NewRawWebhook> =
-            items.iter().map(|i| &i.raw).filter(|r| seen_raw.insert(r.body_sha256)).collect();
-        raws.sort_by_key(|r| r.body_sha256);
+        let mut bodies: Vec<(&NewRawWebhook, bool)> = items
+            .iter()
+            .filter(|i| seen_raw.insert(i.raw.body_sha256))
+            .map(|i| (&i.raw, i.events.is_empty()))
+            .collect();
+        bodies.sort_by_key(|(r, _)| r.body_sha256);
+        let (raws, raws_by_body) = bodies.into_iter().unzip();
 
         let mut seen_key = HashSet::new();
         let events = items
@@ -379,16 +387,16 @@ impl<'a> IntakePlan<'a> {
         contacts.sort_unstable();
 
         let mut seen_status = HashSet::new();
-        let mut statuses: Vec<&StatusUpdate> = items
+        let statuses: Vec<&StatusUpdate> = items
             .iter()
             .flat_map(|i| &i.statuses)
             .filter(|s| seen_status.insert((s.wamid.as_str(), s.status.as_str(), s.timestamp)))
             .collect();
-        statuses.sort_by(|a, b| (&a.wamid, &a.status, a.timestamp).cmp(&(&b.wamid, &b.status, b.timestamp)));
         let mut wamids: Vec<&str> = statuses.iter().map(|s| s.wamid.as_str()).collect();
+        wamids.sort_unstable();
         wamids.dedup();
 
-        Self { raws, events, contacts, statuses, wamids }
+        Self { raws, raws_by_body, events, contacts, statuses, wamids }
     }
 
     /// Attributes what the database did to the items, in order: a raw row or an event counts as new for

@@ -164,13 +164,23 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                let statuses = sqlx::query(&format!(
-                    "SELECT status, status_timestamp, errors FROM message_statuses WHERE wamid = $1 \
-                     ORDER BY {TIMELINE_ORDER}"
-                ))
-                .bind(wamid)
-                .fetch_all(&s.pool)
-                .await?;
+                // As on SQLite: through the status events' dedupe keys (PostgreSQL migration 0006).
+                let statuses = match wamid {
+                    Some(wamid) => {
+                        let (low, high) = wabridge_types::webhook::status_dedupe_range(&wamid);
+                        sqlx::query(&format!(
+                            "SELECT status, status_timestamp, errors FROM message_statuses \
+                             WHERE id IN (SELECT seq FROM events WHERE dedupe_key > $1 AND dedupe_key < $2) \
+                             AND wamid = $3 ORDER BY {TIMELINE_ORDER}"
+                        ))
+                        .bind(low)
+                        .bind(high)
+                        .bind(&wamid)
+                        .fetch_all(&s.pool)
+                        .await?
+                    }
+                    None => Vec::new(),
+                };
                 (
                     detail_row(
                         &row,
