@@ -71,6 +71,27 @@ mod tests {
 
     use super::{POSTGRES, SQLITE};
 
+    /// Three status events of body 1 and the timeline rows of migration 5 (one key per (wamid, status,
+    /// timestamp), so `delivered` twice; `w3` without an event), the same SQL on both backends.
+    const TIMELINE_AT_5: &str = "
+        INSERT INTO events (dedupe_key, kind, field, waba_id, payload, raw_id, created_at) VALUES
+          ('status:w1:sent', 'status', 'messages', 'x', '{}', 1, 1),
+          ('status:w1:delivered', 'status', 'messages', 'x', '{}', 1, 1),
+          ('status:w2:read', 'status', 'messages', 'x', '{}', 1, 1);
+        INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) VALUES
+          ('w1', 'sent', 10, NULL, 0), ('w1', 'delivered', 20, NULL, 0), ('w1', 'delivered', 21, NULL, 0),
+          ('w2', 'read', 30, '[]', 0), ('w3', 'sent', 5, NULL, 0);";
+
+    /// The timeline after migration 6 on either backend: `(id = seq of the status event, wamid, status,
+    /// timestamp)`, the first row of each event that is still in the log.
+    fn timeline_at_6() -> Vec<(i64, String, String, i64)> {
+        vec![
+            (1, "w1".to_owned(), "sent".to_owned(), 10),
+            (2, "w1".to_owned(), "delivered".to_owned(), 20),
+            (3, "w2".to_owned(), "read".to_owned(), 30),
+        ]
+    }
+
     /// The SQLite migrations up to `version`, on a database in memory (foreign keys off, as the store runs
     /// them).
     fn sqlite_at(version: i64) -> Connection {
@@ -89,16 +110,10 @@ mod tests {
         let conn = sqlite_at(5);
         conn.execute_batch(
             "INSERT INTO raw_webhooks (received_at, body, body_sha256, signature_ok, status) \
-             VALUES (1, x'00', x'01', 1, 'accepted');
-             INSERT INTO events (dedupe_key, kind, field, waba_id, payload, raw_id, created_at) VALUES
-               ('status:w1:sent', 'status', 'messages', 'x', '{}', 1, 1),
-               ('status:w1:delivered', 'status', 'messages', 'x', '{}', 1, 1),
-               ('status:w2:read', 'status', 'messages', 'x', '{}', 1, 1);
-             INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) VALUES
-               ('w1', 'sent', 10, NULL, 0), ('w1', 'delivered', 20, NULL, 0), ('w1', 'delivered', 21, NULL, 0),
-               ('w2', 'read', 30, '[]', 0), ('w3', 'sent', 5, NULL, 0);",
+             VALUES (1, x'00', x'01', 1, 'accepted');",
         )
         .unwrap();
+        conn.execute_batch(TIMELINE_AT_5).unwrap();
         let (_, _, six) = SQLITE.iter().find(|(v, _, _)| *v == 6).unwrap();
         conn.execute_batch(six).unwrap();
         let rows = |conn: &Connection| -> Vec<(i64, String, String, i64)> {
@@ -111,11 +126,7 @@ mod tests {
                 .map(Result::unwrap)
                 .collect()
         };
-        let expected = vec![
-            (1, "w1".to_owned(), "sent".to_owned(), 10),
-            (2, "w1".to_owned(), "delivered".to_owned(), 20),
-            (3, "w2".to_owned(), "read".to_owned(), 30),
-        ];
+        let expected = timeline_at_6();
         assert_eq!(rows(&conn), expected);
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
         conn.execute("DELETE FROM events WHERE dedupe_key = 'status:w1:sent'", []).unwrap();
@@ -143,18 +154,12 @@ mod tests {
             }
             sqlx::raw_sql(
                 "INSERT INTO raw_webhooks (received_at, body, body_sha256, signature_ok, status) \
-                 VALUES (1, '\\x00', '\\x01', true, 'accepted');
-                 INSERT INTO events (dedupe_key, kind, field, waba_id, payload, raw_id, created_at) VALUES
-                   ('status:w1:sent', 'status', 'messages', 'x', '{}', 1, 1),
-                   ('status:w1:delivered', 'status', 'messages', 'x', '{}', 1, 1),
-                   ('status:w2:read', 'status', 'messages', 'x', '{}', 1, 1);
-                 INSERT INTO message_statuses (wamid, status, status_timestamp, errors, received_at) VALUES
-                   ('w1', 'sent', 10, NULL, 0), ('w1', 'delivered', 20, NULL, 0), ('w1', 'delivered', 21, NULL, 0),
-                   ('w2', 'read', 30, '[]', 0), ('w3', 'sent', 5, NULL, 0);",
+                 VALUES (1, '\\x00', '\\x01', true, 'accepted')",
             )
             .execute(&conn)
             .await
             .unwrap();
+            sqlx::raw_sql(TIMELINE_AT_5).execute(&conn).await.unwrap();
             let (_, _, six) = POSTGRES.iter().find(|(v, _, _)| *v == 6).unwrap();
             sqlx::raw_sql(six).execute(&conn).await.unwrap();
 
@@ -167,12 +172,7 @@ mod tests {
                     .iter()
                     .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
                     .collect();
-            let expected = vec![
-                (1, "w1".to_owned(), "sent".to_owned(), 10),
-                (2, "w1".to_owned(), "delivered".to_owned(), 20),
-                (3, "w2".to_owned(), "read".to_owned(), 30),
-            ];
-            assert_eq!(timeline, expected);
+            assert_eq!(timeline, timeline_at_6());
 
             let marked: bool = sqlx::query("SELECT dedupe_by_body FROM raw_webhooks WHERE id = 1")
                 .fetch_one(&conn)

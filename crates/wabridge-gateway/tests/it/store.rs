@@ -528,28 +528,39 @@ async fn prune_keeps_what_is_needed(db: TestDb) {
     store.close().await;
 }
 
+/// PostgreSQL: a store holding one rejected body received at `received_at`, that body's row, and a pool of one
+/// connection of the test's own on the same schema, standing for another transaction (an intake, retention).
+async fn pg_with_rejected_body(
+    db: &TestDb,
+    body: &str,
+    received_at: SystemTime,
+) -> (Store, i64, sqlx::PgPool) {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+    let TestDb::Postgres { url, schema } = db else { unreachable!("a PostgreSQL test") };
+    let store = db.open().await;
+    let rejected = IntakeBatchItem {
+        raw: NewRawWebhook::rejected(body.to_owned(), true, "invalid_envelope").with_received_at(received_at),
+        ..item("", Vec::new())
+    };
+    let raw_id = store.commit_intake(&[rejected]).await.unwrap()[0].raw_id;
+    let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema.as_str())]);
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+    (store, raw_id, pool)
+}
+
 /// PostgreSQL: retention does not delete an old body while an intake links a new event to it. The intake
 /// holds the body `FOR KEY SHARE` until it commits (as `wabridge_intake` does for every body stored before
 /// its call); retention locks the bodies it means to delete, then checks for events in a statement of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_waits_for_an_intake_linking_to_an_old_body() {
     run(Backend::Postgres, |db| async move {
-        use std::str::FromStr;
-
-        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-        let TestDb::Postgres { url, schema } = &db else { unreachable!("a PostgreSQL test") };
-        let store = db.open().await;
         let long_ago = SystemTime::now() - Duration::from_secs(40 * 24 * 3600);
-        let rejected = IntakeBatchItem {
-            raw: NewRawWebhook::rejected("old body", true, "invalid_envelope").with_received_at(long_ago),
-            ..item("", Vec::new())
-        };
-        let raw_id = store.commit_intake(&[rejected]).await.unwrap()[0].raw_id;
+        let (store, raw_id, pool) = pg_with_rejected_body(&db, "old body", long_ago).await;
 
         // An intake in progress (re-processing that body, say): the body is locked, its event not committed.
-        let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema.as_str())]);
-        let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
         let mut intake = pool.begin().await.unwrap();
         sqlx::query("SELECT id FROM raw_webhooks WHERE id = $1 FOR KEY SHARE")
             .bind(raw_id)
@@ -590,21 +601,8 @@ async fn prune_waits_for_an_intake_linking_to_an_old_body() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intake_retries_when_retention_deleted_its_body() {
     run(Backend::Postgres, |db| async move {
-        use std::str::FromStr;
-
-        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-
-        let TestDb::Postgres { url, schema } = &db else { unreachable!("a PostgreSQL test") };
-        let store = db.open().await;
         let body = "a body not understood before an upgrade";
-        let rejected = IntakeBatchItem {
-            raw: NewRawWebhook::rejected(body, true, "invalid_envelope"),
-            ..item("", Vec::new())
-        };
-        let old_id = store.commit_intake(&[rejected]).await.unwrap()[0].raw_id;
-
-        let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema.as_str())]);
-        let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap();
+        let (store, old_id, pool) = pg_with_rejected_body(&db, body, SystemTime::now()).await;
         let mut retention = pool.begin().await.unwrap();
         sqlx::query("SELECT id FROM raw_webhooks WHERE id = $1 FOR UPDATE")
             .bind(old_id)

@@ -10,6 +10,17 @@ use crate::store::{Store, StoreError};
 const TIMELINE_ORDER: &str = "status_timestamp, CASE status WHEN 'sent' THEN 1 WHEN 'delivered' THEN 2 \
      WHEN 'read' THEN 3 WHEN 'played' THEN 4 ELSE 5 END, id";
 
+/// The status timeline of a wamid: its rows are found through their status events' dedupe keys (migration
+/// 0006 on both backends), in the range [`status_dedupe_range`](wabridge_types::webhook::status_dedupe_range)
+/// gives, and their wamid is compared too. The placeholders are the backend's: low key, high key, wamid.
+fn timeline_sql([low, high, wamid]: [&str; 3]) -> String {
+    format!(
+        "SELECT status, status_timestamp, errors FROM message_statuses \
+         WHERE id IN (SELECT seq FROM events WHERE dedupe_key > {low} AND dedupe_key < {high}) \
+         AND wamid = {wamid} ORDER BY {TIMELINE_ORDER}"
+    )
+}
+
 const DETAIL_COLUMNS: &str = "id, phone_number_id, recipient, wamid, state, kind, callback_data, created_at, \
      updated_at, not_before, expires_at, attempts, last_error, possibly_duplicated, reconciled";
 
@@ -132,20 +143,15 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                // Timeline rows are found through their status events' dedupe keys (migration 0006).
                 let statuses = match wamid {
                     Some(wamid) => {
                         let (low, high) = wabridge_types::webhook::status_dedupe_range(&wamid);
-                        sqlx::query(&format!(
-                            "SELECT status, status_timestamp, errors FROM message_statuses \
-                             WHERE id IN (SELECT seq FROM events WHERE dedupe_key > ?1 AND dedupe_key < ?2) \
-                             AND wamid = ?3 ORDER BY {TIMELINE_ORDER}"
-                        ))
-                        .bind(low)
-                        .bind(high)
-                        .bind(&wamid)
-                        .fetch_all(&s.readers)
-                        .await?
+                        sqlx::query(&timeline_sql(["?1", "?2", "?3"]))
+                            .bind(low)
+                            .bind(high)
+                            .bind(&wamid)
+                            .fetch_all(&s.readers)
+                            .await?
                     }
                     None => Vec::new(),
                 };
@@ -164,20 +170,15 @@ impl Store {
                     return Ok(None);
                 };
                 let wamid: Option<String> = row.try_get("wamid")?;
-                // As on SQLite: through the status events' dedupe keys (PostgreSQL migration 0006).
                 let statuses = match wamid {
                     Some(wamid) => {
                         let (low, high) = wabridge_types::webhook::status_dedupe_range(&wamid);
-                        sqlx::query(&format!(
-                            "SELECT status, status_timestamp, errors FROM message_statuses \
-                             WHERE id IN (SELECT seq FROM events WHERE dedupe_key > $1 AND dedupe_key < $2) \
-                             AND wamid = $3 ORDER BY {TIMELINE_ORDER}"
-                        ))
-                        .bind(low)
-                        .bind(high)
-                        .bind(&wamid)
-                        .fetch_all(&s.pool)
-                        .await?
+                        sqlx::query(&timeline_sql(["$1", "$2", "$3"]))
+                            .bind(low)
+                            .bind(high)
+                            .bind(&wamid)
+                            .fetch_all(&s.pool)
+                            .await?
                     }
                     None => Vec::new(),
                 };
