@@ -24,6 +24,7 @@ each_backend!(
     status_timeline_follows_the_event_log,
     a_body_repeating_its_own_event,
     event_log_order_under_concurrent_writers,
+    concurrent_redeliveries_keep_one_body,
     prune_keeps_what_is_needed,
     events_after_filters,
     contacts_keep_the_latest_inbound,
@@ -482,6 +483,59 @@ async fn event_log_order_under_concurrent_writers(db: TestDb) {
     assert!(all.windows(2).all(|w| w[0] < w[1]));
     shutdown.cancel();
     for store in stores.into_iter().chain([direct, reader_store]) {
+        store.close().await;
+    }
+}
+
+/// Meta delivering the same webhooks again while the first deliveries are still being stored, through several
+/// instances at once: each body is stored once, by exactly one of its deliveries, and every delivery of it
+/// is answered with that row; each event is stored once.
+async fn concurrent_redeliveries_keep_one_body(db: TestDb) {
+    const INSTANCES: usize = 3;
+    const DELIVERIES: usize = 4;
+    const BODIES: usize = 30;
+    let shutdown = CancellationToken::new();
+    let mut deliveries = tokio::task::JoinSet::new();
+    let mut stores = Vec::new();
+    for _ in 0..INSTANCES {
+        let store = db.open_with(4).await;
+        let config = IntakeConfig { pg_committers: 2, max_batch: 8, ..IntakeConfig::default() };
+        let (sender, _, _) = IntakeWriter::spawn(store.clone(), config, shutdown.clone()).await.unwrap();
+        for _ in 0..DELIVERIES {
+            let sender = sender.clone();
+            deliveries.spawn(async move {
+                let mut outcomes = Vec::new();
+                for n in 0..BODIES {
+                    let body = format!("body {n}");
+                    let events = vec![event(&format!("{n}.a")), event(&format!("{n}.b"))];
+                    outcomes.push((n, sender.submit(item(&body, events)).await.unwrap().item));
+                }
+                outcomes
+            });
+        }
+        stores.push(store);
+    }
+    let mut by_body: Vec<Vec<wabridge_gateway::store::ItemOutcome>> = vec![Vec::new(); BODIES];
+    while let Some(done) = deliveries.join_next().await {
+        for (n, outcome) in done.unwrap() {
+            by_body[n].push(outcome);
+        }
+    }
+    for (n, outcomes) in by_body.iter().enumerate() {
+        assert_eq!(outcomes.len(), INSTANCES * DELIVERIES);
+        let first: Vec<_> = outcomes.iter().filter(|o| !o.raw_duplicate).collect();
+        assert_eq!(first.len(), 1, "body {n}: {outcomes:?}");
+        assert_eq!(first[0].events_inserted, 2, "body {n}: {outcomes:?}");
+        assert!(outcomes.iter().all(|o| o.raw_id == first[0].raw_id), "body {n}: {outcomes:?}");
+        assert_eq!(outcomes.iter().map(|o| o.events_inserted).sum::<usize>(), 2, "body {n}: {outcomes:?}");
+    }
+    let store = &stores[0];
+    assert_eq!(all_seqs(store).await.len(), 2 * BODIES);
+    // One row per body: retention of everything finds exactly that many.
+    let counts = store.prune(SystemTime::now() + Duration::from_secs(60), None).await.unwrap();
+    assert_eq!((counts.events, counts.raw_webhooks), (2 * BODIES as u64, BODIES as u64));
+    shutdown.cancel();
+    for store in stores {
         store.close().await;
     }
 }
