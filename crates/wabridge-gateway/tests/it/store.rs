@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use wabridge_gateway::store::{
-    Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeWriter, NewEvent,
+    Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeSender, IntakeWriter, NewEvent,
     NewOutboundMessage, NewQueued, NewRawWebhook, OutboundState, StatusUpdate, Store, StoreError,
 };
 
@@ -396,6 +396,25 @@ async fn statuses_before_the_wamid_is_known(db: TestDb) {
     store.close().await;
 }
 
+/// `count` gateway instances on one database: each its own pool of four connections and an intake writer with
+/// two committers and batches of at most `max_batch`, stopped by `shutdown`.
+async fn instances(
+    db: &TestDb,
+    count: usize,
+    max_batch: usize,
+    shutdown: &CancellationToken,
+) -> (Vec<Store>, Vec<IntakeSender>) {
+    let (mut stores, mut senders) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        let store = db.open_with(4).await;
+        let config = IntakeConfig { pg_committers: 2, max_batch, ..IntakeConfig::default() };
+        let (sender, _, _) = IntakeWriter::spawn(store.clone(), config, shutdown.clone()).await.unwrap();
+        stores.push(store);
+        senders.push(sender);
+    }
+    (stores, senders)
+}
+
 async fn event_log_order_under_concurrent_writers(db: TestDb) {
     const INSTANCES: usize = 3;
     const SUBMITTERS_PER_INSTANCE: usize = 8;
@@ -406,11 +425,8 @@ async fn event_log_order_under_concurrent_writers(db: TestDb) {
     // direct transactions on another pool: on PostgreSQL, transactions that really commit concurrently.
     let shutdown = CancellationToken::new();
     let mut submitters = tokio::task::JoinSet::new();
-    let mut stores = Vec::new();
-    for instance in 0..INSTANCES {
-        let store = db.open_with(4).await;
-        let config = IntakeConfig { pg_committers: 2, max_batch: 16, ..IntakeConfig::default() };
-        let (sender, _, _) = IntakeWriter::spawn(store.clone(), config, shutdown.clone()).await.unwrap();
+    let (stores, senders) = instances(&db, INSTANCES, 16, &shutdown).await;
+    for (instance, sender) in senders.into_iter().enumerate() {
         for s in 0..SUBMITTERS_PER_INSTANCE {
             let sender = sender.clone();
             submitters.spawn(async move {
@@ -421,7 +437,6 @@ async fn event_log_order_under_concurrent_writers(db: TestDb) {
                 }
             });
         }
-        stores.push(store);
     }
     let direct = db.open_with(4).await;
     for s in 0..4 {
@@ -496,11 +511,8 @@ async fn concurrent_redeliveries_keep_one_body(db: TestDb) {
     const BODIES: usize = 30;
     let shutdown = CancellationToken::new();
     let mut deliveries = tokio::task::JoinSet::new();
-    let mut stores = Vec::new();
-    for _ in 0..INSTANCES {
-        let store = db.open_with(4).await;
-        let config = IntakeConfig { pg_committers: 2, max_batch: 8, ..IntakeConfig::default() };
-        let (sender, _, _) = IntakeWriter::spawn(store.clone(), config, shutdown.clone()).await.unwrap();
+    let (stores, senders) = instances(&db, INSTANCES, 8, &shutdown).await;
+    for sender in senders {
         for _ in 0..DELIVERIES {
             let sender = sender.clone();
             deliveries.spawn(async move {
@@ -513,7 +525,6 @@ async fn concurrent_redeliveries_keep_one_body(db: TestDb) {
                 outcomes
             });
         }
-        stores.push(store);
     }
     let mut by_body: Vec<Vec<wabridge_gateway::store::ItemOutcome>> = vec![Vec::new(); BODIES];
     while let Some(done) = deliveries.join_next().await {
