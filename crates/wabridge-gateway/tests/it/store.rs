@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 use wabridge_gateway::store::{
     Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeSender, IntakeWriter, NewEvent,
-    NewOutboundMessage, NewQueued, NewRawWebhook, OutboundState, StatusUpdate, Store, StoreError,
+    NewOutboundMessage, NewQueued, NewRawWebhook, OutboundOp, OutboundState, StatusUpdate, Store, StoreError,
 };
 
 use crate::support::backend::{Backend, TestDb, each_backend, run};
@@ -30,6 +30,8 @@ each_backend!(
     contacts_keep_the_latest_inbound,
     rejected_webhooks_can_be_reprocessed,
     writer_shutdown_commits_what_is_queued,
+    intake_and_scheduler_writes_share_the_writer,
+    submit_fails_once_the_store_is_closed,
     enqueue_batch_keeps_one_row_per_idempotency_key,
 );
 
@@ -831,6 +833,79 @@ async fn writer_shutdown_commits_what_is_queued(db: TestDb) {
     let refused = sender.submit(item("after", vec![event("after")])).await;
     assert!(matches!(refused, Err(StoreError::IntakeClosed)), "{refused:?}");
     store.close().await;
+}
+
+/// Webhooks and the schedulers' state changes arrive together (on SQLite both are written by the one writer
+/// thread, in turn): every one of them is committed.
+async fn intake_and_scheduler_writes_share_the_writer(db: TestDb) {
+    const WEBHOOKS: usize = 400;
+    const MESSAGES: usize = 40;
+    let store = db.open().await;
+    let rows: Vec<NewQueued> = (0..MESSAGES)
+        .map(|n| NewQueued {
+            id: format!("out-{n}"),
+            phone_number_id: "pn-1".to_owned(),
+            recipient: "15550001".to_owned(),
+            kind: "text".to_owned(),
+            body: format!(r#"{{"to":"15550001","type":"text","text":{{"body":"{n}"}}}}"#),
+            callback_data: None,
+            not_before: None,
+            expires_at: None,
+            idempotency_key: None,
+            request_sha256: None,
+        })
+        .collect();
+    store.enqueue_outbound(&rows).await.unwrap();
+    let (sender, _, writer) =
+        IntakeWriter::spawn(store.clone(), IntakeConfig::default(), CancellationToken::new()).await.unwrap();
+
+    let mut webhooks = tokio::task::JoinSet::new();
+    for n in 0..WEBHOOKS {
+        let sender = sender.clone();
+        webhooks.spawn(async move {
+            sender.submit(item(&format!("mixed {n}"), vec![event(&format!("mx.{n}"))])).await
+        });
+    }
+    let scheduler = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for n in 0..MESSAGES {
+                let id = format!("out-{n}");
+                store.apply_outbound_ops(&[OutboundOp::MarkSending { id: id.clone() }]).await.unwrap();
+                store
+                    .apply_outbound_ops(&[OutboundOp::Sent { id, wamid: format!("wamid.out-{n}") }])
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    while let Some(answer) = webhooks.join_next().await {
+        assert_eq!(answer.unwrap().unwrap().item.events_inserted, 1);
+    }
+    scheduler.await.unwrap();
+    assert_eq!(all_seqs(&store).await.len(), WEBHOOKS);
+    for n in 0..MESSAGES {
+        let detail = store.outbound_detail(&format!("out-{n}")).await.unwrap().unwrap();
+        assert_eq!((detail.state.as_str(), detail.wamid), ("sent", Some(format!("wamid.out-{n}"))));
+    }
+    drop(sender);
+    writer.await.unwrap();
+    store.close().await;
+}
+
+/// A webhook submitted after the store has been closed under a running writer is answered with an error at
+/// once (and so with a 500 to Meta, which retries), never left waiting.
+async fn submit_fails_once_the_store_is_closed(db: TestDb) {
+    let store = db.open().await;
+    let (sender, _, _writer) =
+        IntakeWriter::spawn(store.clone(), IntakeConfig::default(), CancellationToken::new()).await.unwrap();
+    assert_eq!(sender.submit(item("before", vec![event("before")])).await.unwrap().item.events_inserted, 1);
+    store.close().await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(60), sender.submit(item("after", vec![event("after")])))
+            .await
+            .expect("a submit after the store closed must be answered");
+    assert!(answer.is_err(), "{answer:?}");
 }
 
 /// One batch of `POST /v1/messages` rows: a row whose idempotency key is already held — by an earlier batch or by
