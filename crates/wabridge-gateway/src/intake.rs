@@ -75,6 +75,8 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             return StatusCode::UNAUTHORIZED.into_response();
         }
     }
+    // Recorded with the body: whether its signature was checked (and so correct) or checking is turned off.
+    let signature_ok = !state.config.webhook.insecure_skip_signature;
     let mut inbound_media = Vec::new();
     let mut item = match Envelope::events_from_slice(&body) {
         Ok(events) => {
@@ -83,13 +85,15 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
                 .filter(|e| matches!(e.kind, EventKind::Message { .. }))
                 .filter_map(|e| crate::media::inbound_media(&e.payload))
                 .collect();
-            batch_item(&body, events)
+            let mut item = batch_item(&body, events);
+            item.raw = item.raw.with_signature_ok(signature_ok);
+            item
         }
         Err(e) => {
             metrics.webhooks_rejected.inc("invalid_envelope");
             tracing::warn!(error = %e, bytes = body.len(), "signed webhook is not a valid envelope; stored as rejected");
             IntakeBatchItem {
-                raw: NewRawWebhook::rejected(body.clone(), true, format!("invalid envelope: {e}")),
+                raw: NewRawWebhook::rejected(body.clone(), signature_ok, format!("invalid envelope: {e}")),
                 events: Vec::new(),
                 inbound: Vec::new(),
                 statuses: Vec::new(),
@@ -110,7 +114,11 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             if !outcome.item.raw_duplicate {
                 sending.tell(&state.outbound);
             }
-            crate::templates::apply_webhook_updates(&state.templates, template_updates);
+            // A webhook that brought nothing new is a redelivery (or a re-batching) of statuses already
+            // applied; applying them again could move a template back to an older status.
+            if outcome.item.events_inserted > 0 {
+                crate::templates::apply_webhook_updates(&state.templates, template_updates);
+            }
             if !outcome.item.raw_duplicate {
                 crate::media::prefetch(&state.media, inbound_media);
             }

@@ -119,14 +119,17 @@ impl Store {
         if items.is_empty() {
             return Ok(Vec::new());
         }
-        match self {
-            Self::Sqlite(s) => s.commit_intake(items.to_vec().into()).await,
-            Self::Postgres(s) => s.commit_intake(items).await,
-        }
+        let outcomes = match self {
+            Self::Sqlite(s) => s.commit_intake(items.to_vec().into()).await?,
+            Self::Postgres(s) => s.commit_intake(items).await?,
+        };
+        self.sync_commits().await?;
+        Ok(outcomes)
     }
 
     /// [`commit_intake`](Self::commit_intake) for a batch the caller shares: the SQLite backend hands it to
-    /// its intake thread without copying.
+    /// its intake thread without copying. Not yet durable on SQLite with durability FULL: the caller (the
+    /// [`IntakeWriter`]) flushes once for a group of batches with [`Self::sync_commits`] before answering.
     pub async fn commit_intake_shared(
         &self,
         items: std::sync::Arc<[IntakeBatchItem]>,

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use sqlx::sqlite::{
@@ -79,19 +80,69 @@ pub struct SqliteStore {
 pub struct WalSync {
     path: PathBuf,
     file: std::sync::Mutex<Option<std::fs::File>>,
+    /// Set by the first failed flush, for good. After a failed `fsync` the kernel may mark the pages it could
+    /// not write as clean, so a later flush can succeed without writing them: a redelivery of a webhook whose
+    /// commit was never made durable would then be answered 200 as a duplicate. So, as PostgreSQL does, no
+    /// commit is acknowledged after a failed flush until the gateway restarts (and SQLite recovers from the
+    /// WAL as it is on disk).
+    failed: std::sync::atomic::AtomicBool,
+    /// The highest event seq written by an intake transaction, noted before its commit made it visible.
+    written: AtomicI64,
+    /// The highest event seq known to be on disk: readers of the event log stop there while later ones are
+    /// not, so that no subscriber sees (and resumes after) an event a power cut could still take back.
+    durable: AtomicI64,
 }
 
 impl WalSync {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            file: std::sync::Mutex::new(None),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            written: AtomicI64::new(0),
+            durable: AtomicI64::new(0),
+        }
+    }
+
+    /// Notes that a transaction about to commit holds events up to `seq`.
+    pub(super) fn note_written(&self, seq: i64) {
+        self.written.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// While this store has events committed but not yet flushed: the seq up to which they are on disk.
+    ///
+    /// Readers call it after their query: an event the query saw was noted before its commit, so if it is
+    /// not on disk yet, this answers a seq below it. Events of other stores on the same file (a second
+    /// process, say) are not known here; they are held back only while this store has unflushed ones.
+    pub(super) fn unflushed_after(&self) -> Option<i64> {
+        let durable = self.durable.load(Ordering::Acquire);
+        (self.written.load(Ordering::Acquire) > durable).then_some(durable)
+    }
+
     /// Flushes the WAL file to disk. The file exists once the first transaction has been written.
+    ///
+    /// # Errors
+    /// The flush's error; and, once a flush has failed, an error for every flush after it.
     pub fn sync(&self) -> std::io::Result<()> {
+        self.flush_with(std::fs::File::sync_data)
+    }
+
+    fn flush_with(&self, flush: impl FnOnce(&std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
+        // Everything noted before the flush starts was committed (written to the WAL) before it.
+        let target = self.written.load(Ordering::Acquire);
+        if self.failed.load(Ordering::Acquire) {
+            return Err(std::io::Error::other(
+                "an earlier flush of the SQLite WAL failed: nothing more is acknowledged until the gateway restarts",
+            ));
+        }
         let mut file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if file.is_none() {
             *file = Some(std::fs::OpenOptions::new().read(true).open(&self.path)?);
         }
-        match file.as_ref() {
-            Some(f) => f.sync_data(),
-            None => Ok(()),
-        }
+        let Some(f) = file.as_ref() else { return Ok(()) };
+        flush(f).inspect_err(|_| self.failed.store(true, Ordering::Release))?;
+        self.durable.fetch_max(target, Ordering::AcqRel);
+        Ok(())
     }
 }
 
@@ -108,13 +159,15 @@ impl SqliteStore {
         let connect = |source| StoreError::Connect { backend: "sqlite", source };
         let base =
             SqliteConnectOptions::new().filename(path).busy_timeout(options.busy_timeout).foreign_keys(true);
-        // FULL is provided by a group fsync of the WAL before acknowledgement (see [`WalSync`]).
-        let synchronous = Sync::Normal;
+        // For intake, FULL is provided by a group fsync of the WAL before acknowledgement (see [`WalSync`]);
+        // the other writes (the outbound queue, callbacks, users, settings) commit with SQLite's own FULL, one
+        // fsync per transaction, on the writer pool.
+        let synchronous = match options.synchronous {
+            SqliteSynchronous::Full => Sync::Full,
+            SqliteSynchronous::Normal => Sync::Normal,
+        };
         let wal = match options.synchronous {
-            SqliteSynchronous::Full => Some(Arc::new(WalSync {
-                path: sqlite_intake::wal_path(path),
-                file: std::sync::Mutex::new(None),
-            })),
+            SqliteSynchronous::Full => Some(Arc::new(WalSync::new(sqlite_intake::wal_path(path)))),
             SqliteSynchronous::Normal => None,
         };
         // The writer opens first: it creates the file and switches it to WAL, which readers then share.
@@ -138,6 +191,20 @@ impl SqliteStore {
             .await
             .map_err(connect)?;
         let writer_thread = Arc::new(WriterThread::open(path)?);
+        if let Some(wal) = &wal {
+            // What is in the database at start counts as on disk once flushed (a crash of the last process
+            // left it in the OS's cache, perhaps unflushed).
+            let seq = writer_thread.max_seq().await?;
+            wal.note_written(seq);
+            let flushed = match wal.sync() {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    wal.durable.fetch_max(seq, Ordering::AcqRel);
+                    Ok(())
+                }
+                other => other,
+            };
+            flushed.map_err(StoreError::Flush)?;
+        }
         let migrate_with = Arc::new(base.clone().foreign_keys(false));
         Ok(Self { writer, readers, synchronous: options.synchronous, wal, writer_thread, migrate_with })
     }
@@ -191,7 +258,7 @@ impl SqliteStore {
         &self,
         items: Arc<[IntakeBatchItem]>,
     ) -> Result<Vec<ItemOutcome>, StoreError> {
-        self.writer_thread.commit(items).await
+        self.writer_thread.commit(items, self.wal.clone()).await
     }
 
     pub(super) async fn events_after(
@@ -218,13 +285,18 @@ impl SqliteStore {
         }
         qb.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
         let found = qb.build().fetch_all(&self.readers).await?;
-        Ok(found.iter().map(rows::stored_event).collect::<Result<_, _>>()?)
+        let mut events: Vec<StoredEvent> = found.iter().map(rows::stored_event).collect::<Result<_, _>>()?;
+        if let Some(durable) = self.wal.as_ref().and_then(|wal| wal.unflushed_after()) {
+            events.retain(|e| e.seq <= durable);
+        }
+        Ok(events)
     }
 
     pub(super) async fn max_seq(&self) -> Result<i64, StoreError> {
         let seq: Option<i64> =
             sqlx::query_scalar("SELECT max(seq) FROM events").fetch_one(&self.readers).await?;
-        Ok(seq.unwrap_or(0))
+        let seq = seq.unwrap_or(0);
+        Ok(self.wal.as_ref().and_then(|wal| wal.unflushed_after()).map_or(seq, |durable| seq.min(durable)))
     }
 
     pub(super) async fn contact_last_inbound(
@@ -398,4 +470,25 @@ pub(super) async fn apply_statuses(
     let wamids = serde_json::to_string(wamids).map_err(|_| StoreError::Inconsistent("wamid list"))?;
     sqlx::query(APPLY_STATUSES).bind(now).bind(wamids).execute(&mut **tx).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WalSync;
+
+    #[test]
+    fn a_failed_flush_fails_every_later_one() {
+        let dir = std::env::temp_dir().join(format!("wabridge-walsync-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("store.db-wal");
+        std::fs::write(&path, b"frames").unwrap();
+        let wal = WalSync::new(path);
+        assert!(wal.sync().is_ok());
+        let failed = wal.flush_with(|_| Err(std::io::Error::other("EIO")));
+        assert_eq!(failed.unwrap_err().to_string(), "EIO");
+        // The file itself would flush fine now; the earlier failure still stands.
+        let later = wal.sync().unwrap_err();
+        assert!(later.to_string().contains("earlier flush"), "{later}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

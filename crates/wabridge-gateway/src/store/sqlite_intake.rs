@@ -29,6 +29,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, pa
 use tokio::sync::oneshot;
 use wabridge_types::webhook::status_dedupe_key;
 
+use super::sqlite::WalSync;
 use super::{
     IntakeBatchItem, ItemOutcome, StoreError, now_millis, state_of_status, state_rank, status_rank, to_millis,
 };
@@ -90,8 +91,24 @@ impl WriterThread {
     }
 
     /// Commits `items` in one transaction on the writer thread.
-    pub(super) async fn commit(&self, items: Arc<[IntakeBatchItem]>) -> Result<Vec<ItemOutcome>, StoreError> {
-        self.run(move |conn| commit(conn, &items)).await
+    pub(super) async fn commit(
+        &self,
+        items: Arc<[IntakeBatchItem]>,
+        wal: Option<Arc<WalSync>>,
+    ) -> Result<Vec<ItemOutcome>, StoreError> {
+        self.run(move |conn| commit(conn, &items, wal.as_deref())).await
+    }
+
+    /// The highest event seq in the database (0 when there is none, or no event table yet).
+    pub(super) async fn max_seq(&self) -> Result<i64, StoreError> {
+        self.run(|conn| {
+            let seq: Option<i64> = conn
+                .query_row("SELECT max(seq) FROM events", [], |row| row.get(0))
+                .optional()
+                .unwrap_or(None);
+            Ok(seq.unwrap_or(0))
+        })
+        .await
     }
 
     /// Stops the thread after the job in progress (blocking: call from a blocking context).
@@ -176,7 +193,14 @@ const TOUCH_CONTACT: &str = "INSERT INTO contacts (phone_number_id, wa_id, last_
 
 /// Writes a batch in one transaction, item by item in arrival order: an event (or body) counts as new for
 /// the first item that carried it and as a duplicate for the others, in this batch or across batches.
-fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOutcome>, StoreError> {
+///
+/// With durability FULL (`wal`), the highest seq of the batch is noted as written before the commit makes it
+/// visible, so that readers of the event log stop short of it until the WAL has been flushed.
+fn commit(
+    conn: &mut Connection,
+    items: &[IntakeBatchItem],
+    wal: Option<&WalSync>,
+) -> Result<Vec<ItemOutcome>, StoreError> {
     let now = now_millis();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(items.len());
@@ -218,7 +242,7 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                 events_duplicate: 0,
                 last_seq: None,
             };
-            let mut first_known = None;
+            let mut known = Vec::new();
             // The seq of each event inserted now, by dedupe key: a status's timeline row goes with its event.
             let mut inserted: Vec<(&str, i64)> = Vec::new();
             for e in &item.events {
@@ -239,17 +263,23 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
                     inserted.push((e.dedupe_key.as_str(), tx.last_insert_rowid()));
                 } else {
                     outcome.events_duplicate += 1;
-                    first_known.get_or_insert(e);
+                    known.push(e.dedupe_key.as_str());
                 }
             }
-            if let (Some(new_raw), Some(known)) = (new_raw, first_known) {
-                // An event was known: if the body that brought it is this very body, this is a redelivery. It
-                // keeps no second row; events it brings anew (a newer version may find more) link to the
-                // original. A different body with known events (Meta re-batched them) is kept: it was received.
-                known_body = tx
-                    .prepare_cached(SAME_BODY)?
-                    .query_row(params![known.dedupe_key, hash, new_raw], |row| row.get(0))
-                    .optional()?;
+            if let Some(new_raw) = new_raw.filter(|_| !known.is_empty()) {
+                // Events were known: if one of them came with this very body, this is a redelivery. It keeps
+                // no second row; events it brings anew (a newer version may find more) link to the original.
+                // Each known event is looked at, as its first body may be another one (a body with e1 and e2
+                // redelivered after e1 came alone). A different body with known events only (Meta re-batched
+                // them) is kept: it was received.
+                let mut same_body = tx.prepare_cached(SAME_BODY)?;
+                for key in known {
+                    known_body =
+                        same_body.query_row(params![key, hash, new_raw], |row| row.get(0)).optional()?;
+                    if known_body.is_some() {
+                        break;
+                    }
+                }
                 if let Some(original) = known_body {
                     if outcome.events_inserted > 0 {
                         tx.prepare_cached(RELINK_EVENTS)?.execute([original, new_raw])?;
@@ -272,6 +302,9 @@ fn commit(conn: &mut Connection, items: &[IntakeBatchItem]) -> Result<Vec<ItemOu
             }
             outcomes.push(outcome);
         }
+    }
+    if let (Some(wal), Some(seq)) = (wal, outcomes.iter().filter_map(|o| o.last_seq).max()) {
+        wal.note_written(seq);
     }
     tx.commit()?;
     Ok(outcomes)

@@ -37,6 +37,13 @@ impl NewRawWebhook {
         Self { received_at: SystemTime::now(), body, body_sha256, signature_ok, reject_reason }
     }
 
+    /// Sets whether the signature was checked and correct (`false` when checking is turned off).
+    #[must_use]
+    pub fn with_signature_ok(mut self, signature_ok: bool) -> Self {
+        self.signature_ok = signature_ok;
+        self
+    }
+
     /// Sets the time of receipt (default: when it was built).
     #[must_use]
     pub fn with_received_at(mut self, received_at: SystemTime) -> Self {

@@ -117,6 +117,11 @@ async fn insecure_setting_accepts_unsigned(db: TestDb) {
     let body = text_message("wamid.UNSIGNED", "16505551234", now_secs());
     assert_eq!(post_with(&gw.url(), &body, None).await, 200);
     assert_eq!(gw.state().store.max_seq().await.unwrap(), 1);
+    // What is stored says the signature was not checked.
+    assert_eq!(post_with(&gw.url(), r#"{"object":"whatsapp_business_account","entry":7}"#, None).await, 200);
+    let rejected = gw.state().store.rejected_webhooks(10).await.unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert!(!rejected[0].signature_ok);
     gw.shutdown().await.unwrap();
 }
 

@@ -13,7 +13,10 @@ impl Store {
         match self {
             Self::Sqlite(s) => {
                 let ops = ops.to_vec();
-                s.writer_thread().run(move |conn| sqlite_ops(conn, &ops)).await
+                s.writer_thread().run(move |conn| sqlite_ops(conn, &ops)).await?;
+                // Written by the intake's connection: durable, with durability FULL, once the WAL is flushed
+                // (a message marked `sending` must stay so, or a restart would send it twice).
+                self.sync_commits().await
             }
             Self::Postgres(s) => pg_ops(s, ops).await,
         }
