@@ -111,15 +111,13 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         .collect();
     match state.intake.submit(item).await {
         Ok(outcome) => {
-            if !outcome.item.raw_duplicate {
-                sending.tell(&state.outbound);
-            }
-            // A webhook that brought nothing new is a redelivery (or a re-batching) of statuses already
-            // applied; applying them again could move a template back to an older status.
+            // What a webhook tells the rest of the gateway, only if it brought new events: a redelivery, or
+            // Meta re-batching events already stored, must not count inbound messages against the level
+            // twice, fetch their media again, or move a template back to an older status. (A body that mixes
+            // new and known events tells all of its own.)
             if outcome.item.events_inserted > 0 {
+                sending.tell(&state.outbound);
                 crate::templates::apply_webhook_updates(&state.templates, template_updates);
-            }
-            if !outcome.item.raw_duplicate {
                 crate::media::prefetch(&state.media, inbound_media);
             }
             metrics.webhooks_received.inc();

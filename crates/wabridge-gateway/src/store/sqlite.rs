@@ -474,7 +474,23 @@ pub(super) async fn apply_statuses(
 
 #[cfg(test)]
 mod tests {
-    use super::WalSync;
+    use super::{SqliteOptions, SqliteStore, SqliteSynchronous, WalSync};
+
+    /// With durability FULL, writes other than webhooks (the outbound queue, callbacks, users) commit with
+    /// SQLite's own FULL on the writer pool: flushed before they are answered. NORMAL stays NORMAL.
+    #[tokio::test]
+    async fn the_writer_pool_flushes_each_commit_when_durability_is_full() {
+        let dir = std::env::temp_dir().join(format!("wabridge-sync-mode-{}", std::process::id()));
+        for (mode, expected) in [(SqliteSynchronous::Full, 2), (SqliteSynchronous::Normal, 1)] {
+            let path = dir.join(format!("{expected}.db"));
+            let options = SqliteOptions { synchronous: mode, ..SqliteOptions::default() };
+            let store = SqliteStore::open(&path, options).await.unwrap();
+            let found: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.writer).await.unwrap();
+            assert_eq!(found, expected, "{mode:?}");
+            store.close().await;
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn a_failed_flush_fails_every_later_one() {
