@@ -383,8 +383,26 @@ impl PgStore {
         }
         apply_statuses(&mut tx, &[wamid], now).await?;
         tx.commit().await?;
+        apply_statuses_after_intake(self, &[wamid]).await?;
         Ok(true)
     }
+}
+
+/// After a transaction that recorded wamids has committed: a webhook transaction may have stored statuses of
+/// these wamids concurrently, each transaction blind to the other's rows. Applies them again once ours is
+/// visible, after the intake transactions holding the event-log lock have committed.
+pub(super) async fn apply_statuses_after_intake(store: &PgStore, wamids: &[&str]) -> Result<(), StoreError> {
+    if wamids.is_empty() {
+        return Ok(());
+    }
+    let mut tx = store.pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
+        .bind(EVENT_LOG_LOCK_CLASS)
+        .execute(&mut *tx)
+        .await?;
+    apply_statuses(&mut tx, wamids, now_millis()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Moves the outbound messages with these wamids to the highest-ranked status of their timeline, if that

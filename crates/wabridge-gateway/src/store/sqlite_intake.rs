@@ -70,7 +70,15 @@ impl WriterThread {
             .name("wabridge-sqlite-writer".to_owned())
             .spawn(move || {
                 while let Ok(job) = receiver.recv() {
-                    job(&mut conn);
+                    // A job that panics (a bug) fails alone: its caller sees its answer dropped, the unwinding
+                    // rolled its transaction back, and the connection serves the next job. Without this, every
+                    // later webhook would be refused until a restart.
+                    let run = std::panic::AssertUnwindSafe(|| job(&mut conn));
+                    if std::panic::catch_unwind(run).is_err() {
+                        tracing::error!(
+                            "a job on the SQLite writer thread panicked; its transaction was rolled back"
+                        );
+                    }
                 }
             })
             .map_err(StoreError::Thread)?;
@@ -308,4 +316,33 @@ fn commit(
     }
     tx.commit()?;
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StoreError, WriterThread};
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone() {
+        let dir = std::env::temp_dir().join(format!("wabridge-writer-panic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.db");
+        rusqlite::Connection::open(&path).unwrap().pragma_update(None, "journal_mode", "WAL").unwrap();
+        let writer = WriterThread::open(&path).unwrap();
+        writer.run(|conn| Ok(conn.execute_batch("CREATE TABLE t (n INTEGER)")?)).await.unwrap();
+        let failed = writer
+            .run(|conn| -> Result<(), StoreError> {
+                let tx = conn.transaction()?;
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                panic!("a bug in a job");
+            })
+            .await;
+        assert!(matches!(failed, Err(StoreError::IntakeClosed)), "{failed:?}");
+        // The thread goes on, and the panicked job's insert was rolled back.
+        let count: i64 =
+            writer.run(|conn| Ok(conn.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?)).await.unwrap();
+        assert_eq!(count, 0);
+        writer.close();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

@@ -149,17 +149,5 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
         postgres::apply_statuses(&mut tx, &wamids, now).await?;
     }
     tx.commit().await?;
-    if !wamids.is_empty() {
-        // A webhook transaction may have stored statuses of these wamids concurrently, each transaction
-        // blind to the other's rows: apply them again once ours is visible, after the intake transactions
-        // holding the event-log lock have committed.
-        let mut tx = s.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
-            .bind(postgres::EVENT_LOG_LOCK_CLASS)
-            .execute(&mut *tx)
-            .await?;
-        postgres::apply_statuses(&mut tx, &wamids, now_millis()).await?;
-        tx.commit().await?;
-    }
-    Ok(())
+    postgres::apply_statuses_after_intake(s, &wamids).await
 }
