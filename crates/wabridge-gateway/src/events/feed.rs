@@ -111,10 +111,13 @@ impl EventFeed {
                         .map(|e| FeedEvent::new(&e))
                         .collect();
                     metrics.events_published.add(events.len() as u64);
+                    // The head moves first: a subscriber that reads the old head has subscribed before this
+                    // send and gets the batch; one that reads the new head skips what the batch holds below it.
+                    // (The other way round, one subscribing in between would wait for the next batch.)
+                    head_tx.send_replace(newest);
                     // No receiver is fine: subscribers come and go.
                     let _ = batches.send(Arc::new(FeedBatch { after: last, last: newest, events }));
                     last = newest;
-                    head_tx.send_replace(last);
                     if !full {
                         break;
                     }

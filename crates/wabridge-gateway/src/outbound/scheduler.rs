@@ -38,6 +38,9 @@ struct Loaded {
 enum SendFailure {
     /// Marking it `sending` failed: nothing went to Meta.
     NotStarted,
+    /// It was no longer queued when it was to be marked `sending` (cancelled or expired since it was loaded):
+    /// nothing went to Meta, and nothing will.
+    Gone,
     /// Meta (or the transport) answered with an error.
     Cloud(CloudError),
 }
@@ -437,6 +440,13 @@ impl Scheduler {
                 message.not_before = Some(now_millis() + 1000);
                 self.requeue_front(message);
             }
+            Err(SendFailure::Gone) => {
+                // Its cancellation already took it off the backlog.
+                tracing::debug!(number = %self.number, "a loaded message was no longer queued; not sent");
+                let gone = "the message was cancelled or expired before it was sent";
+                let error = json!([{"code": 0, "title": gone, "message": gone}]).to_string();
+                self.shared.completions.finish(&message.id, super::Completion::Failed(error));
+            }
             Err(SendFailure::Cloud(e)) => {
                 let c = e.classification();
                 let code = e.code().map_or_else(|| "transport".to_owned(), |c| c.to_string());
@@ -561,13 +571,9 @@ impl Scheduler {
                     self.shared.writer.apply(OutboundOp::Reconciled { id: d.id, wamid: wamid.clone() }).await;
             } else if now_ms - d.sending_since >= grace_ms {
                 self.shared.metrics.outbound_resent.inc();
-                let op = OutboundOp::Requeue {
-                    id: d.id,
-                    not_before: None,
-                    error: None,
-                    possibly_duplicated: true,
-                };
-                let _ = self.shared.writer.apply(op).await;
+                // Held by no scheduler once back in the queue, so that this one (or the instance holding
+                // the number by then) loads it again.
+                let _ = self.shared.writer.apply(OutboundOp::Resend { id: d.id }).await;
                 self.more_in_store = true;
             } else {
                 keep.push(d);
@@ -599,8 +605,11 @@ async fn send(
         }
     };
     request.biz_opaque_callback_data = Some(message.id.clone());
-    if shared.writer.apply(OutboundOp::MarkSending { id: message.id.clone() }).await.is_err() {
-        return Err(SendFailure::NotStarted);
+    match shared.writer.apply(OutboundOp::MarkSending { id: message.id.clone() }).await {
+        Ok(true) => {}
+        // Cancelled (or expired) since it was loaded: it must not go.
+        Ok(false) => return Err(SendFailure::Gone),
+        Err(_) => return Err(SendFailure::NotStarted),
     }
     // The limiters admitted this send before its durable mark; marks commit in groups, so sends admitted
     // apart would leave together when their commit lands. Leaving at admission + a fixed lag keeps the

@@ -5,10 +5,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Enqueued, NewQueued, OutboundOp, Store, StoreError};
+use crate::store::{Enqueued, NewQueued, OutboundOp, Store};
 
 type InsertReply = oneshot::Sender<Result<Enqueued, String>>;
-type OpReply = Option<oneshot::Sender<Result<(), String>>>;
+type OpReply = Option<oneshot::Sender<Result<bool, String>>>;
 
 /// Sends inserts and state changes to the writer tasks.
 #[derive(Debug, Clone)]
@@ -62,10 +62,10 @@ impl QueueWriter {
             let mut batch = Vec::with_capacity(max_batch);
             while next_batch(&mut op_rx, &mut batch, max_batch, &op_stop).await > 0 {
                 let list: Vec<OutboundOp> = batch.iter().map(|(op, _)| op.clone()).collect();
-                let result = commit_ops(&op_store, &list).await;
-                for (_, reply) in batch.drain(..) {
+                let results = commit_ops(&op_store, &list).await;
+                for ((_, reply), result) in batch.drain(..).zip(results) {
                     if let Some(reply) = reply {
-                        let _ = reply.send(result.clone());
+                        let _ = reply.send(result);
                     }
                 }
             }
@@ -80,8 +80,9 @@ impl QueueWriter {
         rx.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::Store)
     }
 
-    /// Applies a state change; returns once its commit is done.
-    pub async fn apply(&self, op: OutboundOp) -> Result<(), WriteError> {
+    /// Applies a state change; returns once its commit is done, with whether it changed its message (see
+    /// [`Store::apply_outbound_ops`]).
+    pub async fn apply(&self, op: OutboundOp) -> Result<bool, WriteError> {
         let (tx, rx) = oneshot::channel();
         self.ops.send((op, Some(tx))).await.map_err(|_| WriteError::Stopped)?;
         rx.await.map_err(|_| WriteError::Stopped)?.map_err(WriteError::Store)
@@ -113,24 +114,28 @@ async fn next_batch<T>(
     }
 }
 
-/// Commits `ops`; when the batch fails, tries each op alone so one bad row does not sink the others.
-async fn commit_ops(store: &Store, ops: &[OutboundOp]) -> Result<(), String> {
+/// Commits `ops`, answering op by op; when the batch fails, tries each op alone so one bad row does not sink
+/// the others.
+async fn commit_ops(store: &Store, ops: &[OutboundOp]) -> Vec<Result<bool, String>> {
     match store.apply_outbound_ops(ops).await {
-        Ok(()) => Ok(()),
+        Ok(changed) => changed.into_iter().map(Ok).collect(),
         Err(e) if ops.len() > 1 => {
             tracing::warn!(error = %e, ops = ops.len(), "outbound state batch failed; applying one by one");
-            let mut last: Result<(), StoreError> = Ok(());
+            let mut results = Vec::with_capacity(ops.len());
             for op in ops {
-                if let Err(e) = store.apply_outbound_ops(std::slice::from_ref(op)).await {
-                    tracing::error!(error = %e, "outbound state change failed");
-                    last = Err(e);
-                }
+                results.push(match store.apply_outbound_ops(std::slice::from_ref(op)).await {
+                    Ok(changed) => Ok(changed.first().copied().unwrap_or(false)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbound state change failed");
+                        Err(e.to_string())
+                    }
+                });
             }
-            last.map_err(|e| e.to_string())
+            results
         }
         Err(e) => {
             tracing::error!(error = %e, "outbound state change failed");
-            Err(e.to_string())
+            vec![Err(e.to_string()); ops.len()]
         }
     }
 }

@@ -348,13 +348,17 @@ impl Store {
         Ok(())
     }
 
-    /// When the next pending delivery of `callback_id` becomes due (or its lease expires), if any.
+    /// When the next pending delivery of `callback_id` becomes due (or its lease expires), if any. Only the
+    /// first pending delivery of each contact counts, as only those can be claimed: a later one, due long
+    /// ago, waits for the one before it (its retry, its lease), and must not make the worker wake at once.
     pub async fn next_delivery_due(&self, callback_id: &str) -> Result<Option<SystemTime>, StoreError> {
         let at: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
             sqlx::query_scalar(&sql(
-                "SELECT min(CASE WHEN lease_until IS NOT NULL AND lease_until > next_attempt_at \
-                 THEN lease_until ELSE next_attempt_at END) FROM callback_deliveries \
-                 WHERE callback_id = $1 AND state = 'pending'",
+                "SELECT min(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at \
+                 THEN d.lease_until ELSE d.next_attempt_at END) FROM callback_deliveries d \
+                 WHERE d.callback_id = $1 AND d.state = 'pending' \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries e WHERE e.callback_id = d.callback_id \
+                   AND e.contact_key = d.contact_key AND e.state = 'pending' AND e.seq < d.seq)",
             ))
             .bind(callback_id)
             .fetch_one(r)

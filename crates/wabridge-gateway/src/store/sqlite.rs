@@ -86,7 +86,11 @@ pub struct WalSync {
     /// commit is acknowledged after a failed flush until the gateway restarts (and SQLite recovers from the
     /// WAL as it is on disk).
     failed: std::sync::atomic::AtomicBool,
-    /// The highest event seq written by an intake transaction, noted before its commit made it visible.
+    /// The highest event seq of an intake transaction about to commit: noted before the commit makes its
+    /// events visible, so that a reader who saw them knows they may not be on disk yet.
+    committing: AtomicI64,
+    /// The highest event seq of an intake transaction whose commit returned (its WAL frames written): what
+    /// a flush that starts now makes durable.
     written: AtomicI64,
     /// The highest event seq known to be on disk: readers of the event log stop there while later ones are
     /// not, so that no subscriber sees (and resumes after) an event a power cut could still take back.
@@ -99,13 +103,20 @@ impl WalSync {
             path,
             file: std::sync::Mutex::new(None),
             failed: std::sync::atomic::AtomicBool::new(false),
+            committing: AtomicI64::new(0),
             written: AtomicI64::new(0),
             durable: AtomicI64::new(0),
         }
     }
 
     /// Notes that a transaction about to commit holds events up to `seq`.
+    pub(super) fn note_committing(&self, seq: i64) {
+        self.committing.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// Notes that the commit of a transaction with events up to `seq` has returned.
     pub(super) fn note_written(&self, seq: i64) {
+        self.note_committing(seq);
         self.written.fetch_max(seq, Ordering::AcqRel);
     }
 
@@ -116,7 +127,7 @@ impl WalSync {
     /// process, say) are not known here; they are held back only while this store has unflushed ones.
     pub(super) fn unflushed_after(&self) -> Option<i64> {
         let durable = self.durable.load(Ordering::Acquire);
-        (self.written.load(Ordering::Acquire) > durable).then_some(durable)
+        (self.committing.load(Ordering::Acquire) > durable).then_some(durable)
     }
 
     /// Flushes the WAL file to disk. The file exists once the first transaction has been written.
@@ -128,7 +139,8 @@ impl WalSync {
     }
 
     fn flush_with(&self, flush: impl FnOnce(&std::fs::File) -> std::io::Result<()>) -> std::io::Result<()> {
-        // Everything noted before the flush starts was committed (written to the WAL) before it.
+        // Every commit noted as returned before the flush starts had written its frames before it. (Not
+        // those only about to commit: their frames may come after the flush.)
         let target = self.written.load(Ordering::Acquire);
         if self.failed.load(Ordering::Acquire) {
             return Err(std::io::Error::other(

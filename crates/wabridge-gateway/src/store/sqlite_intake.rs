@@ -202,8 +202,9 @@ const TOUCH_CONTACT: &str = "INSERT INTO contacts (phone_number_id, wa_id, last_
 /// Writes a batch in one transaction, item by item in arrival order: an event (or body) counts as new for
 /// the first item that carried it and as a duplicate for the others, in this batch or across batches.
 ///
-/// With durability FULL (`wal`), the highest seq of the batch is noted as written before the commit makes it
-/// visible, so that readers of the event log stop short of it until the WAL has been flushed.
+/// With durability FULL (`wal`), the highest seq of the batch is noted before the commit makes it visible, so
+/// that readers of the event log stop short of it until the WAL has been flushed, and again once the commit
+/// returned, so that the next flush counts it as on disk.
 fn commit(
     conn: &mut Connection,
     items: &[IntakeBatchItem],
@@ -311,10 +312,14 @@ fn commit(
             outcomes.push(outcome);
         }
     }
-    if let (Some(wal), Some(seq)) = (wal, outcomes.iter().filter_map(|o| o.last_seq).max()) {
-        wal.note_written(seq);
+    let last_seq = outcomes.iter().filter_map(|o| o.last_seq).max();
+    if let (Some(wal), Some(seq)) = (wal, last_seq) {
+        wal.note_committing(seq);
     }
     tx.commit()?;
+    if let (Some(wal), Some(seq)) = (wal, last_seq) {
+        wal.note_written(seq);
+    }
     Ok(outcomes)
 }
 

@@ -18,6 +18,7 @@ each_backend!(
     window_closed_unless_forced_or_user_wrote,
     idempotency_key_gives_the_same_answer,
     scheduled_cancelled_expired_and_full_backlog,
+    cancelled_after_loading_is_never_sent,
     backlog_at_level_80_has_no_limit_errors,
     error_classes_retry_pause_or_fail,
 );
@@ -143,6 +144,38 @@ async fn idempotency_key_gives_the_same_answer(db: TestDb) {
     pair.wait_state(r1["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
     let sent = pair.sandbox.control().sent(&SentFilter::default());
     assert_eq!(sent.len(), 1, "one message reached Meta");
+    pair.stop().await;
+}
+
+/// A message scheduled a moment ahead is loaded by its scheduler at once; cancelled before its time, it never
+/// reaches Meta.
+async fn cancelled_after_loading_is_never_sent(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let to = "16315550311";
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut soon = template(NUMBER, to);
+    soon["send_at"] = json!(now + 2);
+    let (code, r) = pair.send(&soon).await;
+    assert_eq!(code, 201, "{r}");
+    let id = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let del = pair
+        .http
+        .delete(format!("{}/v1/messages/{id}", pair.url))
+        .bearer_auth(&pair.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 200);
+    // Past its time, and then some: a message sent after it goes through, and the cancelled one did not.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, after) = pair.send(&template(NUMBER, "16315550312")).await;
+    pair.wait_state(after["messages"][0]["id"].as_str().unwrap(), &["sent", "delivered", "read"], WAIT).await;
+    let m = pair.message(&id).await;
+    assert_eq!(m["state"], "cancelled", "{m}");
+    assert!(m["wamid"].is_null(), "{m}");
+    let filter = SentFilter { to: Some(to.to_owned()), ..SentFilter::default() };
+    assert!(pair.sandbox.control().sent(&filter).is_empty(), "the cancelled message reached Meta");
     pair.stop().await;
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 use wabridge_gateway::store::{
-    Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig, IntakeSender, IntakeWriter, NewEvent,
-    NewOutboundMessage, NewQueued, NewRawWebhook, OutboundOp, OutboundState, StatusUpdate, Store, StoreError,
+    CallbackRecord, CancelOutcome, Enqueued, EventFilter, InboundTouch, IntakeBatchItem, IntakeConfig,
+    IntakeSender, IntakeWriter, NewDelivery, NewEvent, NewOutboundMessage, NewQueued, NewRawWebhook,
+    OutboundOp, OutboundState, StatusUpdate, Store, StoreError,
 };
 
 use crate::support::backend::{Backend, TestDb, each_backend, run};
@@ -31,6 +32,9 @@ each_backend!(
     rejected_webhooks_can_be_reprocessed,
     writer_shutdown_commits_what_is_queued,
     intake_and_scheduler_writes_share_the_writer,
+    a_loaded_message_cancelled_is_not_marked_sending,
+    a_resent_message_is_loaded_again,
+    a_delivery_waiting_behind_a_retry_is_not_due,
     the_event_log_is_read_up_to_what_is_durable,
     submit_fails_once_the_store_is_closed,
     enqueue_batch_keeps_one_row_per_idempotency_key,
@@ -905,6 +909,94 @@ async fn intake_and_scheduler_writes_share_the_writer(db: TestDb) {
     }
     drop(sender);
     writer.await.unwrap();
+    store.close().await;
+}
+
+fn queued_row(id: &str) -> NewQueued {
+    NewQueued {
+        id: id.to_owned(),
+        phone_number_id: "pn-q".to_owned(),
+        recipient: "15550009".to_owned(),
+        kind: "text".to_owned(),
+        body: format!(r#"{{"to":"15550009","type":"text","text":{{"body":"{id}"}}}}"#),
+        callback_data: None,
+        not_before: None,
+        expires_at: None,
+        idempotency_key: None,
+        request_sha256: None,
+    }
+}
+
+/// A scheduler loads a message, then it is cancelled: marking it `sending` changes nothing and says so, so
+/// the scheduler does not send it.
+async fn a_loaded_message_cancelled_is_not_marked_sending(db: TestDb) {
+    let store = db.open().await;
+    store.enqueue_outbound(&[queued_row("c-1"), queued_row("c-2")]).await.unwrap();
+    let loaded = store.claim_queued("pn-q", "owner-a", 10).await.unwrap();
+    assert_eq!(loaded.len(), 2);
+    assert!(matches!(store.cancel_outbound("c-1").await.unwrap(), CancelOutcome::Cancelled));
+    let marked = store
+        .apply_outbound_ops(&[
+            OutboundOp::MarkSending { id: "c-1".to_owned() },
+            OutboundOp::MarkSending { id: "c-2".to_owned() },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(marked, vec![false, true]);
+    assert_eq!(store.outbound_detail("c-1").await.unwrap().unwrap().state, "cancelled");
+    assert_eq!(store.outbound_detail("c-2").await.unwrap().unwrap().state, "sending");
+    store.close().await;
+}
+
+/// A send whose outcome stayed unknown past the grace period goes back to the queue held by no scheduler:
+/// the scheduler that sent it (which dropped it from memory) loads it again.
+async fn a_resent_message_is_loaded_again(db: TestDb) {
+    let store = db.open().await;
+    store.enqueue_outbound(&[queued_row("r-1")]).await.unwrap();
+    assert_eq!(store.claim_queued("pn-q", "owner-a", 10).await.unwrap().len(), 1);
+    let ops = [OutboundOp::MarkSending { id: "r-1".to_owned() }, OutboundOp::Resend { id: "r-1".to_owned() }];
+    assert_eq!(store.apply_outbound_ops(&ops).await.unwrap(), vec![true, true]);
+    let again = store.claim_queued("pn-q", "owner-a", 10).await.unwrap();
+    assert_eq!(again.len(), 1, "the same owner loads it again");
+    assert!(again[0].possibly_duplicated);
+    assert_eq!(store.outbound_detail("r-1").await.unwrap().unwrap().state, "queued");
+    // Only a message being sent is resent.
+    let late = store.apply_outbound_ops(&[OutboundOp::Resend { id: "r-1".to_owned() }]).await.unwrap();
+    assert_eq!(late, vec![false]);
+    store.close().await;
+}
+
+/// A contact's deliveries go out in order: while its first one waits for a retry, the next is not due (the
+/// worker would otherwise wake at once, claim nothing, and loop until the retry).
+async fn a_delivery_waiting_behind_a_retry_is_not_due(db: TestDb) {
+    let store = db.open().await;
+    let now = SystemTime::now();
+    let callback = CallbackRecord {
+        id: "cb-order".to_owned(),
+        url: "http://127.0.0.1:9/hook".to_owned(),
+        secret: "s".to_owned(),
+        shape: "cloud".to_owned(),
+        max_concurrent: 1,
+        kinds: Vec::new(),
+        phone_number_id: None,
+        source: "api".to_owned(),
+        scan_seq: 0,
+        created_at: now,
+    };
+    assert!(store.put_callback(&callback, false).await.unwrap());
+    let delivery =
+        |seq: i64, contact: &str| NewDelivery { seq, contact_key: contact.to_owned(), event_at: now };
+    let queued = [delivery(5, "x"), delivery(6, "x"), delivery(7, "y")];
+    assert!(store.queue_deliveries("cb-order", 0, 7, &queued).await.unwrap());
+    let claimed = store.claim_deliveries("cb-order", 10, now + Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![5, 7]);
+    let retry_at = now + Duration::from_secs(600);
+    store.delivery_failed("cb-order", 5, retry_at, "503", false).await.unwrap();
+    store.delivery_succeeded("cb-order", 7).await.unwrap();
+    // Event 6 was due at once, but it waits for 5: the next due time is 5's retry.
+    let due = store.next_delivery_due("cb-order").await.unwrap().unwrap();
+    assert!(due >= retry_at - Duration::from_millis(1), "{due:?} is before the retry at {retry_at:?}");
+    assert!(store.claim_deliveries("cb-order", 10, now + Duration::from_secs(30)).await.unwrap().is_empty());
     store.close().await;
 }
 

@@ -81,6 +81,9 @@ pub enum OutboundOp {
     Expire { id: String },
     /// A message whose outcome was unknown, matched to this wamid from its statuses.
     Reconciled { id: String, wamid: String },
+    /// A message whose outcome stayed unknown past the grace period, to be sent again: back in the queue,
+    /// held by no scheduler (so that one loads it again), marked possibly duplicated.
+    Resend { id: String },
 }
 
 /// A message whose send outcome is unknown (it was `sending` when its sender stopped).

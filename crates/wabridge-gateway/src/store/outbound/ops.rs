@@ -5,18 +5,21 @@ use super::OutboundOp;
 use crate::store::{PgStore, Store, StoreError, now_millis, postgres, sqlite};
 
 impl Store {
-    /// Applies scheduler state changes in one transaction.
-    pub async fn apply_outbound_ops(&self, ops: &[OutboundOp]) -> Result<(), StoreError> {
+    /// Applies scheduler state changes in one transaction. Answers, op by op, whether it changed its
+    /// message: `MarkSending` does not when the message is no longer queued (cancelled or expired meanwhile),
+    /// and the send must then not go ahead.
+    pub async fn apply_outbound_ops(&self, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
         if ops.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         match self {
             Self::Sqlite(s) => {
                 let ops = ops.to_vec();
-                s.writer_thread().run(move |conn| sqlite_ops(conn, &ops)).await?;
+                let changed = s.writer_thread().run(move |conn| sqlite_ops(conn, &ops)).await?;
                 // Written by the intake's connection: durable, with durability FULL, once the WAL is flushed
                 // (a message marked `sending` must stay so, or a restart would send it twice).
-                self.sync_commits().await
+                self.sync_commits().await?;
+                Ok(changed)
             }
             Self::Postgres(s) => pg_ops(s, ops).await,
         }
@@ -84,21 +87,31 @@ macro_rules! op_sql {
                 $p,
                 "2 AND state = 'queued'"
             ),
+            // Resend
+            concat!(
+                "UPDATE outbound_messages SET state = 'queued', held_by = NULL, not_before = NULL, \
+                possibly_duplicated = TRUE, sending_since = NULL, updated_at = ",
+                $p,
+                "1 WHERE id = ",
+                $p,
+                "2 AND state = 'sending'"
+            ),
         ]
     };
 }
 
-const SQLITE_OPS: [&str; 5] = op_sql!("?");
-const PG_OPS: [&str; 5] = op_sql!("$");
+const SQLITE_OPS: [&str; 6] = op_sql!("?");
+const PG_OPS: [&str; 6] = op_sql!("$");
 
 /// On the SQLite writer thread (`store/sqlite_intake.rs`): one transaction, cached statements.
-fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<(), StoreError> {
+fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
     use rusqlite::params;
     let now = now_millis();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut wamids = Vec::new();
+    let mut changed = Vec::with_capacity(ops.len());
     for op in ops {
-        match op {
+        let rows = match op {
             OutboundOp::MarkSending { id } => tx.prepare_cached(SQLITE_OPS[0])?.execute(params![now, id])?,
             OutboundOp::Sent { id, wamid } | OutboundOp::Reconciled { id, wamid } => {
                 wamids.push(wamid.as_str());
@@ -112,20 +125,23 @@ fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<(),
                 tx.prepare_cached(SQLITE_OPS[3])?.execute(params![now, id, error])?
             }
             OutboundOp::Expire { id } => tx.prepare_cached(SQLITE_OPS[4])?.execute(params![now, id])?,
+            OutboundOp::Resend { id } => tx.prepare_cached(SQLITE_OPS[5])?.execute(params![now, id])?,
         };
+        changed.push(rows > 0);
     }
     if !wamids.is_empty() {
         let wamids = serde_json::to_string(&wamids).map_err(|_| StoreError::Inconsistent("wamid list"))?;
         tx.prepare_cached(sqlite::APPLY_STATUSES)?.execute(params![now, wamids])?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(changed)
 }
 
-async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
+async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
     let now = now_millis();
     let mut tx = s.pool.begin().await?;
     let mut wamids = Vec::new();
+    let mut changed = Vec::with_capacity(ops.len());
     for op in ops {
         let q = match op {
             OutboundOp::MarkSending { id } => sqlx::query(PG_OPS[0]).bind(now).bind(id),
@@ -142,12 +158,14 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<(), StoreError> {
                 .bind(possibly_duplicated),
             OutboundOp::Fail { id, error } => sqlx::query(PG_OPS[3]).bind(now).bind(id).bind(error),
             OutboundOp::Expire { id } => sqlx::query(PG_OPS[4]).bind(now).bind(id),
+            OutboundOp::Resend { id } => sqlx::query(PG_OPS[5]).bind(now).bind(id),
         };
-        q.execute(&mut *tx).await?;
+        changed.push(q.execute(&mut *tx).await?.rows_affected() > 0);
     }
     if !wamids.is_empty() {
         postgres::apply_statuses(&mut tx, &wamids, now).await?;
     }
     tx.commit().await?;
-    postgres::apply_statuses_after_intake(s, &wamids).await
+    postgres::apply_statuses_after_intake(s, &wamids).await?;
+    Ok(changed)
 }
