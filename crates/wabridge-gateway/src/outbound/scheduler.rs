@@ -451,11 +451,8 @@ impl Scheduler {
                 let c = e.classification();
                 let code = e.code().map_or_else(|| "transport".to_owned(), |c| c.to_string());
                 metrics.outbound_errors.inc(&code);
-                if let CloudError::Http(inner) = &e
-                    && !inner.is_connect()
-                {
-                    // Meta may have accepted it: the outcome is unknown until a status tells.
-                    tracing::warn!(number = %self.number, "send outcome unknown (transport error); reconciling");
+                if outcome_unknown(&e) {
+                    tracing::warn!(number = %self.number, error = %e, "send outcome unknown; reconciling");
                     self.in_doubt.push(InDoubt { id: message.id, sending_since: now_millis() });
                     metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
                     self.after_removal(&r);
@@ -564,16 +561,23 @@ impl Scheduler {
         let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         let mut keep = Vec::new();
         for d in std::mem::take(&mut self.in_doubt) {
+            // A change that could not be written keeps the message here, to be tried at the next round.
             if let Some(wamid) = found.get(&d.id) {
+                let op = OutboundOp::Reconciled { id: d.id.clone(), wamid: wamid.clone() };
+                if self.shared.writer.apply(op).await.is_err() {
+                    keep.push(d);
+                    continue;
+                }
                 self.shared.metrics.outbound_reconciled.inc();
                 self.shared.backlog_dec(self.number.as_str());
-                let _ =
-                    self.shared.writer.apply(OutboundOp::Reconciled { id: d.id, wamid: wamid.clone() }).await;
             } else if now_ms - d.sending_since >= grace_ms {
-                self.shared.metrics.outbound_resent.inc();
                 // Held by no scheduler once back in the queue, so that this one (or the instance holding
                 // the number by then) loads it again.
-                let _ = self.shared.writer.apply(OutboundOp::Resend { id: d.id }).await;
+                if self.shared.writer.apply(OutboundOp::Resend { id: d.id.clone() }).await.is_err() {
+                    keep.push(d);
+                    continue;
+                }
+                self.shared.metrics.outbound_resent.inc();
                 self.more_in_store = true;
             } else {
                 keep.push(d);
@@ -581,6 +585,24 @@ impl Scheduler {
         }
         self.in_doubt = keep;
         self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+    }
+}
+
+/// Whether Meta may have accepted a send that ended in `e`: then it is neither retried nor failed, but
+/// reconciled from its statuses (or sent again, flagged, after the grace period).
+///
+/// - a transport error after the connection was made (a timeout, a connection reset): the request may have
+///   been processed;
+/// - a 2xx answer that does not read as an accepted message (a body that does not parse, no message id):
+///   Meta answered success;
+/// - a 502 or 504 without a Graph error body: a proxy or gateway on the way lost or timed out the answer,
+///   not the request.
+fn outcome_unknown(e: &CloudError) -> bool {
+    match e {
+        CloudError::Http(inner) => !inner.is_connect(),
+        CloudError::Decode { .. } | CloudError::Unsuccessful => true,
+        CloudError::Status { status, .. } => matches!(status, 502 | 504),
+        _ => false,
     }
 }
 
@@ -650,5 +672,25 @@ impl Shared {
             n.backlog.fetch_sub(1, Ordering::Relaxed);
         }
         self.metrics.outbound_backlog.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wabridge_cloud::CloudError;
+
+    use super::outcome_unknown;
+
+    #[test]
+    fn answers_that_may_hide_an_accepted_send_are_reconciled() {
+        let garbled = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
+        assert!(outcome_unknown(&CloudError::Decode { status: 200, source: garbled }));
+        assert!(outcome_unknown(&CloudError::Unsuccessful));
+        let status = |status| CloudError::Status { status, snippet: String::new() };
+        assert!(outcome_unknown(&status(502)));
+        assert!(outcome_unknown(&status(504)));
+        // Refused before processing: retried or failed as usual.
+        assert!(!outcome_unknown(&status(503)));
+        assert!(!outcome_unknown(&status(400)));
     }
 }
