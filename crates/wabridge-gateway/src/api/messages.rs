@@ -28,6 +28,10 @@ fn error(status: StatusCode, code: u32, title: &'static str, details: impl Into<
     ApiError { status, code, title, details: details.into() }
 }
 
+fn idempotency_conflict(key: &str) -> ApiError {
+    ApiError::conflict(format!("Idempotency-Key {key:?} was used with a different request body"))
+}
+
 /// `POST /v1/messages` → 201 `{"messages":[{"id"}]}` once the message is durably queued.
 pub async fn send(
     State(state): State<Arc<AppState>>,
@@ -41,6 +45,28 @@ pub async fn send(
         return Err(ApiError::invalid("the body must be a JSON object (a message, as the Cloud API's)"));
     };
     let canonical = Value::Object(fields.clone()).to_string();
+    let idempotency_key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 255)
+                .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 255 visible ASCII characters"))?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let request_sha256 = idempotency_key.as_ref().map(|_| hex::encode(Sha256::digest(canonical.as_bytes())));
+    // A retry of a request that was queued gets the same answer, whatever changed since (the 24-hour window
+    // closed, the backlog filled): the first answer may have been lost on its way.
+    if let Some(key) = &idempotency_key
+        && let Some((id, earlier)) = state.store.outbound_by_idempotency_key(key).await?
+    {
+        return if earlier == request_sha256 {
+            Ok((StatusCode::CREATED, Json(json!({"messages": [{"id": id}], "meta": meta()}))))
+        } else {
+            Err(idempotency_conflict(key))
+        };
+    }
     let from = take_string(&mut fields, "from")?;
     let force = match fields.remove("force") {
         None | Some(Value::Null) => false,
@@ -102,17 +128,6 @@ pub async fn send(
             format!("the backlog of number {number} is full ({limit} messages not yet sent); retry later"),
         ));
     }
-    let idempotency_key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 255)
-                .ok_or_else(|| ApiError::invalid("Idempotency-Key: 1 to 255 visible ASCII characters"))?
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let request_sha256 = idempotency_key.as_ref().map(|_| hex::encode(Sha256::digest(canonical.as_bytes())));
     let body = serde_json::to_string(&message).map_err(|e| ApiError::internal(&e))?;
     let id = uuid::Uuid::now_v7().simple().to_string();
     let queued = NewQueued {
@@ -131,10 +146,7 @@ pub async fn send(
         Ok(Enqueued::Inserted) => id,
         Ok(Enqueued::Existing { id, request_sha256: earlier }) if earlier == request_sha256 => id,
         Ok(Enqueued::Existing { .. }) => {
-            return Err(ApiError::conflict(format!(
-                "Idempotency-Key {:?} was used with a different request body",
-                idempotency_key.unwrap_or_default()
-            )));
+            return Err(idempotency_conflict(&idempotency_key.unwrap_or_default()));
         }
         Err(WriteError::Stopped) => {
             return Err(error(

@@ -17,6 +17,7 @@ each_backend!(
     requests_are_checked_with_clear_errors,
     window_closed_unless_forced_or_user_wrote,
     idempotency_key_gives_the_same_answer,
+    idempotent_retry_is_answered_the_same_when_the_backlog_is_full,
     scheduled_cancelled_expired_and_full_backlog,
     cancelled_after_loading_is_never_sent,
     backlog_at_level_80_has_no_limit_errors,
@@ -144,6 +145,28 @@ async fn idempotency_key_gives_the_same_answer(db: TestDb) {
     pair.wait_state(r1["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
     let sent = pair.sandbox.control().sent(&SentFilter::default());
     assert_eq!(sent.len(), 1, "one message reached Meta");
+    pair.stop().await;
+}
+
+/// The answer to a queued request may be lost on its way: its retry, with the same Idempotency-Key and body,
+/// gets the same answer even when a new request would now be refused (here: the number's backlog is full).
+async fn idempotent_retry_is_answered_the_same_when_the_backlog_is_full(db: TestDb) {
+    let mut cfg = config(&db);
+    cfg.outbound.max_backlog_per_number = 1;
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut later = template(NUMBER, "16315550321");
+    later["send_at"] = json!(now + 3600);
+    let (c1, r1) = pair.send_with(&later, Some("retry-1")).await;
+    assert_eq!(c1, 201, "{r1}");
+    // A new message is refused: the backlog holds one.
+    let mut other = template(NUMBER, "16315550322");
+    other["send_at"] = json!(now + 3600);
+    assert_eq!(pair.send(&other).await.0, 503);
+    let (c2, r2) = pair.send_with(&later, Some("retry-1")).await;
+    assert_eq!((c2, &r2["messages"][0]["id"]), (201, &r1["messages"][0]["id"]), "{r2}");
+    // Another body under the same key is still a conflict.
+    assert_eq!(pair.send_with(&other, Some("retry-1")).await.0, 409);
     pair.stop().await;
 }
 

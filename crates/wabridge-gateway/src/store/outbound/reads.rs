@@ -134,6 +134,30 @@ impl Store {
         Ok(pairs)
     }
 
+    /// The message queued with this `Idempotency-Key`, if any: its id and the hash of its request.
+    pub async fn outbound_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let row = match self {
+            Self::Sqlite(s) => {
+                sqlx::query("SELECT id, request_sha256 FROM outbound_messages WHERE idempotency_key = ?1")
+                    .bind(key)
+                    .fetch_optional(&s.readers)
+                    .await?
+                    .map(|row| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("request_sha256")?)))
+            }
+            Self::Postgres(s) => {
+                sqlx::query("SELECT id, request_sha256 FROM outbound_messages WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_optional(&s.pool)
+                    .await?
+                    .map(|row| Ok::<_, sqlx::Error>((row.try_get("id")?, row.try_get("request_sha256")?)))
+            }
+        };
+        Ok(row.transpose()?)
+    }
+
     /// One outbound message with its status timeline.
     pub async fn outbound_detail(&self, id: &str) -> Result<Option<OutboundDetail>, StoreError> {
         let (row, statuses) = match self {
