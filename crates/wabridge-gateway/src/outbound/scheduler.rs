@@ -475,7 +475,8 @@ impl Scheduler {
                         self.alerted = true;
                         self.shared.alert(&self.waba, self.number.as_str(), &c.class, &error_json).await;
                     }
-                    self.requeue(message, None, &error_json, &format!("{:?}", c.class)).await;
+                    // A probe while the operator fixes the account: not one of the message's retries.
+                    self.requeue(message, None, &error_json, &format!("{:?}", c.class), false).await;
                 } else if c.retryable || c.pause.is_some() {
                     let limiter_waits = matches!(c.class, ErrorClass::Throughput | ErrorClass::PairLimit)
                         || c.pause.is_some();
@@ -485,7 +486,9 @@ impl Scheduler {
                         return;
                     }
                     let not_before = (!limiter_waits).then(|| now_millis() + self.backoff(&message, c.delay));
-                    self.requeue(message, not_before, &error_json, &format!("{:?}", c.class)).await;
+                    // Waiting for a limit (130429, 131056, a pause) does not use up the message's retries.
+                    let class = format!("{:?}", c.class);
+                    self.requeue(message, not_before, &error_json, &class, !limiter_waits).await;
                 } else {
                     self.fail(message, error_json).await;
                     self.after_removal(&r);
@@ -510,15 +513,20 @@ impl Scheduler {
         ms.max(1)
     }
 
+    /// Back to the front of its recipient's queue. `counts`: the failure is one of the message's attempts
+    /// (`outbound.max_attempts`, and the exponent of its backoff).
     async fn requeue(
         &mut self,
         mut message: QueuedMessage,
         not_before: Option<i64>,
         error: &str,
         class: &str,
+        counts: bool,
     ) {
         self.shared.metrics.outbound_retries.inc(&class.to_lowercase());
-        message.attempts += 1;
+        if counts {
+            message.attempts += 1;
+        }
         message.not_before = not_before;
         let op = OutboundOp::Requeue {
             id: message.id.clone(),
