@@ -76,7 +76,8 @@ struct CallbackWorker {
     record: Arc<CallbackRecord>,
     filter: EventFilter,
     scan_seq: i64,
-    /// Rows pending in the store (an estimate kept in memory; reloaded when the API wakes us).
+    /// Rows pending in the store (an estimate kept in memory; read again from the store every
+    /// `FIGURES_EVERY` and when the API wakes us).
     queued: u64,
     loaded: bool,
 }
@@ -99,8 +100,12 @@ impl CallbackWorker {
         }
     }
 
-    async fn refresh_figures(&self) {
+    async fn refresh_figures(&mut self) {
         let Ok(stats) = self.inner.store.delivery_stats(&self.record.id).await else { return };
+        // The store's count is the truth: with several instances, rows this one queued are delivered by the
+        // others (and the other way round), and a count kept only from this instance's own deliveries could
+        // stay at the window and stop it from queueing new events.
+        self.queued = stats.pending;
         let age = stats
             .oldest_pending_at
             .and_then(|at| SystemTime::now().duration_since(at).ok())
