@@ -22,6 +22,7 @@ each_backend!(
     cancelled_after_loading_is_never_sent,
     backlog_at_level_80_has_no_limit_errors,
     error_classes_retry_pause_or_fail,
+    rate_limit_waits_do_not_use_up_attempts,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -374,5 +375,30 @@ async fn error_classes_retry_pause_or_fail(db: TestDb) {
     }));
     let (_, r) = pair.send(&template(NUMBER, "16315550888")).await;
     pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["queued"], WAIT).await;
+    pair.stop().await;
+}
+
+/// Refusals by Meta's rate limits are waits, not failed attempts: after three 130429, a transient error still
+/// has its retries (`max_attempts` 3), and the message goes out.
+async fn rate_limit_waits_do_not_use_up_attempts(db: TestDb) {
+    let mut cfg = config(&db);
+    cfg.outbound.max_attempts = 3;
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    let control = pair.sandbox.control();
+    let fault = |code, n| {
+        Some(FaultInjection { code, next_n: Some(n), every_nth: None, scope: FaultScope::Messages })
+    };
+    control.set_fault(fault(130_429, 3));
+    let (_, r) = pair.send(&template(NUMBER, "16315550901")).await;
+    let id = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    // Once the three are spent (the limiter waits before the next try), a transient error comes next.
+    let deadline = std::time::Instant::now() + WAIT;
+    while control.counters().rejected.get(&130_429).copied().unwrap_or(0) < 3 {
+        assert!(std::time::Instant::now() < deadline, "the 130429 were not all answered");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    control.set_fault(fault(131_000, 1));
+    let m = pair.wait_state(&id, &["read", "failed"], WAIT).await;
+    assert_eq!(m["state"], "read", "{m}");
     pair.stop().await;
 }
