@@ -68,6 +68,8 @@ pub(super) struct Scheduler {
     in_doubt: Vec<InDoubt>,
     windows: HashMap<String, bool>,
     owner: bool,
+    /// Until when the lease held by this instance is certainly still its own (from its last renewal).
+    lease_until: Option<Instant>,
     more_in_store: bool,
     paused_until: Option<Instant>,
     alerted: bool,
@@ -127,6 +129,7 @@ impl Scheduler {
             in_doubt: Vec::new(),
             windows: HashMap::new(),
             owner: false,
+            lease_until: None,
             more_in_store: true,
             paused_until: None,
             alerted: false,
@@ -192,9 +195,14 @@ impl Scheduler {
     }
 
     async fn renew_lease(&mut self, lease: Duration) {
+        let asked_at = Instant::now();
         let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let owner = &self.shared.owner_id;
-        match self.shared.store.acquire_number_lease(self.number.as_str(), owner, until).await {
+        let renewed = self.shared.store.acquire_number_lease(self.number.as_str(), owner, until).await;
+        if let Ok(true) = renewed {
+            self.lease_until = Some(asked_at + lease);
+        }
+        match renewed {
             Ok(true) if !self.owner => {
                 self.owner = true;
                 self.more_in_store = true;
@@ -215,21 +223,32 @@ impl Scheduler {
                 }
                 self.owner = false;
             }
-            Err(e) => tracing::warn!(error = %e, "renewing the number's lease failed"),
+            Err(e) => {
+                tracing::warn!(error = %e, "renewing the number's lease failed");
+                // Past the lease's end (with a margin for clocks), another instance may hold the number by
+                // now: stop sending until a renewal succeeds, or both would send.
+                let margin = lease / 6;
+                if self.owner && self.lease_until.is_none_or(|end| Instant::now() + margin >= end) {
+                    tracing::warn!(number = %self.number, "the number's lease may have run out; not sending until it is renewed");
+                    self.owner = false;
+                }
+            }
         }
     }
 
     async fn read_level(&mut self) {
         let Some(client) = &self.shared.client else { return };
-        match client.throughput(&self.number).await {
-            Ok(t) => {
+        // Bounded well under the lease: the scheduler renews its lease from this same loop.
+        match tokio::time::timeout(LEVEL_READ_TIMEOUT, client.throughput(&self.number)).await {
+            Ok(Ok(t)) => {
                 self.limiter.set_level(&self.number, &t.throughput.level);
                 tracing::info!(number = %self.number, level = ?t.throughput.level,
                     mps = self.limiter.numbers().level(&self.number), "throughput level read");
             }
-            Err(e) => {
+            Ok(Err(e)) => {
                 tracing::warn!(error = %e, number = %self.number, "reading the throughput level failed")
             }
+            Err(_) => tracing::warn!(number = %self.number, "reading the throughput level timed out"),
         }
         self.limiter.set_override(&self.number, self.level_override);
         let mps = self.limiter.numbers().level(&self.number);
@@ -595,6 +614,10 @@ impl Scheduler {
         self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
     }
 }
+
+/// How long a read of a number's throughput level may take (it runs in the scheduler's loop, which also
+/// renews the number's lease).
+const LEVEL_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether Meta may have accepted a send that ended in `e`: then it is neither retried nor failed, but
 /// reconciled from its statuses (or sent again, flagged, after the grace period).
