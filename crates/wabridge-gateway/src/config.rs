@@ -475,7 +475,29 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(EnvVars::from_iter(env));
-        figment.extract().map_err(|e| ConfigError(Box::new(e)))
+        // Lossy: a variable's text reads as a number or a boolean where the field is one, and stays text
+        // where the field is text (an all-digit verify token or password).
+        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))?;
+        config.refuse_empty_secrets()?;
+        Ok(config)
+    }
+
+    /// An empty secret would let anyone in: an API token `""` matches an empty `Bearer`, an app secret `""`
+    /// is an HMAC key anyone has. (An unset variable in a deployment template is the usual cause.)
+    fn refuse_empty_secrets(&self) -> Result<(), ConfigError> {
+        let empty = |list: &[SecretString]| list.iter().any(|s| s.expose_secret().is_empty());
+        let field = if empty(&self.api.tokens) {
+            "api.tokens"
+        } else if empty(&self.meta.app_secrets) {
+            "meta.app_secrets"
+        } else if self.meta.verify_token.as_ref().is_some_and(|s| s.expose_secret().is_empty()) {
+            "meta.verify_token"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError(Box::new(figment::Error::from(format!(
+            "{field} holds an empty secret: remove it, or give it a value"
+        )))))
     }
 }
 
@@ -503,8 +525,16 @@ impl figment::Provider for EnvVars {
         for (key, raw) in &self.0 {
             let path: Vec<String> =
                 key[ENV_PREFIX.len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
-            // Values parse as TOML-ish scalars or arrays ("true", "80", "[\"a\",\"b\"]"), else stay strings.
-            let value: FigValue = raw.parse().unwrap_or_else(|_| FigValue::from(raw.clone()));
+            // Arrays and tables parse as TOML-ish values ("[\"a\",\"b\"]"); anything else stays text, read as a
+            // number or boolean only where the field is one (see `Config::load`). Parsing scalars here would
+            // turn a secret made of digits into a number, which a text field refuses, in an error that
+            // prints it.
+            let trimmed = raw.trim_start();
+            let value: FigValue = if trimmed.starts_with('[') || trimmed.starts_with('{') {
+                raw.parse().unwrap_or_else(|_| FigValue::from(raw.clone()))
+            } else {
+                FigValue::from(raw.clone())
+            };
             insert_path(&mut root, &path, value);
         }
         let mut map = FigMap::new();
@@ -589,6 +619,42 @@ level_mps = 20
         let debug = format!("{c:?}");
         assert!(!debug.contains("from-env") && !debug.contains("s1\"") && !debug.contains("u@h"), "{debug}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn secrets_made_of_digits_stay_text_and_numbers_still_read() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WABRIDGE_META__VERIFY_TOKEN", "839201748392"),
+                ("WABRIDGE_ADMIN__PASSWORD", "0012345"),
+                ("WABRIDGE_API__TOKENS", r#"["000111", "abc"]"#),
+                ("WABRIDGE_WEBHOOK__INSECURE_SKIP_SIGNATURE", "true"),
+                ("WABRIDGE_INTAKE__PG_COMMITTERS", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.meta.verify_token.as_ref().unwrap().expose_secret(), "839201748392");
+        assert_eq!(c.admin.password.as_ref().unwrap().expose_secret(), "0012345");
+        let tokens: Vec<&str> = c.api.tokens.iter().map(ExposeSecret::expose_secret).collect();
+        assert_eq!(tokens, ["000111", "abc"]);
+        assert!(c.webhook.insecure_skip_signature);
+        assert_eq!(c.intake.pg_committers, 3);
+        // A number where a number is wanted is still checked, naming the field.
+        let err = Config::load(None, env(&[("WABRIDGE_INTAKE__PG_COMMITTERS", "three")])).unwrap_err();
+        assert!(err.to_string().contains("pg_committers"), "{err}");
+    }
+
+    #[test]
+    fn empty_secrets_are_refused() {
+        for (var, value) in [
+            ("WABRIDGE_API__TOKENS", r#"["good", ""]"#),
+            ("WABRIDGE_META__APP_SECRETS", r#"[""]"#),
+            ("WABRIDGE_META__VERIFY_TOKEN", ""),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err();
+            assert!(err.to_string().contains("empty secret"), "{var}: {err}");
+        }
     }
 
     #[test]

@@ -314,7 +314,11 @@ fn parse_time(v: &Value) -> Option<i64> {
     }
     let offset = match rest {
         "Z" | "z" => 0,
-        o if o.len() == 6 && (o.starts_with('+') || o.starts_with('-')) => {
+        o if o.len() == 6
+            && o.is_ascii()
+            && (o.starts_with('+') || o.starts_with('-'))
+            && o.as_bytes()[3] == b':' =>
+        {
             let mins = o[1..3].parse::<i64>().ok()? * 60 + o[4..6].parse::<i64>().ok()?;
             if o.starts_with('-') { -mins } else { mins }
         }
@@ -347,5 +351,9 @@ mod tests {
         assert_eq!(parse_time(&json!("2018-03-01T15:29:26Z")), Some(1_519_918_166_000));
         assert_eq!(parse_time(&json!("2018-03-01T17:29:26.5+02:00")), Some(1_519_918_166_000));
         assert!(parse_time(&json!("tomorrow")).is_none());
+        // Not ASCII where the offset is: refused, not a panic on a character boundary.
+        assert!(parse_time(&json!("2026-05-01T09:30:00+1é00")).is_none());
+        assert!(parse_time(&json!("2026-05-01T09:30:00+é:00")).is_none());
+        assert!(parse_time(&json!("2026-05-01T09:30:00+01;00")).is_none());
     }
 }
