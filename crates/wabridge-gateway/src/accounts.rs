@@ -30,6 +30,14 @@ pub struct Accounts {
     store: Store,
     admin: AdminConfig,
     cache: Arc<RwLock<HashMap<String, (StoredCredential, Instant)>>>,
+    /// Password checks in progress at most (each argon2 run takes ~19 MiB and tens of milliseconds of CPU):
+    /// a flood of logins waits here instead of taking the blocking pool's threads and the memory.
+    password_checks: Arc<tokio::sync::Semaphore>,
+}
+
+/// Password checks at once: as many as the machine has cores.
+fn password_check_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
 }
 
 impl std::fmt::Debug for Accounts {
@@ -59,7 +67,12 @@ impl Accounts {
     /// Makes sure the admin user exists: sets the configured password, or on the very first start generates
     /// one, which is returned (to be printed once) and never stored in clear.
     pub async fn start(store: Store, admin: AdminConfig) -> Result<(Self, Option<SecretString>), StoreError> {
-        let accounts = Self { store, admin, cache: Arc::default() };
+        let accounts = Self {
+            store,
+            admin,
+            cache: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_slots())),
+        };
         let generated = match &accounts.admin.password {
             Some(password) => {
                 let hash = hash_password(password.expose_secret())?;
@@ -79,14 +92,17 @@ impl Accounts {
 
     /// Checks `user`/`password` and opens a session. `Ok(None)`: wrong credentials.
     pub async fn login(&self, user: &str, password: &str) -> Result<Option<Login>, StoreError> {
-        let Some(hash) = self.store.admin_password_hash(user).await? else {
-            // Same slow work as a real check, so timing does not tell which users exist.
-            let _ = hash_password(password);
-            return Ok(None);
-        };
-        let ok = tokio::task::spawn_blocking({
-            let password = password.to_owned();
-            move || verify_password(&password, &hash)
+        let hash = self.store.admin_password_hash(user).await?;
+        // Off the async workers, a bounded number at once. For a user that does not exist, the same slow
+        // work as a real check, so timing does not tell which users exist.
+        let Ok(_slot) = self.password_checks.acquire().await else { return Ok(None) };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => {
+                let _ = hash_password(&password);
+                false
+            }
         })
         .await
         .unwrap_or(false);
