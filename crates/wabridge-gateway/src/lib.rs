@@ -413,16 +413,23 @@ pub async fn run(
     gateway.wait().await
 }
 
+/// The largest request body of the API routes: the largest media Meta takes (documents, 100 MB), with room for
+/// a multipart envelope. Bodies are read only after the caller is authenticated.
+const API_BODY_LIMIT: usize = 101 * 1024 * 1024;
+
 /// The HTTP routes.
 pub fn router(state: Arc<AppState>) -> Router {
     let webhook_path = state.config.webhook.path.clone();
-    let body_limit = state.config.webhook.max_body_bytes;
+    let webhook_limit = state.config.webhook.max_body_bytes;
     Router::new()
-        .route(&webhook_path, get(intake::verify).post(intake::receive))
+        .route(
+            &webhook_path,
+            get(intake::verify).post(intake::receive).layer(DefaultBodyLimit::max(webhook_limit)),
+        )
         .route("/metrics", get(metrics_text))
         .merge(api::registry::router())
         .merge(cloud_compat::routes())
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .with_state(state)
 }
 

@@ -39,6 +39,11 @@ async fn v1_media_round_trip(db: TestDb) {
     // No Content-Type: 1008.
     let bad = pair.http.post(&url).bearer_auth(&pair.key).body(JPEG).send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    // Larger than a webhook may be (3 MB), within Meta's 5 MB for images: taken.
+    let mut big = JPEG.to_vec();
+    big.resize(4 * 1024 * 1024, 0);
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(big);
+    assert_eq!(resp.send().await.unwrap().status(), 201);
     pair.stop().await;
 }
 
