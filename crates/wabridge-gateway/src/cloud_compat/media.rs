@@ -83,9 +83,17 @@ pub async fn info(
     let info =
         client.media_info(&MediaId::new(id.as_str())).await.map_err(|e| GraphApiError::from_cloud(&e))?;
     let mut body = serde_json::to_value(info).map_err(|e| GraphApiError::new(131_000, e.to_string()))?;
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
-    let scheme = if state.config.tls.is_some() { "https" } else { "http" };
-    body["url"] = json!(format!("{scheme}://{host}/{version}/{id}/download"));
+    // Behind a proxy that terminates HTTPS, the configured public URL is the one clients can use (the SDK
+    // refuses an http:// download URL); without one, the address the request came to.
+    let base = match &state.config.public_url {
+        Some(url) => url.trim_end_matches('/').to_owned(),
+        None => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost");
+            let scheme = if state.config.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{host}")
+        }
+    };
+    body["url"] = json!(format!("{base}/{version}/{id}/download"));
     Ok(Json(body))
 }
 

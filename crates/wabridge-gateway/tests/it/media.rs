@@ -12,7 +12,12 @@ use wabridge_types::ids::{MediaId, PhoneNumberId};
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
 
-each_backend!(v1_media_round_trip, inbound_media_is_cached, cloud_media_routes_through_the_sdk);
+each_backend!(
+    v1_media_round_trip,
+    inbound_media_is_cached,
+    cloud_media_routes_through_the_sdk,
+    cloud_media_url_uses_the_public_url
+);
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same";
 
@@ -88,5 +93,29 @@ async fn cloud_media_routes_through_the_sdk(db: TestDb) {
     client.delete_media(&id).await.unwrap();
     let e = client.media_info(&MediaId::new(id.as_str())).await.unwrap_err();
     assert!(e.code().is_some(), "{e}");
+    pair.stop().await;
+}
+
+/// Behind a proxy that terminates HTTPS, the media URL given to clients is the configured public URL, not the
+/// address the proxy called.
+async fn cloud_media_url_uses_the_public_url(db: TestDb) {
+    let mut cfg = config(&db);
+    cfg.public_url = Some("https://wa.example.com/".to_owned());
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
+    let body: Value = resp.send().await.unwrap().json().await.unwrap();
+    let id = body["media"][0]["id"].as_str().unwrap().to_owned();
+    let info: Value = pair
+        .http
+        .get(format!("{}/v23.0/{id}", pair.url))
+        .bearer_auth(&pair.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(info["url"], format!("https://wa.example.com/v23.0/{id}/download"), "{info}");
     pair.stop().await;
 }
