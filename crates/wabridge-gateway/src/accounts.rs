@@ -92,7 +92,8 @@ impl Accounts {
 
     /// Checks `user`/`password` and opens a session. `Ok(None)`: wrong credentials.
     pub async fn login(&self, user: &str, password: &str) -> Result<Option<Login>, StoreError> {
-        let hash = self.store.admin_password_hash(user).await?;
+        // Only the configured admin logs in: a row left by an earlier `admin.user` is not a way in.
+        let hash = if user == self.admin.user { self.store.admin_password_hash(user).await? } else { None };
         // Off the async workers, a bounded number at once. For a user that does not exist, the same slow
         // work as a real check, so timing does not tell which users exist.
         let Ok(_slot) = self.password_checks.acquire().await else { return Ok(None) };

@@ -479,7 +479,20 @@ impl Config {
         // where the field is text (an all-digit verify token or password).
         let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))?;
         config.refuse_empty_secrets()?;
+        config.check_webhook_path()?;
         Ok(config)
+    }
+
+    /// The webhook path must be a path of its own: not relative, not one of the gateway's other routes.
+    fn check_webhook_path(&self) -> Result<(), ConfigError> {
+        let path = self.webhook.path.as_str();
+        let taken = path == "/" || path == "/metrics" || path == "/v1" || path.starts_with("/v1/");
+        if path.starts_with('/') && !taken && !path.contains(['{', '}', '*', '?', '#']) {
+            return Ok(());
+        }
+        Err(ConfigError(Box::new(figment::Error::from(format!(
+            "webhook.path {path:?}: a path such as \"/webhook\", starting with \"/\", outside \"/v1/\" and \"/metrics\""
+        )))))
     }
 
     /// An empty secret would let anyone in: an API token `""` matches an empty `Bearer`, an app secret `""`
@@ -643,6 +656,16 @@ level_mps = 20
         // A number where a number is wanted is still checked, naming the field.
         let err = Config::load(None, env(&[("WABRIDGE_INTAKE__PG_COMMITTERS", "three")])).unwrap_err();
         assert!(err.to_string().contains("pg_committers"), "{err}");
+    }
+
+    #[test]
+    fn the_webhook_path_is_checked() {
+        for bad in ["webhook", "/metrics", "/v1/health", "/{x}"] {
+            let err = Config::load(None, env(&[("WABRIDGE_WEBHOOK__PATH", bad)])).unwrap_err();
+            assert!(err.to_string().contains("webhook.path"), "{bad}: {err}");
+        }
+        let c = Config::load(None, env(&[("WABRIDGE_WEBHOOK__PATH", "/hooks/meta")])).unwrap();
+        assert_eq!(c.webhook.path, "/hooks/meta");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{ADMIN_PASSWORD, Pair, config, sandbox_config};
 
-each_backend!(login_keys_scopes_and_revocation);
+each_backend!(login_keys_scopes_and_revocation, a_renamed_admin_logs_in_under_the_new_name_only);
 
 async fn status(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
@@ -82,4 +82,22 @@ async fn login_keys_scopes_and_revocation(db: TestDb) {
     let store = &pair.gateway.state().store;
     assert!(store.credential_by_hash(&send_key).await.unwrap().is_none());
     pair.stop().await;
+}
+
+/// `admin.user` renamed: the old name, with its password, no longer logs in.
+async fn a_renamed_admin_logs_in_under_the_new_name_only(db: TestDb) {
+    let login = |url: String, user: &'static str| async move {
+        let http = reqwest::Client::new();
+        let req = http.post(format!("{url}/v1/users/login")).basic_auth(user, Some(ADMIN_PASSWORD));
+        status(req).await.0
+    };
+    let gw = crate::support::gateway::start(config(&db)).await;
+    assert_eq!(login(gw.url(), "admin").await, 200);
+    gw.shutdown().await.unwrap();
+    let mut renamed = config(&db);
+    renamed.admin.user = "ops".to_owned();
+    let gw = crate::support::gateway::start(renamed).await;
+    assert_eq!(login(gw.url(), "ops").await, 200);
+    assert_eq!(login(gw.url(), "admin").await, 401);
+    gw.shutdown().await.unwrap();
 }
