@@ -77,10 +77,12 @@ async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Res
     let url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
     let max_concurrent =
         doc.pointer("/webhooks/max_concurrent_requests").and_then(Value::as_u64).unwrap_or(6);
-    if url == old_url && !url.is_empty() {
-        return Ok(());
+    // The same URL keeps its callback's cursor and pending deliveries; a new one starts at the log's head.
+    let existing =
+        if url == old_url && !url.is_empty() { state.store.callback(CALLBACK_ID).await? } else { None };
+    if existing.is_none() {
+        state.callbacks.remove(CALLBACK_ID).await?;
     }
-    state.callbacks.remove(CALLBACK_ID).await?;
     let Some(webhooks) = doc.get_mut("webhooks").and_then(Value::as_object_mut) else { return Ok(()) };
     if url.is_empty() {
         webhooks.remove("secret");
@@ -103,7 +105,21 @@ async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Res
         scan_seq: 0,
         created_at: SystemTime::now(),
     };
-    state.callbacks.add(record).await?;
+    match existing {
+        // Settings changed under the same URL (its concurrency, say) take effect now.
+        Some(current)
+            if current.secret != record.secret
+                || current.max_concurrent != record.max_concurrent
+                || current.shape != record.shape =>
+        {
+            state.callbacks.update(record).await?;
+        }
+        Some(_) => {}
+        // A new URL, or the callback was deleted meanwhile (`DELETE /v1/callbacks/application`).
+        None => {
+            state.callbacks.add(record).await?;
+        }
+    }
     Ok(())
 }
 

@@ -162,6 +162,10 @@ async fn remove(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Events)?;
+    // The `application` callback is the `webhooks.url` setting: an admin's to change.
+    if id == crate::settings::CALLBACK_ID {
+        principal.require(Scope::Admin)?;
+    }
     match state.store.callback(&id).await? {
         None => return Err(ApiError::not_found(format!("no callback {id:?}"))),
         Some(c) if c.source == "config" => {

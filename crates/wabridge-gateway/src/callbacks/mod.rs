@@ -157,6 +157,14 @@ impl Dispatcher {
         Ok(true)
     }
 
+    /// Gives an existing callback new settings (URL, secret, concurrency…), keeping its cursor and pending
+    /// deliveries; its worker restarts with them.
+    pub async fn update(&self, record: CallbackRecord) -> Result<(), StoreError> {
+        self.inner.store.put_callback(&record, true).await?;
+        self.spawn_worker(record.id);
+        Ok(())
+    }
+
     /// Deletes a callback, its delivery state and its worker; whether it existed.
     pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
         if let Some(w) = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {

@@ -58,6 +58,20 @@ async fn settings_persist_and_apply(db: TestDb) {
     let (code, cb) = call(&pair, reqwest::Method::GET, "/v1/callbacks/application", None).await;
     assert_eq!(code, 200, "{cb}");
     assert!(cb.to_string().contains("http://127.0.0.1:9/hook"), "{cb}");
+    // The same URL with another concurrency: the callback takes it.
+    let more = json!({"webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 24}});
+    assert_eq!(
+        call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(more.clone())).await.0,
+        200
+    );
+    let stored = pair.gateway.state().store.callback("application").await.unwrap().unwrap();
+    assert_eq!(stored.max_concurrent, 24);
+    // Deleted as a callback, then the same URL set again: the callback is back.
+    assert_eq!(call(&pair, reqwest::Method::DELETE, "/v1/callbacks/application", None).await.0, 200);
+    assert_eq!(call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(more)).await.0, 200);
+    assert_eq!(call(&pair, reqwest::Method::GET, "/v1/callbacks/application", None).await.0, 200);
+    let back = json!({"webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 12}});
+    assert_eq!(call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(back)).await.0, 200);
     // Out of range or unknown: 1009, nothing changes.
     for bad in [
         json!({"callback_backoff_delay_ms": 1}),
