@@ -139,9 +139,16 @@ async fn reload_on_sighup(
                 continue;
             }
         };
-        if let Some((token, url, secret)) = &sandbox
-            && fresh.meta.access_token.is_none()
-        {
+        if let Some((token, url, secret)) = &sandbox {
+            if fresh.meta.access_token.is_some() {
+                // The gateway was started on its built-in sandbox (its senders, its webhooks): moving to
+                // Meta takes a restart, not a reload that would send Meta's token to the sandbox.
+                tracing::error!(
+                    "SIGHUP: an access token is now configured, but this gateway runs on the built-in sandbox; \
+                     restart it to use Meta. Nothing changed"
+                );
+                continue;
+            }
             fresh.meta.access_token = Some(token.clone().into());
             fresh.meta.graph_url.clone_from(url);
             fresh.meta.app_secrets.extend(secret.clone().map(Into::into));
