@@ -52,10 +52,15 @@ pub async fn logout(
     let token = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(|t| SecretString::from(t.trim().to_owned()))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| SecretString::from(t.trim().to_owned()))
         .ok_or_else(|| ApiError::missing("logout revokes the token of the Authorization: Bearer header"))?;
-    state.accounts.logout(&token).await?;
+    if !state.accounts.logout(&token).await? {
+        return Err(ApiError::invalid(
+            "logout ends a login session; an API key is revoked with DELETE /v1/keys/{id}",
+        ));
+    }
     Ok(Json(json!({"meta": meta()})))
 }
 

@@ -76,7 +76,17 @@ async fn login_keys_scopes_and_revocation(db: TestDb) {
     assert_eq!(status(http.delete(format!("{url}/v1/keys/{send_key_id}")).bearer_auth(&token)).await.0, 200);
     assert_eq!(status(http.get(format!("{url}/v1/messages/x")).bearer_auth(&send_key)).await.0, 401);
     assert_eq!(status(http.delete(format!("{url}/v1/keys/{send_key_id}")).bearer_auth(&token)).await.0, 404);
-    assert_eq!(status(http.post(format!("{url}/v1/users/logout")).bearer_auth(&token)).await.0, 200);
+    // Logout ends a login session: with an API key it is refused, and the key still works.
+    let (code, body) =
+        status(http.post(format!("{url}/v1/keys")).bearer_auth(&token).json(&json!({"scopes": ["send"]})))
+            .await;
+    assert_eq!(code, 201, "{body}");
+    let key = body["keys"][0]["key"].as_str().unwrap().to_owned();
+    assert_eq!(status(http.post(format!("{url}/v1/users/logout")).bearer_auth(&key)).await.0, 400);
+    assert_eq!(status(http.get(format!("{url}/v1/messages/x")).bearer_auth(&key)).await.0, 404);
+    let lowercase =
+        http.post(format!("{url}/v1/users/logout")).header("authorization", format!("bearer {token}"));
+    assert_eq!(status(lowercase).await.0, 200);
     assert_eq!(status(http.get(format!("{url}/v1/keys")).bearer_auth(&token)).await.0, 401);
     // Secrets are stored hashed: neither the key nor the token is in the database file / tables.
     let store = &pair.gateway.state().store;
