@@ -133,9 +133,17 @@ pub fn specs() -> Vec<RouteSpec> {
     all().into_iter().map(|r| r.spec).collect()
 }
 
-/// The router of every `/v1` route.
+/// The router of every `/v1` route. Any other path under `/v1/` is a 404 in the On-Premises error shape
+/// (without this, the Cloud-compatible `/{version}/{node}` routes would answer it in the Graph shape).
 pub fn router() -> Router<Arc<AppState>> {
-    all().into_iter().fold(Router::new(), |router, r| router.route(r.spec.path, r.handler))
+    all()
+        .into_iter()
+        .fold(Router::new(), |router, r| router.route(r.spec.path, r.handler))
+        .route("/v1/{*rest}", axum::routing::any(no_such_route))
+}
+
+async fn no_such_route(uri: axum::http::Uri) -> crate::api_error::ApiError {
+    crate::api_error::ApiError::not_found(format!("no route {} (see GET /v1/openapi.json)", uri.path()))
 }
 
 /// The OpenAPI 3.1 document of `routes`.

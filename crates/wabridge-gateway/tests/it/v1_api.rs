@@ -145,6 +145,12 @@ async fn profile_and_account_reach_the_cloud_api(db: TestDb) {
 
 async fn openapi_lists_every_route(db: TestDb) {
     let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    // A path under /v1 that is no route: an On-Premises 404, not a Graph error.
+    for path in ["/v1/x", "/v1/messages/a/b/c"] {
+        let (code, r) = call(&pair, reqwest::Method::GET, path, None).await;
+        assert_eq!(code, 404, "{path}: {r}");
+        assert!(r["errors"][0]["title"].is_string() && r["error"].is_null(), "{path}: {r}");
+    }
     let doc: Value =
         pair.http.get(format!("{}/v1/openapi.json", pair.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
