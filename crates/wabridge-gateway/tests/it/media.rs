@@ -106,16 +106,7 @@ async fn cloud_media_url_uses_the_public_url(db: TestDb) {
     let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
     let body: Value = resp.send().await.unwrap().json().await.unwrap();
     let id = body["media"][0]["id"].as_str().unwrap().to_owned();
-    let info: Value = pair
-        .http
-        .get(format!("{}/v23.0/{id}", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let info = pair.get_json(&format!("/v23.0/{id}")).await;
     assert_eq!(info["url"], format!("https://wa.example.com/v23.0/{id}/download"), "{info}");
     pair.stop().await;
 }

@@ -183,14 +183,7 @@ async fn cancelled_after_loading_is_never_sent(db: TestDb) {
     assert_eq!(code, 201, "{r}");
     let id = r["messages"][0]["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let del = pair
-        .http
-        .delete(format!("{}/v1/messages/{id}", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), 200);
+    assert_eq!(pair.cancel(&id).await, 200);
     // Past its time, and then some: a message sent after it goes through, and the cancelled one did not.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (_, after) = pair.send(&template(NUMBER, "16315550312")).await;
@@ -215,23 +208,9 @@ async fn scheduled_cancelled_expired_and_full_backlog(db: TestDb) {
     let id = r["messages"][0]["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(pair.message(&id).await["state"], "queued");
-    let del = pair
-        .http
-        .delete(format!("{}/v1/messages/{id}", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), 200);
+    assert_eq!(pair.cancel(&id).await, 200);
     assert_eq!(pair.message(&id).await["state"], "cancelled");
-    let del = pair
-        .http
-        .delete(format!("{}/v1/messages/{id}", pair.url))
-        .bearer_auth(&pair.key)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(del.status(), 409);
+    assert_eq!(pair.cancel(&id).await, 409);
     // Scheduled soon (RFC 3339) is sent after its time.
     let mut soon = template(NUMBER, "16315550302");
     soon["send_at"] = json!("2000-01-01T00:00:00Z");

@@ -106,6 +106,12 @@ impl Pair {
             .unwrap()
     }
 
+    /// `DELETE /v1/messages/{id}` → the status code.
+    pub async fn cancel(&self, id: &str) -> u16 {
+        let url = format!("{}/v1/messages/{id}", self.url);
+        self.http.delete(url).bearer_auth(&self.key).send().await.unwrap().status().as_u16()
+    }
+
     /// `GET /v1/messages/{id}` → the message object.
     pub async fn message(&self, id: &str) -> Value {
         let v = self.get_json(&format!("/v1/messages/{id}")).await;
