@@ -60,6 +60,48 @@ struct Worker {
     wake: Arc<Notify>,
 }
 
+/// How often the dispatcher looks for callbacks it has no worker for (created through another instance's API,
+/// or re-created after its worker stopped).
+const DISCOVER_EVERY: Duration = Duration::from_secs(2);
+
+fn spawn_worker(inner: &Arc<Inner>, id: String) {
+    let stop = inner.stop.child_token();
+    let wake = Arc::new(Notify::new());
+    let previous = inner
+        .workers
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(id.clone(), Worker { stop: stop.clone(), wake: wake.clone() });
+    if let Some(previous) = previous {
+        previous.stop.cancel();
+    }
+    inner.tasks.spawn(worker::run(inner.clone(), id, stop, wake));
+}
+
+/// With several instances on one database, a callback created through one instance's API is served by every
+/// instance: each finds it here and starts a worker (deliveries are claimed, so each goes out once).
+async fn discover(inner: Arc<Inner>) {
+    loop {
+        tokio::select! {
+            () = inner.stop.cancelled() => return,
+            () = tokio::time::sleep(DISCOVER_EVERY) => {}
+        }
+        let Ok(records) = inner.store.callbacks().await else { continue };
+        let missing: Vec<String> = {
+            let workers = inner.workers.lock().unwrap_or_else(PoisonError::into_inner);
+            records
+                .into_iter()
+                .map(|r| r.id)
+                .filter(|id| workers.get(id).is_none_or(|w| w.stop.is_cancelled()))
+                .collect()
+        };
+        for id in missing {
+            tracing::info!(callback = %id, "a callback without a worker here; starting one");
+            spawn_worker(&inner, id);
+        }
+    }
+}
+
 /// The id of a callback from the configuration that names none: derived from its URL.
 #[must_use]
 pub fn config_id(url: &str) -> String {
@@ -129,22 +171,12 @@ impl Dispatcher {
         for record in store.callbacks().await? {
             dispatcher.spawn_worker(record.id);
         }
+        dispatcher.inner.tasks.spawn(discover(dispatcher.inner.clone()));
         Ok(dispatcher)
     }
 
     fn spawn_worker(&self, id: String) {
-        let stop = self.inner.stop.child_token();
-        let wake = Arc::new(Notify::new());
-        let previous = self
-            .inner
-            .workers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone(), Worker { stop: stop.clone(), wake: wake.clone() });
-        if let Some(previous) = previous {
-            previous.stop.cancel();
-        }
-        self.inner.tasks.spawn(worker::run(self.inner.clone(), id, stop, wake));
+        spawn_worker(&self.inner, id);
     }
 
     /// Creates a callback (starting at the end of the log) and its worker; `Ok(false)` when the id exists.

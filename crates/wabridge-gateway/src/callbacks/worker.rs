@@ -15,7 +15,15 @@ use crate::store::{CallbackRecord, ClaimedDelivery, EventFilter, NewDelivery, St
 /// How often the worker refreshes its figures (backlog, oldest age) for the gauges.
 const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
-/// Runs the worker of callback `id` until `stop` fires.
+fn filter_of(record: &CallbackRecord) -> EventFilter {
+    EventFilter {
+        phone_number_id: record.phone_number_id.clone(),
+        kinds: record.kinds.clone(),
+        contact: None,
+    }
+}
+
+/// Runs the worker of callback `id` until `stop` fires (or the callback is deleted).
 pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, wake: Arc<Notify>) {
     let record = match inner.store.callback(&id).await {
         Ok(Some(record)) => Arc::new(record),
@@ -44,6 +52,16 @@ pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, 
             }
         }
         if figures_at.elapsed() >= FIGURES_EVERY {
+            // Another instance may have changed the callback's settings, or deleted it.
+            match inner.store.callback(&id).await {
+                Ok(Some(fresh)) => worker.adopt(fresh),
+                Ok(None) => {
+                    tracing::info!(callback = %id, "the callback was deleted; its worker stops");
+                    stop.cancel();
+                    break;
+                }
+                Err(_) => {}
+            }
             worker.refresh_figures().await;
             figures_at = Instant::now();
         }
@@ -84,13 +102,27 @@ struct CallbackWorker {
 
 impl CallbackWorker {
     fn new(inner: Arc<Inner>, record: Arc<CallbackRecord>) -> Self {
-        let filter = EventFilter {
-            phone_number_id: record.phone_number_id.clone(),
-            kinds: record.kinds.clone(),
-            contact: None,
-        };
+        let filter = filter_of(&record);
         let scan_seq = record.scan_seq;
         Self { inner, record, filter, scan_seq, queued: 0, loaded: false }
+    }
+
+    /// Takes the stored settings (URL, secret, shape, concurrency, filter) when they differ from the ones it
+    /// runs with; the cursor and pending deliveries stay.
+    fn adopt(&mut self, fresh: CallbackRecord) {
+        let r = &self.record;
+        let same = r.url == fresh.url
+            && r.secret == fresh.secret
+            && r.shape == fresh.shape
+            && r.max_concurrent == fresh.max_concurrent
+            && r.kinds == fresh.kinds
+            && r.phone_number_id == fresh.phone_number_id;
+        if same {
+            return;
+        }
+        tracing::info!(callback = %fresh.id, "the callback's settings changed; using them");
+        self.filter = filter_of(&fresh);
+        self.record = Arc::new(fresh);
     }
 
     async fn reload_queued(&mut self) {

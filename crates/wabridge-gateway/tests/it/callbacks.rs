@@ -27,6 +27,7 @@ each_backend!(
     requests_are_signed_and_shaped,
     api_manages_callbacks_and_reports_status,
     failed_events_are_replayed,
+    a_callback_created_through_one_instance_is_served_by_another,
 );
 
 const SECRET: &str = "callback-secret";
@@ -358,4 +359,31 @@ async fn failed_events_are_replayed(db: TestDb) {
         .await;
     assert_eq!(receiver.accepted_seqs(), (1..=4).collect());
     gw.shutdown().await.unwrap();
+}
+
+/// Two instances on one database: a callback created through the API of one is served by the other too (here
+/// once the first has stopped).
+async fn a_callback_created_through_one_instance_is_served_by_another(db: TestDb) {
+    let receiver = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let mut config = events_config(&db);
+    config.delivery.poll_interval_ms = 50;
+    let first = gateway::start(config.clone()).await;
+    let second = gateway::start(config).await;
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/v1/callbacks", first.url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"id": "shared", "url": receiver.url(), "secret": "s", "events": ["status"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    first.shutdown().await.unwrap();
+    submit(&second, &status_body("wamid.shared.1", "delivered", "111")).await;
+    receiver
+        .wait_until(Duration::from_secs(20), "the other instance's delivery", |r| {
+            r.accepted_seqs().len() == 1
+        })
+        .await;
+    second.shutdown().await.unwrap();
 }
