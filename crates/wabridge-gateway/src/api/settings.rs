@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -130,6 +131,11 @@ pub struct NumberQuery {
 }
 
 impl NumberQuery {
+    /// The query, or a bad one in the On-Premises error shape (axum's own rejection is plain text).
+    pub(crate) fn parse(q: Result<Query<Self>, QueryRejection>) -> Result<Self, ApiError> {
+        q.map(|Query(q)| q).map_err(|e| ApiError::invalid(e.body_text()))
+    }
+
     /// The number asked for, if any.
     #[must_use]
     pub fn phone_number_id(&self) -> Option<String> {
@@ -173,9 +179,10 @@ pub(crate) fn cloud_error(e: &wabridge_cloud::CloudError) -> ApiError {
 pub async fn get_profile(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Query(q): Query<NumberQuery>,
+    q: Result<Query<NumberQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
+    let q = NumberQuery::parse(q)?;
     let (client, number) = client_and_number(&state, q.phone_number_id)?;
     let profile = client.business_profile(&number).await.map_err(|e| cloud_error(&e))?;
     let profile = serde_json::to_value(profile).map_err(|e| ApiError::internal(&e))?;
@@ -186,10 +193,11 @@ pub async fn get_profile(
 pub async fn set_profile(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Query(q): Query<NumberQuery>,
+    q: Result<Query<NumberQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
+    let q = NumberQuery::parse(q)?;
     let profile: BusinessProfile = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the profile does not parse: {e}")))?;
     let (client, number) = client_and_number(&state, q.phone_number_id)?;

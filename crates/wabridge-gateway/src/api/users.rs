@@ -77,10 +77,15 @@ pub struct NewKeyBody {
 pub async fn create_key(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    body: Option<Json<NewKeyBody>>,
+    body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Scope::Admin)?;
-    let body = body.map(|Json(b)| b).unwrap_or(NewKeyBody { name: None, scopes: None });
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        NewKeyBody { name: None, scopes: None }
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("the body does not parse: {e}")))?
+    };
     let names = body.scopes.unwrap_or_else(|| vec!["send".into(), "events".into()]);
     let scopes = parse_scopes(&names.join(",")).map_err(|bad| {
         ApiError::invalid(format!("scopes: unknown scope {bad:?}; use send, events or admin"))

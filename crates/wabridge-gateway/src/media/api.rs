@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,11 +47,12 @@ pub(crate) fn media_error(e: &MediaError) -> ApiError {
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     principal: Principal,
-    Query(q): Query<NumberQuery>,
+    q: Result<Query<NumberQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Scope::Send)?;
+    let q = NumberQuery::parse(q)?;
     let mime = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

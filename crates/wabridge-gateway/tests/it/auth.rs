@@ -67,6 +67,11 @@ async fn login_keys_scopes_and_revocation(db: TestDb) {
     assert!(tokio_tungstenite::connect_async(ws).await.is_ok(), "the WebSocket accepts an API key");
     let bad_ws = format!("{}/v1/events/ws?access_token=nope", url.replacen("http", "ws", 1));
     assert!(tokio_tungstenite::connect_async(bad_ws).await.is_err());
+    // A body that is not the key's JSON, or the wrong type: the On-Premises error shape, not axum's text.
+    for bad in [json!({"scopes": "send"}), json!(["send"])] {
+        let (code, body) = status(http.post(format!("{url}/v1/keys")).bearer_auth(&token).json(&bad)).await;
+        assert_eq!((code, body["errors"][0]["code"].clone()), (400, json!(1009)), "{bad}: {body}");
+    }
     // Unknown scope: a clear error.
     let (code, body) =
         status(http.post(format!("{url}/v1/keys")).bearer_auth(&token).json(&json!({"scopes": ["root"]})))

@@ -44,6 +44,12 @@ async fn v1_media_round_trip(db: TestDb) {
     // No Content-Type: 1008.
     let bad = pair.http.post(&url).bearer_auth(&pair.key).body(JPEG).send().await.unwrap();
     assert_eq!(bad.status(), 400);
+    // A query that does not parse (the number twice): 400 in the On-Premises shape.
+    let twice = format!("{url}&phone_number_id={NUMBER}");
+    let bad = pair.http.post(twice).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
+    let bad = bad.send().await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(bad.json::<Value>().await.unwrap()["errors"][0]["code"].is_number());
     // Larger than a webhook may be (3 MB), within Meta's 5 MB for images: taken.
     let mut big = JPEG.to_vec();
     big.resize(4 * 1024 * 1024, 0);
