@@ -28,6 +28,31 @@ fn error(status: StatusCode, code: u32, title: &'static str, details: impl Into<
     ApiError { status, code, title, details: details.into() }
 }
 
+/// The checks a message passes now or not (its template, the 24-hour window, the number's backlog): a retry of
+/// a request queued earlier is answered as the first time even when they fail.
+async fn admit(
+    state: &AppState,
+    number: &str,
+    to: &str,
+    message: &OutboundMessage,
+    force: bool,
+) -> Result<(), ApiError> {
+    check_template(state, number, message)?;
+    if message.kind() != "template" && !force {
+        check_window(state, number, to).await?;
+    }
+    let limit = state.outbound.config().max_backlog_per_number;
+    if state.outbound.backlog(number) >= limit {
+        return Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1016,
+            "System overloaded",
+            format!("the backlog of number {number} is full ({limit} messages not yet sent); retry later"),
+        ));
+    }
+    Ok(())
+}
+
 fn idempotency_conflict(key: &str) -> ApiError {
     ApiError::conflict(format!("Idempotency-Key {key:?} was used with a different request body"))
 }
@@ -56,17 +81,6 @@ pub async fn send(
         None => None,
     };
     let request_sha256 = idempotency_key.as_ref().map(|_| hex::encode(Sha256::digest(canonical.as_bytes())));
-    // A retry of a request that was queued gets the same answer, whatever changed since (the 24-hour window
-    // closed, the backlog filled): the first answer may have been lost on its way.
-    if let Some(key) = &idempotency_key
-        && let Some((id, earlier)) = state.store.outbound_by_idempotency_key(key).await?
-    {
-        return if earlier == request_sha256 {
-            Ok((StatusCode::CREATED, Json(json!({"messages": [{"id": id}], "meta": meta()}))))
-        } else {
-            Err(idempotency_conflict(key))
-        };
-    }
     let from = take_string(&mut fields, "from")?;
     let force = match fields.remove("force") {
         None | Some(Value::Null) => false,
@@ -115,18 +129,19 @@ pub async fn send(
     message.validate().map_err(validation_error)?;
     let number = resolve_number(&state, from)?;
     let kind = message.kind().to_owned();
-    check_template(&state, &number, &message)?;
-    if kind != "template" && !force {
-        check_window(&state, &number, &to).await?;
-    }
-    let limit = state.outbound.config().max_backlog_per_number;
-    if state.outbound.backlog(&number) >= limit {
-        return Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            1016,
-            "System overloaded",
-            format!("the backlog of number {number} is full ({limit} messages not yet sent); retry later"),
-        ));
+    if let Err(refused) = admit(&state, &number, &to, &message, force).await {
+        // A retry of a request that was queued gets the same answer, whatever changed since (the 24-hour
+        // window closed, the backlog filled): the first answer may have been lost on its way.
+        if let Some(key) = &idempotency_key
+            && let Some((id, earlier)) = state.store.outbound_by_idempotency_key(key).await?
+        {
+            return if earlier == request_sha256 {
+                Ok((StatusCode::CREATED, Json(json!({"messages": [{"id": id}], "meta": meta()}))))
+            } else {
+                Err(idempotency_conflict(key))
+            };
+        }
+        return Err(refused);
     }
     let body = serde_json::to_string(&message).map_err(|e| ApiError::internal(&e))?;
     let id = uuid::Uuid::now_v7().simple().to_string();

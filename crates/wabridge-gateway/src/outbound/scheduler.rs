@@ -547,12 +547,7 @@ impl Scheduler {
             message.attempts += 1;
         }
         message.not_before = not_before;
-        let op = OutboundOp::Requeue {
-            id: message.id.clone(),
-            not_before,
-            error: Some(error.to_owned()),
-            possibly_duplicated: false,
-        };
+        let op = OutboundOp::Requeue { id: message.id.clone(), not_before, error: Some(error.to_owned()) };
         self.shared.writer.apply_later(op).await;
         self.requeue_front(message);
     }

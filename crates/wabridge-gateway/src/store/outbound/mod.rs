@@ -74,7 +74,7 @@ pub enum OutboundOp {
     /// Meta accepted it with this wamid.
     Sent { id: String, wamid: String },
     /// Back to the queue, not before `not_before` (a retry), with the error that caused it.
-    Requeue { id: String, not_before: Option<i64>, error: Option<String>, possibly_duplicated: bool },
+    Requeue { id: String, not_before: Option<i64>, error: Option<String> },
     /// Terminal failure with Meta's (or the gateway's) error as JSON text.
     Fail { id: String, error: String },
     /// Its time to live passed before it could be sent.
