@@ -480,6 +480,7 @@ impl Config {
         let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))?;
         config.refuse_empty_secrets()?;
         config.check_webhook_path()?;
+        config.check_callback_ids()?;
         Ok(config)
     }
 
@@ -493,6 +494,17 @@ impl Config {
         Err(ConfigError(Box::new(figment::Error::from(format!(
             "webhook.path {path:?}: a path such as \"/webhook\", starting with \"/\", outside \"/v1/\" and \"/metrics\""
         )))))
+    }
+
+    /// The id `application` belongs to the settings' `webhooks.url` callback (`PATCH /v1/settings/application`).
+    fn check_callback_ids(&self) -> Result<(), ConfigError> {
+        if self.callbacks.iter().any(|c| c.id.as_deref() == Some(crate::settings::CALLBACK_ID)) {
+            return Err(ConfigError(Box::new(figment::Error::from(format!(
+                "callbacks: the id {:?} is reserved for the webhooks.url application setting",
+                crate::settings::CALLBACK_ID
+            )))));
+        }
+        Ok(())
     }
 
     /// An empty secret would let anyone in: an API token `""` matches an empty `Bearer`, an app secret `""`

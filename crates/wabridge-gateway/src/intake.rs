@@ -7,7 +7,8 @@
 //!   is not stored;
 //! - body over the limit → 413 (axum's body limit);
 //! - correctly signed but not a valid envelope → stored once as rejected, counted, answered 200 so Meta does
-//!   not retry it for a week; it can be re-processed later (for example after an upgrade);
+//!   not retry it for a week; `POST /v1/webhooks/reprocess` reads it again later (for example after an
+//!   upgrade that understands it; `api/webhooks.rs`);
 //! - the commit failed → 500, so Meta delivers it again: nothing acknowledged is ever lost.
 
 use std::sync::Arc;
@@ -77,49 +78,17 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
     }
     // Recorded with the body: whether its signature was checked (and so correct) or checking is turned off.
     let signature_ok = !state.config.webhook.insecure_skip_signature;
-    let mut inbound_media = Vec::new();
-    let mut item = match Envelope::events_from_slice(&body) {
-        Ok(events) => {
-            inbound_media = events
-                .iter()
-                .filter(|e| matches!(e.kind, EventKind::Message { .. }))
-                .filter_map(|e| crate::media::inbound_media(&e.payload))
-                .collect();
-            let mut item = batch_item(&body, events);
-            item.raw = item.raw.with_signature_ok(signature_ok);
-            item
-        }
-        Err(e) => {
+    let (item, inbound_media) = match parse(&body, signature_ok) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
             metrics.webhooks_rejected.inc("invalid_envelope");
-            tracing::warn!(error = %e, bytes = body.len(), "signed webhook is not a valid envelope; stored as rejected");
-            IntakeBatchItem {
-                raw: NewRawWebhook::rejected(body.clone(), signature_ok, format!("invalid envelope: {e}")),
-                events: Vec::new(),
-                inbound: Vec::new(),
-                statuses: Vec::new(),
-            }
+            tracing::warn!(error = %reason, bytes = body.len(), "signed webhook is not a valid envelope; stored as rejected");
+            (rejected_item(&body, signature_ok, &reason), Vec::new())
         }
     };
-    crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
-    let sending = SendingNews::of(&item);
-    let template_updates: Vec<(String, String)> = item
-        .events
-        .iter()
-        .filter(|e| e.field == "message_template_status_update")
-        .map(|e| (e.waba_id.clone(), e.payload.clone()))
-        .collect();
-    match state.intake.submit(item).await {
+    match commit(&state, item, inbound_media).await {
         Ok(outcome) => {
-            // What a webhook tells the rest of the gateway, only if it brought new events: a redelivery, or
-            // Meta re-batching events already stored, must not count inbound messages against the level
-            // twice, fetch their media again, or move a template back to an older status. (A body that mixes
-            // new and known events tells all of its own.)
-            if outcome.item.events_inserted > 0 {
-                sending.tell(&state.outbound);
-                crate::templates::apply_webhook_updates(&state.templates, template_updates);
-                crate::media::prefetch(&state.media, inbound_media);
-            }
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {
                 metrics.webhooks_duplicate.inc();
@@ -142,6 +111,76 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// Media ids (and their SHA-256 when given) of a webhook's inbound media messages, for prefetching.
+pub(crate) type InboundMedia = Vec<(String, Option<String>)>;
+
+/// Reads a correctly signed (or unchecked) body into the item that stores it with its events, or says why it
+/// is not a valid envelope. The reason never holds the body's text beyond what the parser quotes.
+pub(crate) fn parse(body: &Bytes, signature_ok: bool) -> Result<(IntakeBatchItem, InboundMedia), String> {
+    let events = Envelope::events_from_slice(body).map_err(|e| format!("invalid envelope: {e}"))?;
+    // Ids are keys in the store, and PostgreSQL's text cannot hold a NUL character: such an envelope is not
+    // one Meta sends, and is kept as rejected rather than failing the commit it would share with others.
+    if events.iter().any(holds_nul) {
+        return Err("invalid envelope: an id or field name holds a NUL character".to_owned());
+    }
+    let inbound_media = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Message { .. }))
+        .filter_map(|e| crate::media::inbound_media(&e.payload))
+        .collect();
+    let mut item = batch_item(body, events);
+    item.raw = item.raw.with_signature_ok(signature_ok);
+    Ok((item, inbound_media))
+}
+
+fn holds_nul(event: &WebhookEvent) -> bool {
+    let nul = |s: &str| s.contains('\0');
+    nul(&event.dedupe_key)
+        || nul(&event.field)
+        || nul(event.waba_id.as_str())
+        || event.phone_number_id.as_ref().is_some_and(|p| nul(p.as_str()))
+        || event.contact.as_deref().is_some_and(nul)
+        || matches!(&event.kind, EventKind::Status { status } if nul(status))
+}
+
+/// The item storing a body that is not a valid envelope: the body alone, once by its hash, as rejected.
+pub(crate) fn rejected_item(body: &Bytes, signature_ok: bool, reason: &str) -> IntakeBatchItem {
+    IntakeBatchItem {
+        raw: NewRawWebhook::rejected(body.clone(), signature_ok, reason.replace('\0', "\u{fffd}")),
+        events: Vec::new(),
+        inbound: Vec::new(),
+        statuses: Vec::new(),
+    }
+}
+
+/// Commits a parsed item through the intake (group commit; answered once durable), then tells the rest of
+/// the gateway what its new events mean.
+pub(crate) async fn commit(
+    state: &AppState,
+    mut item: IntakeBatchItem,
+    inbound_media: InboundMedia,
+) -> Result<crate::store::IntakeOutcome, crate::store::StoreError> {
+    crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
+    let sending = SendingNews::of(&item);
+    let template_updates: Vec<(String, String)> = item
+        .events
+        .iter()
+        .filter(|e| e.field == "message_template_status_update")
+        .map(|e| (e.waba_id.clone(), e.payload.clone()))
+        .collect();
+    let outcome = state.intake.submit(item).await?;
+    // What a webhook tells the rest of the gateway, only if it brought new events: a redelivery, or Meta
+    // re-batching events already stored, must not count inbound messages against the level twice, fetch
+    // their media again, or move a template back to an older status. (A body that mixes new and known
+    // events tells all of its own.)
+    if outcome.item.events_inserted > 0 {
+        sending.tell(&state.outbound);
+        crate::templates::apply_webhook_updates(&state.templates, template_updates);
+        crate::media::prefetch(&state.media, inbound_media);
+    }
+    Ok(outcome)
 }
 
 /// What a webhook tells the schedulers: inbound messages (counted against the number's level, opening

@@ -315,6 +315,12 @@ impl Gateway {
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
+        let _settings_refresh = settings::spawn_refresh(
+            store.clone(),
+            state.sent_status.clone(),
+            config.outbound.sent_status,
+            shutdown.clone(),
+        );
         let router = router(state.clone());
         let server_shutdown = shutdown.clone();
         let server_state = state.clone();

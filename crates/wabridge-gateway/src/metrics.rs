@@ -194,6 +194,8 @@ pub struct Metrics {
     pub events_duplicate: Counter,
     /// Webhook bodies already stored (redeliveries).
     pub webhooks_duplicate: Counter,
+    /// Rejected webhooks stored with their events after all (`POST /v1/webhooks/reprocess`).
+    pub webhooks_reprocessed: Counter,
     /// Webhooks per commit.
     pub commit_batch_size: Histogram,
     /// Seconds from the start of a commit to its end.
@@ -257,6 +259,7 @@ impl Default for Metrics {
             events_received: LabeledCounter::default(),
             events_duplicate: Counter::default(),
             webhooks_duplicate: Counter::default(),
+            webhooks_reprocessed: Counter::default(),
             commit_batch_size: Histogram::new(BATCH_BUCKETS),
             commit_seconds: Histogram::new(LATENCY_BUCKETS),
             intake_seconds: Histogram::new(LATENCY_BUCKETS),
@@ -348,6 +351,12 @@ impl Metrics {
             "wabridge_webhooks_duplicate_total",
             "Webhook bodies received again (redeliveries).",
             &self.webhooks_duplicate,
+        );
+        counter(
+            &mut out,
+            "wabridge_webhooks_reprocessed_total",
+            "Rejected webhooks stored with their events after all (re-processed).",
+            &self.webhooks_reprocessed,
         );
         labeled(
             &mut out,

@@ -172,3 +172,46 @@ pub async fn restore(
     }
     Ok(())
 }
+
+/// How often an instance reads the stored settings again (another instance's API may have changed them).
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Applies the stored `sent_status`, or `default` (the configuration's) when none is stored (reset).
+///
+/// # Errors
+/// When the store cannot be read.
+pub async fn refresh(
+    store: &crate::store::Store,
+    sent_status: &SentStatus,
+    default: bool,
+) -> Result<(), crate::store::StoreError> {
+    let stored = store
+        .api_setting(APPLICATION)
+        .await?
+        .and_then(|doc| serde_json::from_str::<Value>(&doc).ok())
+        .and_then(|d| d.get("sent_status")?.as_bool());
+    sent_status.set(stored.unwrap_or(default));
+    Ok(())
+}
+
+/// With several instances on one database, a setting changed through one instance's API reaches the others
+/// within [`REFRESH_INTERVAL`] (one small read each time).
+pub fn spawn_refresh(
+    store: crate::store::Store,
+    sent_status: SentStatus,
+    default: bool,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(REFRESH_INTERVAL);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if let Err(e) = refresh(&store, &sent_status, default).await {
+                tracing::debug!(error = %e, "settings could not be read again");
+            }
+        }
+    })
+}

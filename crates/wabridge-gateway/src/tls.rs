@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
@@ -86,8 +86,16 @@ impl TlsSlot {
     }
 }
 
+/// How long a client may take to send a request's head (request line and headers), counted from the
+/// moment the connection waits for one — also between requests of a kept-alive connection. A client that
+/// trickles its headers (or holds an idle connection open) is disconnected after this, so slow clients
+/// cannot hold connections open without limit. Webhook bodies are small and sent at once by Meta; 30 s
+/// also matches the keep-alive time of common proxies.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Serves `router` on `listener` until `shutdown` fires, then lets connections in flight finish (at
-/// most `drain` long). With an acceptor, every connection is TLS.
+/// most `drain` long). With an acceptor, every connection is TLS. Every connection is HTTP/1.1 with
+/// upgrades (WebSocket subscribers connect through the same listener) and [`HEADER_READ_TIMEOUT`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -95,19 +103,20 @@ pub async fn serve(
     shutdown: CancellationToken,
     drain: Duration,
 ) -> std::io::Result<()> {
-    let Some(acceptor) = acceptor else {
-        let signal = shutdown.clone();
-        // No Nagle: a WebSocket subscriber's small frames (and small responses) go out at once instead of
-        // waiting for the peer's delayed acknowledgement of the previous write (up to 40 ms on Linux).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
-            }
-        });
-        return axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(async move { signal.cancelled().await })
-            .await;
-    };
+    serve_with(listener, router, acceptor, shutdown, drain, HEADER_READ_TIMEOUT).await
+}
+
+/// [`serve`] with a chosen header-read timeout (tests use a short one).
+pub async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    acceptor: Option<TlsSlot>,
+    shutdown: CancellationToken,
+    drain: Duration,
+    header_read_timeout: Duration,
+) -> std::io::Result<()> {
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
     let connections = TaskTracker::new();
     loop {
         let (tcp, peer): (tokio::net::TcpStream, _) = tokio::select! {
@@ -122,44 +131,67 @@ pub async fn serve(
                 }
             },
         };
+        // No Nagle: a WebSocket subscriber's small frames (and small responses) go out at once instead of
+        // waiting for the peer's delayed acknowledgement of the previous write (up to 40 ms on Linux).
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        // The certificate in use now (a reload replaces it for new connections).
-        let acceptor = acceptor.current();
         let service = TowerToHyperService::new(router.clone());
         let shutdown = shutdown.clone();
-        connections.spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            // HTTP/1.1 with upgrades (WebSocket subscribers connect through the same listener).
-            let conn = http1::Builder::new().serve_connection(TokioIo::new(tls), service).with_upgrades();
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                r = conn.as_mut() => r,
-                () = shutdown.cancelled() => {
-                    // Finish the request in flight, then close.
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        let http = http.clone();
+        match &acceptor {
+            None => {
+                connections.spawn(serve_connection(http, TokioIo::new(tcp), service, shutdown, peer));
             }
-        });
+            Some(acceptor) => {
+                // The certificate in use now (a reload replaces it for new connections).
+                let acceptor = acceptor.current();
+                connections.spawn(async move {
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+                    {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    serve_connection(http, TokioIo::new(tls), service, shutdown, peer).await;
+                });
+            }
+        }
     }
     connections.close();
     if tokio::time::timeout(drain, connections.wait()).await.is_err() {
         tracing::warn!("connections still open after the shutdown grace period; closing them");
     }
     Ok(())
+}
+
+/// One connection until it ends, or until shutdown lets its request in flight finish.
+async fn serve_connection<I>(
+    http: http1::Builder,
+    io: I,
+    service: TowerToHyperService<Router>,
+    shutdown: CancellationToken,
+    peer: std::net::SocketAddr,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = http.serve_connection(io, service).with_upgrades();
+    let mut conn = std::pin::pin!(conn);
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        () = shutdown.cancelled() => {
+            // Finish the request in flight, then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
 }

@@ -9,6 +9,7 @@ pub mod registry;
 pub mod settings;
 pub mod templates;
 pub mod users;
+pub mod webhooks;
 
 use registry::{Access, Body, Route, Verb};
 
@@ -177,6 +178,14 @@ pub fn routes() -> Vec<Route> {
             Bearer(Scope::Admin),
             Body::Json,
             settings::set_profile,
+        ),
+        Route::new(
+            Post,
+            "/v1/webhooks/reprocess",
+            "Read rejected webhooks again and store those now understood",
+            Bearer(Scope::Admin),
+            Body::None,
+            webhooks::reprocess,
         ),
     ]
 }

@@ -43,7 +43,12 @@ pub async fn get_application(
     Ok(answer(current(&state).await?))
 }
 
-/// `PATCH /v1/settings/application`: merges the body into the settings, applies and stores them.
+/// One change of the application settings at a time in this process: two concurrent PATCHes would each
+/// merge into the document as it was and apply their own callback change.
+static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// `PATCH /v1/settings/application`: merges the body into the settings, stores them, then applies them (so
+/// what is live is what is stored; a failed store write changes nothing).
 pub async fn patch_application(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -52,12 +57,14 @@ pub async fn patch_application(
     principal.require(Scope::Admin)?;
     let patch: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
+    let _one = CHANGES.lock().await;
     let mut doc = current(&state).await?;
     let old_url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
     merge(&mut doc, &patch)?;
-    apply_callback(&state, &mut doc, &old_url).await?;
-    state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
+    settle_secret(&mut doc);
     state.store.set_api_setting(APPLICATION, &doc.to_string()).await?;
+    apply_callback(&state, &doc, &old_url).await?;
+    state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
     Ok(answer(doc))
 }
 
@@ -67,33 +74,42 @@ pub async fn delete_application(
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
-    state.callbacks.remove(CALLBACK_ID).await?;
+    let _one = CHANGES.lock().await;
     state.store.delete_api_setting(APPLICATION).await?;
+    state.callbacks.remove(CALLBACK_ID).await?;
     state.sent_status.set(state.config.outbound.sent_status);
     Ok(answer(defaults(state.config.outbound.sent_status)))
 }
 
-/// `webhooks.url` is the `application` callback (On-Premises body shape).
-async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Result<(), ApiError> {
+/// A `webhooks.url` signs its requests with `webhooks.secret`: one is made up when none is given; without a
+/// URL there is none.
+fn settle_secret(doc: &mut Value) {
+    let url_set = doc.pointer("/webhooks/url").and_then(Value::as_str).is_some_and(|u| !u.is_empty());
+    let Some(webhooks) = doc.get_mut("webhooks").and_then(Value::as_object_mut) else { return };
+    if !url_set {
+        webhooks.remove("secret");
+    } else if webhooks.get("secret").and_then(Value::as_str).is_none() {
+        webhooks.insert("secret".into(), Value::String(uuid::Uuid::new_v4().simple().to_string()));
+    }
+}
+
+/// `webhooks.url` is the `application` callback (On-Premises body shape); brings it in line with `doc`.
+async fn apply_callback(state: &AppState, doc: &Value, old_url: &str) -> Result<(), ApiError> {
     let url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
     let max_concurrent =
         doc.pointer("/webhooks/max_concurrent_requests").and_then(Value::as_u64).unwrap_or(6);
     // The same URL keeps its callback's cursor and pending deliveries; a new one starts at the log's head.
     let existing =
         if url == old_url && !url.is_empty() { state.store.callback(CALLBACK_ID).await? } else { None };
-    if existing.is_none() {
+    // The id is reserved for this setting (the callbacks API and the configuration refuse it), so the
+    // callback there is the old URL's, if any.
+    if existing.is_none() && !old_url.is_empty() {
         state.callbacks.remove(CALLBACK_ID).await?;
     }
-    let Some(webhooks) = doc.get_mut("webhooks").and_then(Value::as_object_mut) else { return Ok(()) };
     if url.is_empty() {
-        webhooks.remove("secret");
         return Ok(());
     }
-    let secret = webhooks
-        .get("secret")
-        .and_then(Value::as_str)
-        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned);
-    webhooks.insert("secret".into(), Value::String(secret.clone()));
+    let secret = doc.pointer("/webhooks/secret").and_then(Value::as_str).unwrap_or_default().to_owned();
     let record = CallbackRecord {
         id: CALLBACK_ID.to_owned(),
         url,
@@ -109,7 +125,8 @@ async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Res
     match existing {
         // Settings changed under the same URL (its concurrency, say) take effect now.
         Some(current)
-            if current.secret != record.secret
+            if current.url != record.url
+                || current.secret != record.secret
                 || current.max_concurrent != record.max_concurrent
                 || current.shape != record.shape =>
         {
@@ -118,7 +135,10 @@ async fn apply_callback(state: &AppState, doc: &mut Value, old_url: &str) -> Res
         Some(_) => {}
         // A new URL, or the callback was deleted meanwhile (`DELETE /v1/callbacks/application`).
         None => {
-            state.callbacks.add(record).await?;
+            if !state.callbacks.add(record.clone()).await? {
+                // Left over from a change that failed half-way: take the new settings.
+                state.callbacks.update(record).await?;
+            }
         }
     }
     Ok(())

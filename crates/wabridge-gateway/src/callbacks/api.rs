@@ -105,6 +105,11 @@ async fn create(
     if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Err(ApiError::invalid("id: letters, digits, - and _ only, 64 at most"));
     }
+    if id == crate::settings::CALLBACK_ID {
+        return Err(ApiError::invalid(
+            "id: \"application\" is the webhooks.url application setting (PATCH /v1/settings/application)",
+        ));
+    }
     let max_concurrent = new.max_concurrent.unwrap_or(6);
     if !(1..=256).contains(&max_concurrent) {
         return Err(ApiError::invalid("max_concurrent: between 1 and 256"));

@@ -147,10 +147,21 @@ impl Dispatcher {
             store.put_callback(&record, true).await?;
             ids.push(id);
         }
-        store.delete_callbacks_except("config", &ids).await?;
+        // The configuration is the truth for configured callbacks: one it no longer lists goes, with its delivery
+        // state. (With several instances, the one that starts last decides: give them the same callbacks.)
+        let removed = store.delete_callbacks_except("config", &ids).await?;
+        if removed > 0 {
+            tracing::warn!(
+                removed,
+                "configured callbacks no longer in the configuration were deleted with their undelivered events"
+            );
+        }
         let timeout = Duration::from_millis(config.delivery.request_timeout_ms.max(1));
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            // A webhook sender never follows redirects: the redirected POST would arrive as a GET without
+            // its body, and a 2xx there would count as delivered.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("wabridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();

@@ -25,12 +25,24 @@ fn filter_of(record: &CallbackRecord) -> EventFilter {
 
 /// Runs the worker of callback `id` until `stop` fires (or the callback is deleted).
 pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, wake: Arc<Notify>) {
-    let record = match inner.store.callback(&id).await {
-        Ok(Some(record)) => Arc::new(record),
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(callback = %id, error = %e, "cannot load the callback; it will not be served");
-            return;
+    let mut retry = Duration::from_millis(100);
+    let record = loop {
+        match inner.store.callback(&id).await {
+            Ok(Some(record)) => break Arc::new(record),
+            Ok(None) => {
+                // Deleted before it started: the token lets `discover` start a worker again should the id
+                // be created anew.
+                stop.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(callback = %id, error = %e, "cannot load the callback; trying again");
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(retry) => {}
+                }
+                retry = (retry * 2).min(Duration::from_secs(5));
+            }
         }
     };
     let mut worker = CallbackWorker::new(inner.clone(), record);
@@ -40,6 +52,9 @@ pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, 
     let mut in_flight: JoinSet<bool> = JoinSet::new();
     let mut figures_at = Instant::now();
     loop {
+        if stop.is_cancelled() {
+            break;
+        }
         let mut wait = poll;
         match worker.step(&mut in_flight).await {
             Ok(due) => {
@@ -74,6 +89,8 @@ pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, 
             }
         };
         tokio::select! {
+            // A stopped worker (its callback deleted or replaced) must not claim again.
+            biased;
             () = stop.cancelled() => break,
             Some(done) = in_flight.join_next() => {
                 if let Ok(true) = done {
@@ -258,6 +275,10 @@ async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery)
     }
     let outcome = match request.body(body).send().await {
         Ok(response) if response.status().is_success() => Ok(()),
+        // Redirects are not followed (a redirected POST becomes a GET without the body): a failed attempt.
+        Ok(response) if response.status().is_redirection() => {
+            Err(format!("HTTP {} (redirects are not followed)", response.status().as_u16()))
+        }
         Ok(response) => Err(format!("HTTP {}", response.status().as_u16())),
         Err(e) if e.is_timeout() => Err("timed out".to_owned()),
         Err(e) if e.is_connect() => Err("connection failed".to_owned()),
@@ -281,7 +302,9 @@ async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery)
             } else {
                 tracing::debug!(callback = %record.id, seq = claim.seq, reason, ?delay, "callback delivery failed; will retry");
             }
-            store.delivery_failed(&record.id, claim.seq, now + delay, &reason, give_up).await?;
+            // The wait counts from the end of the failed attempt (a timeout may have taken longer than it).
+            let next = SystemTime::now() + delay;
+            store.delivery_failed(&record.id, claim.seq, next, &reason, give_up).await?;
             Ok(give_up)
         }
     }

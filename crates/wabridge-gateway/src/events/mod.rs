@@ -34,7 +34,8 @@ pub enum HookAction {
 /// A hook for programs embedding the gateway: called for every event before fan-out, on every path (live
 /// and catch-up, WebSocket, `/v1/events` and callbacks). It may modify the event in place (its `seq` is
 /// restored afterwards: the position in the log is not the hook's to change). It must be quick and must not
-/// block: it runs on the paths that read the log.
+/// block: it runs on the paths that read the log. A hook that panics is caught: the event is delivered as it
+/// stands (so a bug in a hook loses nothing and stops no path) and the panic is logged as an error.
 pub trait EventHook: Send + Sync + 'static {
     /// Inspects (and may modify) `event`; says whether consumers see it.
     fn on_event(&self, event: &mut StoredEvent) -> HookAction;
@@ -62,7 +63,11 @@ impl Hooks {
     pub fn apply(&self, mut event: StoredEvent) -> Option<StoredEvent> {
         let Some(hook) = &self.0 else { return Some(event) };
         let seq = event.seq;
-        let action = hook.on_event(&mut event);
+        let action = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook.on_event(&mut event)))
+            .unwrap_or_else(|_| {
+                tracing::error!(seq, "an event hook panicked; the event is delivered as it stands");
+                HookAction::Deliver
+            });
         event.seq = seq;
         (action == HookAction::Deliver).then_some(event)
     }
@@ -165,4 +170,42 @@ pub fn routes() -> Vec<crate::api::registry::Route> {
             ws::upgrade,
         ),
     ]
+}
+
+#[cfg(test)]
+mod hook_tests {
+    use super::*;
+
+    struct Panicking;
+
+    impl EventHook for Panicking {
+        fn on_event(&self, event: &mut StoredEvent) -> HookAction {
+            assert!(event.contact.as_deref() != Some("boom"), "a bug in an embedder's hook");
+            HookAction::Suppress
+        }
+    }
+
+    fn event(contact: &str) -> StoredEvent {
+        StoredEvent {
+            seq: 7,
+            dedupe_key: "k".into(),
+            kind: "message".into(),
+            field: "messages".into(),
+            waba_id: "w".into(),
+            phone_number_id: None,
+            contact: Some(contact.into()),
+            payload: "{}".into(),
+            raw_id: 1,
+            created_at: std::time::SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_panicking_hook_delivers_the_event_and_stops_nothing() {
+        let hooks = Hooks::new(Some(Arc::new(Panicking)));
+        let delivered = hooks.apply(event("boom")).expect("delivered as it stands");
+        assert_eq!((delivered.seq, delivered.contact.as_deref()), (7, Some("boom")));
+        // The hook keeps working for the next event.
+        assert!(hooks.apply(event("calm")).is_none());
+    }
 }

@@ -66,7 +66,7 @@ pub(super) struct Scheduler {
     held: usize,
     in_flight: usize,
     in_doubt: Vec<InDoubt>,
-    windows: HashMap<String, bool>,
+    windows: super::pacing::Windows,
     owner: bool,
     /// Until when the lease held by this instance is certainly still its own (from its last renewal).
     lease_until: Option<Instant>,
@@ -127,7 +127,7 @@ impl Scheduler {
             held: 0,
             in_flight: 0,
             in_doubt: Vec::new(),
-            windows: HashMap::new(),
+            windows: super::pacing::Windows::default(),
             owner: false,
             lease_until: None,
             more_in_store: true,
@@ -266,7 +266,7 @@ impl Scheduler {
             }
             Control::RereadLevel => self.read_level().await,
             Control::WindowOpened(contact) => {
-                self.windows.insert(contact, true);
+                self.windows.open(contact, Instant::now());
             }
         }
     }
@@ -384,7 +384,7 @@ impl Scheduler {
                 self.wait(r, now + wait);
                 continue;
             }
-            if head.kind == "template" && !self.windows.get(&r).copied().unwrap_or(false) {
+            if head.kind == "template" && !self.windows.is_open(&r, now) {
                 if let Err(wait) = self.shared.pacing.admit_outside_window(&self.waba, &r, now) {
                     self.wait(r, now + wait);
                     continue;

@@ -179,9 +179,19 @@ impl Store {
 
     /// The oldest rejected webhooks not re-processed yet, at most `limit`.
     pub async fn rejected_webhooks(&self, limit: u32) -> Result<Vec<RawWebhook>, StoreError> {
+        self.rejected_webhooks_after(0, limit).await
+    }
+
+    /// The rejected webhooks not re-processed yet whose row id is above `after_id`, oldest first, at most
+    /// `limit` (pages through them while some stay rejected).
+    pub async fn rejected_webhooks_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RawWebhook>, StoreError> {
         match self {
-            Self::Sqlite(s) => s.rejected_webhooks(limit).await,
-            Self::Postgres(s) => s.rejected_webhooks(limit).await,
+            Self::Sqlite(s) => s.rejected_webhooks(after_id, limit).await,
+            Self::Postgres(s) => s.rejected_webhooks(after_id, limit).await,
         }
     }
 

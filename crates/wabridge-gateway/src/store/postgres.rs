@@ -259,12 +259,16 @@ impl PgStore {
         Ok(at.map(from_millis))
     }
 
-    pub(super) async fn rejected_webhooks(&self, limit: u32) -> Result<Vec<RawWebhook>, StoreError> {
+    pub(super) async fn rejected_webhooks(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<RawWebhook>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM raw_webhooks WHERE status = 'rejected' ORDER BY id LIMIT $1",
+            "SELECT {} FROM raw_webhooks WHERE status = 'rejected' AND id > $1 ORDER BY id LIMIT $2",
             rows::RAW_COLUMNS
         );
-        let found = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let found = sqlx::query(&sql).bind(after_id).bind(i64::from(limit)).fetch_all(&self.pool).await?;
         Ok(found.iter().map(rows::raw_webhook).collect::<Result<_, _>>()?)
     }
 

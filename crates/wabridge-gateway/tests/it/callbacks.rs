@@ -28,6 +28,8 @@ each_backend!(
     api_manages_callbacks_and_reports_status,
     failed_events_are_replayed,
     a_callback_created_through_one_instance_is_served_by_another,
+    a_setting_changed_through_one_instance_applies_on_another,
+    a_redirect_is_a_failed_attempt,
 );
 
 const SECRET: &str = "callback-secret";
@@ -37,6 +39,8 @@ enum Mode {
     Ok,
     Error500,
     Hang,
+    /// 301 to a page that answers any GET with 200.
+    Redirect,
 }
 
 #[derive(Debug)]
@@ -71,7 +75,10 @@ impl CallbackReceiver {
         });
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().route("/hook", post(receive)).with_state(sink.clone());
+        let app = axum::Router::new()
+            .route("/hook", post(receive))
+            .route("/moved", axum::routing::any(|| async { StatusCode::OK }))
+            .with_state(sink.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
         Self { sink, addr }
     }
@@ -102,10 +109,15 @@ impl CallbackReceiver {
     }
 }
 
-async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes) -> axum::response::Response {
+    use axum::response::IntoResponse;
     *sink.attempts.lock().unwrap() += 1;
     let mode = *sink.mode.lock().unwrap();
-    match mode {
+    let status = match mode {
+        Mode::Redirect => {
+            return (StatusCode::MOVED_PERMANENTLY, [(axum::http::header::LOCATION, "/moved")])
+                .into_response();
+        }
         Mode::Error500 => StatusCode::INTERNAL_SERVER_ERROR,
         Mode::Hang => {
             tokio::time::sleep(Duration::from_secs(2)).await;
@@ -121,7 +133,8 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes)
             sink.accepted.lock().unwrap().push(Received { seq, contact, headers, body });
             StatusCode::OK
         }
-    }
+    };
+    status.into_response()
 }
 
 /// The events test configuration with fast delivery timings and one callback to `url`.
@@ -386,4 +399,69 @@ async fn a_callback_created_through_one_instance_is_served_by_another(db: TestDb
         })
         .await;
     second.shutdown().await.unwrap();
+}
+
+/// `sent_status` switched off through one instance's API: the other instance stops showing `sent` statuses
+/// within a few seconds, and takes the default back when the settings are reset.
+async fn a_setting_changed_through_one_instance_applies_on_another(db: TestDb) {
+    let config = events_config(&db);
+    let first = gateway::start(config.clone()).await;
+    let second = gateway::start(config).await;
+    let client = reqwest::Client::new();
+    let settings = format!("{}/v1/settings/application", first.url());
+    let patched =
+        client.patch(&settings).bearer_auth(TOKEN).json(&json!({"sent_status": false})).send().await.unwrap();
+    assert_eq!(patched.status(), 200);
+    let sent_shown = |gw: &wabridge_gateway::Gateway| {
+        let probe = wabridge_gateway::store::StoredEvent {
+            seq: 1,
+            dedupe_key: "s".into(),
+            kind: "status".into(),
+            field: "messages".into(),
+            waba_id: "w".into(),
+            phone_number_id: None,
+            contact: None,
+            payload: r#"{"statuses":[{"id":"wamid.x","status":"sent"}]}"#.into(),
+            raw_id: 1,
+            created_at: std::time::SystemTime::now(),
+        };
+        gw.state().hooks.apply(probe).is_some()
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sent_shown(&second) {
+        assert!(tokio::time::Instant::now() < deadline, "the other instance still shows sent statuses");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let reset = client.delete(&settings).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(reset.status(), 200);
+    while !sent_shown(&second) {
+        assert!(tokio::time::Instant::now() < deadline, "the reset did not reach the other instance");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The settings' callback id is reserved: the callbacks API refuses it.
+    let taken = client
+        .post(format!("{}/v1/callbacks", second.url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"id": "application", "url": "http://127.0.0.1:9/x", "secret": "s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), 400);
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+}
+
+/// A callback URL answering with a redirect: not followed (the POST would arrive as a GET without its body,
+/// and the 200 of the page it leads to would count as delivered); the event stays pending and arrives once
+/// the URL answers itself.
+async fn a_redirect_is_a_failed_attempt(db: TestDb) {
+    let receiver = CallbackReceiver::start(free_addr().await, Mode::Redirect).await;
+    let gw = gateway::start(config(&db, &receiver.url(), CallbackShape::Cloud)).await;
+    commit_messages(&gw, "r", 1, 1, NUMBER_ID, &["111"]).await;
+    receiver.wait_until(Duration::from_secs(10), "redirected attempts", |r| r.attempts() >= 3).await;
+    let status = callback_status(&gw.url(), "app").await;
+    assert_eq!(status["pending"], 1, "{status}");
+    receiver.set_mode(Mode::Ok);
+    receiver.wait_until(Duration::from_secs(10), "the event", |r| r.accepted_seqs().len() == 1).await;
+    gw.shutdown().await.unwrap();
 }

@@ -16,6 +16,7 @@ each_backend!(
     insecure_setting_accepts_unsigned,
     oversized_body_is_refused,
     invalid_envelope_is_stored_once_as_rejected,
+    rejected_webhooks_are_reprocessed,
     batched_envelope_becomes_one_event_per_item,
     redeliveries_add_nothing_even_after_restart,
     concurrent_webhooks_share_commits,
@@ -149,6 +150,57 @@ async fn invalid_envelope_is_stored_once_as_rejected(db: TestDb) {
     assert_eq!(gw.state().store.max_seq().await.unwrap(), 0);
     // It can be re-processed later.
     assert!(gw.state().store.mark_reprocessed(rejected[0].id).await.unwrap());
+    gw.shutdown().await.unwrap();
+}
+
+/// A body an older version stored as rejected is read again by `POST /v1/webhooks/reprocess`: now understood,
+/// its events are stored (once, however often it runs); bodies still invalid stay rejected and are listed.
+/// An id holding a NUL character (which PostgreSQL's text cannot store) is kept as rejected, not a 500.
+async fn rejected_webhooks_are_reprocessed(db: TestDb) {
+    use wabridge_gateway::store::{IntakeBatchItem, NewRawWebhook};
+    let mut config = gateway::config(&db);
+    config.api.tokens = vec!["reprocess-token".into()];
+    let gw = gateway::start(config).await;
+    let url = gw.url();
+    let store = &gw.state().store;
+
+    let understood = text_message("wamid.LATE", "111", now_secs());
+    let old = IntakeBatchItem {
+        raw: NewRawWebhook::rejected(understood.clone(), true, "invalid envelope: (an older parser)"),
+        events: Vec::new(),
+        inbound: Vec::new(),
+        statuses: Vec::new(),
+    };
+    store.commit_intake(&[old]).await.unwrap();
+    assert_eq!(post(&url, r#"{"object":"whatsapp_business_account","entry":"not a list"}"#).await, 200);
+    let nul = text_message("wamid.NUL\\u0000", "111", now_secs());
+    assert!(nul.contains(r"\u0000"));
+    assert_eq!(post(&url, &nul).await, 200);
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 3);
+    assert_eq!(store.max_seq().await.unwrap(), 0);
+
+    let http = reqwest::Client::new();
+    let reprocess = || http.post(format!("{url}/v1/webhooks/reprocess"));
+    assert_eq!(reprocess().send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let answer: serde_json::Value =
+        reprocess().bearer_auth("reprocess-token").send().await.unwrap().json().await.unwrap();
+    assert_eq!(answer["reprocessed"], 1, "{answer}");
+    assert_eq!(answer["events_inserted"], 1, "{answer}");
+    assert_eq!(answer["still_rejected"], 2, "{answer}");
+    let reasons: Vec<&str> =
+        answer["rejected"].as_array().unwrap().iter().map(|r| r["reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|r| r.contains("NUL")), "{answer}");
+    assert_eq!(store.max_seq().await.unwrap(), 1);
+    let events = store.events_after(0, &EventFilter::default(), 10).await.unwrap();
+    assert!(events[0].payload.contains("wamid.LATE"));
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 2);
+    assert_eq!(gw.state().metrics.webhooks_reprocessed.get(), 1);
+
+    // Again: nothing new.
+    let answer: serde_json::Value =
+        reprocess().bearer_auth("reprocess-token").send().await.unwrap().json().await.unwrap();
+    assert_eq!((answer["reprocessed"].clone(), answer["still_rejected"].clone()), (0.into(), 2.into()));
+    assert_eq!(store.max_seq().await.unwrap(), 1);
     gw.shutdown().await.unwrap();
 }
 

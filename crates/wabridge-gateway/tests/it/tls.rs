@@ -117,3 +117,46 @@ async fn receiver_over_wss(db: TestDb) {
     assert!(ReceiverConfig::new(gw.url(), "t").root_certificates_pem(b"not a pem").is_err());
     gw.shutdown().await.unwrap();
 }
+
+/// A client that sends part of a request head and then nothing is disconnected after the header-read
+/// timeout (plain HTTP here; TLS connections go through the same code after the handshake), while a
+/// whole request on another connection is answered.
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_disconnected() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(wabridge_gateway::tls::serve_with(
+        listener,
+        router,
+        None,
+        shutdown.clone(),
+        Duration::from_secs(5),
+        Duration::from_millis(300),
+    ));
+
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+
+    // A complete request is answered meanwhile.
+    let mut fast = tokio::net::TcpStream::connect(addr).await.unwrap();
+    fast.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut answer = String::new();
+    fast.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // The slow one is closed by the server (end of stream, after an error answer at most); without the
+    // timeout this read would never end, and the bound below would fail the test.
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), slow.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    let rest = String::from_utf8_lossy(&rest);
+    assert!(!rest.contains("200 OK"), "{rest}");
+
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
