@@ -73,10 +73,34 @@ impl Accounts {
             cache: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_slots())),
         };
+        let user = accounts.admin.user.clone();
+        // Login tokens of an earlier `admin.user` are no way in either.
+        let others = accounts.store.revoke_sessions(&user, false).await?;
+        if others > 0 {
+            tracing::info!(sessions = others, "login sessions of an earlier admin user revoked");
+        }
         let generated = match &accounts.admin.password {
             Some(password) => {
-                let hash = hash_password(password.expose_secret())?;
-                accounts.store.set_admin_password_hash(&accounts.admin.user, &hash).await?;
+                let stored = accounts.store.admin_password_hash(&user).await?;
+                let secret = password.expose_secret().to_owned();
+                let unchanged = match stored.clone() {
+                    Some(hash) => tokio::task::spawn_blocking(move || verify_password(&secret, &hash))
+                        .await
+                        .unwrap_or(false),
+                    None => false,
+                };
+                if !unchanged {
+                    let hash = hash_password(password.expose_secret())?;
+                    accounts.store.set_admin_password_hash(&user, &hash).await?;
+                    if stored.is_some() {
+                        // A changed password (a leaked one rotated, say) ends the sessions opened with the old.
+                        let revoked = accounts.store.revoke_sessions(&user, true).await?;
+                        tracing::info!(
+                            sessions = revoked,
+                            "admin password changed; its login sessions revoked"
+                        );
+                    }
+                }
                 None
             }
             None if accounts.store.admin_password_hash(&accounts.admin.user).await?.is_none() => {

@@ -97,3 +97,44 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// How much of a plain-text error body (axum's own rejections) is kept as `details`.
+const PLAIN_ERROR_LIMIT: usize = 2048;
+
+/// An error answer that is not JSON — one of axum's own rejections (a path segment, a body over the limit,
+/// a form, a WebSocket upgrade), or a bare status — and the text it carried, if any. `None` for answers that
+/// need no change (successes, and errors already in JSON).
+pub(crate) async fn plain_error(response: Response) -> Result<(StatusCode, String), Response> {
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return Err(response);
+    }
+    let text = axum::body::to_bytes(response.into_body(), PLAIN_ERROR_LIMIT)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let text = if text.is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text };
+    Ok((status, text))
+}
+
+/// Middleware of the `/v1` routes: every error answer is in the On-Premises shape, also those axum makes
+/// before a handler runs.
+pub(crate) async fn onprem_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (status, details) = match plain_error(next.run(request).await).await {
+        Ok(plain) => plain,
+        Err(response) => return response,
+    };
+    let (code, title) = match status.as_u16() {
+        401 | 403 => (1005, "Access denied"),
+        404 => (1006, "Resource not found"),
+        400 | 411 | 413 | 415 | 422 => (1009, "Parameter value is not valid"),
+        503 => (1011, "Service not ready"),
+        _ => (1000, "Generic error"),
+    };
+    ApiError { status, code, title, details }.into_response()
+}

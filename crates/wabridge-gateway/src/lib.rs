@@ -433,10 +433,28 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(intake::verify).post(intake::receive).layer(DefaultBodyLimit::max(webhook_limit)),
         )
         .route("/metrics", get(metrics_text))
-        .merge(api::registry::router())
-        .merge(cloud_compat::routes())
+        .merge(api::registry::router().layer(axum::middleware::from_fn(api_error::onprem_errors)))
+        .merge(cloud_compat::routes().layer(axum::middleware::from_fn(cloud_compat::graph_errors)))
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
         .with_state(state)
+}
+
+/// A known path called with a method it does not take: 405 in the `/v1` error shape, or Graph's answer to
+/// an unsupported request (code 100) elsewhere.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    let details = format!("{method} is not supported on {}", uri.path());
+    if uri.path().starts_with("/v1/") {
+        api_error::ApiError {
+            status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+            code: 1000,
+            title: "Generic error",
+            details: format!("{details} (see GET /v1/openapi.json)"),
+        }
+        .into_response()
+    } else {
+        cloud_compat::GraphApiError::new(100, details).into_response()
+    }
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {

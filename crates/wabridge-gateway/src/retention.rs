@@ -1,8 +1,10 @@
 //! Background pruning of old raw webhooks and events.
 //!
-//! Every `prune_interval_secs`, rows older than `max_age_secs` are deleted, except events that a pending
-//! delivery still needs: every event above `oldest_needed` (the lowest sequence number some durable consumer
-//! has not yet acknowledged, given by the caller) is kept whatever its age.
+//! Every `prune_interval_secs`, rows older than `max_age_secs` are deleted, except events that application
+//! callbacks still need: every event above `oldest_needed` (the event after the lowest callback cursor:
+//! not yet queued by some callback, given by the caller) and every event a delivery row — pending, or failed
+//! and replayable — refers to are kept whatever their age. A delivery that failed for good holds back only its
+//! own event, not the log after it.
 
 use std::time::{Duration, SystemTime};
 

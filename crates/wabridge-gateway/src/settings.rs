@@ -7,7 +7,8 @@
 //!   `application`, On-Premises body shape, signed with a secret generated for it (shown as
 //!   `webhooks.secret`); an empty URL removes it.
 //! - `callback_backoff_delay_ms`, `max_callback_backoff_delay_ms`, `heartbeat_interval`,
-//!   `unhealthy_interval`, `callback_persist`, `media.auto_download`, `pass_through`,
+//!   `unhealthy_interval`, `callback_persist`, `garbagecollector_enable`, `db_garbagecollector_enable`
+//!   (retention does that work here), `media.auto_download`, `pass_through`,
 //!   `notify_user_change_number`, `show_security_notifications`, `webhooks.message.*`: accepted (ranges
 //!   checked), stored and returned, but informational — callbacks retry by `callbacks.*` configuration and
 //!   always persist their queue.
@@ -32,6 +33,8 @@ pub fn defaults(sent_status: bool) -> Value {
     json!({
         "callback_backoff_delay_ms": 3000,
         "callback_persist": true,
+        "db_garbagecollector_enable": true,
+        "garbagecollector_enable": true,
         "heartbeat_interval": 5,
         "max_callback_backoff_delay_ms": 900_000,
         "media": {"auto_download": []},

@@ -135,10 +135,20 @@ pub fn specs() -> Vec<RouteSpec> {
 
 /// The router of every `/v1` route. Any other path under `/v1/` is a 404 in the On-Premises error shape
 /// (without this, the Cloud-compatible `/{version}/{node}` routes would answer it in the Graph shape).
+///
+/// A route without a path parameter also answers with a trailing slash (`POST /v1/messages/`), as the
+/// On-Premises API did and its clients (Meta's own example collection among them) call it.
 pub fn router() -> Router<Arc<AppState>> {
     all()
         .into_iter()
-        .fold(Router::new(), |router, r| router.route(r.spec.path, r.handler))
+        .fold(Router::new(), |router, r| {
+            let router = if r.spec.path.contains('{') {
+                router
+            } else {
+                router.route(&format!("{}/", r.spec.path), r.handler.clone())
+            };
+            router.route(r.spec.path, r.handler)
+        })
         .route("/v1/{*rest}", axum::routing::any(no_such_route))
 }
 

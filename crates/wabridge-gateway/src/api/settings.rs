@@ -186,8 +186,19 @@ pub(crate) fn client_and_number(
 
 /// An error of the Cloud API, for a `/v1` caller: Meta's code and text in the details.
 pub(crate) fn cloud_error(e: &wabridge_cloud::CloudError) -> ApiError {
+    // Refused before any call (a limit Meta documents, a media type or size it takes not): the caller's
+    // request is at fault and will never succeed as it is.
+    match e {
+        wabridge_cloud::CloudError::Invalid(v) => return ApiError::invalid(v.to_string()),
+        wabridge_cloud::CloudError::Media(m) => return ApiError::invalid(m.to_string()),
+        _ => {}
+    }
     let status = e.status().and_then(|s| axum::http::StatusCode::from_u16(s).ok());
-    let status = status.filter(|s| s.is_client_error()).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    // Meta refusing the gateway's own access token (401/403) is not the caller's credential failing: an
+    // On-Premises client reads 401 as "log in again", so it is answered as the upstream failure it is.
+    let status = status
+        .filter(|s| s.is_client_error() && !matches!(s.as_u16(), 401 | 403))
+        .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
     let details = match e.graph_error() {
         Some(g) => format!("the Cloud API answered {}: {}", g.message, g.details().unwrap_or_default()),
         None => format!("the Cloud API could not be reached: {e}"),

@@ -151,6 +151,7 @@ async fn show(
     callback["status"] = json!({
         "pending": stats.pending,
         "retrying": stats.retrying,
+        "held_back": stats.held_back,
         "failed": stats.failed,
         "not_yet_queued": (head - record.scan_seq).max(0),
         "backlog": stats.pending + u64::try_from((head - record.scan_seq).max(0)).unwrap_or(0),

@@ -144,9 +144,17 @@ impl CallbackWorker {
 
     async fn reload_queued(&mut self) {
         if let Ok(stats) = self.inner.store.delivery_stats(&self.record.id).await {
-            self.queued = stats.pending;
+            self.queued = self.window_count(&stats);
             self.loaded = true;
         }
+    }
+
+    /// What counts against `delivery.window`: the pending events, except that those held back behind a
+    /// contact's retried event count for at most half the window — so a contact whose event keeps failing,
+    /// and who keeps writing, cannot fill the window and stop every other contact's events from being queued.
+    fn window_count(&self, stats: &crate::store::DeliveryStats) -> u64 {
+        let half = u64::from(self.inner.delivery.window.max(2)) / 2;
+        stats.pending - stats.held_back.min(stats.pending) + stats.held_back.min(half)
     }
 
     async fn refresh_figures(&mut self) {
@@ -154,7 +162,7 @@ impl CallbackWorker {
         // The store's count is the truth: with several instances, rows this one queued are delivered by the
         // others (and the other way round), and a count kept only from this instance's own deliveries could
         // stay at the window and stop it from queueing new events.
-        self.queued = stats.pending;
+        self.queued = self.window_count(&stats);
         let age = stats
             .oldest_pending_at
             .and_then(|at| SystemTime::now().duration_since(at).ok())

@@ -28,6 +28,23 @@ use crate::store::{Enqueued, NewQueued};
 /// How long a Cloud-compatible send waits for Meta's answer before answering `queued`.
 pub const SEND_WAIT: Duration = Duration::from_secs(30);
 
+/// When a send has no outcome from this instance after this long, the store is asked (another instance may
+/// be sending it)…
+const STORE_POLL_AFTER: Duration = Duration::from_millis(500);
+/// …this often.
+const STORE_POLL: Duration = Duration::from_millis(250);
+
+/// The outcome the store holds for message `id`, once it has one.
+async fn stored_outcome(state: &AppState, id: &str) -> Option<Completion> {
+    let detail = state.store.outbound_detail(id).await.ok()??;
+    match detail.state.as_str() {
+        "sent" | "delivered" | "read" => detail.wamid.map(Completion::Sent),
+        "failed" => Some(Completion::Failed(detail.last_error.unwrap_or_default())),
+        "expired" | "cancelled" => Some(Completion::Expired),
+        _ => None,
+    }
+}
+
 /// `POST /{version}/{phone-number-id}/messages`.
 pub async fn send(
     State(state): State<Arc<AppState>>,
@@ -117,15 +134,38 @@ pub async fn send(
         }
     }
     let contacts = json!([{"input": raw_to, "wa_id": to}]);
-    match tokio::time::timeout(SEND_WAIT, outcome).await {
-        Ok(Ok(Completion::Sent(wamid))) => Ok(Json(json!({
-            "messaging_product": "whatsapp", "contacts": contacts, "messages": [{"id": wamid}],
-        }))),
-        Ok(Ok(Completion::Failed(errors))) => Err(stored_error(&errors)),
-        Ok(Ok(Completion::Expired)) => {
+    // This instance's scheduler tells its outcome at once; when another instance holds the number's lease
+    // (several instances on one database), the outcome is read from the store.
+    let waited = async {
+        let mut outcome = std::pin::pin!(outcome);
+        let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + STORE_POLL_AFTER, STORE_POLL);
+        loop {
+            tokio::select! {
+                done = &mut outcome => return done.ok(),
+                _ = poll.tick() => {
+                    if let Some(done) = stored_outcome(&state, &id).await {
+                        return Some(done);
+                    }
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(SEND_WAIT, waited).await {
+        Ok(Some(Completion::Sent(wamid))) => {
+            state.outbound.forget(&id);
+            Ok(Json(json!({
+                "messaging_product": "whatsapp", "contacts": contacts, "messages": [{"id": wamid}],
+            })))
+        }
+        Ok(Some(Completion::Failed(errors))) => {
+            state.outbound.forget(&id);
+            Err(stored_error(&errors))
+        }
+        Ok(Some(Completion::Expired)) => {
+            state.outbound.forget(&id);
             Err(GraphApiError::new(131_000, "the message expired before it could be sent"))
         }
-        Ok(Err(_)) | Err(_) => {
+        Ok(None) | Err(_) => {
             state.outbound.forget(&id);
             Ok(Json(json!({
                 "messaging_product": "whatsapp", "contacts": contacts,

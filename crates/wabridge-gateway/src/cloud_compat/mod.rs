@@ -63,13 +63,45 @@ impl GraphApiError {
     #[must_use]
     pub fn from_cloud(e: &CloudError) -> Self {
         match e.graph_error() {
+            // Meta refusing the gateway's own access token: the caller's (wabridge) token is fine, and a
+            // 190 would make its SDK throw away a good credential.
+            Some(g) if g.code == 190 => {
+                tracing::warn!(error = %e, "Meta refused the gateway's access token (meta.access_token)");
+                Self::new(2, format!("the gateway's Cloud API access token was refused: {}", g.message))
+            }
             Some(g) => Self(Box::new(g.clone())),
+            // Refused by the SDK before any call: the request breaks a documented limit (parameter error).
+            None if matches!(e, CloudError::Invalid(_)) => Self::new(100, format!("{e}: {}", source_text(e))),
+            None if matches!(e, CloudError::Media(_)) => Self::new(131_053, e.to_string()),
             None => {
                 tracing::warn!(error = %e, "Cloud API call failed");
                 Self::new(131_000, "the Cloud API could not be reached; retry later")
             }
         }
     }
+}
+
+/// Middleware of the Cloud-compatible routes: every error answer is a Graph error, also those axum makes
+/// before a handler runs (a form that does not parse, a body over the limit); the HTTP status stays.
+pub(crate) async fn graph_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (status, details) = match crate::api_error::plain_error(next.run(request).await).await {
+        Ok(plain) => plain,
+        Err(response) => return response,
+    };
+    let code = match status.as_u16() {
+        401 => 190,
+        403 => 10,
+        500..=599 => 131_000,
+        _ => 100,
+    };
+    let mut response = GraphApiError::new(code, details).into_response();
+    *response.status_mut() = status;
+    response
+}
+
+/// The text of an error's source (the field and limit of a validation error).
+fn source_text(e: &CloudError) -> String {
+    std::error::Error::source(e).map(ToString::to_string).unwrap_or_default()
 }
 
 impl IntoResponse for GraphApiError {

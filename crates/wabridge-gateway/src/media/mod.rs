@@ -44,19 +44,32 @@ pub struct MediaFile {
     pub mime_type: String,
 }
 
+/// Inbound media downloaded at once in the background (each download is held in memory until checked).
+const PREFETCH_CONCURRENCY: usize = 8;
+/// Fetches of one id go one at a time (the second finds the first's file); ids share these locks by hash.
+const FETCH_LOCKS: usize = 64;
+
 /// The media cache and the Cloud API calls behind it. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MediaCache {
     dir: PathBuf,
     limit_bytes: u64,
     client: Option<Client>,
+    fetching: Arc<[tokio::sync::Mutex<()>]>,
+    prefetching: Arc<tokio::sync::Semaphore>,
 }
 
 impl MediaCache {
     /// A cache in `dir` holding at most `limit_bytes`.
     #[must_use]
     pub fn new(dir: PathBuf, limit_bytes: u64, client: Option<Client>) -> Self {
-        Self { dir, limit_bytes, client }
+        Self {
+            dir,
+            limit_bytes,
+            client,
+            fetching: (0..FETCH_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
+            prefetching: Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY)),
+        }
     }
 
     fn client(&self) -> Result<&Client, MediaError> {
@@ -84,8 +97,10 @@ impl MediaCache {
     /// Meta's refusal or no client.
     pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
         self.client()?.delete_media(&MediaId::new(id)).await?;
-        let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
-        let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
+        if is_safe_id(id) {
+            let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
+            let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
+        }
         Ok(())
     }
 
@@ -98,11 +113,17 @@ impl MediaCache {
         if !is_safe_id(id) {
             return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
         }
-        if let (Ok(bytes), Ok(mime)) = (
-            tokio::fs::read(self.path(id, "bin")).await,
-            tokio::fs::read_to_string(self.path(id, "mime")).await,
-        ) {
-            return Ok(MediaFile { bytes: Bytes::from(bytes), mime_type: mime });
+        if let Some(cached) = self.cached(id).await {
+            return Ok(cached);
+        }
+        // One fetch of an id at a time (the prefetch of an inbound message and the application asking for it
+        // meet here): the second finds the first's file.
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(id, &mut hasher);
+        let slot = usize::try_from(std::hash::Hasher::finish(&hasher) % FETCH_LOCKS as u64).unwrap_or(0);
+        let _one = self.fetching[slot].lock().await;
+        if let Some(cached) = self.cached(id).await {
+            return Ok(cached);
         }
         let client = self.client()?;
         let info = client.media_info(&MediaId::new(id)).await?;
@@ -119,12 +140,35 @@ impl MediaCache {
         Ok(MediaFile { bytes, mime_type: info.mime_type })
     }
 
+    async fn cached(&self, id: &str) -> Option<MediaFile> {
+        let (Ok(bytes), Ok(mime)) = (
+            tokio::fs::read(self.path(id, "bin")).await,
+            tokio::fs::read_to_string(self.path(id, "mime")).await,
+        ) else {
+            return None;
+        };
+        Some(MediaFile { bytes: Bytes::from(bytes), mime_type: mime })
+    }
+
+    /// Writes both files under names of their own, then renames them into place (the MIME type first), so a
+    /// reader never sees a partial file.
     async fn store(&self, id: &str, bytes: &[u8], mime: &str) -> Result<(), MediaError> {
         tokio::fs::create_dir_all(&self.dir).await?;
-        let tmp = self.path(id, "tmp");
-        tokio::fs::write(&tmp, bytes).await?;
-        tokio::fs::write(self.path(id, "mime"), mime).await?;
-        tokio::fs::rename(&tmp, self.path(id, "bin")).await?;
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        let (bin_tmp, mime_tmp) =
+            (self.path(id, &format!("{unique}.bin.tmp")), self.path(id, &format!("{unique}.mime.tmp")));
+        let written = async {
+            tokio::fs::write(&mime_tmp, mime).await?;
+            tokio::fs::write(&bin_tmp, bytes).await?;
+            tokio::fs::rename(&mime_tmp, self.path(id, "mime")).await?;
+            tokio::fs::rename(&bin_tmp, self.path(id, "bin")).await
+        }
+        .await;
+        if let Err(e) = written {
+            let _ = tokio::fs::remove_file(&mime_tmp).await;
+            let _ = tokio::fs::remove_file(&bin_tmp).await;
+            return Err(e.into());
+        }
         self.evict().await
     }
 
@@ -135,7 +179,13 @@ impl MediaCache {
         let mut dir = tokio::fs::read_dir(&self.dir).await?;
         while let Some(entry) = dir.next_entry().await? {
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "bin") {
+            if path.extension().is_some_and(|e| e == "tmp") {
+                // Left by a write that never finished (a crash): gone after an hour.
+                let stale = entry.metadata().await?.modified().ok().and_then(|m| m.elapsed().ok());
+                if stale.is_some_and(|age| age > std::time::Duration::from_secs(3600)) {
+                    let _ = tokio::fs::remove_file(&path).await;
+                }
+            } else if path.extension().is_some_and(|e| e == "bin") {
                 let meta = entry.metadata().await?;
                 total += meta.len();
                 files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), path));
@@ -184,11 +234,12 @@ pub fn inbound_media(payload: &Value) -> Option<(String, Option<String>)> {
     Some((id, media.get("sha256").and_then(Value::as_str).map(str::to_owned)))
 }
 
-/// Fetches the media of newly committed inbound messages in the background.
+/// Fetches the media of newly committed inbound messages in the background, a few at a time.
 pub fn prefetch(cache: &Arc<MediaCache>, media: Vec<(String, Option<String>)>) {
     for (id, sha256) in media {
         let cache = cache.clone();
         tokio::spawn(async move {
+            let Ok(_permit) = cache.prefetching.clone().acquire_owned().await else { return };
             if let Err(e) = cache.get(&id, sha256.as_deref()).await {
                 tracing::warn!(media = %id, error = %e, "could not fetch inbound media");
             }

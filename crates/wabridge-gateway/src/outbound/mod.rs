@@ -45,6 +45,34 @@ pub(crate) enum Control {
     WindowOpened(String),
 }
 
+/// How often the backlog counts are read again from the store. Between two reads each instance counts what
+/// it queues and sends itself; with several instances on one database, the others' work shows at the next
+/// read (so a full backlog is refused, and a drained one accepted again, within this time).
+pub const BACKLOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Sets every number's backlog counter (and the backlog gauge) from the store, every [`BACKLOG_REFRESH`],
+/// until the schedulers stop.
+async fn refresh_backlogs(shared: Arc<Shared>) {
+    let mut ticker = tokio::time::interval(BACKLOG_REFRESH);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shared.cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        match shared.store.outbound_backlogs().await {
+            Ok(counts) => {
+                let counts: HashMap<String, i64> = counts.into_iter().collect();
+                for (id, n) in &shared.numbers {
+                    n.backlog.store(counts.get(id).copied().unwrap_or(0), Ordering::Relaxed);
+                }
+                shared.metrics.outbound_backlog.set(u64::try_from(counts.values().sum::<i64>()).unwrap_or(0));
+            }
+            Err(e) => tracing::debug!(error = %e, "backlog counts could not be read again"),
+        }
+    }
+}
+
 /// One configured number as the API and its scheduler see it.
 #[derive(Debug)]
 pub(crate) struct NumberHandle {
@@ -217,7 +245,7 @@ impl Outbound {
             completions: completion::Completions::default(),
             paused: std::sync::Mutex::default(),
         });
-        let mut tasks = Vec::new();
+        let mut tasks = vec![tokio::spawn(refresh_backlogs(shared.clone()))];
         if shared.client.is_some() {
             for (id, waba, level, rx, wake) in receivers {
                 let s = scheduler::Scheduler::new(shared.clone(), &id, &waba, level, rx, wake);
@@ -255,7 +283,8 @@ impl Outbound {
         ids
     }
 
-    /// Messages of `number` not yet sent, as this instance counts them.
+    /// Messages of `number` not yet sent, as this instance counts them (read again from the store every
+    /// [`BACKLOG_REFRESH`], so sends accepted or sent by other instances count too).
     #[must_use]
     pub fn backlog(&self, number: &str) -> i64 {
         self.shared.numbers.get(number).map_or(0, |n| n.backlog.load(Ordering::Relaxed))

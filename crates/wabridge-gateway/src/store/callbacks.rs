@@ -112,6 +112,9 @@ pub struct DeliveryStats {
     pub oldest_pending_at: Option<SystemTime>,
     /// Attempts made on pending events so far.
     pub retrying: u64,
+    /// Pending events waiting behind an earlier event of their contact that is being retried (they cannot
+    /// go before it).
+    pub held_back: u64,
 }
 
 fn record<'r, R>(row: &'r R) -> Result<CallbackRecord, sqlx::Error>
@@ -381,11 +384,20 @@ impl Store {
             .bind(callback_id)
             .fetch_one(r)
             .await?;
+            let held_back: i64 = sqlx::query_scalar(&sql(
+                "SELECT count(*) FROM callback_deliveries d WHERE d.callback_id = $1 AND d.state = 'pending' \
+                 AND EXISTS (SELECT 1 FROM callback_deliveries h WHERE h.callback_id = d.callback_id \
+                   AND h.contact_key = d.contact_key AND h.state = 'pending' AND h.seq < d.seq AND h.attempts > 0)",
+            ))
+            .bind(callback_id)
+            .fetch_one(r)
+            .await?;
             (
                 row.try_get::<i64, _>("pending")?,
                 row.try_get::<i64, _>("failed")?,
                 row.try_get::<i64, _>("retrying")?,
                 row.try_get::<Option<i64>, _>("oldest")?,
+                held_back,
             )
         });
         Ok(DeliveryStats {
@@ -393,6 +405,7 @@ impl Store {
             failed: u64::try_from(row.1).unwrap_or(0),
             retrying: u64::try_from(row.2).unwrap_or(0),
             oldest_pending_at: row.3.map(from_millis),
+            held_back: u64::try_from(row.4).unwrap_or(0),
         })
     }
 
@@ -412,14 +425,13 @@ impl Store {
         }))
     }
 
-    /// The lowest seq some callback still needs (a pending or failed delivery, or the next event after a
-    /// cursor); retention keeps it and everything after. `None` when no callback exists.
+    /// The lowest seq some callback has not queued yet (the event after the lowest cursor); retention keeps
+    /// it and everything after. Events below it are kept one by one while a delivery (pending or failed)
+    /// refers to them ([`Store::prune`]), so one event that keeps failing holds back only itself.
+    /// `None` when no callback exists.
     pub async fn oldest_needed_seq(&self) -> Result<Option<i64>, StoreError> {
         let seq: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
-            sqlx::query_scalar(&sql("SELECT min(s) FROM (SELECT min(seq) AS s FROM callback_deliveries \
-                 UNION ALL SELECT min(scan_seq) + 1 AS s FROM callbacks) AS needed"))
-            .fetch_one(r)
-            .await?
+            sqlx::query_scalar(&sql("SELECT min(scan_seq) + 1 FROM callbacks")).fetch_one(r).await?
         });
         Ok(seq)
     }

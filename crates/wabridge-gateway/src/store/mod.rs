@@ -206,8 +206,9 @@ impl Store {
         }
     }
 
-    /// Deletes events created before `older_than` — except those with `seq > keep_after_seq`, which a
-    /// pending delivery still needs — then raw bodies received before it that no remaining event refers to.
+    /// Deletes events created before `older_than` — except those with `seq > keep_after_seq` (not yet queued
+    /// by some callback) and those a callback delivery, pending or failed, refers to — then raw bodies
+    /// received before it that no remaining event refers to.
     ///
     /// Works in small transactions so intake is never blocked for long.
     pub async fn prune(

@@ -296,7 +296,9 @@ impl PgStore {
             // The timeline rows of status events go with them (migration 0006).
             let deleted: i64 = sqlx::query_scalar(
                 "WITH gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-                 WHERE seq <= $1 AND created_at < $2 ORDER BY seq LIMIT $3) RETURNING seq), \
+                 WHERE seq <= $1 AND created_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
+                 ORDER BY seq LIMIT $3) RETURNING seq), \
                  timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
                  SELECT count(*) FROM gone",
             )

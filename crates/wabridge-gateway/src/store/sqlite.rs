@@ -363,7 +363,9 @@ impl SqliteStore {
         let mut cursor = 0;
         loop {
             let seqs: Vec<i64> = sqlx::query_scalar(
-                "SELECT seq FROM events WHERE seq > ?1 AND seq <= ?2 AND created_at < ?3 ORDER BY seq LIMIT ?4",
+                "SELECT seq FROM events WHERE seq > ?1 AND seq <= ?2 AND created_at < ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
+                 ORDER BY seq LIMIT ?4",
             )
             .bind(cursor)
             .bind(keep_after_seq)
@@ -374,12 +376,15 @@ impl SqliteStore {
             let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
                 break;
             };
-            let done = sqlx::query("DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3")
-                .bind(first)
-                .bind(last)
-                .bind(cutoff)
-                .execute(&self.writer)
-                .await?;
+            let done = sqlx::query(
+                "DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3 \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq)",
+            )
+            .bind(first)
+            .bind(last)
+            .bind(cutoff)
+            .execute(&self.writer)
+            .await?;
             counts.events += done.rows_affected();
             cursor = last;
         }

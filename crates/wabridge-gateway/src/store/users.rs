@@ -132,6 +132,31 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Revokes the live login sessions of `user` (`of_user`), or of every user but `user` (`!of_user`);
+    /// how many.
+    pub async fn revoke_sessions(&self, user: &str, of_user: bool) -> Result<u64, StoreError> {
+        let now = now_millis();
+        let test = if of_user { "=" } else { "<>" };
+        Ok(match self {
+            Self::Sqlite(s) => sqlx::query(&format!(
+                "UPDATE api_sessions SET revoked_at = ?1 WHERE revoked_at IS NULL AND user_name {test} ?2"
+            ))
+            .bind(now)
+            .bind(user)
+            .execute(&s.writer)
+            .await?
+            .rows_affected(),
+            Self::Postgres(s) => sqlx::query(&format!(
+                "UPDATE api_sessions SET revoked_at = $1 WHERE revoked_at IS NULL AND user_name {test} $2"
+            ))
+            .bind(now)
+            .bind(user)
+            .execute(&s.pool)
+            .await?
+            .rows_affected(),
+        })
+    }
+
     /// The live (not revoked) session or API key whose secret hashes to `sha256`.
     pub async fn credential_by_hash(&self, sha256: &str) -> Result<Option<StoredCredential>, StoreError> {
         let (session, key) = match self {

@@ -106,13 +106,34 @@ async fn a_renamed_admin_logs_in_under_the_new_name_only(db: TestDb) {
         let req = http.post(format!("{url}/v1/users/login")).basic_auth(user, Some(ADMIN_PASSWORD));
         status(req).await.0
     };
+    let token = |url: String, user: &'static str, password: &'static str| async move {
+        let http = reqwest::Client::new();
+        let req = http.post(format!("{url}/v1/users/login")).basic_auth(user, Some(password));
+        status(req).await.1["users"][0]["token"].as_str().unwrap().to_owned()
+    };
+    let keys = |url: String, token: String| async move {
+        status(reqwest::Client::new().get(format!("{url}/v1/keys")).bearer_auth(token)).await.0
+    };
     let gw = crate::support::gateway::start(config(&db)).await;
     assert_eq!(login(gw.url(), "admin").await, 200);
+    let old_name = token(gw.url(), "admin", ADMIN_PASSWORD).await;
     gw.shutdown().await.unwrap();
     let mut renamed = config(&db);
     renamed.admin.user = "ops".to_owned();
-    let gw = crate::support::gateway::start(renamed).await;
+    let gw = crate::support::gateway::start(renamed.clone()).await;
     assert_eq!(login(gw.url(), "ops").await, 200);
     assert_eq!(login(gw.url(), "admin").await, 401);
+    // The old name's login token is no way in either.
+    assert_eq!(keys(gw.url(), old_name).await, 401);
+    // The same password at the next start keeps the sessions; a changed one ends them.
+    let kept = token(gw.url(), "ops", ADMIN_PASSWORD).await;
+    gw.shutdown().await.unwrap();
+    let gw = crate::support::gateway::start(renamed.clone()).await;
+    assert_eq!(keys(gw.url(), kept.clone()).await, 200);
+    gw.shutdown().await.unwrap();
+    renamed.admin.password = Some("a-new-password".to_owned().into());
+    let gw = crate::support::gateway::start(renamed).await;
+    assert_eq!(keys(gw.url(), kept).await, 401);
+    assert!(token(gw.url(), "ops", "a-new-password").await.len() > 10);
     gw.shutdown().await.unwrap();
 }

@@ -30,6 +30,7 @@ each_backend!(
     a_callback_created_through_one_instance_is_served_by_another,
     a_setting_changed_through_one_instance_applies_on_another,
     a_redirect_is_a_failed_attempt,
+    a_failing_contact_does_not_fill_the_window,
 );
 
 const SECRET: &str = "callback-secret";
@@ -41,6 +42,8 @@ enum Mode {
     Hang,
     /// 301 to a page that answers any GET with 200.
     Redirect,
+    /// 500 for the events of contact 111, the others accepted.
+    FailFor111,
 }
 
 #[derive(Debug)]
@@ -123,13 +126,16 @@ async fn receive(State(sink): State<Arc<Sink>>, headers: HeaderMap, body: Bytes)
             tokio::time::sleep(Duration::from_secs(2)).await;
             StatusCode::SERVICE_UNAVAILABLE
         }
-        Mode::Ok => {
+        Mode::Ok | Mode::FailFor111 => {
             let seq = headers[signing::EVENT_ID_HEADER].to_str().unwrap().parse().unwrap();
             let json: Value = serde_json::from_slice(&body).unwrap();
             let contact = json["entry"][0]["changes"][0]["value"]["contacts"][0]["wa_id"]
                 .as_str()
                 .or_else(|| json["contacts"][0]["wa_id"].as_str())
                 .map(str::to_owned);
+            if mode == Mode::FailFor111 && contact.as_deref() == Some("111") {
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
             sink.accepted.lock().unwrap().push(Received { seq, contact, headers, body });
             StatusCode::OK
         }
@@ -355,7 +361,13 @@ async fn failed_events_are_replayed(db: TestDb) {
     .expect("the events are marked failed after their maximum age");
     assert_eq!(gw.state().metrics.callback_failed.get(), 4);
     // Failed events no longer hold anything back, and are kept (retention must not prune them).
-    assert_eq!(gw.state().store.oldest_needed_seq().await.unwrap(), Some(1));
+    let store = &gw.state().store;
+    assert_eq!(store.oldest_needed_seq().await.unwrap(), Some(5));
+    let mut retention = gw.state().config.retention.clone();
+    retention.max_age_secs = 0;
+    wabridge_gateway::retention::prune_once(store, &retention, Some(5)).await.unwrap();
+    let kept = store.events_after(0, &wabridge_gateway::store::EventFilter::default(), 10).await.unwrap();
+    assert_eq!(kept.len(), 4);
     receiver.set_mode(Mode::Ok);
     let replayed: Value = reqwest::Client::new()
         .post(format!("{base}/v1/callbacks/app/replay"))
@@ -463,5 +475,23 @@ async fn a_redirect_is_a_failed_attempt(db: TestDb) {
     assert_eq!(status["pending"], 1, "{status}");
     receiver.set_mode(Mode::Ok);
     receiver.wait_until(Duration::from_secs(10), "the event", |r| r.accepted_seqs().len() == 1).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// One contact's event keeps failing while that contact keeps writing: its later events wait behind it, but
+/// they do not fill the callback's window, so another contact's event is still queued and delivered.
+async fn a_failing_contact_does_not_fill_the_window(db: TestDb) {
+    let receiver = CallbackReceiver::start(free_addr().await, Mode::FailFor111).await;
+    let mut config = config(&db, &receiver.url(), CallbackShape::Cloud);
+    config.delivery.window = 4;
+    let gw = gateway::start(config).await;
+    commit_messages(&gw, "stuck", 8, 1, NUMBER_ID, &["111"]).await;
+    receiver.wait_until(Duration::from_secs(10), "failed attempts", |r| r.attempts() >= 2).await;
+    commit_messages(&gw, "free", 1, 1, NUMBER_ID, &["222"]).await;
+    receiver
+        .wait_until(Duration::from_secs(20), "the other contact's event", |r| r.accepted_seqs().contains(&9))
+        .await;
+    let status = callback_status(&gw.url(), "app").await;
+    assert!(status["held_back"].as_u64().unwrap() >= 1, "{status}");
     gw.shutdown().await.unwrap();
 }

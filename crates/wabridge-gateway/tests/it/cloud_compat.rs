@@ -10,7 +10,11 @@ use wabridge_types::send::{MarkRead, OutboundMessage};
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
 
-each_backend!(sdk_sends_through_the_gateway, graph_errors_in_the_graph_shape);
+each_backend!(
+    sdk_sends_through_the_gateway,
+    graph_errors_in_the_graph_shape,
+    a_send_through_an_instance_without_the_lease_returns_the_wamid
+);
 
 fn sdk(pair: &Pair, token: &str) -> Client {
     Client::builder()
@@ -54,6 +58,32 @@ async fn sdk_sends_through_the_gateway(db: TestDb) {
     )
     .unwrap();
     client.mark_read(&number, &receipt).await.unwrap();
+    pair.stop().await;
+}
+
+/// Two instances on one database: a Cloud-compatible send through the one that does not send for the number
+/// (the other holds its lease) still answers with Meta's wamid, read from the store, not `queued` after the
+/// wait.
+async fn a_send_through_an_instance_without_the_lease_returns_the_wamid(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    // The first instance's scheduler holds the number's lease once it has sent.
+    let (code, _) = pair.send(&crate::support::sending::template(NUMBER, "+16315551234")).await;
+    assert_eq!(code, 201);
+    let second = crate::support::gateway::start((*pair.gateway.state().config).clone()).await;
+    let client = Client::builder()
+        .base_url(second.url())
+        .access_token(pair.key.clone())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "16315551235", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
+    let started = std::time::Instant::now();
+    let resp = client.send_message(&PhoneNumberId::new(NUMBER), &hello).await.unwrap();
+    let wamid = resp.messages[0].id.to_string();
+    assert!(wamid.starts_with("wamid."), "{wamid} after {:?}", started.elapsed());
+    assert!(pair.sandbox.control().sent_message(&wamid).is_some());
+    second.shutdown().await.unwrap();
     pair.stop().await;
 }
 

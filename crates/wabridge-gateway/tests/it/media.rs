@@ -50,6 +50,26 @@ async fn v1_media_round_trip(db: TestDb) {
     let bad = bad.send().await.unwrap();
     assert_eq!(bad.status(), 400);
     assert!(bad.json::<Value>().await.unwrap()["errors"][0]["code"].is_number());
+    // A type Meta does not take: refused before any call, as the caller's error (not an upstream failure).
+    let odd =
+        pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "application/x-foo").body(JPEG);
+    let odd = odd.send().await.unwrap();
+    assert_eq!(odd.status(), 400);
+    assert_eq!(odd.json::<Value>().await.unwrap()["errors"][0]["code"], 1009);
+    // Many applications asking for the same media at once, before it is cached: each gets all of it.
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
+    let body: Value = resp.send().await.unwrap().json().await.unwrap();
+    let id = body["media"][0]["id"].as_str().unwrap().to_owned();
+    let gets = (0..8).map(|_| {
+        let get = pair.http.get(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send();
+        async move {
+            let get = get.await.unwrap();
+            (get.status().as_u16(), get.bytes().await.unwrap())
+        }
+    });
+    for (status, bytes) in futures_util::future::join_all(gets).await {
+        assert_eq!((status, bytes.as_ref()), (200, JPEG));
+    }
     // Larger than a webhook may be (3 MB), within Meta's 5 MB for images: taken.
     let mut big = JPEG.to_vec();
     big.resize(4 * 1024 * 1024, 0);
@@ -99,6 +119,28 @@ async fn cloud_media_routes_through_the_sdk(db: TestDb) {
     client.delete_media(&id).await.unwrap();
     let e = client.media_info(&MediaId::new(id.as_str())).await.unwrap_err();
     assert!(e.code().is_some(), "{e}");
+    // An upload of a type Meta does not take, sent raw to the Cloud-compatible route (the SDK itself would
+    // refuse it): a Graph error 131053 with HTTP 400, not "retry later".
+    let form = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .text("type", "application/x-foo")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(JPEG.to_vec())
+                .file_name("a.foo")
+                .mime_str("application/x-foo")
+                .unwrap(),
+        );
+    let resp = pair
+        .http
+        .post(format!("{}/v23.0/{NUMBER}/media", pair.url))
+        .bearer_auth(&pair.key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], 131_053);
     pair.stop().await;
 }
 

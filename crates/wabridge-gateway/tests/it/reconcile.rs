@@ -67,8 +67,17 @@ async fn sending_message_whose_status_arrives_is_reconciled(db: TestDb) {
         m["statuses"].as_array().unwrap().iter().map(|s| s["status"].as_str().unwrap()).collect();
     assert_eq!(timeline, ["sent", "delivered", "read"]);
     assert_eq!(pair.sandbox.control().counters().accepted, 1, "one message reached Meta");
-    let metrics = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("wabridge_outbound_reconciled_total 1"), "{metrics}");
+    // Counted once the scheduler's write is done (the store shows it a moment before the counter moves).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics =
+            pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
+        if metrics.contains("wabridge_outbound_reconciled_total 1") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pair.stop().await;
 }
 

@@ -9,7 +9,11 @@ use wabridge_gateway::store::EventFilter;
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::gateway;
 
-each_backend!(pruning_keeps_what_deliveries_need, background_pruning_runs);
+each_backend!(
+    pruning_keeps_what_deliveries_need,
+    a_failed_delivery_holds_back_only_its_own_event,
+    background_pruning_runs
+);
 
 async fn post_messages(url: &str, ids: std::ops::Range<u32>) {
     let client = reqwest::Client::new();
@@ -42,6 +46,54 @@ async fn pruning_keeps_what_deliveries_need(db: TestDb) {
     // With a long age nothing goes.
     config.max_age_secs = 3600;
     assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 0));
+    gw.shutdown().await.unwrap();
+}
+
+/// A delivery that failed for good (replayable) keeps its own event, not the log after it: the events a
+/// callback has delivered since, and those it never wanted, are pruned; those not queued yet are kept.
+async fn a_failed_delivery_holds_back_only_its_own_event(db: TestDb) {
+    use std::time::SystemTime;
+    use wabridge_gateway::store::{CallbackRecord, NewDelivery};
+
+    let gw = gateway::start(gateway::config(&db)).await;
+    post_messages(&gw.url(), 0..10).await;
+    let store = &gw.state().store;
+    let events = store.events_after(0, &EventFilter::default(), 100).await.unwrap();
+    let seq = |i: usize| events[i].seq;
+    let record = CallbackRecord {
+        id: "ret".into(),
+        url: "http://127.0.0.1:9/x".into(),
+        secret: "s".into(),
+        shape: "cloud".into(),
+        max_concurrent: 1,
+        kinds: Vec::new(),
+        phone_number_id: None,
+        source: "api".into(),
+        scan_seq: 0,
+        created_at: SystemTime::now(),
+    };
+    assert!(store.put_callback(&record, false).await.unwrap());
+    // The callback queued the first eight events (the eighth is pending), the third failed for good, the
+    // others were delivered; the last two are not queued yet.
+    let queued: Vec<NewDelivery> = (0..8)
+        .map(|i| NewDelivery { seq: seq(i), contact_key: "3".into(), event_at: SystemTime::now() })
+        .collect();
+    assert!(store.queue_deliveries("ret", 0, seq(7), &queued).await.unwrap());
+    store.delivery_failed("ret", seq(2), SystemTime::now(), "HTTP 500", true).await.unwrap();
+    for i in [0, 1, 3, 4, 5, 6] {
+        store.delivery_succeeded("ret", seq(i)).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut config = gw.state().config.retention.clone();
+    config.max_age_secs = 0;
+    let needed = store.oldest_needed_seq().await.unwrap();
+    assert_eq!(needed, Some(seq(8)));
+    prune_once(store, &config, needed).await.unwrap();
+    let left: Vec<i64> =
+        store.events_after(0, &EventFilter::default(), 100).await.unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(left, vec![seq(2), seq(7), seq(8), seq(9)]);
+    // Replayed, the failed event is there to send.
+    assert_eq!(store.replay_failed("ret").await.unwrap(), 1);
     gw.shutdown().await.unwrap();
 }
 

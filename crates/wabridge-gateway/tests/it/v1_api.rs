@@ -39,6 +39,22 @@ async fn contacts_are_normalized(db: TestDb) {
             {"input": "+12", "status": "invalid"},
         ])
     );
+    // With a trailing slash, as On-Premises clients (and Meta's example collection) call it.
+    let body = json!({"blocking": "wait", "contacts": ["16315551002"]});
+    let (code, r) = call(&pair, reqwest::Method::POST, "/v1/contacts/", Some(body)).await;
+    assert_eq!((code, r["contacts"][0]["wa_id"].as_str()), (200, Some("16315551002")), "{r}");
+    // A known path with a method it does not take: 405 in the On-Premises shape; Graph's shape elsewhere.
+    let (code, r) = call(&pair, reqwest::Method::PUT, "/v1/keys", None).await;
+    assert_eq!((code, r["errors"][0]["code"].as_u64()), (405, Some(1000)), "{r}");
+    let (code, r) = call(&pair, reqwest::Method::PUT, "/webhook", None).await;
+    assert_eq!((code, r["error"]["code"].as_u64()), (400, Some(100)), "{r}");
+    // Refusals axum makes before a handler runs are in the dialect's shape too: a WebSocket route called
+    // without an upgrade, a Cloud media upload that is not a form.
+    let (code, r) = call(&pair, reqwest::Method::GET, "/v1/events/ws", None).await;
+    assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1009)), "{r}");
+    let path = format!("/v23.0/{}/media", crate::support::sending::NUMBER);
+    let (code, r) = call(&pair, reqwest::Method::POST, &path, Some(json!({"not": "a form"}))).await;
+    assert_eq!((code, r["error"]["code"].as_u64()), (400, Some(100)), "{r}");
     pair.stop().await;
 }
 
@@ -72,6 +88,13 @@ async fn settings_persist_and_apply(db: TestDb) {
     assert_eq!(call(&pair, reqwest::Method::GET, "/v1/callbacks/application", None).await.0, 200);
     let back = json!({"webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 12}});
     assert_eq!(call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(back)).await.0, 200);
+    // The example body of Meta's On-Premises collection, as it is (with a URL of ours).
+    let example = json!({"callback_backoff_delay_ms": 3000, "max_callback_backoff_delay_ms": 900_000,
+        "callback_persist": true, "media": {"auto_download": ["image", "document", "audio"]},
+        "webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 12},
+        "sent_status": false, "db_garbagecollector_enable": true});
+    let (code, r) = call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(example)).await;
+    assert_eq!(code, 200, "{r}");
     // Out of range or unknown: 1009, nothing changes.
     for bad in [
         json!({"callback_backoff_delay_ms": 1}),
