@@ -128,7 +128,9 @@ impl CloudError {
     #[must_use]
     pub fn classification(&self) -> Classification {
         match self {
-            Self::Graph { status, error } => Classification::with_http_status(error.code, *status),
+            Self::Graph { status, error } => {
+                Classification::with_http_status(error.code, *status).transient(error.is_transient)
+            }
             // -1 is no Graph code: the HTTP status alone decides (5xx transient, 429 throughput).
             Self::Status { status, .. } => Classification::with_http_status(-1, *status),
             Self::Http(_) => classified(ErrorClass::TransientServer, true, None),
@@ -157,6 +159,25 @@ impl CloudError {
         match self {
             Self::Graph { error, .. } if error.is_transient == Some(true) => true,
             _ => self.classification().retryable,
+        }
+    }
+
+    /// Whether Meta may have done what the call asked although it ended in this error — so sending it again
+    /// may do it twice:
+    /// - a transport error after the connection was made (a timeout, a reset): the request may have been
+    ///   processed;
+    /// - a 2xx answer that does not read as what the call returns: Meta answered success;
+    /// - a 502 or 504 without a Graph error body: a proxy on the way lost or timed out the answer, not
+    ///   necessarily the request.
+    ///
+    /// A Graph error is Meta refusing: nothing was done.
+    #[must_use]
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Self::Http(inner) => !inner.is_connect(),
+            Self::Decode { .. } | Self::Unsuccessful => true,
+            Self::Status { status, .. } => matches!(status, 502 | 504),
+            _ => false,
         }
     }
 

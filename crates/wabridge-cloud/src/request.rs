@@ -117,6 +117,12 @@ impl Client {
             }
             failed += 1;
             let Some(policy) = &inner.retry else { return Err(error) };
+            // A call that is not idempotent (a send, an upload, a template created) is tried again only when
+            // Meta refused it: sending it again after an answer was lost could do it twice.
+            if !call.method.is_idempotent() && error.outcome_unknown() {
+                tracing::debug!(call = %call.describe(), "outcome unknown; not retried");
+                return Err(error);
+            }
             let Some(delay) = policy.delay_for(failed, &error, rand::random::<f64>()) else {
                 return Err(error);
             };

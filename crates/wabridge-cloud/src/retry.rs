@@ -6,9 +6,12 @@
 //! returned at once. The wait grows exponentially with jitter and is never shorter than the class's own
 //! delay (131056 waits at least the 6-second pair interval).
 //!
-//! A retried send can reach the user twice when the first attempt was delivered but its answer was lost (a
-//! timeout after Meta accepted it). Programs that must never duplicate should leave transport errors to a
-//! scheduler that reconciles with status webhooks, as the gateway does.
+//! Calls that are not idempotent (POST: a send, an upload, a template created) are retried only when Meta
+//! refused them (a Graph error) or the connection could not be made. When the outcome is unknown — a timeout
+//! after the request went out, a 2xx that does not parse, a bare 502/504 ([`CloudError::outcome_unknown`]) —
+//! the error is returned: sending again could reach the user twice. Reconcile such sends from their status
+//! webhooks (`biz_opaque_callback_data` carries your id), as the gateway does. Reads (GET) and deletes are
+//! retried on any retryable error.
 
 use std::time::Duration;
 

@@ -87,7 +87,7 @@ pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, bod
         }
     };
     let kinds: Vec<&'static str> = item.events.iter().map(|e| kind_label(&e.kind)).collect();
-    match commit(&state, item, inbound_media).await {
+    match commit(&state, item, inbound_media, true).await {
         Ok(outcome) => {
             metrics.webhooks_received.inc();
             if outcome.item.raw_duplicate {
@@ -155,12 +155,15 @@ pub(crate) fn rejected_item(body: &Bytes, signature_ok: bool, reason: &str) -> I
     }
 }
 
-/// Commits a parsed item through the intake (group commit; answered once durable), then tells the rest of
-/// the gateway what its new events mean.
+/// Commits a parsed item through the intake (group commit; answered once durable), then, with `news`, tells
+/// the rest of the gateway what its new events mean. Bodies read again later (`POST /v1/webhooks/reprocess`)
+/// come without news: their messages are old, and must not open windows, count against a level now, move a
+/// template's status back, or fetch media.
 pub(crate) async fn commit(
     state: &AppState,
     mut item: IntakeBatchItem,
     inbound_media: InboundMedia,
+    news: bool,
 ) -> Result<crate::store::IntakeOutcome, crate::store::StoreError> {
     crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
     let sending = SendingNews::of(&item);
@@ -175,7 +178,7 @@ pub(crate) async fn commit(
     // re-batching events already stored, must not count inbound messages against the level twice, fetch
     // their media again, or move a template back to an older status. (A body that mixes new and known
     // events tells all of its own.)
-    if outcome.item.events_inserted > 0 {
+    if news && outcome.item.events_inserted > 0 {
         sending.tell(&state.outbound);
         crate::templates::apply_webhook_updates(&state.templates, template_updates);
         crate::media::prefetch(&state.media, inbound_media);

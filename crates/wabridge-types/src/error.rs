@@ -124,7 +124,7 @@ impl GraphError {
     /// What a sender should do about this error.
     #[must_use]
     pub fn classification(&self) -> Classification {
-        Classification::of(self.code)
+        Classification::of(self.code).transient(self.is_transient)
     }
 
     /// Whether trying the same call again later can succeed.
@@ -312,6 +312,19 @@ impl Classification {
             100 | 131008 | 131009 | 131021 | 131051 | 131062 | 135000 => Self::new(C::InvalidRequest),
             _ => Self::new(C::Unknown),
         }
+    }
+
+    /// Meta's `is_transient: true` wins over the table: an error that would fail the message is tried again
+    /// after a short wait instead (errors that pause a recipient, number or WABA keep their pause).
+    #[must_use]
+    pub const fn transient(mut self, is_transient: Option<bool>) -> Self {
+        if matches!(is_transient, Some(true)) && !self.retryable && self.pause.is_none() {
+            self.retryable = true;
+            if self.delay.is_none() {
+                self.delay = secs(5);
+            }
+        }
+        self
     }
 
     /// The classification for a code, refined by the HTTP status it came with: an unknown code answered

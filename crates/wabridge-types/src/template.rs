@@ -66,12 +66,15 @@ pub enum ParameterFormat {
     Named,
 }
 
-/// A template as Meta lists it.
+/// A template as Meta lists it. Listed with `fields=…`, Meta returns only those fields (and `id`): `name` and
+/// `language` are then empty unless asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<TemplateId>,
+    #[serde(default)]
     pub name: String,
+    #[serde(default)]
     pub language: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<TemplateStatus>,

@@ -21,6 +21,12 @@ impl Client {
         message: &OutboundMessage,
     ) -> Result<SendResponse, CloudError> {
         message.validate()?;
+        // Meta requires `"messaging_product":"whatsapp"`; a message parsed from an On-Premises body has none.
+        if message.messaging_product.is_none() {
+            let mut message = message.clone();
+            message.messaging_product = Some(wabridge_types::MESSAGING_PRODUCT.to_owned());
+            return self.call(Call::post(&[from.as_str(), "messages"]).json(&message)?).await;
+        }
         self.call(Call::post(&[from.as_str(), "messages"]).json(message)?).await
     }
 

@@ -44,6 +44,19 @@ async fn send_template_reply_parses_message_status() {
     assert_eq!(body["context"]["message_id"], "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI3");
 }
 
+/// A message read from an On-Premises body has no `messaging_product`; Meta requires it, so the SDK adds it.
+#[tokio::test]
+async fn messaging_product_is_added_when_missing() {
+    let server = MockServer::start().await;
+    server.reply(200, &json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.X"}]}));
+    let client = server.client().build().unwrap();
+    let msg: OutboundMessage =
+        serde_json::from_value(json!({"to": "16505551234", "type": "text", "text": {"body": "hi"}})).unwrap();
+    assert!(msg.messaging_product.is_none());
+    client.send_message(&PhoneNumberId::new(PHONE_ID), &msg).await.unwrap();
+    assert_eq!(server.only_request().json()["messaging_product"], "whatsapp");
+}
+
 #[tokio::test]
 async fn an_invalid_message_is_refused_before_any_request() {
     let server = MockServer::start().await;

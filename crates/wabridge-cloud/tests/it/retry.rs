@@ -47,7 +47,7 @@ async fn throughput_and_server_errors_are_retried() {
     server
         .reply(400, &graph(130429))
         .reply(503, &graph(2))
-        .reply_raw(502, b"bad gateway".to_vec(), "text/plain")
+        .reply_raw(500, b"internal error".to_vec(), "text/plain")
         .reply(200, &ok());
     let (client, clock) = client(&server, RetryPolicy::default().with_max_attempts(5));
     send(&client).await.unwrap();
@@ -118,9 +118,11 @@ async fn max_elapsed_bounds_the_time_spent() {
 }
 
 #[tokio::test]
-async fn timeouts_are_retried() {
+async fn timeouts_of_reads_are_retried() {
+    let info = json!({"messaging_product": "whatsapp", "url": "https://lookaside.example/x", "mime_type": "image/jpeg",
+        "sha256": "abc", "file_size": 10, "id": "1"});
     let server = MockServer::start().await;
-    server.reply_late(Duration::from_secs(5), 200, &ok()).reply(200, &ok());
+    server.reply_late(Duration::from_secs(5), 200, &info).reply(200, &info);
     let clock = ManualClock::new();
     let client = server
         .client()
@@ -129,9 +131,37 @@ async fn timeouts_are_retried() {
         .sleeper(clock.clone())
         .build()
         .unwrap();
-    send(&client).await.unwrap();
+    client.media_info(&wabridge_types::ids::MediaId::new("1")).await.unwrap();
     assert_eq!(server.requests().len(), 2);
     assert_eq!(clock.sleeps().len(), 1);
+}
+
+/// A send whose answer is lost (a timeout after Meta accepted it, a bare 502) is not sent again: the user
+/// would get the message twice. The error says the outcome is unknown.
+#[tokio::test]
+async fn sends_of_unknown_outcome_are_not_retried() {
+    let server = MockServer::start().await;
+    server.reply_late(Duration::from_secs(5), 200, &ok()).reply(200, &ok());
+    let clock = ManualClock::new();
+    let timing_out = server
+        .client()
+        .request_timeout(Duration::from_millis(200))
+        .retry(RetryPolicy::default())
+        .sleeper(clock.clone())
+        .build()
+        .unwrap();
+    let err = send(&timing_out).await.unwrap_err();
+    assert!(matches!(err, CloudError::Http(_)) && err.outcome_unknown(), "{err}");
+    assert_eq!(server.requests().len(), 1);
+    assert!(clock.sleeps().is_empty());
+
+    let server = MockServer::start().await;
+    server.reply_raw(502, b"bad gateway".to_vec(), "text/plain").reply(200, &ok());
+    let (client, clock) = client(&server, RetryPolicy::default());
+    let err = send(&client).await.unwrap_err();
+    assert!(err.outcome_unknown(), "{err}");
+    assert_eq!(server.requests().len(), 1);
+    assert!(clock.sleeps().is_empty());
 }
 
 #[tokio::test]

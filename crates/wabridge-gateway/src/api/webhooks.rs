@@ -37,7 +37,7 @@ pub async fn reprocess(
             let body = Bytes::from(row.body);
             match crate::intake::parse(&body, row.signature_ok) {
                 Ok((item, media)) => {
-                    let outcome = crate::intake::commit(&state, item, media).await?;
+                    let outcome = crate::intake::commit(&state, item, media, false).await?;
                     events_inserted += outcome.item.events_inserted as u64;
                     // Another call may have marked it meanwhile; its events are stored either way.
                     if state.store.mark_reprocessed(row.id).await? {

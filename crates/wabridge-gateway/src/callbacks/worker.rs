@@ -152,9 +152,14 @@ impl CallbackWorker {
     /// What counts against `delivery.window`: the pending events, except that those held back behind a
     /// contact's retried event count for at most half the window — so a contact whose event keeps failing,
     /// and who keeps writing, cannot fill the window and stop every other contact's events from being queued.
+    /// Four windows of pending events in all fill it whatever holds them back (a receiver that is down for
+    /// everyone must not have the whole log queued).
     fn window_count(&self, stats: &crate::store::DeliveryStats) -> u64 {
-        let half = u64::from(self.inner.delivery.window.max(2)) / 2;
-        stats.pending - stats.held_back.min(stats.pending) + stats.held_back.min(half)
+        let window = u64::from(self.inner.delivery.window.max(2));
+        if stats.pending >= window.saturating_mul(4) {
+            return window;
+        }
+        stats.pending - stats.held_back.min(stats.pending) + stats.held_back.min(window / 2)
     }
 
     async fn refresh_figures(&mut self) {

@@ -110,7 +110,7 @@ pub async fn send(
     let id = uuid::Uuid::now_v7().simple().to_string();
     let queued = NewQueued {
         id: id.clone(),
-        phone_number_id: number,
+        phone_number_id: number.clone(),
         recipient: to.clone(),
         kind: message.kind().to_owned(),
         body: body.to_string(),
@@ -143,6 +143,9 @@ pub async fn send(
             tokio::select! {
                 done = &mut outcome => return done.ok(),
                 _ = poll.tick() => {
+                    if state.outbound.sends_here(&number) {
+                        continue;
+                    }
                     if let Some(done) = stored_outcome(&state, &id).await {
                         return Some(done);
                     }

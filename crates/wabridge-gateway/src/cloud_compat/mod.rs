@@ -65,7 +65,7 @@ impl GraphApiError {
         match e.graph_error() {
             // Meta refusing the gateway's own access token: the caller's (wabridge) token is fine, and a
             // 190 would make its SDK throw away a good credential.
-            Some(g) if g.code == 190 => {
+            Some(g) if matches!(g.code, 0 | 190) => {
                 tracing::warn!(error = %e, "Meta refused the gateway's access token (meta.access_token)");
                 Self::new(2, format!("the gateway's Cloud API access token was refused: {}", g.message))
             }

@@ -107,8 +107,17 @@ impl EventFeed {
                     let full = found.len() >= page as usize;
                     let events: Vec<FeedEvent> = found
                         .into_iter()
-                        .filter_map(|e| hooks.apply(e))
-                        .map(|e| FeedEvent::new(&e))
+                        .filter_map(|e| {
+                            // Subscribers' filters match the event as stored, as the store's queries do on
+                            // the catch-up paths, whatever a hook changes in it.
+                            let (kind, number, contact) =
+                                (e.kind.clone(), e.phone_number_id.clone(), e.contact.clone());
+                            hooks.apply(e).map(|hooked| {
+                                let mut event = FeedEvent::new(&hooked);
+                                (event.kind, event.phone_number_id, event.contact) = (kind, number, contact);
+                                event
+                            })
+                        })
                         .collect();
                     metrics.events_published.add(events.len() as u64);
                     // The head moves first: a subscriber that reads the old head has subscribed before this

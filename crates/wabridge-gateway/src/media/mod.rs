@@ -46,6 +46,8 @@ pub struct MediaFile {
 
 /// Inbound media downloaded at once in the background (each download is held in memory until checked).
 const PREFETCH_CONCURRENCY: usize = 8;
+/// Prefetches waiting for a slot beyond which new ones are skipped (the media is fetched when asked for).
+const PREFETCH_QUEUE: usize = 1000;
 /// Fetches of one id go one at a time (the second finds the first's file); ids share these locks by hash.
 const FETCH_LOCKS: usize = 64;
 
@@ -57,6 +59,7 @@ pub struct MediaCache {
     client: Option<Client>,
     fetching: Arc<[tokio::sync::Mutex<()>]>,
     prefetching: Arc<tokio::sync::Semaphore>,
+    prefetch_waiting: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl MediaCache {
@@ -69,6 +72,7 @@ impl MediaCache {
             client,
             fetching: (0..FETCH_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             prefetching: Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY)),
+            prefetch_waiting: Arc::default(),
         }
     }
 
@@ -234,12 +238,21 @@ pub fn inbound_media(payload: &Value) -> Option<(String, Option<String>)> {
     Some((id, media.get("sha256").and_then(Value::as_str).map(str::to_owned)))
 }
 
-/// Fetches the media of newly committed inbound messages in the background, a few at a time.
+/// Fetches the media of newly committed inbound messages in the background, a few at a time; when too many
+/// wait, the newest are left to be fetched when an application asks for them.
 pub fn prefetch(cache: &Arc<MediaCache>, media: Vec<(String, Option<String>)>) {
+    use std::sync::atomic::Ordering;
     for (id, sha256) in media {
+        if cache.prefetch_waiting.fetch_add(1, Ordering::Relaxed) >= PREFETCH_QUEUE {
+            cache.prefetch_waiting.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(media = %id, "too many media prefetches waiting; fetched on demand instead");
+            continue;
+        }
         let cache = cache.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = cache.prefetching.clone().acquire_owned().await else { return };
+            let permit = cache.prefetching.clone().acquire_owned().await;
+            cache.prefetch_waiting.fetch_sub(1, Ordering::Relaxed);
+            let Ok(_permit) = permit else { return };
             if let Err(e) = cache.get(&id, sha256.as_deref()).await {
                 tracing::warn!(media = %id, error = %e, "could not fetch inbound media");
             }

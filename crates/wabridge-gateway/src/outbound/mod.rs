@@ -78,6 +78,8 @@ async fn refresh_backlogs(shared: Arc<Shared>) {
 pub(crate) struct NumberHandle {
     waba: String,
     backlog: Arc<AtomicI64>,
+    /// Whether this instance's scheduler holds the number's lease (sends for it).
+    owned: std::sync::atomic::AtomicBool,
     wake: Arc<Notify>,
     control: mpsc::Sender<Control>,
     /// When this number's requests may leave (see [`Shared::departure`] and [`Shared::leave`]).
@@ -224,6 +226,7 @@ impl Outbound {
                 NumberHandle {
                     waba: n.waba_id.clone(),
                     backlog,
+                    owned: std::sync::atomic::AtomicBool::new(false),
                     wake: wake.clone(),
                     control: tx,
                     departures: std::sync::Mutex::default(),
@@ -288,6 +291,13 @@ impl Outbound {
     #[must_use]
     pub fn backlog(&self, number: &str) -> i64 {
         self.shared.numbers.get(number).map_or(0, |n| n.backlog.load(Ordering::Relaxed))
+    }
+
+    /// Whether this instance sends for `number` now (its scheduler holds the number's lease): its outcomes
+    /// reach [`Self::watch`] directly; otherwise another instance sends and records them in the store.
+    #[must_use]
+    pub fn sends_here(&self, number: &str) -> bool {
+        self.shared.numbers.get(number).is_some_and(|n| n.owned.load(Ordering::Relaxed))
     }
 
     /// Durably queues `message` and wakes its scheduler.

@@ -194,6 +194,14 @@ impl Scheduler {
         }
     }
 
+    /// Whether this instance sends for the number (it holds the lease); the API reads it too.
+    fn set_owner(&mut self, owner: bool) {
+        self.owner = owner;
+        if let Some(n) = self.shared.numbers.get(self.number.as_str()) {
+            n.owned.store(owner, Ordering::Relaxed);
+        }
+    }
+
     async fn renew_lease(&mut self, lease: Duration) {
         let asked_at = Instant::now();
         let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
@@ -204,7 +212,7 @@ impl Scheduler {
         }
         match renewed {
             Ok(true) if !self.owner => {
-                self.owner = true;
+                self.set_owner(true);
                 self.more_in_store = true;
                 self.read_level().await;
                 match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
@@ -221,7 +229,7 @@ impl Scheduler {
                 if self.owner {
                     tracing::warn!(number = %self.number, "lost the number's lease; another instance sends");
                 }
-                self.owner = false;
+                self.set_owner(false);
             }
             Err(e) => {
                 tracing::warn!(error = %e, "renewing the number's lease failed");
@@ -230,7 +238,7 @@ impl Scheduler {
                 let margin = lease / 6;
                 if self.owner && self.lease_until.is_none_or(|end| Instant::now() + margin >= end) {
                     tracing::warn!(number = %self.number, "the number's lease may have run out; not sending until it is renewed");
-                    self.owner = false;
+                    self.set_owner(false);
                 }
             }
         }
@@ -614,22 +622,11 @@ impl Scheduler {
 /// renews the number's lease).
 const LEVEL_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Whether Meta may have accepted a send that ended in `e`: then it is neither retried nor failed, but
-/// reconciled from its statuses (or sent again, flagged, after the grace period).
-///
-/// - a transport error after the connection was made (a timeout, a connection reset): the request may have
-///   been processed;
-/// - a 2xx answer that does not read as an accepted message (a body that does not parse, no message id):
-///   Meta answered success;
-/// - a 502 or 504 without a Graph error body: a proxy or gateway on the way lost or timed out the answer,
-///   not the request.
+/// Whether Meta may have accepted a send that ended in `e` ([`CloudError::outcome_unknown`]): then it is
+/// neither retried nor failed, but reconciled from its statuses (or sent again, flagged, after the grace
+/// period).
 fn outcome_unknown(e: &CloudError) -> bool {
-    match e {
-        CloudError::Http(inner) => !inner.is_connect(),
-        CloudError::Decode { .. } | CloudError::Unsuccessful => true,
-        CloudError::Status { status, .. } => matches!(status, 502 | 504),
-        _ => false,
-    }
+    e.outcome_unknown()
 }
 
 /// The least time between two requests of a number at `level` messages per second.

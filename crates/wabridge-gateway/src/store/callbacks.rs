@@ -357,11 +357,13 @@ impl Store {
     pub async fn next_delivery_due(&self, callback_id: &str) -> Result<Option<SystemTime>, StoreError> {
         let at: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
             sqlx::query_scalar(&sql(
+                // The first pending delivery of each contact, found in one pass over the contact index (a
+                // NOT EXISTS per row is quadratic on SQLite, whose planner takes the primary key for it).
                 "SELECT min(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at \
                  THEN d.lease_until ELSE d.next_attempt_at END) FROM callback_deliveries d \
-                 WHERE d.callback_id = $1 AND d.state = 'pending' \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries e WHERE e.callback_id = d.callback_id \
-                   AND e.contact_key = d.contact_key AND e.state = 'pending' AND e.seq < d.seq)",
+                 JOIN (SELECT min(seq) AS s FROM callback_deliveries WHERE callback_id = $1 AND state = 'pending' \
+                   GROUP BY contact_key) AS heads ON d.seq = heads.s \
+                 WHERE d.callback_id = $1",
             ))
             .bind(callback_id)
             .fetch_one(r)
@@ -384,10 +386,13 @@ impl Store {
             .bind(callback_id)
             .fetch_one(r)
             .await?;
+            // In one ordered pass over the contact index: a row is held back when an earlier pending row of
+            // its contact has been tried.
             let held_back: i64 = sqlx::query_scalar(&sql(
-                "SELECT count(*) FROM callback_deliveries d WHERE d.callback_id = $1 AND d.state = 'pending' \
-                 AND EXISTS (SELECT 1 FROM callback_deliveries h WHERE h.callback_id = d.callback_id \
-                   AND h.contact_key = d.contact_key AND h.state = 'pending' AND h.seq < d.seq AND h.attempts > 0)",
+                "SELECT count(*) FROM (SELECT min(CASE WHEN attempts > 0 THEN seq END) OVER (\
+                   PARTITION BY contact_key ORDER BY seq ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS tried \
+                 FROM callback_deliveries WHERE callback_id = $1 AND state = 'pending') AS w \
+                 WHERE tried IS NOT NULL",
             ))
             .bind(callback_id)
             .fetch_one(r)

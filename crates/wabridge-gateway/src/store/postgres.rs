@@ -291,26 +291,28 @@ impl PgStore {
     ) -> Result<PruneCounts, StoreError> {
         let keep_after_seq = keep_after_seq.unwrap_or(i64::MAX);
         let mut counts = PruneCounts::default();
-        // One statement per chunk (each its own transaction), so no long transaction holds back vacuum.
+        // One statement per chunk (each its own transaction), so no long transaction holds back vacuum. The
+        // cursor moves past what each chunk looked at, so events kept by a delivery are read once per pass.
+        let mut cursor = 0_i64;
         loop {
             // The timeline rows of status events go with them (migration 0006).
-            let deleted: i64 = sqlx::query_scalar(
-                "WITH gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM events \
-                 WHERE seq <= $1 AND created_at < $2 \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
-                 ORDER BY seq LIMIT $3) RETURNING seq), \
+            let (deleted, last): (i64, Option<i64>) = sqlx::query_as(
+                "WITH candidates AS (SELECT seq FROM events WHERE seq > $4 AND seq <= $1 AND created_at < $2 \
+                 ORDER BY seq LIMIT $3), \
+                 gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM candidates) \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) RETURNING seq), \
                  timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
-                 SELECT count(*) FROM gone",
+                 SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM candidates)",
             )
             .bind(keep_after_seq)
             .bind(cutoff)
             .bind(PRUNE_CHUNK)
+            .bind(cursor)
             .fetch_one(&self.pool)
             .await?;
             counts.events += u64::try_from(deleted).unwrap_or(0);
-            if deleted == 0 {
-                break;
-            }
+            let Some(last) = last else { break };
+            cursor = last;
         }
         let mut cursor = 0_i64;
         loop {

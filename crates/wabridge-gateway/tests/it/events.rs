@@ -546,6 +546,10 @@ impl EventHook for TestHook {
         payload["hooked"] = json!(true);
         event.payload = payload.to_string();
         event.seq = -1; // ignored: the hook cannot move an event in the log
+        if event.contact.as_deref() == Some("222") {
+            // A pseudonymizing hook: filters still match the stored contact.
+            event.contact = Some("masked".into());
+        }
         HookAction::Deliver
     }
 }
@@ -554,7 +558,15 @@ async fn hook_suppresses_and_modifies_on_every_path(db: TestDb) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gw = GatewayBuilder::new(config(&db)).event_hook(TestHook).start(listener).await.unwrap();
     let mut live = connect(&gw, "").await;
+    let mut live_222 = connect(&gw, "contact=222").await;
     commit_messages(&gw, "h", 9, 3, NUMBER_ID, &["111", "666", "222"]).await;
+    // Filters match the event as stored, on the live path as on catch-up; the frames show the hooked contact.
+    let check_222 = |events: &[Value]| {
+        assert_eq!(seqs(events), vec![3, 6, 9]);
+        assert!(events.iter().all(|e| e["contact"] == "masked"), "{events:?}");
+    };
+    check_222(&read_events(&mut live_222, 3, Duration::from_secs(10)).await);
+    check_222(&read_events(&mut connect(&gw, "after=0&contact=222").await, 3, Duration::from_secs(10)).await);
     let check = |events: &[Value]| {
         assert_eq!(seqs(events), vec![1, 3, 4, 6, 7, 9]);
         assert!(events.iter().all(|e| e["payload"]["hooked"] == true && e["contact"] != "666"));

@@ -42,10 +42,28 @@ pub fn router(state: SandboxState) -> Router {
             "/{version}/{node}/{edge}",
             get(graph::edge_get).post(graph::edge_post).put(graph::edge_put).delete(graph::edge_delete),
         )
-        .route(DOWNLOAD_PATH, get(media::download))
         .layer(middleware::from_fn_with_state(shared.clone(), graph_gate))
         .layer(DefaultBodyLimit::max(graph::UPLOAD_BODY_MAX));
-    Router::new().merge(graph).nest("/_sandbox", control::router(shared.clone())).with_state(shared)
+    // The media download URL is not a Graph call (`cloud-api.md`: fetched "with the same Bearer token"):
+    // no `appsecret_proof`, no call quota, no injected Graph fault — only the token.
+    let download = Router::new()
+        .route(DOWNLOAD_PATH, get(media::download))
+        .layer(middleware::from_fn_with_state(shared.clone(), download_gate));
+    Router::new()
+        .merge(graph)
+        .merge(download)
+        .nest("/_sandbox", control::router(shared.clone()))
+        .with_state(shared)
+}
+
+/// The media download URL's only check: a valid access token.
+async fn download_gate(State(shared): State<Arc<Shared>>, request: Request, next: Next) -> Response {
+    let token = bearer(request.headers()).or_else(|| query_param(request.uri().query(), "access_token"));
+    if token.is_some_and(|t| shared.config.access_tokens.iter().any(|a| a == t)) {
+        next.run(request).await
+    } else {
+        ApiError::new(190, "Invalid OAuth access token - Cannot parse access token").into_response()
+    }
 }
 
 /// Authentication, `appsecret_proof`, the WABA's call quota, chaos, counting and the request log line.

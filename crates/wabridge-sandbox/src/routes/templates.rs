@@ -70,7 +70,7 @@ pub(super) fn list(
     let (start, end) = if let Some(after) = params.get("after") {
         let after = decode_cursor(after)?;
         let start = matching.iter().position(|(id, _)| *id > after).unwrap_or(matching.len());
-        (start, (start + limit).min(matching.len()))
+        (start, start.saturating_add(limit).min(matching.len()))
     } else if let Some(before) = params.get("before") {
         let before = decode_cursor(before)?;
         let end = matching.iter().position(|(id, _)| *id >= before).unwrap_or(matching.len());

@@ -47,6 +47,10 @@ async fn appsecret_proof_is_enforced_when_configured() {
     // The right one.
     let right = client_for(&h.sandbox, h.sandbox.app_secret());
     right.send_message(&h.number(), &message).await.unwrap();
+    // The media download URL is not a Graph call: the token alone fetches it (the SDK sends no proof there).
+    let id = right.upload_media(&h.number(), vec![1u8; 10], "image/jpeg", "a.jpg").await.unwrap();
+    let info = right.media_info(&id).await.unwrap();
+    assert_eq!(right.download_media(&info.url).await.unwrap().as_ref(), &[1u8; 10]);
     h.sandbox.shutdown().await;
 }
 

@@ -27,6 +27,16 @@ async fn builtin_templates_are_listed_with_paging_and_filters() {
     let pending =
         h.client.list_templates(&h.waba(), &TemplateFilter::default().status("PENDING")).await.unwrap();
     assert!(pending.data.is_empty());
+    // A limit as large as it gets, after a cursor: the rest of the list, not a dropped connection.
+    let cursor = page.next_cursor().unwrap().to_owned();
+    let url = format!(
+        "{}/v23.0/{}/message_templates?limit={}&after={cursor}",
+        h.sandbox.base_url(),
+        h.waba().as_str(),
+        usize::MAX
+    );
+    let rest = reqwest::Client::new().get(url).bearer_auth(h.sandbox.access_token()).send().await.unwrap();
+    assert_eq!(rest.status(), 200);
     h.sandbox.shutdown().await;
 }
 

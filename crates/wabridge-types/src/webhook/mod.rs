@@ -206,12 +206,42 @@ impl Envelope {
         Self::single(waba_id, ChangeValue::Messages(value))
     }
 
-    /// Serializes the envelope to the bytes to post (and sign).
+    /// Serializes the envelope to the bytes to post (and sign), as Meta sends them: every non-ASCII
+    /// character escaped (`\u00e1`; a surrogate pair above U+FFFF), so a receiver that checks the signature
+    /// on anything but the exact bytes received fails here as it would against Meta.
     ///
     /// # Errors
     /// Only if a kept value cannot be serialized, which JSON-born values always can.
     pub fn to_vec(&self) -> Result<Vec<u8>, serde_json::Error> {
-        serde_json::to_vec(self)
+        let mut out = Vec::new();
+        let mut serializer = serde_json::Serializer::with_formatter(&mut out, AsciiEscaped);
+        serde::Serialize::serialize(self, &mut serializer)?;
+        Ok(out)
+    }
+}
+
+/// A compact JSON formatter that escapes every non-ASCII character as `\uXXXX` (UTF-16 units).
+struct AsciiEscaped;
+
+impl serde_json::ser::Formatter for AsciiEscaped {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut start = 0;
+        for (i, ch) in fragment.char_indices() {
+            if ch.is_ascii() {
+                continue;
+            }
+            writer.write_all(&fragment.as_bytes()[start..i])?;
+            let mut units = [0_u16; 2];
+            for unit in ch.encode_utf16(&mut units) {
+                write!(writer, "\\u{unit:04x}")?;
+            }
+            start = i + ch.len_utf8();
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
     }
 }
 

@@ -198,3 +198,22 @@ fn built_errors_look_like_metas() {
     assert_eq!(v["error"]["error_data"]["messaging_product"], "whatsapp");
     assert_eq!(e.to_string(), format!("{}: too many messages to one user", e.message));
 }
+
+/// Meta's `is_transient: true` wins over the table for the decision too, not only for `is_retryable`: an
+/// error that would fail the message is tried again; one that pauses keeps its pause.
+#[test]
+fn is_transient_makes_a_failing_error_retryable() {
+    let transient: GraphError = serde_json::from_value(serde_json::json!(
+        {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100, "is_transient": true}
+    ))
+    .unwrap();
+    let c = transient.classification();
+    assert!(c.retryable && !c.fails_message());
+    assert_eq!(c.retryable, transient.is_retryable());
+    assert!(c.delay.is_some());
+    let plain = GraphError::new(100, "x");
+    assert!(plain.classification().fails_message());
+    let mut paused = GraphError::new(131056, "pair");
+    paused.is_transient = Some(true);
+    assert_eq!(paused.classification(), GraphError::new(131056, "pair").classification());
+}

@@ -52,3 +52,20 @@ fn only_status(envelope: &Envelope) -> &Status {
     assert_eq!(statuses.len(), 1);
     &statuses[0]
 }
+
+/// The bytes to post are Meta's escaped form: all ASCII, non-ASCII as `\uXXXX` (a surrogate pair above
+/// U+FFFF), and they read back as the same envelope.
+#[test]
+fn envelopes_serialize_with_non_ascii_escaped() {
+    let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp",
+          "metadata": {"display_phone_number": "1", "phone_number_id": "2"},
+          "messages": [{"from": "3", "id": "wamid.U", "timestamp": "1", "type": "text",
+                        "text": {"body": "ol\u{e1} \u{1F600}"}}]}}]}]});
+    let envelope = Envelope::from_slice(&serde_json::to_vec(&body).unwrap()).unwrap();
+    let bytes = envelope.to_vec().unwrap();
+    assert!(bytes.is_ascii());
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.contains(r"ol\u00e1 \ud83d\ude00"), "{text}");
+    assert_eq!(Envelope::from_slice(&bytes).unwrap(), envelope);
+}

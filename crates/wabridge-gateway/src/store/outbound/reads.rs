@@ -221,17 +221,21 @@ impl Store {
 
     /// Messages not yet sent (queued or sending), per business number: the backlogs at start.
     pub async fn outbound_backlogs(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        const SQL_TAIL: &str =
-            "FROM outbound_messages WHERE state IN ('queued', 'sending') GROUP BY phone_number_id";
-        let sql = format!("SELECT phone_number_id, count(*) AS n {SQL_TAIL}");
+        // One count per state, so that each reads its own partial index (`outbound_queued`,
+        // `outbound_sending`) rather than the whole table, which keeps every message ever sent.
+        let sql = "SELECT phone_number_id, CAST(SUM(n) AS BIGINT) FROM (\
+             SELECT phone_number_id, count(*) AS n FROM outbound_messages WHERE state = 'queued' GROUP BY phone_number_id \
+             UNION ALL \
+             SELECT phone_number_id, count(*) AS n FROM outbound_messages WHERE state = 'sending' GROUP BY phone_number_id\
+             ) AS per_state GROUP BY phone_number_id";
         Ok(match self {
-            Self::Sqlite(s) => sqlx::query(&sql)
+            Self::Sqlite(s) => sqlx::query(sql)
                 .fetch_all(&s.readers)
                 .await?
                 .iter()
                 .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
                 .collect::<Result<Vec<(String, i64)>, sqlx::Error>>()?,
-            Self::Postgres(s) => sqlx::query(&sql)
+            Self::Postgres(s) => sqlx::query(sql)
                 .fetch_all(&s.pool)
                 .await?
                 .iter()
