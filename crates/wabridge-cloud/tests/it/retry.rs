@@ -117,12 +117,8 @@ async fn max_elapsed_bounds_the_time_spent() {
     assert_eq!(server.requests().len(), 2);
 }
 
-#[tokio::test]
-async fn timeouts_of_reads_are_retried() {
-    let info = json!({"messaging_product": "whatsapp", "url": "https://lookaside.example/x", "mime_type": "image/jpeg",
-        "sha256": "abc", "file_size": 10, "id": "1"});
-    let server = MockServer::start().await;
-    server.reply_late(Duration::from_secs(5), 200, &info).reply(200, &info);
+/// A client that gives up on an answer after 200 ms, with the default retry policy and a manual sleeper.
+fn impatient_client(server: &MockServer) -> (Client, ManualClock) {
     let clock = ManualClock::new();
     let client = server
         .client()
@@ -131,6 +127,16 @@ async fn timeouts_of_reads_are_retried() {
         .sleeper(clock.clone())
         .build()
         .unwrap();
+    (client, clock)
+}
+
+#[tokio::test]
+async fn timeouts_of_reads_are_retried() {
+    let info = json!({"messaging_product": "whatsapp", "url": "https://lookaside.example/x", "mime_type": "image/jpeg",
+        "sha256": "abc", "file_size": 10, "id": "1"});
+    let server = MockServer::start().await;
+    server.reply_late(Duration::from_secs(5), 200, &info).reply(200, &info);
+    let (client, clock) = impatient_client(&server);
     client.media_info(&wabridge_types::ids::MediaId::new("1")).await.unwrap();
     assert_eq!(server.requests().len(), 2);
     assert_eq!(clock.sleeps().len(), 1);
@@ -142,14 +148,7 @@ async fn timeouts_of_reads_are_retried() {
 async fn sends_of_unknown_outcome_are_not_retried() {
     let server = MockServer::start().await;
     server.reply_late(Duration::from_secs(5), 200, &ok()).reply(200, &ok());
-    let clock = ManualClock::new();
-    let timing_out = server
-        .client()
-        .request_timeout(Duration::from_millis(200))
-        .retry(RetryPolicy::default())
-        .sleeper(clock.clone())
-        .build()
-        .unwrap();
+    let (timing_out, clock) = impatient_client(&server);
     let err = send(&timing_out).await.unwrap_err();
     assert!(matches!(err, CloudError::Http(_)) && err.outcome_unknown(), "{err}");
     assert_eq!(server.requests().len(), 1);
