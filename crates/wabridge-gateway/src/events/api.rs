@@ -109,6 +109,9 @@ pub struct EventPage {
     pub events: Vec<Box<RawValue>>,
     /// The `after` of the next page: the last seq of this one, or the request's `after` when empty.
     pub next_after: i64,
+    /// The highest seq retention has pruned (0 when none): a reader whose `after` is below it may have
+    /// missed events.
+    pub pruned_through: i64,
     /// The On-Premises `meta` object.
     pub meta: serde_json::Value,
 }
@@ -131,5 +134,6 @@ pub(super) async fn list(
         .filter_map(|e| state.hooks.apply(e))
         .filter_map(|e| RawValue::from_string(super::frame_json(&e)).ok())
         .collect();
-    Ok(Json(EventPage { events, next_after, meta: meta() }))
+    let pruned_through = crate::retention::pruned_through(&state.store).await?;
+    Ok(Json(EventPage { events, next_after, pruned_through, meta: meta() }))
 }

@@ -166,6 +166,7 @@ async fn log_api_pages_and_filters(db: TestDb) {
         let events = page["events"].as_array().unwrap().clone();
         if events.is_empty() {
             assert_eq!(page["next_after"], after);
+            assert_eq!(page["pruned_through"], 0, "nothing was pruned");
             break;
         }
         assert!(events.len() <= 7);

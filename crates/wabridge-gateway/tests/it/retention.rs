@@ -36,8 +36,11 @@ async fn pruning_keeps_what_deliveries_need(db: TestDb) {
     let mut config = gw.state().config.retention.clone();
     config.max_age_secs = 0;
     let needed = events[6].seq;
+    assert_eq!(wabridge_gateway::retention::pruned_through(store).await.unwrap(), 0);
     let (pruned_events, _) = prune_once(store, &config, Some(needed)).await.unwrap();
     assert_eq!(pruned_events, 6);
+    // Readers can tell: the highest pruned seq is kept.
+    assert_eq!(wabridge_gateway::retention::pruned_through(store).await.unwrap(), events[5].seq);
     let left = store.events_after(0, &EventFilter::default(), 100).await.unwrap();
     assert_eq!(
         left.iter().map(|e| e.seq).collect::<Vec<_>>(),
