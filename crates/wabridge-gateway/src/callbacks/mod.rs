@@ -58,6 +58,9 @@ struct Inner {
 struct Worker {
     stop: CancellationToken,
     wake: Arc<Notify>,
+    /// Held by the worker while it queues and claims: once stopped and this is taken, it will not touch its
+    /// callback's rows again (a callback deleted and created anew under the same id is not the old one's).
+    stepping: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How often the dispatcher looks for callbacks it has no worker for (created through another instance's API,
@@ -67,15 +70,16 @@ const DISCOVER_EVERY: Duration = Duration::from_secs(2);
 fn spawn_worker(inner: &Arc<Inner>, id: String) {
     let stop = inner.stop.child_token();
     let wake = Arc::new(Notify::new());
+    let stepping = Arc::new(tokio::sync::Mutex::new(()));
     let previous = inner
         .workers
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), Worker { stop: stop.clone(), wake: wake.clone() });
+        .insert(id.clone(), Worker { stop: stop.clone(), wake: wake.clone(), stepping: stepping.clone() });
     if let Some(previous) = previous {
         previous.stop.cancel();
     }
-    inner.tasks.spawn(worker::run(inner.clone(), id, stop, wake));
+    inner.tasks.spawn(worker::run(inner.clone(), id, stop, wake, stepping));
 }
 
 /// With several instances on one database, a callback created through one instance's API is served by every
@@ -210,9 +214,16 @@ impl Dispatcher {
 
     /// Deletes a callback, its delivery state and its worker; whether it existed.
     pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
-        if let Some(w) = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {
-            w.stop.cancel();
-        }
+        let worker = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        // Stopped, and done with the round it was in: it claims and queues no more. (Requests in flight
+        // finish; their outcomes concern rows deleted below.)
+        let _quiet = match worker {
+            Some(w) => {
+                w.stop.cancel();
+                Some(w.stepping.lock_owned().await)
+            }
+            None => None,
+        };
         self.inner.figures.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         self.inner.store.delete_callback(id).await
     }

@@ -24,7 +24,13 @@ fn filter_of(record: &CallbackRecord) -> EventFilter {
 }
 
 /// Runs the worker of callback `id` until `stop` fires (or the callback is deleted).
-pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, wake: Arc<Notify>) {
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    id: String,
+    stop: CancellationToken,
+    wake: Arc<Notify>,
+    stepping: Arc<tokio::sync::Mutex<()>>,
+) {
     let mut retry = Duration::from_millis(100);
     let record = loop {
         match inner.store.callback(&id).await {
@@ -52,11 +58,15 @@ pub(super) async fn run(inner: Arc<Inner>, id: String, stop: CancellationToken, 
     let mut in_flight: JoinSet<bool> = JoinSet::new();
     let mut figures_at = Instant::now();
     loop {
-        if stop.is_cancelled() {
-            break;
-        }
         let mut wait = poll;
-        match worker.step(&mut in_flight).await {
+        let stepped = {
+            let _round = stepping.lock().await;
+            if stop.is_cancelled() {
+                break;
+            }
+            worker.step(&mut in_flight).await
+        };
+        match stepped {
             Ok(due) => {
                 if let Some(due) = due {
                     wait = wait.min(due);
