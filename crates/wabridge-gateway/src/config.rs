@@ -477,7 +477,7 @@ impl Config {
         figment = figment.merge(EnvVars::from_iter(env));
         // Lossy: a variable's text reads as a number or a boolean where the field is one, and stays text
         // where the field is text (an all-digit verify token or password).
-        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(e)))?;
+        let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(redact_secrets(e))))?;
         config.refuse_empty_secrets()?;
         config.check_webhook_path()?;
         config.check_callback_ids()?;
@@ -517,6 +517,13 @@ impl Config {
             "meta.app_secrets"
         } else if self.meta.verify_token.as_ref().is_some_and(|s| s.expose_secret().is_empty()) {
             "meta.verify_token"
+        } else if self.meta.access_token.as_ref().is_some_and(|s| s.expose_secret().is_empty()) {
+            "meta.access_token"
+        } else if self.admin.password.as_ref().is_some_and(|s| s.expose_secret().is_empty()) {
+            // An empty admin password would log anyone in with `Basic admin:`.
+            "admin.password"
+        } else if self.callbacks.iter().any(|c| c.secret.expose_secret().is_empty()) {
+            "callbacks[].secret"
         } else {
             return Ok(());
         };
@@ -524,6 +531,36 @@ impl Config {
             "{field} holds an empty secret: remove it, or give it a value"
         )))))
     }
+}
+
+/// Fields whose values are secrets: an error about one never shows the value it found.
+const SECRET_FIELDS: &[&str] =
+    &["app_secrets", "tokens", "verify_token", "access_token", "password", "secret"];
+
+/// `error` with the values of secret fields left out (a value of the wrong type, say a token list given
+/// without its brackets, would otherwise be quoted in the message).
+fn redact_secrets(error: figment::Error) -> figment::Error {
+    use figment::error::{Actual, Kind};
+    let hidden = || Actual::Other("[REDACTED]".to_owned());
+    let errors: Vec<figment::Error> = error
+        .into_iter()
+        .map(|mut e| {
+            if e.path.iter().any(|p| SECRET_FIELDS.contains(&p.as_str())) {
+                e.kind = match e.kind {
+                    Kind::InvalidType(_, expected) => Kind::InvalidType(hidden(), expected),
+                    Kind::InvalidValue(_, expected) => Kind::InvalidValue(hidden(), expected),
+                    Kind::Message(_) => Kind::Message("invalid value ([REDACTED])".to_owned()),
+                    other => other,
+                };
+            }
+            e
+        })
+        .collect();
+    errors
+        .into_iter()
+        .rev()
+        .reduce(|acc, e| acc.chain(e))
+        .unwrap_or_else(|| figment::Error::from("invalid configuration".to_owned()))
 }
 
 /// `WABRIDGE_*` variables as a figment provider, from a given list rather than the process environment.
@@ -535,6 +572,8 @@ impl FromIterator<(String, String)> for EnvVars {
         Self(
             iter.into_iter()
                 .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
+                // `wabridge sandbox`'s own variables, which may share a shell or an env file with `serve`.
+                .filter(|(k, _)| !k.starts_with("WABRIDGE_SANDBOX_"))
                 .collect(),
         )
     }
@@ -686,10 +725,30 @@ level_mps = 20
             ("WABRIDGE_API__TOKENS", r#"["good", ""]"#),
             ("WABRIDGE_META__APP_SECRETS", r#"[""]"#),
             ("WABRIDGE_META__VERIFY_TOKEN", ""),
+            ("WABRIDGE_META__ACCESS_TOKEN", ""),
+            ("WABRIDGE_ADMIN__PASSWORD", ""),
+            ("WABRIDGE_CALLBACKS", r#"[{url = "http://127.0.0.1:9/x", secret = ""}]"#),
         ] {
             let err = Config::load(None, env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains("empty secret"), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_quoted_in_the_error() {
+        for (var, value) in [
+            ("WABRIDGE_META__APP_SECRETS", "my-app-secret-value"),
+            ("WABRIDGE_API__TOKENS", "my-api-token-value"),
+        ] {
+            let err = Config::load(None, env(&[(var, value)])).unwrap_err().to_string();
+            assert!(!err.contains(value), "{var}: {err}");
+            assert!(err.contains("REDACTED"), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_sandboxs_variables_are_not_the_gateways() {
+        Config::load(None, env(&[("WABRIDGE_SANDBOX_SEED", "7")])).unwrap();
     }
 
     #[test]

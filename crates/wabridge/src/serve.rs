@@ -44,6 +44,13 @@ pub struct ServeArgs {
 /// Runs the gateway until SIGTERM or SIGINT, then stops gracefully: no new connections, requests and
 /// commits in flight finish.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Signals are taken over before anything starts: from the moment the gateway answers webhooks and sends
+    // (before it reports ready), SIGTERM/SIGINT must stop it gracefully, and SIGHUP must not kill it. A stop
+    // asked for while it starts takes effect as soon as it has started.
+    let stop_asked = CancellationToken::new();
+    tokio::spawn(shutdown_on_signal(stop_asked.clone()));
+    #[cfg(unix)]
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut config = args.config.load()?;
     if let Some(listen) = args.listen {
         config.listen = listen;
@@ -80,13 +87,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("webhook signature checking is OFF (webhook.insecure_skip_signature)");
     }
     let stop = gateway.shutdown_token();
-    tokio::spawn(shutdown_on_signal(stop));
+    tokio::spawn(async move {
+        stop_asked.cancelled().await;
+        stop.cancel();
+    });
     #[cfg(unix)]
-    {
+    if let Some(hangups) = hangups {
         let sandbox_secrets = sandbox
             .as_ref()
             .map(|s| (s.access_token().to_owned(), s.base_url(), s.app_secret().map(str::to_owned)));
-        tokio::spawn(reload_on_sighup(args.config, gateway.state().clone(), sandbox_secrets));
+        tokio::spawn(reload_on_sighup(hangups, args.config, gateway.state().clone(), sandbox_secrets));
     }
     gateway.wait().await?;
     if let Some(sandbox) = sandbox {
@@ -125,12 +135,11 @@ async fn shutdown_on_signal(stop: CancellationToken) {
 /// secrets, the access token, the TLS certificate). With the built-in sandbox, its token and secret stay.
 #[cfg(unix)]
 async fn reload_on_sighup(
+    mut hup: tokio::signal::unix::Signal,
     config: ConfigArgs,
     state: std::sync::Arc<wabridge_gateway::AppState>,
     sandbox: Option<(String, String, Option<String>)>,
 ) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
     while hup.recv().await.is_some() {
         let mut fresh = match config.load() {
             Ok(c) => c,

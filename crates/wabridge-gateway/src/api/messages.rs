@@ -110,6 +110,12 @@ pub async fn send(
         Some(Value::String(p)) if p == "whatsapp" => {}
         Some(_) => return Err(ApiError::invalid("messaging_product: only \"whatsapp\"")),
     }
+    // The On-Premises API took `preview_url` beside `text`; the Cloud API reads it inside (`text.preview_url`).
+    if let Some(preview) = fields.remove("preview_url")
+        && let Some(Value::Object(text)) = fields.get_mut("text")
+    {
+        text.entry("preview_url").or_insert(preview);
+    }
     let raw_to = match fields.get("to") {
         Some(Value::String(to)) => to.clone(),
         Some(_) => {

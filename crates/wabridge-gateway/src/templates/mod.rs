@@ -89,8 +89,11 @@ impl TemplateCache {
         self.read().iter().filter(|(_, t)| **t == WabaTemplates::Unknown).map(|(w, _)| w.clone()).collect()
     }
 
-    /// Applies a `message_template_status_update` value of `waba`. Answers `true` when the template is not
-    /// in the cache (a new one): the caller should [`Self::refresh`] the WABA.
+    /// Applies a `message_template_status_update` value of `waba` at once (a template paused, disabled or
+    /// rejected is refused from now on). Answers whether the caller should [`Self::refresh`] the WABA from
+    /// Meta, which is the truth: always, as the event may come from an edit (new components under the same
+    /// id, approved again), arrive out of order (Meta does not guarantee order), or name a status outside the
+    /// known ones (`REINSTATED`, `FLAGGED`, `LOCKED`…, which leave the status as it was until the refresh).
     pub fn apply_status_update(&self, waba: &str, value: &Value) -> bool {
         let value = value.get("value").unwrap_or(value);
         let Some(event) = value.get("event").and_then(Value::as_str) else { return false };
@@ -100,22 +103,20 @@ impl TemplateCache {
         });
         let name = value.get("message_template_name").and_then(Value::as_str);
         let language = value.get("message_template_language").and_then(Value::as_str);
-        let status: TemplateStatus = serde_json::from_value(Value::String(event.to_owned()))
-            .unwrap_or(TemplateStatus::Other(event.into()));
+        let status = serde_json::from_value::<TemplateStatus>(Value::String(event.to_owned()))
+            .ok()
+            .filter(|s| !matches!(s, TemplateStatus::Other(_)));
         let mut wabas = self.write();
         let Some(WabaTemplates::Loaded(list)) = wabas.get_mut(waba) else { return false };
         let found = list.iter_mut().find(|t| {
             let same_id = id.is_some() && t.id.as_ref().map(|i| i.as_str().to_owned()) == id;
             same_id || (Some(t.name.as_str()) == name && Some(t.language.as_str()) == language)
         });
-        match found {
-            Some(t) => {
-                tracing::info!(waba, template = %t.name, status = event, "template status changed");
-                t.status = Some(status);
-                false
-            }
-            None => true,
+        if let (Some(t), Some(status)) = (found, status) {
+            tracing::info!(waba, template = %t.name, status = event, "template status changed");
+            t.status = Some(status);
         }
+        true
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, WabaTemplates>> {
@@ -141,8 +142,8 @@ impl TemplateCache {
     }
 }
 
-/// Applies the `message_template_status_update` events of one webhook (WABA, payload JSON); a template
-/// the cache does not know makes its WABA be read again in the background.
+/// Applies the `message_template_status_update` events of one webhook (WABA, payload JSON), then reads the
+/// WABA's templates again in the background (see [`TemplateCache::apply_status_update`]).
 pub fn apply_webhook_updates(cache: &std::sync::Arc<TemplateCache>, updates: Vec<(String, String)>) {
     for (waba, payload) in updates {
         let Ok(value) = serde_json::from_str::<Value>(&payload) else { continue };

@@ -130,6 +130,15 @@ async fn window_closed_unless_forced_or_user_wrote(db: TestDb) {
         assert!(std::time::Instant::now() < deadline, "the window never opened: {r}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The On-Premises API took `preview_url` beside `text`; it reaches Meta inside `text`.
+    let preview = json!({"from": NUMBER, "to": "16315550101", "type": "text",
+                         "text": {"body": "see https://example.com"}, "preview_url": true});
+    let (code, r) = pair.send(&preview).await;
+    assert_eq!(code, 201, "{r}");
+    let m = pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
+    let sent = pair.sandbox.control().sent_message(m["wamid"].as_str().unwrap()).unwrap();
+    assert_eq!(sent.body["text"]["preview_url"], true, "{}", sent.body);
+    assert!(sent.body.get("preview_url").is_none(), "{}", sent.body);
     pair.stop().await;
 }
 

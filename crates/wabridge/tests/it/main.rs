@@ -3,4 +3,5 @@
 
 mod crash;
 mod sending_crash;
+mod signals;
 mod walkthrough;
