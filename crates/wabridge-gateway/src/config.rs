@@ -390,6 +390,9 @@ pub struct OutboundConfig {
     /// Messages not yet sent (queued or sending) per number beyond which `POST /v1/messages` answers 1016
     /// "System overloaded". Default 100,000.
     pub max_backlog_per_number: i64,
+    /// Milliseconds between two reads of the backlog counts from the store (each instance counts its own
+    /// sends in between; with several instances, the others' show at the next read). Default 2,000.
+    pub backlog_refresh_ms: u64,
     /// Sends in flight at once per number (requests to Meta awaiting an answer). Default 64.
     pub in_flight: usize,
     /// Milliseconds between a send's admission by the limiters and its request to Meta. The durable
@@ -437,6 +440,7 @@ impl Default for OutboundConfig {
     fn default() -> Self {
         Self {
             max_backlog_per_number: 100_000,
+            backlog_refresh_ms: 2_000,
             in_flight: 64,
             departure_lag_ms: 100,
             load_batch: 2_000,

@@ -117,12 +117,13 @@ async fn max_elapsed_bounds_the_time_spent() {
     assert_eq!(server.requests().len(), 2);
 }
 
-/// A client that gives up on an answer after 200 ms, with the default retry policy and a manual sleeper.
+/// A client that gives up on an answer after a second (the late replies below come after 5), with the
+/// default retry policy and a manual sleeper.
 fn impatient_client(server: &MockServer) -> (Client, ManualClock) {
     let clock = ManualClock::new();
     let client = server
         .client()
-        .request_timeout(Duration::from_millis(200))
+        .request_timeout(Duration::from_secs(1))
         .retry(RetryPolicy::default())
         .sleeper(clock.clone())
         .build()

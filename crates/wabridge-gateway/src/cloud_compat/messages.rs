@@ -31,8 +31,9 @@ pub const SEND_WAIT: Duration = Duration::from_secs(30);
 /// When a send has no outcome from this instance after this long, the store is asked (another instance may
 /// be sending it)…
 const STORE_POLL_AFTER: Duration = Duration::from_millis(500);
-/// …this often.
+/// …this often (every this many polls while this instance sends for the number itself).
 const STORE_POLL: Duration = Duration::from_millis(250);
+const STORE_POLL_OWNER_EVERY: u32 = 8;
 
 /// The outcome the store holds for message `id`, once it has one.
 async fn stored_outcome(state: &AppState, id: &str) -> Option<Completion> {
@@ -135,15 +136,18 @@ pub async fn send(
     }
     let contacts = json!([{"input": raw_to, "wa_id": to}]);
     // This instance's scheduler tells its outcome at once; when another instance holds the number's lease
-    // (several instances on one database), the outcome is read from the store.
+    // (several instances on one database), the outcome is read from the store — and now and then also while
+    // this one holds it, as the lease may have moved (the other instance then sent the message).
     let waited = async {
         let mut outcome = std::pin::pin!(outcome);
         let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + STORE_POLL_AFTER, STORE_POLL);
+        let mut ticks: u32 = 0;
         loop {
             tokio::select! {
                 done = &mut outcome => return done.ok(),
                 _ = poll.tick() => {
-                    if state.outbound.sends_here(&number) {
+                    ticks += 1;
+                    if state.outbound.sends_here(&number) && ticks % STORE_POLL_OWNER_EVERY != 0 {
                         continue;
                     }
                     if let Some(done) = stored_outcome(&state, &id).await {

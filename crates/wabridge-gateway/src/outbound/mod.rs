@@ -45,15 +45,14 @@ pub(crate) enum Control {
     WindowOpened(String),
 }
 
-/// How often the backlog counts are read again from the store. Between two reads each instance counts what
-/// it queues and sends itself; with several instances on one database, the others' work shows at the next
-/// read (so a full backlog is refused, and a drained one accepted again, within this time).
-pub const BACKLOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Sets every number's backlog counter (and the backlog gauge) from the store, every [`BACKLOG_REFRESH`],
-/// until the schedulers stop.
+/// Sets every number's backlog counter (and the backlog gauge) from the store every
+/// `outbound.backlog_refresh_ms`, until the schedulers stop. Between two reads each instance counts what it
+/// queues and sends itself; with several instances on one database, the others' work shows at the next read
+/// (so a full backlog is refused, and a drained one accepted again, within that time). A read that races a
+/// local change can be one off until the next.
 async fn refresh_backlogs(shared: Arc<Shared>) {
-    let mut ticker = tokio::time::interval(BACKLOG_REFRESH);
+    let period = std::time::Duration::from_millis(shared.config.backlog_refresh_ms.max(100));
+    let mut ticker = tokio::time::interval(period);
     ticker.tick().await;
     loop {
         tokio::select! {
@@ -287,7 +286,7 @@ impl Outbound {
     }
 
     /// Messages of `number` not yet sent, as this instance counts them (read again from the store every
-    /// [`BACKLOG_REFRESH`], so sends accepted or sent by other instances count too).
+    /// `outbound.backlog_refresh_ms`, so sends accepted or sent by other instances count too).
     #[must_use]
     pub fn backlog(&self, number: &str) -> i64 {
         self.shared.numbers.get(number).map_or(0, |n| n.backlog.load(Ordering::Relaxed))

@@ -468,11 +468,10 @@ impl Scheduler {
                 self.requeue_front(message);
             }
             Err(SendFailure::Gone) => {
-                // Its cancellation already took it off the backlog.
-                tracing::debug!(number = %self.number, "a loaded message was no longer queued; not sent");
-                let gone = "the message was cancelled or expired before it was sent";
-                let error = json!([{"code": 0, "title": gone, "message": gone}]).to_string();
-                self.shared.completions.finish(&message.id, super::Completion::Failed(error));
+                // Cancelled (which took it off the backlog), or taken by another instance that held the number
+                // meanwhile and sends it: not this scheduler's to finish. A caller waiting on it reads how it
+                // ended from the store.
+                tracing::debug!(number = %self.number, "a loaded message was no longer queued; not sent here");
             }
             Err(SendFailure::Cloud(e)) => {
                 let c = e.classification();

@@ -26,6 +26,10 @@ pub enum WabaTemplates {
 pub struct TemplateCache {
     client: Option<Client>,
     wabas: RwLock<BTreeMap<String, WabaTemplates>>,
+    /// Refreshes are numbered as they start; per WABA, the number of the one whose list is held. A refresh
+    /// that started earlier than the one held (it read Meta earlier) does not overwrite it.
+    started: std::sync::atomic::AtomicU64,
+    held: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl TemplateCache {
@@ -33,7 +37,7 @@ impl TemplateCache {
     #[must_use]
     pub fn new(client: Option<Client>, wabas: impl IntoIterator<Item = String>) -> Self {
         let wabas = wabas.into_iter().map(|w| (w, WabaTemplates::Unknown)).collect();
-        Self { client, wabas: RwLock::new(wabas) }
+        Self { client, wabas: RwLock::new(wabas), started: 0.into(), held: std::sync::Mutex::default() }
     }
 
     /// Reads every WABA's templates; a WABA whose read fails stays [`WabaTemplates::Unknown`] (logged).
@@ -50,10 +54,16 @@ impl TemplateCache {
     /// Reads one WABA's templates again; returns how many it has (0 when the read failed).
     pub async fn refresh(&self, waba: &str) -> usize {
         let Some(client) = &self.client else { return 0 };
+        let number = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         match client.all_templates(&WabaId::new(waba), &TemplateFilter::default()).await {
             Ok(list) => {
                 let n = list.len();
-                self.write().insert(waba.to_owned(), WabaTemplates::Loaded(list));
+                let mut wabas = self.write();
+                let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if held.get(waba).is_none_or(|h| *h < number) {
+                    held.insert(waba.to_owned(), number);
+                    wabas.insert(waba.to_owned(), WabaTemplates::Loaded(list));
+                }
                 n
             }
             Err(e) => {

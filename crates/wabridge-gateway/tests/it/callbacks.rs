@@ -233,8 +233,8 @@ fn now_secs() -> i64 {
 }
 
 async fn requests_are_signed_and_shaped(db: TestDb) {
-    let cloud = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
-    let onprem = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let cloud = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
+    let onprem = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
     let mut config = config(&db, &cloud.url(), CallbackShape::Cloud);
     config.callbacks.push(CallbackConfig {
         id: None,
@@ -286,7 +286,7 @@ async fn requests_are_signed_and_shaped(db: TestDb) {
 }
 
 async fn api_manages_callbacks_and_reports_status(db: TestDb) {
-    let receiver = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
     let mut config = events_config(&db);
     config.delivery.poll_interval_ms = 50;
     let gw = gateway::start(config.clone()).await;
@@ -346,7 +346,7 @@ async fn api_manages_callbacks_and_reports_status(db: TestDb) {
 }
 
 async fn failed_events_are_replayed(db: TestDb) {
-    let receiver = CallbackReceiver::start(free_addr().await, Mode::Error500).await;
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Error500).await;
     let mut config = config(&db, &receiver.url(), CallbackShape::Cloud);
     config.delivery.max_age_ms = 300;
     let gw = gateway::start(config).await;
@@ -389,7 +389,7 @@ async fn failed_events_are_replayed(db: TestDb) {
 /// Two instances on one database: a callback created through the API of one is served by the other too (here
 /// once the first has stopped).
 async fn a_callback_created_through_one_instance_is_served_by_another(db: TestDb) {
-    let receiver = CallbackReceiver::start(free_addr().await, Mode::Ok).await;
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
     let mut config = events_config(&db);
     config.delivery.poll_interval_ms = 50;
     let first = gateway::start(config.clone()).await;
@@ -467,7 +467,7 @@ async fn a_setting_changed_through_one_instance_applies_on_another(db: TestDb) {
 /// and the 200 of the page it leads to would count as delivered); the event stays pending and arrives once
 /// the URL answers itself.
 async fn a_redirect_is_a_failed_attempt(db: TestDb) {
-    let receiver = CallbackReceiver::start(free_addr().await, Mode::Redirect).await;
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Redirect).await;
     let gw = gateway::start(config(&db, &receiver.url(), CallbackShape::Cloud)).await;
     commit_messages(&gw, "r", 1, 1, NUMBER_ID, &["111"]).await;
     receiver.wait_until(Duration::from_secs(10), "redirected attempts", |r| r.attempts() >= 3).await;
@@ -481,7 +481,7 @@ async fn a_redirect_is_a_failed_attempt(db: TestDb) {
 /// One contact's event keeps failing while that contact keeps writing: its later events wait behind it, but
 /// they do not fill the callback's window, so another contact's event is still queued and delivered.
 async fn a_failing_contact_does_not_fill_the_window(db: TestDb) {
-    let receiver = CallbackReceiver::start(free_addr().await, Mode::FailFor111).await;
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::FailFor111).await;
     let mut config = config(&db, &receiver.url(), CallbackShape::Cloud);
     config.delivery.window = 4;
     let gw = gateway::start(config).await;

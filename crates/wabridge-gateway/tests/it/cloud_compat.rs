@@ -13,7 +13,8 @@ use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
 each_backend!(
     sdk_sends_through_the_gateway,
     graph_errors_in_the_graph_shape,
-    a_send_through_an_instance_without_the_lease_returns_the_wamid
+    a_send_through_an_instance_without_the_lease_returns_the_wamid,
+    the_backlog_limit_counts_what_other_instances_sent
 );
 
 fn sdk(pair: &Pair, token: &str) -> Client {
@@ -83,6 +84,42 @@ async fn a_send_through_an_instance_without_the_lease_returns_the_wamid(db: Test
     let wamid = resp.messages[0].id.to_string();
     assert!(wamid.starts_with("wamid."), "{wamid} after {:?}", started.elapsed());
     assert!(pair.sandbox.control().sent_message(&wamid).is_some());
+    second.shutdown().await.unwrap();
+    pair.stop().await;
+}
+
+/// Two instances on one database with a backlog limit of 3: sends accepted by one and sent by the other
+/// leave the first one's count once it reads the store again, so it accepts more.
+async fn the_backlog_limit_counts_what_other_instances_sent(db: TestDb) {
+    let mut c = config(&db);
+    c.outbound.max_backlog_per_number = 3;
+    c.outbound.backlog_refresh_ms = 200;
+    let pair = Pair::start(c, sandbox_config(|_| {})).await;
+    let second = crate::support::gateway::start((*pair.gateway.state().config).clone()).await;
+    let send = |n: u32| {
+        let body = crate::support::sending::template(NUMBER, &format!("+1631555{n:04}"));
+        pair.http.post(format!("{}/v1/messages", second.url())).bearer_auth(&pair.key).json(&body).send()
+    };
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let r = send(n).await.unwrap();
+        assert_eq!(r.status(), 201);
+        let v: serde_json::Value = r.json().await.unwrap();
+        ids.push(v["messages"][0]["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        pair.wait_state(id, &["sent", "delivered", "read"], std::time::Duration::from_secs(20)).await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = send(9).await.unwrap();
+        if r.status() == 201 {
+            break;
+        }
+        assert_eq!(r.status(), 503);
+        assert!(std::time::Instant::now() < deadline, "the sent messages still count against the backlog");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     second.shutdown().await.unwrap();
     pair.stop().await;
 }

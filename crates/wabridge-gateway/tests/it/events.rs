@@ -518,7 +518,7 @@ async fn slow_subscriber_catches_up_while_fast_one_stays_prompt(db: TestDb) {
     eprintln!(
         "fast subscriber: burst committed in {last_commit:?}, all received {trailing:?} after the last commit"
     );
-    assert!(trailing < Duration::from_secs(3), "fast subscriber lagged {trailing:?} behind the burst");
+    assert!(trailing < Duration::from_secs(10), "fast subscriber lagged {trailing:?} behind the burst");
 
     // A probe after the burst, while the slow one is still far behind: it reaches the fast one at once.
     let probe = Instant::now();
@@ -527,7 +527,7 @@ async fn slow_subscriber_catches_up_while_fast_one_stays_prompt(db: TestDb) {
     assert_eq!(got[0]["contact"], "999");
     let latency = probe.elapsed();
     eprintln!("fast subscriber: probe commit → receipt {latency:?}");
-    assert!(latency < Duration::from_secs(1), "probe took {latency:?}");
+    assert!(latency < Duration::from_secs(5), "probe took {latency:?}");
 
     let slow_seqs = tokio::time::timeout(Duration::from_secs(60), slow_reader).await.unwrap().unwrap();
     assert_eq!(slow_seqs, (1..=BURST as i64).collect::<Vec<_>>(), "slow subscriber: all, in order, once");
