@@ -17,16 +17,8 @@ async fn signals_while_starting_are_handled() {
     // A Cloud API that takes connections and never answers: the template cache waits for its request timeout.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let graph = format!("http://{}", silent.local_addr().unwrap());
-    let dir = std::env::temp_dir().join(format!("wabridge-signals-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wabridge"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "error")
+    let (mut command, dir, port) = crate::serve_command("signals");
+    let mut child = command
         .env("WABRIDGE_META__ACCESS_TOKEN", "a-token-meta-never-sees")
         .env("WABRIDGE_META__GRAPH_URL", &graph)
         .env("WABRIDGE_META__APP_SECRETS", r#"["an-app-secret"]"#)

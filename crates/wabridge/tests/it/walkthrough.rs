@@ -4,7 +4,7 @@
 //! reply from a simulated user, answer it, and poll `/v1/events` as the alternative.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -64,21 +64,9 @@ fn read_report(stdout: ChildStdout) -> Printed {
 }
 
 fn start() -> (Serve, Printed) {
-    let dir = std::env::temp_dir().join(format!("wabridge-walkthrough-{}", std::process::id()));
     // A store left by an earlier run would keep its admin password: start from nothing, as a new user does.
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wabridge"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .current_dir(&dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let (mut command, dir, _port) = crate::serve_command("walkthrough");
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let serve = Serve { child, dir };
     let printed = read_report(stdout);
