@@ -238,7 +238,7 @@ impl Gateway {
         };
         let secrets = Arc::new(reload::Secrets::new(&config));
         let store = open_store(&config).await?;
-        settings::restore(&store, &sent_status).await?;
+        settings::refresh(&store, &sent_status, config.outbound.sent_status).await?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = CancellationToken::new();
         let writer_config = WriterConfig {

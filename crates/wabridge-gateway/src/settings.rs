@@ -159,27 +159,11 @@ impl EventHook for SentStatusHook {
     }
 }
 
-/// Applies the stored settings at start (the `application` callback is in the callbacks' own table).
-///
-/// # Errors
-/// When the store cannot be read.
-pub async fn restore(
-    store: &crate::store::Store,
-    sent_status: &SentStatus,
-) -> Result<(), crate::store::StoreError> {
-    if let Some(doc) = store.api_setting(APPLICATION).await?
-        && let Some(on) =
-            serde_json::from_str::<Value>(&doc).ok().and_then(|d| d.get("sent_status")?.as_bool())
-    {
-        sent_status.set(on);
-    }
-    Ok(())
-}
-
 /// How often an instance reads the stored settings again (another instance's API may have changed them).
 pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Applies the stored `sent_status`, or `default` (the configuration's) when none is stored (reset).
+/// Applies the stored `sent_status`, or `default` (the configuration's) when none is stored (reset): at
+/// start, and every [`REFRESH_INTERVAL`] after (the `application` callback is in the callbacks' own table).
 ///
 /// # Errors
 /// When the store cannot be read.

@@ -215,3 +215,16 @@ fn the_builder_needs_a_token_and_a_valid_base_url() {
     assert_eq!(client.base_url().as_str(), "https://graph.facebook.com/");
     assert_eq!(client.api_version(), "v23.0");
 }
+
+#[test]
+fn answers_that_may_hide_an_accepted_send_have_an_unknown_outcome() {
+    let garbled = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
+    assert!(CloudError::Decode { status: 200, source: garbled }.outcome_unknown());
+    assert!(CloudError::Unsuccessful.outcome_unknown());
+    let status = |status| CloudError::Status { status, snippet: String::new() };
+    assert!(status(502).outcome_unknown());
+    assert!(status(504).outcome_unknown());
+    // Refused before processing: retried or failed as usual.
+    assert!(!status(503).outcome_unknown());
+    assert!(!status(400).outcome_unknown());
+}

@@ -477,7 +477,9 @@ impl Scheduler {
                 let c = e.classification();
                 let code = e.code().map_or_else(|| "transport".to_owned(), |c| c.to_string());
                 metrics.outbound_errors.inc(&code);
-                if outcome_unknown(&e) {
+                // Meta may have accepted it: neither retried nor failed, but reconciled from its statuses (or
+                // sent again, flagged, after the grace period).
+                if e.outcome_unknown() {
                     tracing::warn!(number = %self.number, error = %e, "send outcome unknown; reconciling");
                     self.in_doubt.push(InDoubt { id: message.id, sending_since: now_millis() });
                     metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
@@ -621,13 +623,6 @@ impl Scheduler {
 /// renews the number's lease).
 const LEVEL_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// Whether Meta may have accepted a send that ended in `e` ([`CloudError::outcome_unknown`]): then it is
-/// neither retried nor failed, but reconciled from its statuses (or sent again, flagged, after the grace
-/// period).
-fn outcome_unknown(e: &CloudError) -> bool {
-    e.outcome_unknown()
-}
-
 /// The least time between two requests of a number at `level` messages per second.
 fn departure_spacing(level: u32) -> Duration {
     Duration::from_secs_f64(1.0 / f64::from(level.max(1)))
@@ -694,25 +689,5 @@ impl Shared {
             n.backlog.fetch_sub(1, Ordering::Relaxed);
         }
         self.metrics.outbound_backlog.dec();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use wabridge_cloud::CloudError;
-
-    use super::outcome_unknown;
-
-    #[test]
-    fn answers_that_may_hide_an_accepted_send_are_reconciled() {
-        let garbled = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
-        assert!(outcome_unknown(&CloudError::Decode { status: 200, source: garbled }));
-        assert!(outcome_unknown(&CloudError::Unsuccessful));
-        let status = |status| CloudError::Status { status, snippet: String::new() };
-        assert!(outcome_unknown(&status(502)));
-        assert!(outcome_unknown(&status(504)));
-        // Refused before processing: retried or failed as usual.
-        assert!(!outcome_unknown(&status(503)));
-        assert!(!outcome_unknown(&status(400)));
     }
 }
