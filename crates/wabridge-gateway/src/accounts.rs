@@ -33,6 +33,35 @@ pub struct Accounts {
     /// Password checks in progress at most (each argon2 run takes ~19 MiB and tens of milliseconds of CPU):
     /// a flood of logins waits here instead of taking the blocking pool's threads and the memory.
     password_checks: Arc<tokio::sync::Semaphore>,
+    /// Logins waiting for a password check slot; past [`MAX_WAITING_LOGINS`] new ones are turned away.
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Failed logins: a budget that refills at [`FAILED_LOGINS_PER_SEC`] per second up to
+    /// [`FAILED_LOGIN_BURST`]; while it is empty, logins are turned away before any check.
+    failures: Arc<std::sync::Mutex<(f64, Instant)>>,
+}
+
+/// Logins that may wait for a password check at once (beyond those being checked).
+const MAX_WAITING_LOGINS: usize = 16;
+/// Failed logins accepted in a row before the budget applies.
+const FAILED_LOGIN_BURST: f64 = 20.0;
+/// Failed logins per second allowed after the burst: guessing a password through `/v1/users/login` is slowed
+/// to this rate for the whole gateway (the admin keeps API keys and `api.tokens` meanwhile).
+const FAILED_LOGINS_PER_SEC: f64 = 1.0;
+
+/// Why a login did not open a session.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong user or password.
+    #[error("wrong user name or password")]
+    Refused,
+    /// Too many logins at once, or too many failed ones lately.
+    #[error("too many login attempts; try again in a few seconds")]
+    Busy,
+    /// The `new_password` of the request cannot be used.
+    #[error("new_password: {0}")]
+    NewPassword(&'static str),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// Password checks at once: as many as the machine has cores.
@@ -72,6 +101,8 @@ impl Accounts {
             admin,
             cache: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_slots())),
+            waiting: Arc::default(),
+            failures: Arc::new(std::sync::Mutex::new((FAILED_LOGIN_BURST, Instant::now()))),
         };
         let user = accounts.admin.user.clone();
         // Login tokens of an earlier `admin.user` are no way in either.
@@ -106,39 +137,88 @@ impl Accounts {
             None if accounts.store.admin_password_hash(&accounts.admin.user).await?.is_none() => {
                 let password = random_secret(18);
                 let hash = hash_password(&password)?;
-                accounts.store.set_admin_password_hash(&accounts.admin.user, &hash).await?;
-                Some(SecretString::from(password))
+                // Another instance starting at the same moment may have stored its own first: then that
+                // one is the password (printed by that instance), and this one is forgotten.
+                accounts
+                    .store
+                    .insert_admin_password_hash(&accounts.admin.user, &hash)
+                    .await?
+                    .then(|| SecretString::from(password))
             }
             None => None,
         };
         Ok((accounts, generated))
     }
 
-    /// Checks `user`/`password` and opens a session. `Ok(None)`: wrong credentials.
-    pub async fn login(&self, user: &str, password: &str) -> Result<Option<Login>, StoreError> {
+    /// Checks `user`/`password` and opens a session. With `new_password` (the On-Premises API's first
+    /// login), the password is changed first and the user's other sessions end; refused when the password
+    /// comes from the configuration (`admin.password`, which applies again at every start).
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        new_password: Option<&str>,
+    ) -> Result<Login, LoginError> {
+        if !self.failure_budget_left() {
+            return Err(LoginError::Busy);
+        }
         // Only the configured admin logs in: a row left by an earlier `admin.user` is not a way in.
         let hash = if user == self.admin.user { self.store.admin_password_hash(user).await? } else { None };
-        // Off the async workers, a bounded number at once. For a user that does not exist, the same slow
-        // work as a real check, so timing does not tell which users exist.
-        let Ok(_slot) = self.password_checks.acquire().await else { return Ok(None) };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => verify_password(&password, &hash),
-            None => {
-                let _ = hash_password(&password);
-                false
-            }
-        })
-        .await
-        .unwrap_or(false);
+        // Off the async workers, a bounded number at once, and a bounded number waiting. For a user that
+        // does not exist, the same slow work as a real check, so timing does not tell which users exist.
+        let ok = {
+            let waiting = WaitingLogin::enter(&self.waiting).ok_or(LoginError::Busy)?;
+            let Ok(_slot) = self.password_checks.acquire().await else { return Err(LoginError::Busy) };
+            drop(waiting);
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || match hash {
+                Some(hash) => verify_password(&password, &hash),
+                None => {
+                    let _ = hash_password(&password);
+                    false
+                }
+            })
+            .await
+            .unwrap_or(false)
+        };
         if !ok {
-            return Ok(None);
+            self.spend_failure();
+            return Err(LoginError::Refused);
+        }
+        if let Some(new_password) = new_password {
+            if self.admin.password.is_some() {
+                return Err(LoginError::NewPassword(
+                    "the admin password is set in the configuration (admin.password); change it there",
+                ));
+            }
+            check_password_policy(new_password).map_err(LoginError::NewPassword)?;
+            let new_password = new_password.to_owned();
+            let hash = tokio::task::spawn_blocking(move || hash_password(&new_password))
+                .await
+                .map_err(|_| StoreError::Inconsistent("password hash"))??;
+            self.store.set_admin_password_hash(user, &hash).await?;
+            let revoked = self.store.revoke_sessions(user, true).await?;
+            tracing::info!(sessions = revoked, "admin password changed at login; its other sessions revoked");
         }
         let token = random_secret(32);
         let ttl = i64::try_from(self.admin.token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         let expires_at = now_millis().saturating_add(ttl);
         self.store.insert_session(&sha256_hex(&token), user, expires_at).await?;
-        Ok(Some(Login { token: SecretString::from(token), expires_at }))
+        Ok(Login { token: SecretString::from(token), expires_at })
+    }
+
+    /// Whether a failed login may still be afforded now (the budget refills with time).
+    fn failure_budget_left(&self) -> bool {
+        let mut budget = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (left, at) = &mut *budget;
+        *left = (*left + at.elapsed().as_secs_f64() * FAILED_LOGINS_PER_SEC).min(FAILED_LOGIN_BURST);
+        *at = Instant::now();
+        *left >= 1.0
+    }
+
+    fn spend_failure(&self) {
+        let mut budget = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        budget.0 = (budget.0 - 1.0).max(0.0);
     }
 
     /// Revokes the session of `token`; false when it was not a live session.
@@ -244,6 +324,47 @@ fn random_secret(bytes: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// A place in the queue of logins waiting for a password check, given back when dropped.
+struct WaitingLogin<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> WaitingLogin<'a> {
+    fn enter(waiting: &'a std::sync::atomic::AtomicUsize) -> Option<Self> {
+        use std::sync::atomic::Ordering;
+        let before = waiting.fetch_add(1, Ordering::AcqRel);
+        if before >= MAX_WAITING_LOGINS {
+            waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(waiting))
+    }
+}
+
+impl Drop for WaitingLogin<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+/// The On-Premises API's password rule: 8 to 64 characters, with at least one digit, one uppercase letter,
+/// one lowercase letter and one special character.
+fn check_password_policy(password: &str) -> Result<(), &'static str> {
+    let len = password.chars().count();
+    let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
+    if !(8..=64).contains(&len) {
+        return Err("a password has 8 to 64 characters");
+    }
+    if !(has(char::is_ascii_digit)
+        && has(|c| c.is_uppercase())
+        && has(|c| c.is_lowercase())
+        && has(|c| !c.is_alphanumeric() && !c.is_whitespace()))
+    {
+        return Err(
+            "a password needs a digit, an uppercase letter, a lowercase letter and a special character",
+        );
+    }
+    Ok(())
+}
+
 fn hash_password(password: &str) -> Result<String, StoreError> {
     let mut salt = [0u8; 16];
     rand::rng().fill(&mut salt);
@@ -302,6 +423,17 @@ mod tests {
         assert_eq!(onprem_time(1_519_918_166_000), "2018-03-01 15:29:26+00:00");
         assert_eq!(days_from_civil(2018, 3, 1), 17_591);
         assert_eq!(civil_from_days(17_591), (2018, 3, 1));
+    }
+
+    #[test]
+    fn the_onprem_password_rule() {
+        assert!(check_password_policy("Secret-42").is_ok());
+        assert!(check_password_policy("Se-4").is_err(), "too short");
+        assert!(check_password_policy(&format!("Aa1-{}", "x".repeat(61))).is_err(), "too long");
+        assert!(check_password_policy("secret-42").is_err(), "no uppercase");
+        assert!(check_password_policy("SECRET-42").is_err(), "no lowercase");
+        assert!(check_password_policy("Secret-xy").is_err(), "no digit");
+        assert!(check_password_policy("Secret42x").is_err(), "no special character");
     }
 
     #[test]

@@ -57,6 +57,12 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, 1009, "Parameter value is not valid", details)
     }
 
+    /// 429, code 1015.
+    #[must_use]
+    pub fn too_many_requests(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, 1015, "Too many requests", details)
+    }
+
     /// 409, code 1004.
     #[must_use]
     pub fn conflict(details: impl Into<String>) -> Self {

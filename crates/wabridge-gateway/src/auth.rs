@@ -58,14 +58,23 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// The one route that takes its credential from the query string.
+const WEBSOCKET_PATH: &str = "/v1/events/ws";
+
 impl Credential {
     /// The credential of a request: the `Authorization` header first, then the `access_token` query
-    /// parameter. `None` when there is neither.
+    /// parameter — on `/v1` only for the WebSocket route (browsers cannot set headers on a WebSocket): a
+    /// token in a URL ends up in proxies' access logs. The Cloud-compatible routes take it as Graph does.
+    /// `None` when there is neither.
     #[must_use]
     pub fn from_parts(parts: &Parts) -> Option<Self> {
         if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
             return Some(Self::Bearer(SecretString::from(token.trim().to_owned())));
+        }
+        let path = parts.uri.path().trim_end_matches('/');
+        if path.starts_with("/v1/") && path != WEBSOCKET_PATH {
+            return None;
         }
         let query = parts.uri.query()?;
         form_urlencoded_pairs(query)
@@ -205,6 +214,18 @@ mod tests {
         assert_eq!(auth.authenticate(Some(&bad)).unwrap_err().code, 1005);
         assert!(auth.authenticate(None).is_err());
         assert!(Authenticator::new(Vec::new()).authenticate(Some(&ok)).is_err());
+    }
+
+    #[test]
+    fn a_token_in_the_query_counts_only_where_headers_cannot_be_set() {
+        let token_of = |uri: &str| {
+            let (parts, ()) = http::Request::builder().uri(uri).body(()).unwrap().into_parts();
+            Credential::from_parts(&parts).is_some()
+        };
+        assert!(token_of("/v1/events/ws?access_token=t"));
+        assert!(token_of("/v23.0/123/messages?access_token=t"), "Graph takes it in the query");
+        assert!(!token_of("/v1/messages?access_token=t"));
+        assert!(!token_of("/v1/events?access_token=t"));
     }
 
     #[test]

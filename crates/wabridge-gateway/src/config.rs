@@ -37,6 +37,7 @@ pub struct Config {
     pub meta: MetaConfig,
     /// The business phone numbers this gateway serves.
     pub numbers: Vec<NumberConfig>,
+    pub http: HttpConfig,
     pub webhook: WebhookConfig,
     pub intake: IntakeConfig,
     pub retention: RetentionConfig,
@@ -59,6 +60,7 @@ impl Default for Config {
             tls: None,
             meta: MetaConfig::default(),
             numbers: Vec::new(),
+            http: HttpConfig::default(),
             webhook: WebhookConfig::default(),
             intake: IntakeConfig::default(),
             retention: RetentionConfig::default(),
@@ -189,6 +191,29 @@ pub struct NumberConfig {
     /// number shared with the WhatsApp Business app). Optional.
     #[serde(default)]
     pub level_mps: Option<u32>,
+}
+
+/// Limits of the HTTP listener, against clients that hold connections or memory (the webhook endpoint faces
+/// the internet).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Connections open at once; past it, new ones wait in the listen backlog until one closes. Keep it
+    /// under the process's file-descriptor limit (`ulimit -n`), with room for the database and callbacks.
+    /// Default 4,096.
+    pub max_connections: usize,
+    /// Seconds a request's whole body may take to arrive, counted from its headers; a slower body is
+    /// refused (400) and its connection closed. Default 60 (a 100 MB media upload needs ~1.7 MB/s).
+    pub body_read_timeout_secs: u64,
+    /// Largest JSON body of an API route (`/v1`, Cloud-compatible), in bytes; larger → 413. Media uploads
+    /// take up to 101 MiB (Meta's largest document plus a multipart envelope). Default 1 MiB.
+    pub max_json_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { max_connections: 4096, body_read_timeout_secs: 60, max_json_body_bytes: 1024 * 1024 }
+    }
 }
 
 /// The webhook endpoint Meta calls.
@@ -485,6 +510,7 @@ impl Config {
         config.refuse_empty_secrets()?;
         config.check_webhook_path()?;
         config.check_callback_ids()?;
+        config.check_http()?;
         Ok(config)
     }
 
@@ -498,6 +524,18 @@ impl Config {
         Err(ConfigError(Box::new(figment::Error::from(format!(
             "webhook.path {path:?}: a path such as \"/webhook\", starting with \"/\", outside \"/v1/\" and \"/metrics\""
         )))))
+    }
+
+    /// Zero connections, an instant body deadline or an empty body limit would refuse every request.
+    fn check_http(&self) -> Result<(), ConfigError> {
+        let h = &self.http;
+        if h.max_connections == 0 || h.body_read_timeout_secs == 0 || h.max_json_body_bytes == 0 {
+            return Err(ConfigError(Box::new(figment::Error::from(
+                "http: max_connections, body_read_timeout_secs and max_json_body_bytes must be at least 1"
+                    .to_owned(),
+            ))));
+        }
+        Ok(())
     }
 
     /// The id `application` belongs to the settings' `webhooks.url` callback (`PATCH /v1/settings/application`).

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod api;
 pub mod api_error;
 pub mod auth;
+pub mod body_deadline;
 pub mod callbacks;
 pub mod cloud_compat;
 pub mod config;
@@ -322,11 +323,13 @@ impl Gateway {
             shutdown.clone(),
         );
         let router = router(state.clone());
+        let limits = tls::Limits { max_connections: config.http.max_connections, ..tls::Limits::default() };
         let server_shutdown = shutdown.clone();
         let server_state = state.clone();
         let server = tokio::spawn(async move {
             let served =
-                tls::serve(listener, router, acceptor, server_shutdown, Duration::from_secs(30)).await;
+                tls::serve(listener, router, acceptor, server_shutdown, Duration::from_secs(30), limits)
+                    .await;
             // Requests have finished; stop sending (unanswered sends are reconciled at the next start).
             outbound.stop().await;
             // Let the writer commit what is queued, then stop.
@@ -419,14 +422,17 @@ pub async fn run(
     gateway.wait().await
 }
 
-/// The largest request body of the API routes: the largest media Meta takes (documents, 100 MB), with room for
-/// a multipart envelope. Bodies are read only after the caller is authenticated.
-const API_BODY_LIMIT: usize = 101 * 1024 * 1024;
+/// The largest body of a media upload (`POST /v1/media`, the Cloud-compatible `/{version}/{node}/media`): the
+/// largest media Meta takes (documents, 100 MB), with room for a multipart envelope. Every other API route
+/// takes JSON up to `http.max_json_body_bytes`. Bodies are read only after the caller is authenticated.
+pub const MEDIA_BODY_LIMIT: usize = 101 * 1024 * 1024;
 
 /// The HTTP routes.
 pub fn router(state: Arc<AppState>) -> Router {
     let webhook_path = state.config.webhook.path.clone();
     let webhook_limit = state.config.webhook.max_body_bytes;
+    let json_limit = state.config.http.max_json_body_bytes;
+    let body_deadline = Duration::from_secs(state.config.http.body_read_timeout_secs);
     Router::new()
         .route(
             &webhook_path,
@@ -436,7 +442,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api::registry::router().layer(axum::middleware::from_fn(api_error::onprem_errors)))
         .merge(cloud_compat::routes().layer(axum::middleware::from_fn(cloud_compat::graph_errors)))
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(API_BODY_LIMIT))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::map_request(move |request: axum::extract::Request| async move {
+            body_deadline::limit(request, body_deadline)
+        }))
         .with_state(state)
 }
 
@@ -487,6 +496,14 @@ pub fn startup_report(config: &Config, url: &str, store: &Store) -> Vec<String> 
         lines.push(
             "  WARNING: webhook signature checking is OFF (webhook.insecure_skip_signature); \
                     anyone can forge events. Never run like this in production."
+                .into(),
+        );
+    }
+    // Deduplication lasts as long as the events do; Meta retries an unanswered webhook for up to 7 days.
+    if config.retention.max_age_secs < 7 * 24 * 3600 {
+        lines.push(
+            "  WARNING: retention.max_age_secs is under 7 days: a webhook Meta redelivers after its events were \
+             pruned is taken as new (applications see it twice)."
                 .into(),
         );
     }

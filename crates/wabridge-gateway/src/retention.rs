@@ -25,17 +25,10 @@ pub async fn prune_once(
         .unwrap_or(SystemTime::UNIX_EPOCH);
     // Events with seq > keep_after are kept; the oldest still needed is itself kept.
     let keep_after = oldest_needed.map(|seq| seq - 1);
+    // The store raises `pruned_through` before each chunk it deletes.
     let counts = store.prune(cutoff, keep_after).await?;
-    if let Some(through) = counts.events_through
-        && through > pruned_through(store).await?
-    {
-        store.set_api_setting(PRUNED_THROUGH, &through.to_string()).await?;
-    }
     Ok((counts.events, counts.raw_webhooks))
 }
-
-/// Where the highest pruned seq is kept (the settings table).
-const PRUNED_THROUGH: &str = "retention.pruned_through";
 
 /// The highest seq retention has deleted, 0 when none: a reader resuming after a lower seq may have missed
 /// events that were pruned before it read them.
@@ -43,7 +36,7 @@ const PRUNED_THROUGH: &str = "retention.pruned_through";
 /// # Errors
 /// When the store cannot be read.
 pub async fn pruned_through(store: &Store) -> Result<i64, crate::store::StoreError> {
-    Ok(store.api_setting(PRUNED_THROUGH).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
+    Ok(store.api_setting(crate::store::PRUNED_THROUGH).await?.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
 
 /// Spawns the pruning loop; it stops when `shutdown` is cancelled.

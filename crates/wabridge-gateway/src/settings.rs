@@ -37,7 +37,8 @@ pub fn defaults(sent_status: bool) -> Value {
         "garbagecollector_enable": true,
         "heartbeat_interval": 5,
         "max_callback_backoff_delay_ms": 900_000,
-        "media": {"auto_download": []},
+        // What the gateway does: inbound media of every kind is fetched at once.
+        "media": {"auto_download": ["image", "video", "voice", "sticker", "audio", "document"]},
         "notify_user_change_number": true,
         "pass_through": false,
         "sent_status": sent_status,

@@ -93,32 +93,53 @@ impl TlsSlot {
 /// also matches the keep-alive time of common proxies.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the listener allows a client.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// See [`HEADER_READ_TIMEOUT`] (tests use a short one).
+    pub header_read_timeout: Duration,
+    /// Connections served at once. Past it the listener stops accepting: new connections wait in the
+    /// kernel's backlog until one closes, instead of failing `accept` for lack of file descriptors, which
+    /// would also starve the database and the callbacks.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { header_read_timeout: HEADER_READ_TIMEOUT, max_connections: 4096 }
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` fires, then lets connections in flight finish (at
 /// most `drain` long). With an acceptor, every connection is TLS. Every connection is HTTP/1.1 with
-/// upgrades (WebSocket subscribers connect through the same listener) and [`HEADER_READ_TIMEOUT`].
+/// upgrades (WebSocket subscribers connect through the same listener), within `limits`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     acceptor: Option<TlsSlot>,
     shutdown: CancellationToken,
     drain: Duration,
-) -> std::io::Result<()> {
-    serve_with(listener, router, acceptor, shutdown, drain, HEADER_READ_TIMEOUT).await
-}
-
-/// [`serve`] with a chosen header-read timeout (tests use a short one).
-pub async fn serve_with(
-    listener: TcpListener,
-    router: Router,
-    acceptor: Option<TlsSlot>,
-    shutdown: CancellationToken,
-    drain: Duration,
-    header_read_timeout: Duration,
+    limits: Limits,
 ) -> std::io::Result<()> {
     let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(header_read_timeout);
+    http.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let connections = TaskTracker::new();
+    let mut warned_full: Option<std::time::Instant> = None;
     loop {
+        if slots.available_permits() == 0
+            && warned_full.is_none_or(|at| at.elapsed() > Duration::from_secs(60))
+        {
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "connection limit reached: new connections wait until one closes (http.max_connections)"
+            );
+            warned_full = Some(std::time::Instant::now());
+        }
+        let slot = tokio::select! {
+            () = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.map_err(std::io::Error::other)?,
+        };
         let (tcp, peer): (tokio::net::TcpStream, _) = tokio::select! {
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -141,7 +162,10 @@ pub async fn serve_with(
         let http = http.clone();
         match &acceptor {
             None => {
-                connections.spawn(serve_connection(http, TokioIo::new(tcp), service, shutdown, peer));
+                connections.spawn(async move {
+                    serve_connection(http, TokioIo::new(tcp), service, shutdown, peer).await;
+                    drop(slot);
+                });
             }
             Some(acceptor) => {
                 // The certificate in use now (a reload replaces it for new connections).
@@ -160,6 +184,7 @@ pub async fn serve_with(
                         }
                     };
                     serve_connection(http, TokioIo::new(tls), service, shutdown, peer).await;
+                    drop(slot);
                 });
             }
         }

@@ -180,6 +180,22 @@ pub fn routes() -> Vec<Route> {
             settings::set_profile,
         ),
         Route::new(
+            Get,
+            "/v1/settings/profile/about",
+            "The profile's about text (Cloud API business profile)",
+            Bearer(Scope::Admin),
+            Body::None,
+            settings::get_about,
+        ),
+        Route::new(
+            Patch,
+            "/v1/settings/profile/about",
+            "Set the profile's about text",
+            Bearer(Scope::Admin),
+            Body::Json,
+            settings::set_about,
+        ),
+        Route::new(
             Post,
             "/v1/webhooks/reprocess",
             "Read rejected webhooks again and store those now understood",

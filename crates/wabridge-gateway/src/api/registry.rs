@@ -107,7 +107,12 @@ impl Route {
         T: 'static,
     {
         let spec = RouteSpec { verb, path, summary, access, body, success: 200 };
-        Self { spec, handler: on(verb.filter(), handler) }
+        let mut handler = on(verb.filter(), handler);
+        if body == Body::Binary {
+            // Media uploads; every other route takes the router's JSON limit.
+            handler = handler.layer(axum::extract::DefaultBodyLimit::max(crate::MEDIA_BODY_LIMIT));
+        }
+        Self { spec, handler }
     }
 
     /// The route answers 201 on success.

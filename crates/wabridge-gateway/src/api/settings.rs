@@ -30,7 +30,19 @@ async fn current(state: &AppState) -> Result<Value, ApiError> {
     Ok(doc)
 }
 
-fn answer(doc: Value) -> Json<Value> {
+/// The settings document as answered: with `wa_id`, the business number's WhatsApp id (the digits of its
+/// display number), when exactly one number is configured — as an On-Premises deployment served one number.
+/// Computed, never stored: a PATCH naming it is refused like any unknown member.
+fn answer(state: &AppState, mut doc: Value) -> Json<Value> {
+    if let [only] = state.config.numbers.as_slice()
+        && let Some(display) = &only.display_phone_number
+        && let Some(map) = doc.as_object_mut()
+    {
+        let digits: String = display.chars().filter(char::is_ascii_digit).collect();
+        if !digits.is_empty() {
+            map.insert("wa_id".to_owned(), Value::String(digits));
+        }
+    }
     Json(json!({"settings": {"application": doc}, "meta": meta()}))
 }
 
@@ -40,7 +52,7 @@ pub async fn get_application(
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
-    Ok(answer(current(&state).await?))
+    Ok(answer(&state, current(&state).await?))
 }
 
 /// One change of the application settings at a time in this process: two concurrent PATCHes would each
@@ -65,7 +77,7 @@ pub async fn patch_application(
     state.store.set_api_setting(APPLICATION, &doc.to_string()).await?;
     apply_callback(&state, &doc, &old_url).await?;
     state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
-    Ok(answer(doc))
+    Ok(answer(&state, doc))
 }
 
 /// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed).
@@ -78,7 +90,7 @@ pub async fn delete_application(
     state.store.delete_api_setting(APPLICATION).await?;
     state.callbacks.remove(CALLBACK_ID).await?;
     state.sent_status.set(state.config.outbound.sent_status);
-    Ok(answer(defaults(state.config.outbound.sent_status)))
+    Ok(answer(&state, defaults(state.config.outbound.sent_status)))
 }
 
 /// A `webhooks.url` signs its requests with `webhooks.secret`: one is made up when none is given; without a
@@ -116,7 +128,9 @@ async fn apply_callback(state: &AppState, doc: &Value, old_url: &str) -> Result<
         secret,
         shape: "onprem".to_owned(),
         max_concurrent: u32::try_from(max_concurrent).unwrap_or(6),
-        kinds: Vec::new(),
+        // What the On-Premises API sent to its webhook; the gateway's own kinds (alerts, template and
+        // account changes) go to callbacks that ask for them.
+        kinds: ["message", "status", "payment", "error"].map(str::to_owned).to_vec(),
         phone_number_id: None,
         source: "api".to_owned(),
         scan_seq: 0,
@@ -128,7 +142,8 @@ async fn apply_callback(state: &AppState, doc: &Value, old_url: &str) -> Result<
             if current.url != record.url
                 || current.secret != record.secret
                 || current.max_concurrent != record.max_concurrent
-                || current.shape != record.shape =>
+                || current.shape != record.shape
+                || current.kinds != record.kinds =>
         {
             state.callbacks.update(record).await?;
         }
@@ -232,6 +247,50 @@ pub async fn set_profile(
     let profile: BusinessProfile = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the profile does not parse: {e}")))?;
     let (client, number) = client_and_number(&state, q.phone_number_id)?;
+    client.update_business_profile(&number, &profile).await.map_err(|e| cloud_error(&e))?;
+    Ok(Json(json!({"meta": meta()})))
+}
+
+/// `GET /v1/settings/profile/about` → `{"settings":{"profile":{"about":{"text":…}}}}` (the On-Premises shape),
+/// read from the business profile's `about`.
+pub async fn get_about(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    q: Result<Query<NumberQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    let q = NumberQuery::parse(q)?;
+    let (client, number) = client_and_number(&state, q.phone_number_id)?;
+    let profile = client.business_profile(&number).await.map_err(|e| cloud_error(&e))?;
+    let text = profile.about.unwrap_or_default();
+    Ok(Json(json!({"settings": {"profile": {"about": {"text": text}}}, "meta": meta()})))
+}
+
+/// The body of `PATCH /v1/settings/profile/about`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AboutBody {
+    text: String,
+}
+
+/// `PATCH /v1/settings/profile/about` `{"text"}`: sets the business profile's `about` (1 to 139 characters,
+/// Meta's limit).
+pub async fn set_about(
+    State(state): State<Arc<AppState>>,
+    principal: Principal,
+    q: Result<Query<NumberQuery>, QueryRejection>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    principal.require(Scope::Admin)?;
+    let q = NumberQuery::parse(q)?;
+    let about: AboutBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::invalid(format!("the body does not parse: {e}")))?;
+    let chars = about.text.chars().count();
+    if !(1..=139).contains(&chars) {
+        return Err(ApiError::invalid(format!("text: 1 to 139 characters (this one has {chars})")));
+    }
+    let (client, number) = client_and_number(&state, q.phone_number_id)?;
+    let profile = BusinessProfile { about: Some(about.text), ..BusinessProfile::default() };
     client.update_business_profile(&number, &profile).await.map_err(|e| cloud_error(&e))?;
     Ok(Json(json!({"meta": meta()})))
 }

@@ -12,12 +12,17 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::accounts::{onprem_time, parse_scopes, scope_name};
+use crate::accounts::{LoginError, onprem_time, parse_scopes, scope_name};
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
 
-/// `POST /v1/users/login` with `Authorization: Basic base64(user:password)`.
-pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+/// `POST /v1/users/login` with `Authorization: Basic base64(user:password)`, and optionally a JSON body
+/// `{"new_password": "…"}` (the On-Premises API's first login) to change the password.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
     let basic = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -33,14 +38,32 @@ pub async fn login(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Re
     let (user, password) = decoded
         .split_once(':')
         .ok_or_else(|| ApiError::unauthorized("Basic credentials must be user:password"))?;
-    let Some(login) = state.accounts.login(user, password).await? else {
-        tracing::info!("login refused");
-        return Err(ApiError::unauthorized("wrong user name or password"));
+    let change: LoginBody = if body.iter().all(u8::is_ascii_whitespace) {
+        LoginBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the login body: {e}")))?
+    };
+    let login = match state.accounts.login(user, password, change.new_password.as_deref()).await {
+        Ok(login) => login,
+        Err(LoginError::Refused) => {
+            tracing::info!("login refused");
+            return Err(ApiError::unauthorized("wrong user name or password"));
+        }
+        Err(e @ LoginError::Busy) => return Err(ApiError::too_many_requests(e.to_string())),
+        Err(e @ LoginError::NewPassword(_)) => return Err(ApiError::invalid(e.to_string())),
+        Err(LoginError::Store(e)) => return Err(e.into()),
     };
     Ok(Json(json!({
         "users": [{"token": login.token.expose_secret(), "expires_after": onprem_time(login.expires_at)}],
         "meta": meta(),
     })))
+}
+
+/// The optional body of `POST /v1/users/login`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    new_password: Option<String>,
 }
 
 /// `POST /v1/users/logout`: revokes the bearer token of the request.

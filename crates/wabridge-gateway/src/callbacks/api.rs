@@ -21,9 +21,12 @@ use crate::store::{CallbackRecord, to_millis};
 pub fn routes() -> Vec<crate::api::registry::Route> {
     use crate::api::registry::{Access, Body, Route, Verb};
     let events = Access::Bearer(Scope::Events);
+    // Creating and deleting callbacks is an admin's: a callback makes the gateway POST every event, signed,
+    // to any address its network reaches, and deleting one drops another application's undelivered events.
+    let admin = Access::Bearer(Scope::Admin);
     vec![
         Route::new(Verb::Get, "/v1/callbacks", "List application callbacks", events, Body::None, list),
-        Route::new(Verb::Post, "/v1/callbacks", "Create an application callback", events, Body::Json, create)
+        Route::new(Verb::Post, "/v1/callbacks", "Create an application callback", admin, Body::Json, create)
             .created(),
         Route::new(
             Verb::Get,
@@ -33,7 +36,7 @@ pub fn routes() -> Vec<crate::api::registry::Route> {
             Body::None,
             show,
         ),
-        Route::new(Verb::Delete, "/v1/callbacks/{id}", "Delete a callback", events, Body::None, remove),
+        Route::new(Verb::Delete, "/v1/callbacks/{id}", "Delete a callback", admin, Body::None, remove),
         Route::new(
             Verb::Get,
             "/v1/callbacks/{id}/status",
@@ -92,7 +95,7 @@ async fn create(
     principal: Principal,
     body: Result<Json<NewCallback>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    principal.require(Scope::Events)?;
+    principal.require(Scope::Admin)?;
     let Json(new) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
     let url = reqwest::Url::parse(&new.url).map_err(|e| ApiError::invalid(format!("url: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -167,11 +170,7 @@ async fn remove(
     principal: Principal,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Scope::Events)?;
-    // The `application` callback is the `webhooks.url` setting: an admin's to change.
-    if id == crate::settings::CALLBACK_ID {
-        principal.require(Scope::Admin)?;
-    }
+    principal.require(Scope::Admin)?;
     match state.store.callback(&id).await? {
         None => return Err(ApiError::not_found(format!("no callback {id:?}"))),
         Some(c) if c.source == "config" => {

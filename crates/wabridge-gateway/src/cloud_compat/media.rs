@@ -79,6 +79,15 @@ pub async fn info(
 ) -> Result<Json<Value>, GraphApiError> {
     principal.require(Scope::Send)?;
     check_version(&version)?;
+    if !crate::media::is_media_id(&id) {
+        return Err(GraphApiError::new(
+            100,
+            format!(
+                "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing \
+                 permissions, or does not support this operation"
+            ),
+        ));
+    }
     let client = state.cloud.as_ref().ok_or_else(|| graph_media_error(&MediaError::NoClient))?;
     let info =
         client.media_info(&MediaId::new(id.as_str())).await.map_err(|e| GraphApiError::from_cloud(&e))?;

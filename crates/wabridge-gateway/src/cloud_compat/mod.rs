@@ -29,7 +29,10 @@ pub fn routes() -> Router<Arc<AppState>> {
     // One parameter name per position: axum's router requires it of overlapping paths.
     Router::new()
         .route("/{version}/{node}/messages", post(messages::send))
-        .route("/{version}/{node}/media", post(media::upload))
+        .route(
+            "/{version}/{node}/media",
+            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(crate::MEDIA_BODY_LIMIT)),
+        )
         .route("/{version}/{node}/download", get(media::download))
         .route("/{version}/{node}", get(media::info).delete(media::delete))
 }

@@ -33,6 +33,9 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// fan-out itself.
 const READ_BUFFER: usize = 4 * 1024;
 
+/// The largest frame or message a subscriber may send (its pings, pongs and close carry at most 125 bytes).
+const MAX_INCOMING: usize = 64 * 1024;
+
 /// Upgrades after checking the credential, the scope and the query.
 pub(super) async fn upgrade(
     State(state): State<Arc<AppState>>,
@@ -55,6 +58,9 @@ pub(super) async fn upgrade(
     Ok(ws
         .write_buffer_size(WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
+        // A subscriber sends only pongs, pings and a close: no reason to buffer axum's default 64 MiB.
+        .max_message_size(MAX_INCOMING)
+        .max_frame_size(MAX_INCOMING)
         .on_upgrade(move |socket| serve(socket, subscription, state)))
 }
 

@@ -100,6 +100,11 @@ impl MediaCache {
     /// # Errors
     /// Meta's refusal or no client.
     pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
+        if !is_media_id(id) {
+            // Not a media id: no call to Meta, which would delete whatever object the id names, with the
+            // gateway's token.
+            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+        }
         self.client()?.delete_media(&MediaId::new(id)).await?;
         if is_safe_id(id) {
             let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
@@ -219,6 +224,14 @@ impl MediaCache {
 }
 
 /// Media ids are Meta's digits; anything else never names a file.
+/// Whether `id` can be a Cloud API media id (Meta's ids are decimal numbers). The routes that call Meta with
+/// a media id from the caller check it first, so that a caller cannot read or delete other Graph objects
+/// (accounts, numbers, templates) with the gateway's token.
+#[must_use]
+pub fn is_media_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn is_safe_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128

@@ -45,13 +45,20 @@ pub async fn start_sandbox(
     Ok(sandbox)
 }
 
-/// The built-in sandbox of `wabridge serve`: the sandbox's defaults, except that every message is read. The
-/// stand-alone sandbox lets a fifth of its users leave messages unread (`statuses.read_probability` 0.8), as
-/// real users do; the built-in one is what a new user tries first (the README's walk-through shows sent,
-/// delivered and read for each message), so it always completes the status sequence.
+/// The built-in sandbox of `wabridge serve`: the sandbox's defaults, except that every message is read and
+/// that its app secret and token are drawn at random at every start. The stand-alone sandbox lets a fifth of
+/// its users leave messages unread (`statuses.read_probability` 0.8), as real users do; the built-in one is
+/// what a new user tries first (the README's walk-through shows sent, delivered and read for each message),
+/// so it always completes the status sequence.
+///
+/// The secret is accepted on `/webhook` alongside the configured ones: the sandbox's published default
+/// (`sandbox-secret`) would let anyone who reaches `/webhook` sign forged webhooks if a production gateway
+/// ever started without its access token (a secret store not mounted, say).
 #[must_use]
 pub fn built_in() -> SandboxConfig {
     let mut config = SandboxConfig::default();
     config.statuses.read_probability = 1.0;
+    config.app_secret = Some(format!("sandbox-{}", uuid::Uuid::new_v4().simple()));
+    config.access_tokens = vec![format!("sandbox-{}", uuid::Uuid::new_v4().simple())];
     config
 }

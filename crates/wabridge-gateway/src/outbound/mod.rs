@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use secrecy::ExposeSecret;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -405,6 +405,59 @@ impl Shared {
             set.insert(number.to_owned());
         } else {
             set.remove(number);
+        }
+    }
+
+    /// Tells the applications that the gateway gave up on a message (Meta refused it for good, its retries
+    /// ran out, or its `ttl` passed before it could go): a `failed` status event of the message, as Meta's
+    /// statuses are, so callbacks, subscribers and `GET /v1/events` all see it. Its `id` is the gateway id (no
+    /// wamid exists) and `wabridge.origin` is `"gateway"`. Without it an application that got a 201 would wait
+    /// for a status forever.
+    pub(crate) async fn report_failed(
+        &self,
+        waba: &str,
+        number: &str,
+        message: &str,
+        recipient: &str,
+        errors: Value,
+    ) {
+        let app_data = match self.store.outbound_callback_data(&[message.to_owned()]).await {
+            Ok(found) => found.into_iter().next().and_then(|(_, data)| data),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a failed message's callback data failed");
+                None
+            }
+        };
+        let secs = crate::store::now_millis() / 1000;
+        let payload = json!({
+            "messaging_product": "whatsapp",
+            "metadata": {"phone_number_id": number},
+            "statuses": [{
+                "id": message,
+                "status": "failed",
+                "timestamp": secs.to_string(),
+                "recipient_id": recipient,
+                "errors": errors,
+                "wabridge": {"message_id": message, "biz_opaque_callback_data": app_data, "origin": "gateway"},
+            }],
+        })
+        .to_string();
+        let item = IntakeBatchItem {
+            raw: NewRawWebhook::accepted(payload.clone().into_bytes(), false),
+            events: vec![NewEvent {
+                dedupe_key: format!("gateway-failed:{message}"),
+                kind: "status".into(),
+                field: "messages".into(),
+                waba_id: waba.to_owned(),
+                phone_number_id: Some(number.to_owned()),
+                contact: Some(recipient.to_owned()),
+                payload,
+            }],
+            inbound: Vec::new(),
+            statuses: Vec::new(),
+        };
+        if let Err(e) = self.intake.submit(item).await {
+            tracing::error!(error = %e, "could not record the failed status event");
         }
     }
 

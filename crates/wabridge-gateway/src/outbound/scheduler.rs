@@ -5,7 +5,7 @@
 //! a new message, an answer, or a lease renewal, whichever comes first.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -43,6 +43,8 @@ enum SendFailure {
     Gone,
     /// Meta (or the transport) answered with an error.
     Cloud(CloudError),
+    /// The stored body no longer reads as a message (stored by another version, say): it never will.
+    Unsendable(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,7 +66,13 @@ pub(super) struct Scheduler {
     ready: VecDeque<String>,
     waiting: BinaryHeap<Reverse<(Instant, String)>>,
     held: usize,
+    /// Of `held`, the messages of recipients waiting for a limit or a time (`Turn::Waiting`): they do not
+    /// count against loading more, so that messages parked for long (templates past the tier, backoffs,
+    /// `send_at`) do not keep later ones to other recipients in the store.
+    parked: usize,
     in_flight: usize,
+    /// The ids of the messages in `in_flight`.
+    in_flight_ids: HashSet<String>,
     in_doubt: Vec<InDoubt>,
     windows: super::pacing::Windows,
     owner: bool,
@@ -72,6 +80,9 @@ pub(super) struct Scheduler {
     lease_until: Option<Instant>,
     more_in_store: bool,
     paused_until: Option<Instant>,
+    /// After a pause for the operator: one send at a time (a probe) until one succeeds, so that a token or
+    /// account still broken costs one refused request per pause, not a whole window.
+    probing: bool,
     alerted: bool,
     done_tx: mpsc::Sender<Done>,
     done_rx: mpsc::Receiver<Done>,
@@ -125,13 +136,16 @@ impl Scheduler {
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
             held: 0,
+            parked: 0,
             in_flight: 0,
+            in_flight_ids: HashSet::new(),
             in_doubt: Vec::new(),
             windows: super::pacing::Windows::default(),
             owner: false,
             lease_until: None,
             more_in_store: true,
             paused_until: None,
+            probing: false,
             alerted: false,
             done_tx,
             done_rx,
@@ -153,6 +167,14 @@ impl Scheduler {
         let mut renew_at = Instant::now();
         let mut poll_at = Instant::now() + poll;
         let mut reconcile_at = Instant::now();
+        let mut prune_at = Instant::now() + PAIR_PRUNE_EVERY;
+        // Sends left `sending` without this scheduler tracking them (a state write that failed after its
+        // commit, an instance that lost the number mid-send) are found again by a scan of the store.
+        let rescan_every = grace.max(Duration::from_secs(1));
+        let mut rescan_at = Instant::now() + rescan_every;
+        // Messages held in memory at most, parked ones included.
+        let max_held = usize::try_from(cfg.load_batch.max(1)).unwrap_or(1000).saturating_mul(10);
+        let half_batch = usize::try_from(cfg.load_batch / 2).unwrap_or(1000);
         loop {
             let now = Instant::now();
             if now >= renew_at {
@@ -166,16 +188,30 @@ impl Scheduler {
                 }
                 if self.more_in_store
                     && !self.loading
-                    && self.held < usize::try_from(cfg.load_batch / 2).unwrap_or(1000)
+                    && self.held - self.parked.min(self.held) < half_batch
+                    && self.held < max_held
                 {
                     self.start_load();
+                }
+                if now >= prune_at {
+                    // Pairs idle at `now` behave as fresh ones: forgetting them bounds the memory to the
+                    // recipients written to lately.
+                    self.limiter.pairs_mut().prune(now);
+                    prune_at = now + PAIR_PRUNE_EVERY;
+                }
+                if now >= rescan_at {
+                    self.rescan_in_doubt(grace).await;
+                    rescan_at = Instant::now() + rescan_every;
                 }
                 if !self.in_doubt.is_empty() && now >= reconcile_at {
                     self.reconcile(grace).await;
                     reconcile_at = Instant::now() + reconcile_every;
                 }
             }
-            let next = if self.owner { self.admit() } else { None };
+            // Only while the lease is certainly this instance's: a long reconciliation can outlast it, and the
+            // next renewal (at the top of the loop) tells whether it still is.
+            let leased = self.lease_until.is_some_and(|until| Instant::now() < until);
+            let next = if self.owner && leased { self.admit() } else { None };
             let mut deadline = renew_at.min(if self.owner { poll_at } else { renew_at });
             if let Some(n) = next {
                 deadline = deadline.min(n);
@@ -192,6 +228,48 @@ impl Scheduler {
                 () = tokio::time::sleep_until(deadline.into()) => {}
             }
         }
+        self.drain_in_flight().await;
+    }
+
+    /// At shutdown: the answers of sends already on their way are recorded (the writers commit them after the
+    /// schedulers stop), so that a restart does not send them again as of unknown outcome. Sends still
+    /// waiting to depart go back to the queue instead (see [`send`]).
+    async fn drain_in_flight(&mut self) {
+        let deadline = tokio::time::Instant::now() + DRAIN_SENDS;
+        while self.in_flight > 0 {
+            tokio::select! {
+                Some(done) = self.done_rx.recv() => self.finish(done).await,
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(number = %self.number, sends = self.in_flight,
+                        "stopping with sends unanswered; they are reconciled at the next start");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Adds the number's `sending` messages older than the grace period that nobody here tracks to the
+    /// messages to reconcile.
+    async fn rescan_in_doubt(&mut self, grace: Duration) {
+        let list = match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading sends of unknown outcome failed");
+                return;
+            }
+        };
+        // Older than the grace period and a minute more: a send this instance just finished may still be
+        // `sending` in the store until its outcome's write commits, and must not be taken for a lost one.
+        let age = grace.saturating_add(RESCAN_MARGIN);
+        let cutoff = now_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+        let known: HashSet<String> = self.in_doubt.iter().map(|d| d.id.clone()).collect();
+        for d in list {
+            if d.sending_since <= cutoff && !known.contains(&d.id) && !self.in_flight_ids.contains(&d.id) {
+                tracing::warn!(number = %self.number, "a send of unknown outcome was untracked; reconciling it");
+                self.in_doubt.push(d);
+            }
+        }
+        self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
     }
 
     /// Whether this instance sends for the number (it holds the lease); the API reads it too.
@@ -216,7 +294,13 @@ impl Scheduler {
                 self.more_in_store = true;
                 self.read_level().await;
                 match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
-                    Ok(list) => {
+                    Ok(mut list) => {
+                        // Their grace counts from now: after a downtime, Meta's retried status webhooks
+                        // still have time to reconcile them before any is sent again.
+                        let now_ms = now_millis();
+                        for d in &mut list {
+                            d.grace_from = d.grace_from.max(now_ms);
+                        }
                         self.shared.metrics.outbound_in_doubt.set(list.len() as u64);
                         self.in_doubt = list;
                     }
@@ -319,6 +403,9 @@ impl Scheduler {
         let r = m.recipient.clone();
         self.queues.entry(r.clone()).or_default().push_back(m);
         self.held += 1;
+        if self.turns.get(&r) == Some(&Turn::Waiting) {
+            self.parked += 1;
+        }
         if !self.turns.contains_key(&r) {
             self.turns.insert(r.clone(), Turn::Ready);
             self.ready.push_back(r);
@@ -326,6 +413,7 @@ impl Scheduler {
     }
 
     fn wait(&mut self, recipient: String, until: Instant) {
+        self.parked += self.queues.get(&recipient).map_or(0, VecDeque::len);
         self.turns.insert(recipient.clone(), Turn::Waiting);
         self.waiting.push(Reverse((until, recipient)));
     }
@@ -338,6 +426,8 @@ impl Scheduler {
                 break;
             }
             if let Some(Reverse((_, r))) = self.waiting.pop() {
+                let queued = self.queues.get(&r).map_or(0, VecDeque::len);
+                self.parked = self.parked.saturating_sub(queued);
                 self.turns.insert(r.clone(), Turn::Ready);
                 self.ready.push_back(r);
             }
@@ -361,7 +451,7 @@ impl Scheduler {
         let level = u64::from(self.limiter.numbers().level(&self.number));
         let lagging =
             usize::try_from((level * self.shared.config.departure_lag_ms).div_ceil(1000)).unwrap_or(0);
-        let window = self.shared.config.in_flight.max(1) + lagging;
+        let window = if self.probing { 1 } else { self.shared.config.in_flight.max(1) + lagging };
         while self.in_flight < window {
             if let Err(wait) = self.limiter.numbers().peek(&self.number, now) {
                 return earliest(now + wait);
@@ -379,6 +469,10 @@ impl Scheduler {
                 self.shared.metrics.outbound_expired.inc();
                 self.shared.backlog_dec(self.number.as_str());
                 self.shared.completions.finish(&head.id, super::Completion::Expired);
+                // 410: the On-Premises code of an expired message (the Cloud API has none: Meta never saw it).
+                self.report_failed(&head, json!([{"code": 410, "title": "Message expired",
+                    "message": "Message expired", "error_data": {"details":
+                    "its ttl passed before the gateway could send it (outbound.max_backlog_per_number, rate limits)"}}]));
                 let writer = self.shared.writer.clone();
                 tokio::spawn(async move { writer.apply_later(OutboundOp::Expire { id: head.id }).await });
                 continue;
@@ -409,6 +503,7 @@ impl Scheduler {
             self.pop_head(&r);
             self.turns.insert(r.clone(), Turn::InFlight);
             self.in_flight += 1;
+            self.in_flight_ids.insert(head.id.clone());
             self.dispatch(head);
         }
         self.waiting.peek().map(|Reverse((at, _))| *at)
@@ -448,6 +543,7 @@ impl Scheduler {
     async fn finish(&mut self, done: Done) {
         self.in_flight = self.in_flight.saturating_sub(1);
         let Done { mut message, outcome } = done;
+        self.in_flight_ids.remove(&message.id);
         let r = message.recipient.clone();
         let metrics = self.shared.metrics.clone();
         let writer = self.shared.writer.clone();
@@ -458,6 +554,7 @@ impl Scheduler {
                 self.shared.backlog_dec(self.number.as_str());
                 self.shared.completions.finish(&message.id, super::Completion::Sent(wamid.clone()));
                 writer.apply_later(OutboundOp::Sent { id: message.id, wamid }).await;
+                self.probing = false;
                 if self.alerted {
                     self.alerted = false;
                     tracing::info!(number = %self.number, "sending works again");
@@ -466,6 +563,13 @@ impl Scheduler {
             Err(SendFailure::NotStarted) => {
                 message.not_before = Some(now_millis() + 1000);
                 self.requeue_front(message);
+            }
+            Err(SendFailure::Unsendable(why)) => {
+                let error = json!([{"code": 0, "title": "Stored message does not parse",
+                    "message": "Stored message does not parse", "error_data": {"details": why}}]);
+                self.fail(message, error.to_string()).await;
+                self.after_removal(&r);
+                return;
             }
             Err(SendFailure::Gone) => {
                 // Cancelled (which took it off the backlog), or taken by another instance that held the number
@@ -481,7 +585,8 @@ impl Scheduler {
                 // sent again, flagged, after the grace period).
                 if e.outcome_unknown() {
                     tracing::warn!(number = %self.number, error = %e, "send outcome unknown; reconciling");
-                    self.in_doubt.push(InDoubt { id: message.id, sending_since: now_millis() });
+                    let since = now_millis();
+                    self.in_doubt.push(InDoubt { id: message.id, sending_since: since, grace_from: since });
                     metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
                     self.after_removal(&r);
                     return;
@@ -492,7 +597,10 @@ impl Scheduler {
                     self.shared.pacing.pause(&self.waba, now + c.delay.unwrap_or(Duration::from_secs(300)));
                 }
                 if c.needs_operator {
-                    let pause = Duration::from_millis(self.shared.config.operator_pause_ms);
+                    // 131048 (spam rate limit) asks for an hour; a broken token, the configured pause.
+                    let pause = Duration::from_millis(self.shared.config.operator_pause_ms)
+                        .max(c.delay.unwrap_or_default());
+                    self.probing = true;
                     if self.paused_until.is_none() {
                         metrics.outbound_paused_numbers.inc();
                         self.shared.set_paused(self.number.as_str(), true);
@@ -573,7 +681,17 @@ impl Scheduler {
         self.shared.metrics.outbound_failed.inc();
         self.shared.backlog_dec(self.number.as_str());
         self.shared.completions.finish(&message.id, super::Completion::Failed(error.clone()));
-        self.shared.writer.apply_later(OutboundOp::Fail { id: message.id, error }).await;
+        let errors = serde_json::from_str(&error).unwrap_or_default();
+        self.shared.writer.apply_later(OutboundOp::Fail { id: message.id.clone(), error }).await;
+        self.report_failed(&message, errors);
+    }
+
+    /// The `failed` status event of a message the gateway gave up on, written in a task of its own.
+    fn report_failed(&self, message: &QueuedMessage, errors: serde_json::Value) {
+        let shared = self.shared.clone();
+        let (waba, number) = (self.waba.clone(), self.number.as_str().to_owned());
+        let (id, recipient) = (message.id.clone(), message.recipient.clone());
+        tokio::spawn(async move { shared.report_failed(&waba, &number, &id, &recipient, errors).await });
     }
 
     /// Sends of unknown outcome: matched to their statuses by callback data (the gateway id), or sent again
@@ -601,7 +719,7 @@ impl Scheduler {
                 }
                 self.shared.metrics.outbound_reconciled.inc();
                 self.shared.backlog_dec(self.number.as_str());
-            } else if now_ms - d.sending_since >= grace_ms {
+            } else if now_ms - d.grace_from >= grace_ms {
                 // Held by no scheduler once back in the queue, so that this one (or the instance holding
                 // the number by then) loads it again.
                 if self.shared.writer.apply(OutboundOp::Resend { id: d.id.clone() }).await.is_err() {
@@ -618,6 +736,15 @@ impl Scheduler {
         self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
     }
 }
+
+/// How much older than the grace period a `sending` message must be for a rescan to take it as untracked.
+const RESCAN_MARGIN: Duration = Duration::from_secs(60);
+
+/// How long a stopping scheduler waits for the answers of its sends in flight.
+const DRAIN_SENDS: Duration = Duration::from_secs(10);
+
+/// How often the pair limiter forgets idle pairs.
+const PAIR_PRUNE_EVERY: Duration = Duration::from_secs(30);
 
 /// How long a read of a number's throughput level may take (it runs in the scheduler's loop, which also
 /// renews the number's lease).
@@ -639,8 +766,8 @@ async fn send(
     let mut request: OutboundMessage = match serde_json::from_str(&message.body) {
         Ok(m) => m,
         Err(e) => {
-            tracing::error!(error = %e, "stored message body does not parse");
-            return Err(SendFailure::NotStarted);
+            tracing::error!(error = %e, "stored message body does not parse; the message fails");
+            return Err(SendFailure::Unsendable(e.to_string()));
         }
     };
     request.biz_opaque_callback_data = Some(message.id.clone());
@@ -654,12 +781,26 @@ async fn send(
     // apart would leave together when their commit lands. Leaving at admission + a fixed lag keeps the
     // admitted spacing (per number, per recipient, per WABA); a commit slower than the lag is still spaced
     // from the number's previous request.
-    tokio::time::sleep_until(depart_at).await;
-    if let Some(at) = shared.departure(number.as_str(), spacing) {
-        tokio::time::sleep_until(at).await;
-    }
-    while let Err(wait) = shared.leave(number.as_str(), spacing) {
-        tokio::time::sleep(wait).await;
+    let depart = async {
+        tokio::time::sleep_until(depart_at).await;
+        if let Some(at) = shared.departure(number.as_str(), spacing) {
+            tokio::time::sleep_until(at).await;
+        }
+        while let Err(wait) = shared.leave(number.as_str(), spacing) {
+            tokio::time::sleep(wait).await;
+        }
+    };
+    tokio::select! {
+        biased;
+        () = shared.cancel.cancelled() => {
+            // Stopping before it left: back to the queue (durably), not `sending` of unknown outcome.
+            let back = OutboundOp::Requeue { id: message.id.clone(), not_before: None, error: None };
+            if shared.writer.apply(back).await.is_err() {
+                tracing::warn!("a send stopped before it left stays `sending`; reconciled at the next start");
+            }
+            return Err(SendFailure::NotStarted);
+        }
+        () = depart => {}
     }
     let started = Instant::now();
     let result = client.send_message(number, &request).await;

@@ -252,6 +252,10 @@ impl Store {
 /// Default for the rows a prune deletes per transaction.
 const PRUNE_CHUNK: i64 = 2_000;
 
+/// The setting that holds the highest seq retention has deleted (or is deleting: it is raised before each
+/// chunk's delete), so that a reader can tell it may have missed pruned events.
+pub const PRUNED_THROUGH: &str = "retention.pruned_through";
+
 /// The rank of a Meta message status, as SQL over the column `$col`: moving an outbound message to a status
 /// requires a rank above its state's ([`state_rank!`]). `played` ranks with `read`; `failed` is terminal and
 /// beats every other; `deleted`, `payment`, `warning` and unknown statuses rank 0 and never move anything.

@@ -295,6 +295,20 @@ impl PgStore {
         // cursor moves past what each chunk looked at, so events kept by a delivery are read once per pass.
         let mut cursor = 0_i64;
         loop {
+            // The chunk's last candidate, noted before the delete: a reader must never see the gap before the
+            // mark that tells of it.
+            let chunk_end: Option<i64> = sqlx::query_scalar(
+                "SELECT max(seq) FROM (SELECT seq FROM events WHERE seq > $3 AND seq <= $1 AND created_at < $2 \
+                 ORDER BY seq LIMIT $4) AS c",
+            )
+            .bind(keep_after_seq)
+            .bind(cutoff)
+            .bind(cursor)
+            .bind(PRUNE_CHUNK)
+            .fetch_one(&self.pool)
+            .await?;
+            let Some(chunk_end) = chunk_end else { break };
+            super::settings::raise_pg(&self.pool, super::PRUNED_THROUGH, chunk_end).await?;
             // The timeline rows of status events go with them (migration 0006).
             let (deleted, last, through): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
                 "WITH candidates AS (SELECT seq FROM events WHERE seq > $4 AND seq <= $1 AND created_at < $2 \
@@ -304,7 +318,7 @@ impl PgStore {
                  timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
                  SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM candidates), (SELECT max(seq) FROM gone)",
             )
-            .bind(keep_after_seq)
+            .bind(chunk_end)
             .bind(cutoff)
             .bind(PRUNE_CHUNK)
             .bind(cursor)

@@ -22,6 +22,15 @@ impl Store {
         })
     }
 
+    /// Raises the integer setting `name` to `value` (it never goes down, whoever writes it: retention passes
+    /// of several instances may overlap).
+    pub async fn raise_api_setting(&self, name: &str, value: i64) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => raise_sqlite(&s.writer, name, value).await,
+            Self::Postgres(s) => raise_pg(&s.pool, name, value).await,
+        }
+    }
+
     /// Stores `value` (JSON) as setting `name`, replacing what was there.
     pub async fn set_api_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         let now = now_millis();
@@ -64,4 +73,38 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// [`Store::raise_api_setting`] on SQLite.
+pub(super) async fn raise_sqlite(
+    writer: &sqlx::SqlitePool,
+    name: &str,
+    value: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_settings (name, value, updated_at) VALUES (?1, CAST(?2 AS TEXT), ?3) \
+         ON CONFLICT (name) DO UPDATE SET value = CAST(max(CAST(api_settings.value AS INTEGER), \
+         CAST(excluded.value AS INTEGER)) AS TEXT), updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(now_millis())
+    .execute(writer)
+    .await?;
+    Ok(())
+}
+
+/// [`Store::raise_api_setting`] on PostgreSQL.
+pub(super) async fn raise_pg(pool: &sqlx::PgPool, name: &str, value: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO api_settings (name, value, updated_at) VALUES ($1, $2::text, $3) \
+         ON CONFLICT (name) DO UPDATE SET value = GREATEST(api_settings.value::bigint, \
+         excluded.value::bigint)::text, updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(now_millis())
+    .execute(pool)
+    .await?;
+    Ok(())
 }

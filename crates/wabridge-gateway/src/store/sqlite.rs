@@ -376,6 +376,8 @@ impl SqliteStore {
             let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
                 break;
             };
+            // Noted before the delete: a reader must never see the gap before the mark that tells of it.
+            super::settings::raise_sqlite(&self.writer, super::PRUNED_THROUGH, last).await?;
             let done = sqlx::query(
                 "DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3 \
                  AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq)",

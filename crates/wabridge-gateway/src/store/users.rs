@@ -73,6 +73,35 @@ impl Store {
         Ok(())
     }
 
+    /// Creates user `name` with `hash` unless it exists; whether it was created (two instances starting at
+    /// once on a new database: only one generated password is stored, and only that one is printed).
+    pub async fn insert_admin_password_hash(&self, name: &str, hash: &str) -> Result<bool, StoreError> {
+        let now = now_millis();
+        let done = match self {
+            Self::Sqlite(s) => sqlx::query(
+                "INSERT INTO admin_users (name, password_hash, created_at, updated_at) VALUES (?1, ?2, ?3, ?3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(hash)
+            .bind(now)
+            .execute(&s.writer)
+            .await?
+            .rows_affected(),
+            Self::Postgres(s) => sqlx::query(
+                "INSERT INTO admin_users (name, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+                 ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(hash)
+            .bind(now)
+            .execute(&s.pool)
+            .await?
+            .rows_affected(),
+        };
+        Ok(done == 1)
+    }
+
     /// Stores a login session of `user` by the token's hash.
     pub async fn insert_session(
         &self,

@@ -5,7 +5,11 @@ use serde_json::{Value, json};
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{ADMIN_PASSWORD, Pair, config, sandbox_config};
 
-each_backend!(login_keys_scopes_and_revocation, a_renamed_admin_logs_in_under_the_new_name_only);
+each_backend!(
+    login_keys_scopes_and_revocation,
+    a_renamed_admin_logs_in_under_the_new_name_only,
+    the_first_login_changes_a_generated_password
+);
 
 async fn status(req: reqwest::RequestBuilder) -> (u16, Value) {
     let resp = req.send().await.unwrap();
@@ -135,5 +139,49 @@ async fn a_renamed_admin_logs_in_under_the_new_name_only(db: TestDb) {
     let gw = crate::support::gateway::start(renamed).await;
     assert_eq!(keys(gw.url(), kept).await, 401);
     assert!(token(gw.url(), "ops", "a-new-password").await.len() > 10);
+    gw.shutdown().await.unwrap();
+}
+
+/// The On-Premises first login: `{"new_password"}` with the Basic credentials changes the password (checked
+/// against the On-Premises rule) and ends the other sessions; with `admin.password` configured it is refused.
+async fn the_first_login_changes_a_generated_password(db: TestDb) {
+    use secrecy::ExposeSecret as _;
+    let http = reqwest::Client::new();
+    let mut cfg = config(&db);
+    cfg.admin.password = None;
+    let gw = crate::support::gateway::start(cfg).await;
+    let url = gw.url();
+    let generated = gw.take_generated_admin_password().expect("a password is generated on the first start");
+    let generated = generated.expose_secret().to_owned();
+    let login = |password: &str, body: Option<Value>| {
+        let req = http.post(format!("{url}/v1/users/login")).basic_auth("admin", Some(password));
+        status(match body {
+            Some(b) => req.json(&b),
+            None => req,
+        })
+    };
+    let (code, before) = login(&generated, None).await;
+    assert_eq!(code, 200, "{before}");
+    let before = before["users"][0]["token"].as_str().unwrap().to_owned();
+    // A password outside the rule: 1009, nothing changed.
+    let (code, body) = login(&generated, Some(json!({"new_password": "short"}))).await;
+    assert_eq!((code, body["errors"][0]["code"].clone()), (400, json!(1009)), "{body}");
+    // Wrong current password: 401 even with a good new one.
+    assert_eq!(login("wrong", Some(json!({"new_password": "Better-Pass-1"}))).await.0, 401);
+    let (code, body) = login(&generated, Some(json!({"new_password": "Better-Pass-1"}))).await;
+    assert_eq!(code, 200, "{body}");
+    let after = body["users"][0]["token"].as_str().unwrap().to_owned();
+    assert_eq!(login(&generated, None).await.0, 401, "the old password no longer works");
+    assert_eq!(login("Better-Pass-1", None).await.0, 200);
+    let keys = |token: String| status(http.get(format!("{url}/v1/keys")).bearer_auth(token));
+    assert_eq!(keys(before).await.0, 401, "sessions opened before the change end");
+    assert_eq!(keys(after).await.0, 200);
+    gw.shutdown().await.unwrap();
+    // With the password in the configuration, the configuration decides.
+    let gw = crate::support::gateway::start(config(&db)).await;
+    let req = http.post(format!("{}/v1/users/login", gw.url())).basic_auth("admin", Some(ADMIN_PASSWORD));
+    let (code, body) = status(req.json(&json!({"new_password": "Better-Pass-2"}))).await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body["errors"][0]["details"].as_str().unwrap().contains("admin.password"), "{body}");
     gw.shutdown().await.unwrap();
 }

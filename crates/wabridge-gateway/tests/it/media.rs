@@ -75,6 +75,18 @@ async fn v1_media_round_trip(db: TestDb) {
     big.resize(4 * 1024 * 1024, 0);
     let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(big);
     assert_eq!(resp.send().await.unwrap().status(), 201);
+    // A JSON route takes `http.max_json_body_bytes` (1 MiB), not the media limit: 413 in the /v1 shape.
+    let text = "a".repeat(2 * 1024 * 1024);
+    let big_json = json!({"to": "16315551234", "type": "text", "text": {"body": text}}).to_string();
+    let resp = pair.http.post(format!("{}/v1/messages", pair.url)).bearer_auth(&pair.key);
+    let resp = resp.header("content-type", "application/json").body(big_json).send().await.unwrap();
+    assert_eq!(resp.status(), 413);
+    assert!(resp.json::<Value>().await.unwrap()["errors"][0]["code"].is_number());
+    // Not a media id (Meta's are numbers): refused without a call to Meta, which would delete whatever
+    // object the id names.
+    let del =
+        pair.http.delete(format!("{}/v1/media/abc-1", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert_eq!(del.status(), 404);
     pair.stop().await;
 }
 
@@ -119,6 +131,9 @@ async fn cloud_media_routes_through_the_sdk(db: TestDb) {
     client.delete_media(&id).await.unwrap();
     let e = client.media_info(&MediaId::new(id.as_str())).await.unwrap_err();
     assert!(e.code().is_some(), "{e}");
+    // Only media ids are looked up at Meta through these routes, not other Graph objects.
+    let e = client.media_info(&MediaId::new("WABA-1")).await.unwrap_err();
+    assert_eq!(e.code(), Some(100), "{e}");
     // An upload of a type Meta does not take, sent raw to the Cloud-compatible route (the SDK itself would
     // refuse it): a Graph error 131053 with HTTP 400, not "retry later".
     let form = reqwest::multipart::Form::new()

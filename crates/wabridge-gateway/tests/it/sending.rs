@@ -236,8 +236,28 @@ async fn scheduled_cancelled_expired_and_full_backlog(db: TestDb) {
     let mut otp = template(NUMBER, "16315550303");
     otp["ttl"] = json!(1);
     let (_, r) = pair.send(&otp).await;
-    let m = pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["expired"], WAIT).await;
+    let otp_id = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    let m = pair.wait_state(&otp_id, &["expired"], WAIT).await;
     assert!(m["wamid"].is_null());
+    // The application hears of it as of any failure: a `failed` status event of its message (code 410).
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let page: Value = pair.get_json("/v1/events?kind=status").await;
+        let found =
+            page["events"].as_array().unwrap().iter().map(|e| &e["payload"]["statuses"][0]).find(|s| {
+                s["id"] == otp_id.as_str() && s["status"] == "failed" && s["wabridge"]["origin"] == "gateway"
+            });
+        if let Some(s) = found {
+            assert_eq!(
+                (&s["errors"][0]["code"], &s["recipient_id"]),
+                (&json!(410), &json!("16315550303")),
+                "{s}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no failed status event: {page}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pair.sandbox.control().set_fault(None);
     // A full backlog answers 1016 at once.
     for i in 0..3 {

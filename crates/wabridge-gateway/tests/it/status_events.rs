@@ -120,6 +120,16 @@ async fn application_callback_data_comes_back_in_status_events(db: TestDb) {
         .collect();
     assert_eq!(mine.len(), 3);
     assert!(mine.iter().all(|s| s["wabridge"]["biz_opaque_callback_data"] == "order-42"), "{mine:?}");
+    // In the On-Premises shape, as that API sent them: the id `POST /v1/messages` answered, Meta's wamid
+    // beside it, `"type":"message"`, and the application's own callback data.
+    for s in &mine {
+        assert_eq!(
+            (&s["id"], &s["wamid"], &s["type"]),
+            (&json!(ours), &json!(wamid), &json!("message")),
+            "{s}"
+        );
+        assert_eq!(s["biz_opaque_callback_data"], "order-42", "{s}");
+    }
     pair.stop().await;
 }
 

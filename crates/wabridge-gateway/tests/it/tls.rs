@@ -8,7 +8,7 @@ use wabridge_gateway::config::TlsConfig;
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::gateway;
 
-each_backend!(webhooks_over_https, receiver_over_wss);
+each_backend!(webhooks_over_https, receiver_over_wss, a_client_trickling_its_body_is_cut_off);
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls")).join(name)
@@ -130,13 +130,17 @@ async fn a_client_trickling_its_headers_is_disconnected() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = tokio_util::sync::CancellationToken::new();
-    let server = tokio::spawn(wabridge_gateway::tls::serve_with(
+    let limits = wabridge_gateway::tls::Limits {
+        header_read_timeout: Duration::from_millis(300),
+        ..wabridge_gateway::tls::Limits::default()
+    };
+    let server = tokio::spawn(wabridge_gateway::tls::serve(
         listener,
         router,
         None,
         shutdown.clone(),
         Duration::from_secs(5),
-        Duration::from_millis(300),
+        limits,
     ));
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -159,4 +163,68 @@ async fn a_client_trickling_its_headers_is_disconnected() {
 
     shutdown.cancel();
     server.await.unwrap().unwrap();
+}
+
+/// Past `max_connections`, a new connection waits (unanswered) until one closes, then is served.
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_slot() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let limits =
+        wabridge_gateway::tls::Limits { max_connections: 1, ..wabridge_gateway::tls::Limits::default() };
+    let server = tokio::spawn(wabridge_gateway::tls::serve(
+        listener,
+        router,
+        None,
+        shutdown.clone(),
+        Duration::from_secs(5),
+        limits,
+    ));
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    // The first connection takes the only slot (and keeps it while open).
+    let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
+    first.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 256];
+    let n = first.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // The second is accepted by the kernel but not served while the first is open.
+    let mut second = tokio::net::TcpStream::connect(addr).await.unwrap();
+    second.write_all(get).await.unwrap();
+    let waited = tokio::time::timeout(Duration::from_millis(300), second.read(&mut buf)).await;
+    assert!(waited.is_err(), "served past the limit");
+    drop(first);
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), second.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    shutdown.cancel();
+    server.await.unwrap().unwrap();
+}
+
+/// A webhook whose body trickles (headers promptly, then part of the body and nothing) is cut off at
+/// `http.body_read_timeout_secs`, and the gateway answers others meanwhile.
+async fn a_client_trickling_its_body_is_cut_off(db: TestDb) {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut config = gateway::config(&db);
+    config.http.body_read_timeout_secs = 1;
+    let gw = gateway::start(config).await;
+    let addr = gw.url().trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"object\"")
+        .await
+        .unwrap();
+    let health = reqwest::get(format!("{}/v1/health", gw.url())).await.unwrap();
+    assert_eq!(health.status(), 200);
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), slow.read_to_end(&mut answer)).await;
+    assert!(closed.is_ok(), "the connection stayed open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer}");
+    gw.shutdown().await.unwrap();
 }

@@ -63,6 +63,17 @@ async fn settings_persist_and_apply(db: TestDb) {
     let (code, r) = call(&pair, reqwest::Method::GET, "/v1/settings/application", None).await;
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["settings"]["application"]["sent_status"], true);
+    // Inbound media of every kind is fetched, and the defaults say so.
+    assert_eq!(
+        r["settings"]["application"]["media"]["auto_download"].as_array().map(Vec::len),
+        Some(6),
+        "{r}"
+    );
+    // `wa_id` is shown for a gateway of one number (this one serves two), and is never set through a PATCH.
+    assert!(r["settings"]["application"].get("wa_id").is_none(), "{r}");
+    let (code, _) =
+        call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(json!({"wa_id": "1"}))).await;
+    assert_eq!(code, 400);
     let patch = json!({"sent_status": false, "callback_backoff_delay_ms": 5000,
                        "webhooks": {"url": "http://127.0.0.1:9/hook", "max_concurrent_requests": 12}});
     let (code, r) = call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(patch)).await;
@@ -82,6 +93,7 @@ async fn settings_persist_and_apply(db: TestDb) {
     );
     let stored = pair.gateway.state().store.callback("application").await.unwrap().unwrap();
     assert_eq!(stored.max_concurrent, 24);
+    assert_eq!(stored.kinds, ["message", "status", "payment", "error"], "what the On-Premises API sent");
     // Deleted as a callback, then the same URL set again: the callback is back.
     assert_eq!(call(&pair, reqwest::Method::DELETE, "/v1/callbacks/application", None).await.0, 200);
     assert_eq!(call(&pair, reqwest::Method::PATCH, "/v1/settings/application", Some(more)).await.0, 200);
@@ -141,6 +153,17 @@ async fn profile_and_account_reach_the_cloud_api(db: TestDb) {
     let (code, r) = call(&pair, reqwest::Method::GET, &path, None).await;
     assert_eq!(code, 200, "{r}");
     assert_eq!(r["settings"]["business"]["profile"]["address"], "1 Main St", "{r}");
+    // The On-Premises `about` node: the profile's `about`, in its own shape.
+    let about = format!("/v1/settings/profile/about?phone_number_id={}", crate::support::sending::NUMBER);
+    let (code, r) =
+        call(&pair, reqwest::Method::PATCH, &about, Some(json!({"text": "Closed on Sundays"}))).await;
+    assert_eq!(code, 200, "{r}");
+    let (code, r) = call(&pair, reqwest::Method::GET, &about, None).await;
+    assert_eq!((code, &r["settings"]["profile"]["about"]["text"]), (200, &json!("Closed on Sundays")), "{r}");
+    let (code, r) = call(&pair, reqwest::Method::GET, &path, None).await;
+    assert_eq!((code, &r["settings"]["business"]["profile"]["address"]), (200, &json!("1 Main St")), "{r}");
+    let long = json!({"text": "x".repeat(140)});
+    assert_eq!(call(&pair, reqwest::Method::PATCH, &about, Some(long)).await.0, 400);
     // Several numbers are configured: the number must be named.
     let (code, r) = call(&pair, reqwest::Method::GET, "/v1/settings/business/profile", None).await;
     assert_eq!((code, r["errors"][0]["code"].as_u64()), (400, Some(1008)), "{r}");

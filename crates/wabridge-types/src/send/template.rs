@@ -201,12 +201,24 @@ pub struct Component {
     /// Buttons only: the button's position, 0 to 9.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index: Option<ButtonIndex>,
-    /// The values of the component's variables.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The values of the component's variables. Read from a list, or from a single object, as requests of
+    /// Meta's own example collection send it (`"parameters": {"type":"text",…}`); always written as a list.
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Vec<Parameter>>,
     /// Members this crate does not know, kept as sent.
     #[serde(flatten)]
     pub extra: JsonMap,
+}
+
+/// `parameters` as a list or as one object (read through `Value`, so a bad parameter keeps serde's own
+/// precise error).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Parameter>>, D::Error> {
+    use serde::de::Error as _;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(list @ Value::Array(_)) => serde_json::from_value(list).map(Some).map_err(D::Error::custom),
+        Some(one) => serde_json::from_value(one).map(|p| Some(vec![p])).map_err(D::Error::custom),
+    }
 }
 
 impl Component {

@@ -223,6 +223,23 @@ fn parse_errors_name_the_member() {
     assert!(err.to_string().contains("buttons"), "{err}");
 }
 
+/// `parameters` as one object (as requests of Meta's own example collection send it) reads as a list of one
+/// and is written as a list; a bad parameter still names what is wrong.
+#[test]
+fn a_single_parameter_object_reads_as_a_list() {
+    let one = json!({"to": "1", "type": "template", "template": {"name": "t", "language": {"code": "en"},
+        "components": [{"type": "body", "parameters": {"type": "text", "text": "Ada"}}]}});
+    let m: OutboundMessage = serde_json::from_value(one).unwrap();
+    assert_eq!(
+        body_of(&m)["template"]["components"][0]["parameters"],
+        json!([{"type": "text", "text": "Ada"}])
+    );
+    let bad = json!({"to": "1", "type": "template", "template": {"name": "t", "language": {"code": "en"},
+        "components": [{"type": "body", "parameters": [{"type": "text"}]}]}});
+    let err = serde_json::from_value::<OutboundMessage>(bad).unwrap_err().to_string();
+    assert!(err.contains("text"), "{err}");
+}
+
 const TO: &str = "16505551234";
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QUNCNjQ2RTFCMzUzNkZDNTMA";
 

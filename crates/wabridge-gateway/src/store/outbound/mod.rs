@@ -93,6 +93,10 @@ pub struct InDoubt {
     pub id: String,
     /// When it went to Meta (Unix ms).
     pub sending_since: i64,
+    /// From when its grace period counts (Unix ms): `sending_since` as read from the store; a scheduler
+    /// that takes the number over counts from then, so that statuses Meta retries after a downtime can
+    /// still reconcile it before it is sent again.
+    pub grace_from: i64,
 }
 
 /// Everything `GET /v1/messages/{id}` shows.

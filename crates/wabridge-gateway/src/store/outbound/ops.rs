@@ -160,6 +160,11 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError
         postgres::apply_statuses(&mut tx, &wamids, now).await?;
     }
     tx.commit().await?;
-    postgres::apply_statuses_after_intake(s, &wamids).await?;
+    // Committed: the answer must say so (a scheduler told "failed" would try its sends again and find them
+    // no longer queued). If this second step fails, a message whose status raced its wamid keeps its older
+    // state until its next status moves it on (logged).
+    if let Err(e) = postgres::apply_statuses_after_intake(s, &wamids).await {
+        tracing::warn!(error = %e, "applying statuses that arrived before their wamid failed");
+    }
     Ok(changed)
 }

@@ -24,6 +24,17 @@ fn timeline_sql([low, high, wamid]: [&str; 3]) -> String {
 const DETAIL_COLUMNS: &str = "id, phone_number_id, recipient, wamid, state, kind, callback_data, created_at, \
      updated_at, not_before, expires_at, attempts, last_error, possibly_duplicated, reconciled";
 
+fn in_doubt_row<R>(row: &R) -> Result<InDoubt, sqlx::Error>
+where
+    R: Row,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    let since: i64 = row.try_get("since")?;
+    Ok(InDoubt { id: row.try_get("id")?, sending_since: since, grace_from: since })
+}
+
 impl Store {
     /// Messages of `number` in `sending`: their outcome is unknown unless this instance is sending them.
     pub async fn outbound_in_doubt(&self, number: &str) -> Result<Vec<InDoubt>, StoreError> {
@@ -36,7 +47,7 @@ impl Store {
             .fetch_all(&s.readers)
             .await?
             .iter()
-            .map(|row| Ok(InDoubt { id: row.try_get("id")?, sending_since: row.try_get("since")? }))
+            .map(in_doubt_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?,
             Self::Postgres(s) => sqlx::query(
                 "SELECT id, coalesce(sending_since, updated_at) AS since FROM outbound_messages \
@@ -46,7 +57,7 @@ impl Store {
             .fetch_all(&s.pool)
             .await?
             .iter()
-            .map(|row| Ok(InDoubt { id: row.try_get("id")?, sending_since: row.try_get("since")? }))
+            .map(in_doubt_row)
             .collect::<Result<Vec<_>, sqlx::Error>>()?,
         };
         Ok(rows)
@@ -81,10 +92,12 @@ impl Store {
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
             }
             Self::Postgres(s) => {
+                // `json`, not `jsonb`: jsonb refuses a `\u0000` anywhere in a payload, which one stored event
+                // would turn into a failure of every lookup over its time range.
                 sqlx::query(
-                    "SELECT DISTINCT payload::jsonb #>> '{statuses,0,biz_opaque_callback_data}' AS cb, \
-                     payload::jsonb #>> '{statuses,0,id}' AS wamid FROM events WHERE kind = 'status' \
-                     AND created_at >= $1 AND payload::jsonb #>> '{statuses,0,biz_opaque_callback_data}' = ANY($2)",
+                    "SELECT DISTINCT payload::json #>> '{statuses,0,biz_opaque_callback_data}' AS cb, \
+                     payload::json #>> '{statuses,0,id}' AS wamid FROM events WHERE kind = 'status' \
+                     AND created_at >= $1 AND payload::json #>> '{statuses,0,biz_opaque_callback_data}' = ANY($2)",
                 )
                 .bind(since)
                 .bind(ids)
