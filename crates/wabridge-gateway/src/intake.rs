@@ -315,18 +315,23 @@ fn new_event(event: WebhookEvent) -> NewEvent {
 }
 
 /// `text` with every double-quoted part replaced by `"…"`: a parse error's shape and position without the
-/// values it quotes.
+/// values it quotes. A quote escaped inside a quoted part (`\"`) does not end it.
 fn without_quoted_values(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut parts = text.split('"');
-    if let Some(first) = parts.next() {
-        out.push_str(first);
-    }
-    for (i, part) in parts.enumerate() {
-        if i % 2 == 0 {
-            out.push_str("\"…\"");
-        } else {
-            out.push_str(part);
+    let mut chars = text.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (false, '"') => {
+                quoted = true;
+                out.push_str("\"…\"");
+            }
+            (false, c) => out.push(c),
+            (true, '\\') => {
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, _) => {}
         }
     }
     out
@@ -342,5 +347,10 @@ mod tests {
             r#"invalid type: string "…", expected u64 at line 1 column 80"#
         );
         assert_eq!(super::without_quoted_values("missing field `entry`"), "missing field `entry`");
+        let escaped = r#"invalid type: string "say \"hi\" to +1 631 555 1234", expected u64 at line 2"#;
+        assert_eq!(
+            super::without_quoted_values(escaped),
+            r#"invalid type: string "…", expected u64 at line 2"#
+        );
     }
 }

@@ -110,6 +110,19 @@ impl Default for Limits {
     }
 }
 
+/// A connection's place among `max_connections`, released when the last holder drops it: the connection's
+/// task, and for a WebSocket subscriber the upgraded socket's task (see `events::ws`).
+#[derive(Clone)]
+pub struct ConnectionSlot {
+    _permit: Arc<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl std::fmt::Debug for ConnectionSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionSlot")
+    }
+}
+
 /// Serves `router` on `listener` until `shutdown` fires, then lets connections in flight finish (at
 /// most `drain` long). With an acceptor, every connection is TLS. Every connection is HTTP/1.1 with
 /// upgrades (WebSocket subscribers connect through the same listener), within `limits`.
@@ -157,7 +170,17 @@ pub async fn serve(
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "TCP_NODELAY could not be set");
         }
-        let service = TowerToHyperService::new(router.clone());
+        // Every request carries the connection's slot: a WebSocket upgrade keeps it for as long as the
+        // subscriber stays (hyper is done with an upgraded connection; the socket lives on in its task).
+        let slot = ConnectionSlot { _permit: Arc::new(slot) };
+        let tagged = slot.clone();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(tagged.clone());
+                request
+            },
+        ));
         let shutdown = shutdown.clone();
         let http = http.clone();
         match &acceptor {
@@ -197,14 +220,17 @@ pub async fn serve(
 }
 
 /// One connection until it ends, or until shutdown lets its request in flight finish.
-async fn serve_connection<I>(
+async fn serve_connection<I, S>(
     http: http1::Builder,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: S,
     shutdown: CancellationToken,
     peer: std::net::SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = axum::body::Body> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let conn = http.serve_connection(io, service).with_upgrades();
     let mut conn = std::pin::pin!(conn);

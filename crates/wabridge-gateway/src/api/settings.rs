@@ -32,7 +32,7 @@ async fn current(state: &AppState) -> Result<Value, ApiError> {
 
 /// The settings document as answered: with `wa_id`, the business number's WhatsApp id (the digits of its
 /// display number), when exactly one number is configured — as an On-Premises deployment served one number.
-/// Computed, never stored: a PATCH naming it is refused like any unknown member.
+/// Computed, never stored: a PATCH naming it (a document read with GET and sent back) leaves it out.
 fn answer(state: &AppState, mut doc: Value) -> Json<Value> {
     if let [only] = state.config.numbers.as_slice()
         && let Some(display) = &only.display_phone_number
@@ -67,8 +67,12 @@ pub async fn patch_application(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
-    let patch: Value =
+    let mut patch: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))?;
+    // `wa_id` is answered but not a setting: a document read with GET and sent back is taken without it.
+    if let Some(map) = patch.as_object_mut() {
+        map.remove("wa_id");
+    }
     let _one = CHANGES.lock().await;
     let mut doc = current(&state).await?;
     let old_url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -221,16 +225,36 @@ pub(crate) fn cloud_error(e: &wabridge_cloud::CloudError) -> ApiError {
     ApiError { status, code: 1000, title: "Generic error", details }
 }
 
+/// The business profile of the number a request names (or the only one), read through the Cloud API.
+async fn read_profile(
+    state: &AppState,
+    principal: &Principal,
+    q: Result<Query<NumberQuery>, QueryRejection>,
+) -> Result<BusinessProfile, ApiError> {
+    principal.require(Scope::Admin)?;
+    let q = NumberQuery::parse(q)?;
+    let (client, number) = client_and_number(state, q.phone_number_id)?;
+    client.business_profile(&number).await.map_err(|e| cloud_error(&e))
+}
+
+/// Writes the members of `profile` that are set (Meta keeps the others) to the number a request names.
+async fn write_profile(
+    state: &AppState,
+    q: NumberQuery,
+    profile: &BusinessProfile,
+) -> Result<Json<Value>, ApiError> {
+    let (client, number) = client_and_number(state, q.phone_number_id)?;
+    client.update_business_profile(&number, profile).await.map_err(|e| cloud_error(&e))?;
+    Ok(Json(json!({"meta": meta()})))
+}
+
 /// `GET /v1/settings/business/profile` → `{"settings":{"business":{"profile":{…}}}}`.
 pub async fn get_profile(
     State(state): State<Arc<AppState>>,
     principal: Principal,
     q: Result<Query<NumberQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Scope::Admin)?;
-    let q = NumberQuery::parse(q)?;
-    let (client, number) = client_and_number(&state, q.phone_number_id)?;
-    let profile = client.business_profile(&number).await.map_err(|e| cloud_error(&e))?;
+    let profile = read_profile(&state, &principal, q).await?;
     let profile = serde_json::to_value(profile).map_err(|e| ApiError::internal(&e))?;
     Ok(Json(json!({"settings": {"business": {"profile": profile}}, "meta": meta()})))
 }
@@ -246,9 +270,7 @@ pub async fn set_profile(
     let q = NumberQuery::parse(q)?;
     let profile: BusinessProfile = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the profile does not parse: {e}")))?;
-    let (client, number) = client_and_number(&state, q.phone_number_id)?;
-    client.update_business_profile(&number, &profile).await.map_err(|e| cloud_error(&e))?;
-    Ok(Json(json!({"meta": meta()})))
+    write_profile(&state, q, &profile).await
 }
 
 /// `GET /v1/settings/profile/about` → `{"settings":{"profile":{"about":{"text":…}}}}` (the On-Premises shape),
@@ -258,11 +280,7 @@ pub async fn get_about(
     principal: Principal,
     q: Result<Query<NumberQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Scope::Admin)?;
-    let q = NumberQuery::parse(q)?;
-    let (client, number) = client_and_number(&state, q.phone_number_id)?;
-    let profile = client.business_profile(&number).await.map_err(|e| cloud_error(&e))?;
-    let text = profile.about.unwrap_or_default();
+    let text = read_profile(&state, &principal, q).await?.about.unwrap_or_default();
     Ok(Json(json!({"settings": {"profile": {"about": {"text": text}}}, "meta": meta()})))
 }
 
@@ -289,8 +307,5 @@ pub async fn set_about(
     if !(1..=139).contains(&chars) {
         return Err(ApiError::invalid(format!("text: 1 to 139 characters (this one has {chars})")));
     }
-    let (client, number) = client_and_number(&state, q.phone_number_id)?;
-    let profile = BusinessProfile { about: Some(about.text), ..BusinessProfile::default() };
-    client.update_business_profile(&number, &profile).await.map_err(|e| cloud_error(&e))?;
-    Ok(Json(json!({"meta": meta()})))
+    write_profile(&state, q, &BusinessProfile { about: Some(about.text), ..BusinessProfile::default() }).await
 }

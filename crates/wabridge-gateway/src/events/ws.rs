@@ -42,6 +42,7 @@ pub(super) async fn upgrade(
     principal: Principal,
     query: Result<Query<EventsQuery>, QueryRejection>,
     ws: WebSocketUpgrade,
+    slot: Option<axum::Extension<crate::tls::ConnectionSlot>>,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Events)?;
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
@@ -61,7 +62,11 @@ pub(super) async fn upgrade(
         // A subscriber sends only pongs, pings and a close: no reason to buffer axum's default 64 MiB.
         .max_message_size(MAX_INCOMING)
         .max_frame_size(MAX_INCOMING)
-        .on_upgrade(move |socket| serve(socket, subscription, state)))
+        .on_upgrade(move |socket| async move {
+            // The connection counts against `http.max_connections` for as long as the subscriber stays.
+            let _slot = slot;
+            serve(socket, subscription, state).await;
+        }))
 }
 
 /// Decrements the subscriber gauge however the connection ends.

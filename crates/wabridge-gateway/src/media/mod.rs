@@ -100,12 +100,20 @@ impl MediaCache {
     /// # Errors
     /// Meta's refusal or no client.
     pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
+        let not_found = || MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media"));
         if !is_media_id(id) {
-            // Not a media id: no call to Meta, which would delete whatever object the id names, with the
-            // gateway's token.
-            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+            return Err(not_found());
         }
-        self.client()?.delete_media(&MediaId::new(id)).await?;
+        // Only a media object is deleted: account, number and template ids are numbers too, and Meta would
+        // delete whatever the id names with the gateway's token. A media node reads as media info; any other
+        // node does not.
+        let client = self.client()?;
+        match client.media_info(&MediaId::new(id)).await {
+            Ok(_) => {}
+            Err(CloudError::Decode { .. }) => return Err(not_found()),
+            Err(e) => return Err(e.into()),
+        }
+        client.delete_media(&MediaId::new(id)).await?;
         if is_safe_id(id) {
             let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
             let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
@@ -224,9 +232,8 @@ impl MediaCache {
 }
 
 /// Media ids are Meta's digits; anything else never names a file.
-/// Whether `id` can be a Cloud API media id (Meta's ids are decimal numbers). The routes that call Meta with
-/// a media id from the caller check it first, so that a caller cannot read or delete other Graph objects
-/// (accounts, numbers, templates) with the gateway's token.
+/// Whether `id` can be a Cloud API media id (Meta's ids are decimal numbers): the first check of an id from
+/// a caller, before any call to Meta.
 #[must_use]
 pub fn is_media_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit())

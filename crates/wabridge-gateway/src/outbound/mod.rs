@@ -438,6 +438,8 @@ impl Shared {
                 "timestamp": secs.to_string(),
                 "recipient_id": recipient,
                 "errors": errors,
+                // Where Meta's statuses carry the gateway id (callbacks give the application its own).
+                "biz_opaque_callback_data": message,
                 "wabridge": {"message_id": message, "biz_opaque_callback_data": app_data, "origin": "gateway"},
             }],
         })
@@ -462,14 +464,21 @@ impl Shared {
     }
 
     /// Raises an alert: an `alert` event in the log (WebSocket subscribers, callbacks) and a log line.
-    async fn alert(&self, waba: &str, number: &str, class: &ErrorClass, errors: &str) {
+    async fn alert(
+        &self,
+        waba: &str,
+        number: &str,
+        class: &ErrorClass,
+        errors: &str,
+        pause: std::time::Duration,
+    ) {
         tracing::error!(number, ?class, "sending paused: an operator must act (token, account or payment)");
         let payload = json!({
             "type": "sending_paused",
             "phone_number_id": number,
             "class": class,
             "errors": serde_json::from_str::<serde_json::Value>(errors).unwrap_or_default(),
-            "paused_for_ms": self.config.operator_pause_ms,
+            "paused_for_ms": u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
         })
         .to_string();
         let item = IntakeBatchItem {
@@ -527,8 +536,11 @@ impl crate::events::EventHook for HideSentStatus {
 /// Waits for every task in `tasks` (at most 5 s each: a task that hangs must not hold shutdown forever).
 async fn await_all(tasks: &std::sync::Mutex<Vec<JoinHandle<()>>>, what: &str) {
     let tasks: Vec<_> = tasks.lock().unwrap_or_else(std::sync::PoisonError::into_inner).drain(..).collect();
+    // All at once, against one deadline: a scheduler may take its whole drain (`scheduler::DRAIN_SENDS`) to
+    // record its sends in flight, and the writers stop only after every scheduler has.
+    let deadline = tokio::time::Instant::now() + scheduler::DRAIN_SENDS + std::time::Duration::from_secs(2);
     for t in tasks {
-        if tokio::time::timeout(std::time::Duration::from_secs(5), t).await.is_err() {
+        if tokio::time::timeout_at(deadline, t).await.is_err() {
             tracing::warn!("{what} did not stop in time");
         }
     }

@@ -470,11 +470,12 @@ impl Scheduler {
                 self.shared.backlog_dec(self.number.as_str());
                 self.shared.completions.finish(&head.id, super::Completion::Expired);
                 // 410: the On-Premises code of an expired message (the Cloud API has none: Meta never saw it).
+                // Reported once the message is expired in the store (not when it was cancelled meanwhile).
+                let expire = OutboundOp::Expire { id: head.id.clone() };
                 self.report_failed(&head, json!([{"code": 410, "title": "Message expired",
                     "message": "Message expired", "error_data": {"details":
-                    "its ttl passed before the gateway could send it (outbound.max_backlog_per_number, rate limits)"}}]));
-                let writer = self.shared.writer.clone();
-                tokio::spawn(async move { writer.apply_later(OutboundOp::Expire { id: head.id }).await });
+                    "its ttl passed before the gateway could send it (outbound.max_backlog_per_number, rate limits)"}}]),
+                    Some(expire));
                 continue;
             }
             if let Some(nb) = head.not_before.filter(|nb| *nb > now_ms) {
@@ -609,7 +610,9 @@ impl Scheduler {
                     metrics.outbound_alerts.inc(&format!("{:?}", c.class).to_lowercase());
                     if !self.alerted {
                         self.alerted = true;
-                        self.shared.alert(&self.waba, self.number.as_str(), &c.class, &error_json).await;
+                        self.shared
+                            .alert(&self.waba, self.number.as_str(), &c.class, &error_json, pause)
+                            .await;
                     }
                     // A probe while the operator fixes the account: not one of the message's retries.
                     self.requeue(message, None, &error_json, &format!("{:?}", c.class), false).await;
@@ -683,15 +686,23 @@ impl Scheduler {
         self.shared.completions.finish(&message.id, super::Completion::Failed(error.clone()));
         let errors = serde_json::from_str(&error).unwrap_or_default();
         self.shared.writer.apply_later(OutboundOp::Fail { id: message.id.clone(), error }).await;
-        self.report_failed(&message, errors);
+        self.report_failed(&message, errors, None);
     }
 
-    /// The `failed` status event of a message the gateway gave up on, written in a task of its own.
-    fn report_failed(&self, message: &QueuedMessage, errors: serde_json::Value) {
+    /// The `failed` status event of a message the gateway gave up on, written in a task of its own — after
+    /// `first` is applied, and only if it changed the message, when given.
+    fn report_failed(&self, message: &QueuedMessage, errors: serde_json::Value, first: Option<OutboundOp>) {
         let shared = self.shared.clone();
         let (waba, number) = (self.waba.clone(), self.number.as_str().to_owned());
         let (id, recipient) = (message.id.clone(), message.recipient.clone());
-        tokio::spawn(async move { shared.report_failed(&waba, &number, &id, &recipient, errors).await });
+        tokio::spawn(async move {
+            if let Some(op) = first
+                && !matches!(shared.writer.apply(op).await, Ok(true))
+            {
+                return;
+            }
+            shared.report_failed(&waba, &number, &id, &recipient, errors).await;
+        });
     }
 
     /// Sends of unknown outcome: matched to their statuses by callback data (the gateway id), or sent again
@@ -741,7 +752,7 @@ impl Scheduler {
 const RESCAN_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long a stopping scheduler waits for the answers of its sends in flight.
-const DRAIN_SENDS: Duration = Duration::from_secs(10);
+pub(super) const DRAIN_SENDS: Duration = Duration::from_secs(10);
 
 /// How often the pair limiter forgets idle pairs.
 const PAIR_PRUNE_EVERY: Duration = Duration::from_secs(30);
@@ -794,7 +805,7 @@ async fn send(
         biased;
         () = shared.cancel.cancelled() => {
             // Stopping before it left: back to the queue (durably), not `sending` of unknown outcome.
-            let back = OutboundOp::Requeue { id: message.id.clone(), not_before: None, error: None };
+            let back = OutboundOp::Unmark { id: message.id.clone() };
             if shared.writer.apply(back).await.is_err() {
                 tracing::warn!("a send stopped before it left stays `sending`; reconciled at the next start");
             }

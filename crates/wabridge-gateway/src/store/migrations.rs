@@ -23,6 +23,11 @@ pub(super) const SQLITE: &[Embedded] = &[
     (4, "settings", include_str!("../../migrations/sqlite/0004_settings.sql")),
     (5, "raw body dedupe", include_str!("../../migrations/sqlite/0005_raw_body_dedupe.sql")),
     (6, "timeline by event", include_str!("../../migrations/sqlite/0006_timeline_by_event.sql")),
+    (
+        7,
+        "application callback kinds",
+        include_str!("../../migrations/sqlite/0007_application_callback_kinds.sql"),
+    ),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[
@@ -32,6 +37,11 @@ pub(super) const POSTGRES: &[Embedded] = &[
     (4, "settings", include_str!("../../migrations/postgres/0004_settings.sql")),
     (5, "intake function", include_str!("../../migrations/postgres/0005_intake_function.sql")),
     (6, "intake dedupe", include_str!("../../migrations/postgres/0006_intake_dedupe.sql")),
+    (
+        7,
+        "application callback kinds",
+        include_str!("../../migrations/postgres/0007_application_callback_kinds.sql"),
+    ),
 ];
 
 #[derive(Debug)]
@@ -131,6 +141,27 @@ mod tests {
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
         conn.execute("DELETE FROM events WHERE dedupe_key = 'status:w1:sent'", []).unwrap();
         assert_eq!(rows(&conn), expected[1..].to_vec());
+    }
+
+    /// Migration 7 (the same statement on both backends) gives the `application` callback made through the
+    /// API, and only it, the On-Premises kinds.
+    #[test]
+    fn sqlite_7_limits_the_application_callback_to_onprem_kinds() {
+        let conn = sqlite_at(6);
+        conn.execute_batch(
+            "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, source, scan_seq, created_at) VALUES \
+             ('application', 'http://a', 's', 'onprem', 6, '', 'api', 0, 1), \
+             ('mine', 'http://b', 's', 'cloud', 6, '', 'api', 0, 1), \
+             ('alerts', 'http://c', 's', 'cloud', 6, 'alert', 'config', 0, 1);",
+        )
+        .unwrap();
+        let (_, _, seven) = SQLITE.iter().find(|(v, _, _)| *v == 7).unwrap();
+        conn.execute_batch(seven).unwrap();
+        let kinds = |id: &str| -> String {
+            conn.query_row("SELECT kinds FROM callbacks WHERE id = ?1", [id], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(kinds("application"), "message,status,payment,error");
+        assert_eq!((kinds("mine"), kinds("alerts")), (String::new(), "alert".to_owned()));
     }
 
     /// PostgreSQL migration 6: the timeline is keyed by status event (as SQLite's 6); bodies stored before it

@@ -299,6 +299,7 @@ impl PgStore {
             // mark that tells of it.
             let chunk_end: Option<i64> = sqlx::query_scalar(
                 "SELECT max(seq) FROM (SELECT seq FROM events WHERE seq > $3 AND seq <= $1 AND created_at < $2 \
+                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
                  ORDER BY seq LIMIT $4) AS c",
             )
             .bind(keep_after_seq)

@@ -34,6 +34,7 @@ each_backend!(
     hook_suppresses_and_modifies_on_every_path,
     silent_peer_is_closed_and_answering_peer_kept,
     feed_follows_the_log_unread_while_nobody_listens,
+    a_subscriber_counts_against_the_connection_limit,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -581,5 +582,27 @@ async fn hook_suppresses_and_modifies_on_every_path(db: TestDb) {
     let (_, page) = get_json(&format!("{}/v1/events", gw.url()), Some(TOKEN)).await;
     check(page["events"].as_array().unwrap());
     assert_eq!(page["next_after"], 9);
+    gw.shutdown().await.unwrap();
+}
+
+/// A WebSocket subscriber holds its connection's place under `http.max_connections` for as long as it stays
+/// (hyper is done with the connection once upgraded): with a limit of one, another client waits until the
+/// subscriber leaves.
+async fn a_subscriber_counts_against_the_connection_limit(db: TestDb) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = config(&db);
+    config.http.max_connections = 1;
+    let gw = gateway::start(config).await;
+    let subscriber = connect(&gw, "after=0").await;
+    let addr = gw.url().trim_start_matches("http://").to_owned();
+    let mut other = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    other.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 64];
+    let waited = tokio::time::timeout(Duration::from_millis(500), other.read(&mut buf)).await;
+    assert!(waited.is_err(), "served while the subscriber held the only place");
+    drop(subscriber);
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), other.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     gw.shutdown().await.unwrap();
 }

@@ -87,6 +87,16 @@ async fn v1_media_round_trip(db: TestDb) {
     let del =
         pair.http.delete(format!("{}/v1/media/abc-1", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
     assert_eq!(del.status(), 404);
+    // Nor another Graph object whose id is a number too (a phone number here): it is not media, so it is not
+    // deleted.
+    let del = pair
+        .http
+        .delete(format!("{}/v1/media/{NUMBER}", pair.url))
+        .bearer_auth(&pair.key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(del.status(), 404);
     pair.stop().await;
 }
 

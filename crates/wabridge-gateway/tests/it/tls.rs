@@ -126,22 +126,11 @@ async fn a_client_trickling_its_headers_is_disconnected() {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
     let limits = wabridge_gateway::tls::Limits {
         header_read_timeout: Duration::from_millis(300),
         ..wabridge_gateway::tls::Limits::default()
     };
-    let server = tokio::spawn(wabridge_gateway::tls::serve(
-        listener,
-        router,
-        None,
-        shutdown.clone(),
-        Duration::from_secs(5),
-        limits,
-    ));
+    let (addr, shutdown, server) = serve_ok(limits).await;
 
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").await.unwrap();
@@ -171,20 +160,9 @@ async fn connections_past_the_limit_wait_for_a_free_slot() {
     use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let shutdown = tokio_util::sync::CancellationToken::new();
     let limits =
         wabridge_gateway::tls::Limits { max_connections: 1, ..wabridge_gateway::tls::Limits::default() };
-    let server = tokio::spawn(wabridge_gateway::tls::serve(
-        listener,
-        router,
-        None,
-        shutdown.clone(),
-        Duration::from_secs(5),
-        limits,
-    ));
+    let (addr, shutdown, server) = serve_ok(limits).await;
     let get = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     // The first connection takes the only slot (and keeps it while open).
     let mut first = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -227,4 +205,19 @@ async fn a_client_trickling_its_body_is_cut_off(db: TestDb) {
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 4"), "{answer}");
     gw.shutdown().await.unwrap();
+}
+
+/// A plain-HTTP server of `GET /` → `ok` within `limits`, on a port of its own.
+async fn serve_ok(
+    limits: wabridge_gateway::tls::Limits,
+) -> (std::net::SocketAddr, tokio_util::sync::CancellationToken, tokio::task::JoinHandle<std::io::Result<()>>)
+{
+    let router = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let drain = std::time::Duration::from_secs(5);
+    let server =
+        tokio::spawn(wabridge_gateway::tls::serve(listener, router, None, shutdown.clone(), drain, limits));
+    (addr, shutdown, server)
 }

@@ -81,6 +81,9 @@ pub enum OutboundOp {
     Expire { id: String },
     /// A message whose outcome was unknown, matched to this wamid from its statuses.
     Reconciled { id: String, wamid: String },
+    /// Marked `sending` but stopped before it left (a graceful stop): back to `queued`, and the attempt the
+    /// mark counted is taken back.
+    Unmark { id: String },
     /// A message whose outcome stayed unknown past the grace period, to be sent again: back in the queue,
     /// held by no scheduler (so that one loads it again), marked possibly duplicated.
     Resend { id: String },

@@ -93,12 +93,21 @@ macro_rules! op_sql {
                 $p,
                 "2 AND state = 'sending'"
             ),
+            // Unmark
+            concat!(
+                "UPDATE outbound_messages SET state = 'queued', sending_since = NULL, \
+                attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, updated_at = ",
+                $p,
+                "1 WHERE id = ",
+                $p,
+                "2 AND state = 'sending'"
+            ),
         ]
     };
 }
 
-const SQLITE_OPS: [&str; 6] = op_sql!("?");
-const PG_OPS: [&str; 6] = op_sql!("$");
+const SQLITE_OPS: [&str; 7] = op_sql!("?");
+const PG_OPS: [&str; 7] = op_sql!("$");
 
 /// On the SQLite writer thread (`store/sqlite_intake.rs`): one transaction, cached statements.
 fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
@@ -123,6 +132,7 @@ fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec
             }
             OutboundOp::Expire { id } => tx.prepare_cached(SQLITE_OPS[4])?.execute(params![now, id])?,
             OutboundOp::Resend { id } => tx.prepare_cached(SQLITE_OPS[5])?.execute(params![now, id])?,
+            OutboundOp::Unmark { id } => tx.prepare_cached(SQLITE_OPS[6])?.execute(params![now, id])?,
         };
         changed.push(rows > 0);
     }
@@ -153,6 +163,7 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError
             OutboundOp::Fail { id, error } => sqlx::query(PG_OPS[3]).bind(now).bind(id).bind(error),
             OutboundOp::Expire { id } => sqlx::query(PG_OPS[4]).bind(now).bind(id),
             OutboundOp::Resend { id } => sqlx::query(PG_OPS[5]).bind(now).bind(id),
+            OutboundOp::Unmark { id } => sqlx::query(PG_OPS[6]).bind(now).bind(id),
         };
         changed.push(q.execute(&mut *tx).await?.rows_affected() > 0);
     }
