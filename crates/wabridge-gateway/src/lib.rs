@@ -534,7 +534,7 @@ fn auth_report(config: &Config, url: &str) -> Vec<String> {
     let ttl = config.admin.token_ttl_secs;
     let valid = if ttl % 86_400 == 0 { format!("{} days", ttl / 86_400) } else { format!("{ttl} s") };
     vec![
-        "  auth: every /v1 route but /v1/health needs Authorization: Bearer <login token or API key>".into(),
+        "  auth: every /v1 route but /v1/health, /v1/openapi.json and the login needs Authorization: Bearer <login token or API key>".into(),
         format!(
             "    admin login: POST {url}/v1/users/login with Basic {}:<admin password> → a token valid {valid}",
             config.admin.user

@@ -10,7 +10,7 @@
 //!   `unhealthy_interval`, `callback_persist`, `garbagecollector_enable`, `db_garbagecollector_enable`
 //!   (retention does that work here), `media.auto_download`, `pass_through`,
 //!   `notify_user_change_number`, `show_security_notifications`, `webhooks.message.*`: accepted (ranges
-//!   checked), stored and returned, but informational — callbacks retry by `callbacks.*` configuration and
+//!   checked), stored and returned, but informational — callbacks retry by the `[delivery]` configuration and
 //!   always persist their queue.
 
 use std::sync::Arc;
