@@ -667,7 +667,8 @@ impl Scheduler {
             message.attempts += 1;
         }
         message.not_before = not_before;
-        let op = OutboundOp::Requeue { id: message.id.clone(), not_before, error: Some(error.to_owned()) };
+        let op =
+            OutboundOp::Requeue { id: message.id.clone(), not_before, error: Some(error.to_owned()), counts };
         self.shared.writer.apply_later(op).await;
         self.requeue_front(message);
     }

@@ -28,6 +28,7 @@ pub(super) const SQLITE: &[Embedded] = &[
         "application callback kinds",
         include_str!("../../migrations/sqlite/0007_application_callback_kinds.sql"),
     ),
+    (8, "outbound retries", include_str!("../../migrations/sqlite/0008_outbound_retries.sql")),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[
@@ -42,6 +43,7 @@ pub(super) const POSTGRES: &[Embedded] = &[
         "application callback kinds",
         include_str!("../../migrations/postgres/0007_application_callback_kinds.sql"),
     ),
+    (8, "outbound retries", include_str!("../../migrations/postgres/0008_outbound_retries.sql")),
 ];
 
 #[derive(Debug)]

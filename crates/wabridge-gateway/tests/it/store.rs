@@ -34,6 +34,7 @@ each_backend!(
     intake_and_scheduler_writes_share_the_writer,
     a_loaded_message_cancelled_is_not_marked_sending,
     a_resent_message_is_loaded_again,
+    only_counted_failures_use_up_attempts,
     a_delivery_waiting_behind_a_retry_is_not_due,
     the_event_log_is_read_up_to_what_is_durable,
     submit_fails_once_the_store_is_closed,
@@ -963,6 +964,30 @@ async fn a_resent_message_is_loaded_again(db: TestDb) {
     // Only a message being sent is resent.
     let late = store.apply_outbound_ops(&[OutboundOp::Resend { id: "r-1".to_owned() }]).await.unwrap();
     assert_eq!(late, vec![false]);
+    store.close().await;
+}
+
+/// What a scheduler loading a message (after a restart, on another instance) counts toward
+/// `outbound.max_attempts`: failures that count, not every send (waits for a rate limit, a send stopped
+/// before it left); the message's `attempts` still shows every send.
+async fn only_counted_failures_use_up_attempts(db: TestDb) {
+    let store = db.open().await;
+    store.enqueue_outbound(&[queued_row("a-1")]).await.unwrap();
+    assert_eq!(store.claim_queued("pn-q", "owner-a", 10).await.unwrap()[0].attempts, 0);
+    let id = || "a-1".to_owned();
+    let requeue = |counts: bool| OutboundOp::Requeue { id: id(), not_before: None, error: None, counts };
+    let ops = [
+        OutboundOp::MarkSending { id: id() },
+        requeue(false), // 130429: a wait
+        OutboundOp::MarkSending { id: id() },
+        requeue(true), // a transient error
+        OutboundOp::MarkSending { id: id() },
+        OutboundOp::Unmark { id: id() }, // stopped before it left
+    ];
+    assert_eq!(store.apply_outbound_ops(&ops).await.unwrap(), vec![true; 6]);
+    let loaded = store.claim_queued("pn-q", "owner-b", 10).await.unwrap();
+    assert_eq!(loaded[0].attempts, 1, "one failure counts");
+    assert_eq!(store.outbound_detail("a-1").await.unwrap().unwrap().attempts, 2, "two sends went to Meta");
     store.close().await;
 }
 

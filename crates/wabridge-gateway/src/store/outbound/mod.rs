@@ -60,7 +60,8 @@ pub struct QueuedMessage {
     pub not_before: Option<i64>,
     /// Not after (Unix ms).
     pub expires_at: Option<i64>,
-    /// Attempts so far.
+    /// Failures so far that count toward `outbound.max_attempts` (the store's `retries`; not every send, as
+    /// `attempts` of [`OutboundDetail`] is).
     pub attempts: i64,
     /// Whether it is resent after an unknown outcome.
     pub possibly_duplicated: bool,
@@ -73,8 +74,9 @@ pub enum OutboundOp {
     MarkSending { id: String },
     /// Meta accepted it with this wamid.
     Sent { id: String, wamid: String },
-    /// Back to the queue, not before `not_before` (a retry), with the error that caused it.
-    Requeue { id: String, not_before: Option<i64>, error: Option<String> },
+    /// Back to the queue, not before `not_before` (a retry), with the error that caused it; `counts`: the
+    /// failure counts toward `outbound.max_attempts` (`retries`), as waits for a rate limit do not.
+    Requeue { id: String, not_before: Option<i64>, error: Option<String>, counts: bool },
     /// Terminal failure with Meta's (or the gateway's) error as JSON text.
     Fail { id: String, error: String },
     /// Its time to live passed before it could be sent.

@@ -60,7 +60,9 @@ macro_rules! op_sql {
                 $p,
                 "3, last_error = coalesce(",
                 $p,
-                "4, last_error), sending_since = NULL, updated_at = ",
+                "4, last_error), sending_since = NULL, retries = retries + CASE WHEN ",
+                $p,
+                "5 THEN 1 ELSE 0 END, updated_at = ",
                 $p,
                 "1 WHERE id = ",
                 $p,
@@ -124,8 +126,8 @@ fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec
                 let reconciled = matches!(op, OutboundOp::Reconciled { .. });
                 tx.prepare_cached(SQLITE_OPS[1])?.execute(params![now, id, wamid, reconciled])?
             }
-            OutboundOp::Requeue { id, not_before, error } => {
-                tx.prepare_cached(SQLITE_OPS[2])?.execute(params![now, id, not_before, error])?
+            OutboundOp::Requeue { id, not_before, error, counts } => {
+                tx.prepare_cached(SQLITE_OPS[2])?.execute(params![now, id, not_before, error, counts])?
             }
             OutboundOp::Fail { id, error } => {
                 tx.prepare_cached(SQLITE_OPS[3])?.execute(params![now, id, error])?
@@ -157,8 +159,8 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError
                 let reconciled = matches!(op, OutboundOp::Reconciled { .. });
                 sqlx::query(PG_OPS[1]).bind(now).bind(id).bind(wamid).bind(reconciled)
             }
-            OutboundOp::Requeue { id, not_before, error } => {
-                sqlx::query(PG_OPS[2]).bind(now).bind(id).bind(not_before).bind(error)
+            OutboundOp::Requeue { id, not_before, error, counts } => {
+                sqlx::query(PG_OPS[2]).bind(now).bind(id).bind(not_before).bind(error).bind(counts)
             }
             OutboundOp::Fail { id, error } => sqlx::query(PG_OPS[3]).bind(now).bind(id).bind(error),
             OutboundOp::Expire { id } => sqlx::query(PG_OPS[4]).bind(now).bind(id),

@@ -30,7 +30,7 @@ impl Store {
                     "UPDATE outbound_messages SET held_by = ?1 WHERE rowid IN (SELECT rowid FROM outbound_messages \
                      WHERE phone_number_id = ?2 AND state = 'queued' AND (held_by IS NULL OR held_by <> ?1) \
                      ORDER BY rowid LIMIT ?3) RETURNING rowid AS k, id, recipient, kind, body, not_before, \
-                     expires_at, attempts, possibly_duplicated <> 0 AS dup",
+                     expires_at, retries AS attempts, possibly_duplicated <> 0 AS dup",
                 )
                 .bind(owner)
                 .bind(number)
@@ -44,7 +44,7 @@ impl Store {
                     "UPDATE outbound_messages SET held_by = $1 WHERE id IN (SELECT id FROM outbound_messages \
                      WHERE phone_number_id = $2 AND state = 'queued' AND (held_by IS NULL OR held_by <> $1) \
                      ORDER BY queue_key LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING queue_key AS k, id, \
-                     recipient, kind, body, not_before, expires_at, attempts, possibly_duplicated AS dup",
+                     recipient, kind, body, not_before, expires_at, retries AS attempts, possibly_duplicated AS dup",
                 )
                 .bind(owner)
                 .bind(number)
