@@ -35,17 +35,50 @@ pub struct Accounts {
     password_checks: Arc<tokio::sync::Semaphore>,
     /// Logins waiting for a password check slot; past [`MAX_WAITING_LOGINS`] new ones are turned away.
     waiting: Arc<std::sync::atomic::AtomicUsize>,
-    /// Failed logins: a budget that refills at [`FAILED_LOGINS_PER_SEC`] per second up to
-    /// [`FAILED_LOGIN_BURST`]; while it is empty, logins are turned away before any check.
-    failures: Arc<std::sync::Mutex<(f64, Instant)>>,
+    /// Failed logins per client address (`None`: the address is unknown): a budget that refills at
+    /// [`FAILED_LOGINS_PER_SEC`] per second up to [`FAILED_LOGIN_BURST`]; while a client's is empty, its logins
+    /// are turned away before any check. Clients whose budget is full again are forgotten.
+    failures: Arc<FailureBudgets>,
+}
+
+/// Client addresses whose failed logins are remembered at most (beyond, those whose budget is full again are
+/// forgotten).
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// The failed-login budgets of client addresses (see [`Accounts`]).
+#[derive(Debug, Default)]
+struct FailureBudgets(std::sync::Mutex<HashMap<Option<std::net::IpAddr>, (f64, Instant)>>);
+
+impl FailureBudgets {
+    /// Whether `client` may still afford a failed login now (its budget refills with time).
+    fn left(&self, client: Option<std::net::IpAddr>) -> bool {
+        let budgets = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        budgets.get(&client).is_none_or(|&(left, at)| refilled(left, at) >= 1.0)
+    }
+
+    /// A failed login of `client`.
+    fn spend(&self, client: Option<std::net::IpAddr>) {
+        let mut budgets = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if budgets.len() >= MAX_TRACKED_CLIENTS {
+            // Clients whose budget is full again are like new ones.
+            budgets.retain(|_, &mut (left, at)| refilled(left, at) < FAILED_LOGIN_BURST);
+        }
+        let left = budgets.get(&client).map_or(FAILED_LOGIN_BURST, |&(left, at)| refilled(left, at));
+        budgets.insert(client, ((left - 1.0).max(0.0), Instant::now()));
+    }
+}
+
+/// A failure budget `left` at `at`, refilled since.
+fn refilled(left: f64, at: Instant) -> f64 {
+    (left + at.elapsed().as_secs_f64() * FAILED_LOGINS_PER_SEC).min(FAILED_LOGIN_BURST)
 }
 
 /// Logins that may wait for a password check at once (beyond those being checked).
 const MAX_WAITING_LOGINS: usize = 16;
 /// Failed logins accepted in a row before the budget applies.
 const FAILED_LOGIN_BURST: f64 = 20.0;
-/// Failed logins per second allowed after the burst: guessing a password through `/v1/users/login` is slowed
-/// to this rate for the whole gateway (the admin keeps API keys and `api.tokens` meanwhile).
+/// Failed logins per second allowed to one client address after the burst: guessing a password through
+/// `/v1/users/login` is slowed to this rate per address (behind a proxy, every client has the proxy's).
 const FAILED_LOGINS_PER_SEC: f64 = 1.0;
 
 /// Why a login did not open a session.
@@ -102,7 +135,7 @@ impl Accounts {
             cache: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(password_check_slots())),
             waiting: Arc::default(),
-            failures: Arc::new(std::sync::Mutex::new((FAILED_LOGIN_BURST, Instant::now()))),
+            failures: Arc::default(),
         };
         let user = accounts.admin.user.clone();
         // Login tokens of an earlier `admin.user` are no way in either.
@@ -158,8 +191,9 @@ impl Accounts {
         user: &str,
         password: &str,
         new_password: Option<&str>,
+        client: Option<std::net::IpAddr>,
     ) -> Result<Login, LoginError> {
-        if !self.failure_budget_left() {
+        if !self.failures.left(client) {
             return Err(LoginError::Busy);
         }
         // Only the configured admin logs in: a row left by an earlier `admin.user` is not a way in.
@@ -182,7 +216,7 @@ impl Accounts {
             .unwrap_or(false)
         };
         if !ok {
-            self.spend_failure();
+            self.failures.spend(client);
             return Err(LoginError::Refused);
         }
         if let Some(new_password) = new_password {
@@ -205,20 +239,6 @@ impl Accounts {
         let expires_at = now_millis().saturating_add(ttl);
         self.store.insert_session(&sha256_hex(&token), user, expires_at).await?;
         Ok(Login { token: SecretString::from(token), expires_at })
-    }
-
-    /// Whether a failed login may still be afforded now (the budget refills with time).
-    fn failure_budget_left(&self) -> bool {
-        let mut budget = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (left, at) = &mut *budget;
-        *left = (*left + at.elapsed().as_secs_f64() * FAILED_LOGINS_PER_SEC).min(FAILED_LOGIN_BURST);
-        *at = Instant::now();
-        *left >= 1.0
-    }
-
-    fn spend_failure(&self) {
-        let mut budget = self.failures.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        budget.0 = (budget.0 - 1.0).max(0.0);
     }
 
     /// Revokes the session of `token`; false when it was not a live session.
@@ -423,6 +443,19 @@ mod tests {
         assert_eq!(onprem_time(1_519_918_166_000), "2018-03-01 15:29:26+00:00");
         assert_eq!(days_from_civil(2018, 3, 1), 17_591);
         assert_eq!(civil_from_days(17_591), (2018, 3, 1));
+    }
+
+    #[test]
+    fn failed_logins_are_budgeted_per_client() {
+        let budgets = FailureBudgets::default();
+        let (a, b) =
+            (Some(std::net::IpAddr::from([10, 0, 0, 1])), Some(std::net::IpAddr::from([10, 0, 0, 2])));
+        for _ in 0..20 {
+            assert!(budgets.left(a));
+            budgets.spend(a);
+        }
+        assert!(!budgets.left(a), "20 failures in a row use up the burst");
+        assert!(budgets.left(b) && budgets.left(None), "another client is not held back");
     }
 
     #[test]

@@ -178,6 +178,8 @@ pub async fn serve(
             router.clone(),
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 request.extensions_mut().insert(tagged.clone());
+                // The client's address, for `axum::extract::ConnectInfo` (the login's failure budget).
+                request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
                 request
             },
         ));

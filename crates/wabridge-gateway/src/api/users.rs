@@ -21,8 +21,10 @@ use crate::auth::{Principal, Scope};
 pub async fn login(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
+    client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
+    let client = client.map(|axum::Extension(axum::extract::ConnectInfo(peer))| peer.ip());
     let basic = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -43,7 +45,7 @@ pub async fn login(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("the login body: {e}")))?
     };
-    let login = match state.accounts.login(user, password, change.new_password.as_deref()).await {
+    let login = match state.accounts.login(user, password, change.new_password.as_deref(), client).await {
         Ok(login) => login,
         Err(LoginError::Refused) => {
             tracing::info!("login refused");
