@@ -221,6 +221,11 @@ async fn openapi_lists_every_route(db: TestDb) {
             "{} {path} is not served: {status} {body}",
             spec.verb.as_str()
         );
+        // Each handler checks the credential itself (the table's `access` describes it): a route that is
+        // not public refuses a request without one, before anything else.
+        if spec.access != wabridge_gateway::api::registry::Access::Public {
+            assert_eq!(status, 401, "{} {path} answers without a credential: {body}", spec.verb.as_str());
+        }
     }
     let documented: usize =
         doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
