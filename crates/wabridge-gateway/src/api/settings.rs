@@ -225,14 +225,22 @@ pub(crate) fn cloud_error(e: &wabridge_cloud::CloudError) -> ApiError {
     ApiError { status, code: 1000, title: "Generic error", details }
 }
 
+/// The profile routes are an admin's; their query names the number (checked in that order).
+fn admin_query(
+    principal: &Principal,
+    q: Result<Query<NumberQuery>, QueryRejection>,
+) -> Result<NumberQuery, ApiError> {
+    principal.require(Scope::Admin)?;
+    NumberQuery::parse(q)
+}
+
 /// The business profile of the number a request names (or the only one), read through the Cloud API.
 async fn read_profile(
     state: &AppState,
     principal: &Principal,
     q: Result<Query<NumberQuery>, QueryRejection>,
 ) -> Result<BusinessProfile, ApiError> {
-    principal.require(Scope::Admin)?;
-    let q = NumberQuery::parse(q)?;
+    let q = admin_query(principal, q)?;
     let (client, number) = client_and_number(state, q.phone_number_id)?;
     client.business_profile(&number).await.map_err(|e| cloud_error(&e))
 }
@@ -266,8 +274,7 @@ pub async fn set_profile(
     q: Result<Query<NumberQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Scope::Admin)?;
-    let q = NumberQuery::parse(q)?;
+    let q = admin_query(&principal, q)?;
     let profile: BusinessProfile = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the profile does not parse: {e}")))?;
     write_profile(&state, q, &profile).await
@@ -299,8 +306,7 @@ pub async fn set_about(
     q: Result<Query<NumberQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    principal.require(Scope::Admin)?;
-    let q = NumberQuery::parse(q)?;
+    let q = admin_query(&principal, q)?;
     let about: AboutBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("the body does not parse: {e}")))?;
     let chars = about.text.chars().count();

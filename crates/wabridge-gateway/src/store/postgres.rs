@@ -311,13 +311,13 @@ impl PgStore {
             let Some(chunk_end) = chunk_end else { break };
             super::settings::raise_pg(&self.pool, super::PRUNED_THROUGH, chunk_end).await?;
             // The timeline rows of status events go with them (migration 0006).
-            let (deleted, last, through): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            let (deleted, last): (i64, Option<i64>) = sqlx::query_as(
                 "WITH candidates AS (SELECT seq FROM events WHERE seq > $4 AND seq <= $1 AND created_at < $2 \
                  ORDER BY seq LIMIT $3), \
                  gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM candidates) \
                  AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) RETURNING seq), \
                  timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
-                 SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM candidates), (SELECT max(seq) FROM gone)",
+                 SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM candidates)",
             )
             .bind(chunk_end)
             .bind(cutoff)
@@ -326,9 +326,6 @@ impl PgStore {
             .fetch_one(&self.pool)
             .await?;
             counts.events += u64::try_from(deleted).unwrap_or(0);
-            if let Some(through) = through {
-                counts.events_through = Some(counts.events_through.map_or(through, |t: i64| t.max(through)));
-            }
             let Some(last) = last else { break };
             cursor = last;
         }

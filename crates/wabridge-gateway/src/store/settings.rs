@@ -22,15 +22,6 @@ impl Store {
         })
     }
 
-    /// Raises the integer setting `name` to `value` (it never goes down, whoever writes it: retention passes
-    /// of several instances may overlap).
-    pub async fn raise_api_setting(&self, name: &str, value: i64) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => raise_sqlite(&s.writer, name, value).await,
-            Self::Postgres(s) => raise_pg(&s.pool, name, value).await,
-        }
-    }
-
     /// Stores `value` (JSON) as setting `name`, replacing what was there.
     pub async fn set_api_setting(&self, name: &str, value: &str) -> Result<(), StoreError> {
         let now = now_millis();
@@ -75,7 +66,8 @@ impl Store {
     }
 }
 
-/// [`Store::raise_api_setting`] on SQLite.
+/// Raises the integer setting `name` to `value` on SQLite: it never goes down, whoever writes it (retention
+/// passes of several instances may overlap).
 pub(super) async fn raise_sqlite(
     writer: &sqlx::SqlitePool,
     name: &str,
@@ -94,7 +86,7 @@ pub(super) async fn raise_sqlite(
     Ok(())
 }
 
-/// [`Store::raise_api_setting`] on PostgreSQL.
+/// [`raise_sqlite`] on PostgreSQL.
 pub(super) async fn raise_pg(pool: &sqlx::PgPool, name: &str, value: i64) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO api_settings (name, value, updated_at) VALUES ($1, $2::text, $3) \

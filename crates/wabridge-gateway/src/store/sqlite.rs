@@ -388,9 +388,6 @@ impl SqliteStore {
             .execute(&self.writer)
             .await?;
             counts.events += done.rows_affected();
-            if done.rows_affected() > 0 {
-                counts.events_through = Some(counts.events_through.map_or(last, |t: i64| t.max(last)));
-            }
             cursor = last;
         }
         let mut cursor = 0;

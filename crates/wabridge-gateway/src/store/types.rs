@@ -246,8 +246,6 @@ pub struct PruneCounts {
     pub events: u64,
     /// Raw webhook bodies deleted.
     pub raw_webhooks: u64,
-    /// The highest seq of the events deleted, if any.
-    pub events_through: Option<i64>,
 }
 
 /// Where an outbound message stands. Statuses from Meta only move it forward.
