@@ -116,14 +116,37 @@ impl Config {
     #[must_use]
     pub fn backend(&self) -> Backend {
         match self.database.url.as_ref().map(|u| u.expose_secret().to_owned()) {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Backend::Postgres(url)
-            }
-            Some(url) => {
-                let path = url.strip_prefix("sqlite://").unwrap_or(&url);
-                Backend::Sqlite(PathBuf::from(path))
-            }
+            Some(url) => match url_scheme(&url).as_deref() {
+                Some("postgres" | "postgresql") => Backend::Postgres(url),
+                // `sqlite://path`, sqlx's `sqlite:path`, or a plain path (`check_database_url` refused others).
+                Some("sqlite") => {
+                    let path = &url["sqlite:".len()..];
+                    Backend::Sqlite(PathBuf::from(path.strip_prefix("//").unwrap_or(path)))
+                }
+                _ => Backend::Sqlite(PathBuf::from(url)),
+            },
             None => Backend::Sqlite(self.data_dir.join("wabridge.db")),
+        }
+    }
+
+    /// A database URL must say which backend it means: a mistyped scheme (`postgress://…`) must not quietly
+    /// become a SQLite file, with several instances each writing to a database of its own.
+    fn check_database_url(&self) -> Result<(), ConfigError> {
+        let Some(url) = self.database.url.as_ref().map(|u| u.expose_secret().trim().to_owned()) else {
+            return Ok(());
+        };
+        let refuse = |why: String| Err(ConfigError(Box::new(figment::Error::from(format!("database.url: {why}")))));
+        if url.is_empty() {
+            return refuse("empty; leave it out for SQLite under data_dir".to_owned());
+        }
+        match (url_scheme(&url), url.contains("://")) {
+            (Some(s), _) if matches!(s.as_str(), "postgres" | "postgresql" | "sqlite") => Ok(()),
+            (None, false) => Ok(()),
+            // The scheme alone: the rest may hold a password.
+            (Some(s), _) => refuse(format!(
+                "unknown scheme {s:?}: postgres://…, postgresql://…, sqlite://path or a file path"
+            )),
+            (None, true) => refuse("not a URL this gateway reads: postgres://…, sqlite://path or a file path".to_owned()),
         }
     }
 
@@ -208,11 +231,21 @@ pub struct HttpConfig {
     /// Largest JSON body of an API route (`/v1`, Cloud-compatible), in bytes; larger → 413. Media uploads
     /// take up to 101 MiB (Meta's largest document plus a multipart envelope). Default 1 MiB.
     pub max_json_body_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (addresses or CIDR ranges, such as
+    /// `"127.0.0.1"` or `"10.0.0.0/8"`); see [`crate::client_address`]. What is counted per client (the
+    /// login's failure budget) then counts per real client instead of per proxy. Default: none (the
+    /// header is ignored).
+    pub trusted_proxies: Vec<crate::client_address::IpRange>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { max_connections: 4096, body_read_timeout_secs: 60, max_json_body_bytes: 1024 * 1024 }
+        Self {
+            max_connections: 4096,
+            body_read_timeout_secs: 60,
+            max_json_body_bytes: 1024 * 1024,
+            trusted_proxies: Vec::new(),
+        }
     }
 }
 
@@ -511,6 +544,7 @@ impl Config {
         config.check_webhook_path()?;
         config.check_callback_ids()?;
         config.check_http()?;
+        config.check_database_url()?;
         Ok(config)
     }
 
@@ -594,6 +628,11 @@ fn redact_secrets(error: figment::Error) -> figment::Error {
                     Kind::Message(_) => Kind::Message("invalid value ([REDACTED])".to_owned()),
                     other => other,
                 };
+            } else if let Kind::Message(text) = &e.kind {
+                // A syntax error in the file names no field, and the TOML parser quotes the offending line of
+                // the source, which may be `access_token = "…` with its closing quote missing: the position
+                // and the parser's reason stay, the quoted source goes.
+                e.kind = Kind::Message(without_source_excerpt(text));
             }
             e
         })
@@ -603,6 +642,25 @@ fn redact_secrets(error: figment::Error) -> figment::Error {
         .rev()
         .reduce(|acc, e| acc.chain(e))
         .unwrap_or_else(|| figment::Error::from("invalid configuration".to_owned()))
+}
+
+/// The scheme of a URL (`postgres` of `postgres://…`, `sqlite` of `sqlite:data.db`), lowercase, if it has one
+/// (a Windows drive letter, `C:`, is not one).
+fn url_scheme(url: &str) -> Option<String> {
+    let (scheme, _) = url.split_once(':')?;
+    let valid = scheme.len() > 1
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
+/// A parser's message without the lines that quote the source (`7 | token = "…`, `  |     ^`).
+fn without_source_excerpt(text: &str) -> String {
+    let quotes_source = |line: &str| {
+        let rest = line.trim_start().trim_start_matches(|c: char| c.is_ascii_digit());
+        rest.trim_start().starts_with('|')
+    };
+    text.lines().filter(|line| !quotes_source(line)).collect::<Vec<_>>().join("\n")
 }
 
 /// `WABRIDGE_*` variables as a figment provider, from a given list rather than the process environment.
@@ -687,6 +745,21 @@ mod tests {
     }
 
     #[test]
+    fn database_urls_name_their_backend() {
+        let backend = |url: &str| Config::load(None, env(&[("WABRIDGE_DATABASE__URL", url)])).map(|c| c.backend());
+        assert_eq!(backend("POSTGRES://u@h/db").unwrap(), Backend::Postgres("POSTGRES://u@h/db".into()));
+        assert_eq!(backend("postgresql://h/db").unwrap(), Backend::Postgres("postgresql://h/db".into()));
+        assert_eq!(backend("sqlite://data/x.db").unwrap(), Backend::Sqlite(PathBuf::from("data/x.db")));
+        assert_eq!(backend("sqlite:///var/x.db").unwrap(), Backend::Sqlite(PathBuf::from("/var/x.db")));
+        assert_eq!(backend("sqlite:x.db").unwrap(), Backend::Sqlite(PathBuf::from("x.db")));
+        assert_eq!(backend("/var/lib/wabridge.db").unwrap(), Backend::Sqlite(PathBuf::from("/var/lib/wabridge.db")));
+        for bad in ["postgress://u:pw-secret@h/db", "mysql://u:pw-secret@h/db", "://pw-secret", "  "] {
+            let err = backend(bad).unwrap_err().to_string();
+            assert!(err.contains("database.url") && !err.contains("pw-secret"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn file_then_environment() {
         let dir = std::env::temp_dir().join(format!("wabridge-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -762,6 +835,17 @@ level_mps = 20
     }
 
     #[test]
+    fn trusted_proxies_are_addresses_or_ranges() {
+        let var = "WABRIDGE_HTTP__TRUSTED_PROXIES";
+        let c = Config::load(None, env(&[(var, r#"["127.0.0.1", "10.0.0.0/8"]"#)])).unwrap();
+        assert_eq!(c.http.trusted_proxies.len(), 2);
+        assert!(c.http.trusted_proxies[1].contains("10.9.8.7".parse().unwrap()));
+        assert!(Config::load(None, env(&[])).unwrap().http.trusted_proxies.is_empty());
+        let err = Config::load(None, env(&[(var, r#"["10.0.0.0/99"]"#)])).unwrap_err().to_string();
+        assert!(err.contains("trusted_proxies") && err.contains("CIDR"), "{err}");
+    }
+
+    #[test]
     fn empty_secrets_are_refused() {
         for (var, value) in [
             ("WABRIDGE_API__TOKENS", r#"["good", ""]"#),
@@ -774,6 +858,24 @@ level_mps = 20
             let err = Config::load(None, env(&[(var, value)])).unwrap_err();
             assert!(err.to_string().contains("empty secret"), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn a_syntax_error_in_the_file_does_not_quote_its_line() {
+        let dir = std::env::temp_dir().join(format!("wabridge-config-syntax-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wabridge.toml");
+        for text in [
+            "[meta]\naccess_token = \"EAAGsecretvalue123\nverify_token = \"x\"\n",
+            "[meta]\napp_secrets = [\"abc\\qsecretvalue123\"]\n",
+            "[meta]\naccess_token = \"EAAGsecretvalue123\"\naccess_token = \"EAAGsecretvalue123\"\n",
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+            assert!(!err.contains("secretvalue123"), "{err}");
+            assert!(err.contains("line"), "the position stays: {err}");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]

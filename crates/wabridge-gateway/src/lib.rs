@@ -11,6 +11,7 @@ pub mod api_error;
 pub mod auth;
 pub mod body_deadline;
 pub mod callbacks;
+pub mod client_address;
 pub mod cloud_compat;
 pub mod config;
 pub mod events;

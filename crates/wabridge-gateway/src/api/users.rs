@@ -24,7 +24,10 @@ pub async fn login(
     client: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let client = client.map(|axum::Extension(axum::extract::ConnectInfo(peer))| peer.ip());
+    let trusted = &state.config.http.trusted_proxies;
+    let client = client.map(|axum::Extension(axum::extract::ConnectInfo(peer))| {
+        crate::client_address::client_address(peer.ip(), &headers, trusted)
+    });
     let basic = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
