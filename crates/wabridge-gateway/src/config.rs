@@ -298,11 +298,15 @@ pub struct RetentionConfig {
     pub max_age_secs: u64,
     /// Seconds between two pruning passes. Default 3,600.
     pub prune_interval_secs: u64,
+    /// Rejected bodies (signed, but not an envelope this version reads) not re-processed yet are pruned
+    /// after this many seconds; absent (the default): kept until re-processed, whatever `max_age_secs` says
+    /// — they are what `POST /v1/webhooks/reprocess` reads after an upgrade, and nothing else holds them.
+    pub rejected_max_age_secs: Option<u64>,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { max_age_secs: 30 * 24 * 3600, prune_interval_secs: 3600 }
+        Self { max_age_secs: 30 * 24 * 3600, prune_interval_secs: 3600, rejected_max_age_secs: None }
     }
 }
 

@@ -4,7 +4,8 @@
 //! callbacks still need: every event above `oldest_needed` (the event after the lowest callback cursor:
 //! not yet queued by some callback, given by the caller) and every event a delivery row — pending, or failed
 //! and replayable — refers to are kept whatever their age. A delivery that failed for good holds back only its
-//! own event, not the log after it.
+//! own event, not the log after it. Rejected bodies not re-processed yet are kept until
+//! `rejected_max_age_secs`, if set: they are what re-processing after an upgrade reads.
 
 use std::time::{Duration, SystemTime};
 
@@ -27,7 +28,13 @@ pub async fn prune_once(
     let keep_after = oldest_needed.map(|seq| seq - 1);
     // The store raises `pruned_through` before each chunk it deletes.
     let counts = store.prune(cutoff, keep_after).await?;
-    Ok((counts.events, counts.raw_webhooks))
+    let mut raw = counts.raw_webhooks;
+    if let Some(age) = config.rejected_max_age_secs {
+        let cutoff =
+            SystemTime::now().checked_sub(Duration::from_secs(age)).unwrap_or(SystemTime::UNIX_EPOCH);
+        raw += store.prune_rejected(cutoff).await?;
+    }
+    Ok((counts.events, raw))
 }
 
 /// The highest seq retention has deleted, 0 when none: a reader resuming after a lower seq may have missed

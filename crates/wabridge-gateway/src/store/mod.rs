@@ -208,7 +208,8 @@ impl Store {
 
     /// Deletes events created before `older_than` — except those with `seq > keep_after_seq` (not yet queued
     /// by some callback) and those a callback delivery, pending or failed, refers to — then raw bodies
-    /// received before it that no remaining event refers to.
+    /// received before it that no remaining event refers to, except rejected bodies not re-processed yet
+    /// (kept for `POST /v1/webhooks/reprocess`; see [`prune_rejected`](Self::prune_rejected)).
     ///
     /// Works in small transactions so intake is never blocked for long.
     pub async fn prune(
@@ -220,6 +221,15 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.prune(cutoff, keep_after_seq).await,
             Self::Postgres(s) => s.prune(cutoff, keep_after_seq).await,
+        }
+    }
+
+    /// Deletes rejected bodies (not re-processed) received before `older_than`; how many.
+    pub async fn prune_rejected(&self, older_than: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = to_millis(older_than);
+        match self {
+            Self::Sqlite(s) => s.prune_rejected(cutoff).await,
+            Self::Postgres(s) => s.prune_rejected(cutoff).await,
         }
     }
 

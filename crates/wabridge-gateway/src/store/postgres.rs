@@ -332,7 +332,8 @@ impl PgStore {
         let mut cursor = 0_i64;
         loop {
             let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM raw_webhooks WHERE id > $1 AND received_at < $2 ORDER BY id LIMIT $3",
+                "SELECT id FROM raw_webhooks WHERE id > $1 AND received_at < $2 AND status <> 'rejected' \
+                 ORDER BY id LIMIT $3",
             )
             .bind(cursor)
             .bind(cutoff)
@@ -366,6 +367,39 @@ impl PgStore {
             cursor = last;
         }
         Ok(counts)
+    }
+
+    pub(super) async fn prune_rejected(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            // Locked before the check, as in `prune`: an intake linking events to one of them (the same body,
+            // now readable) holds it FOR KEY SHARE until it commits.
+            let mut tx = self.pool.begin().await?;
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "SELECT r.id FROM raw_webhooks AS r WHERE r.status = 'rejected' AND r.received_at < $1 \
+                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id) \
+                 ORDER BY r.id LIMIT $2 FOR UPDATE OF r",
+            )
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .fetch_all(&mut *tx)
+            .await?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let done = sqlx::query(
+                "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
+                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+            )
+            .bind(&ids)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            deleted += done.rows_affected();
+            if ids.len() < usize::try_from(PRUNE_CHUNK).unwrap_or(0) {
+                return Ok(deleted);
+            }
+        }
     }
 
     pub(super) async fn insert_outbound(&self, message: &NewOutboundMessage) -> Result<(), StoreError> {

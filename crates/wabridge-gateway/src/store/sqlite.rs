@@ -393,7 +393,8 @@ impl SqliteStore {
         let mut cursor = 0;
         loop {
             let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM raw_webhooks WHERE id > ?1 AND received_at < ?2 ORDER BY id LIMIT ?3",
+                "SELECT id FROM raw_webhooks WHERE id > ?1 AND received_at < ?2 AND status <> 'rejected' \
+                 ORDER BY id LIMIT ?3",
             )
             .bind(cursor)
             .bind(cutoff)
@@ -406,6 +407,7 @@ impl SqliteStore {
             // Checked again at delete time: a redelivered body may just have linked new events to its row.
             let done = sqlx::query(
                 "DELETE FROM raw_webhooks WHERE id >= ?1 AND id <= ?2 AND received_at < ?3 \
+                 AND status <> 'rejected' \
                  AND NOT EXISTS (SELECT 1 FROM events WHERE events.raw_id = raw_webhooks.id)",
             )
             .bind(first)
@@ -417,6 +419,26 @@ impl SqliteStore {
             cursor = last;
         }
         Ok(counts)
+    }
+
+    pub(super) async fn prune_rejected(&self, cutoff: i64) -> Result<u64, StoreError> {
+        let mut deleted = 0;
+        loop {
+            let done = sqlx::query(
+                "DELETE FROM raw_webhooks WHERE id IN (SELECT r.id FROM raw_webhooks AS r \
+                 WHERE r.status = 'rejected' AND r.received_at < ?1 \
+                 AND NOT EXISTS (SELECT 1 FROM events WHERE events.raw_id = r.id) ORDER BY r.id LIMIT ?2)",
+            )
+            .bind(cutoff)
+            .bind(PRUNE_CHUNK)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+            deleted += done;
+            if done < u64::try_from(PRUNE_CHUNK).unwrap_or(0) {
+                return Ok(deleted);
+            }
+        }
     }
 
     pub(super) async fn insert_outbound(&self, message: &NewOutboundMessage) -> Result<(), StoreError> {

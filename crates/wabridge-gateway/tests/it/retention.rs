@@ -12,7 +12,8 @@ use crate::support::gateway;
 each_backend!(
     pruning_keeps_what_deliveries_need,
     a_failed_delivery_holds_back_only_its_own_event,
-    background_pruning_runs
+    background_pruning_runs,
+    rejected_bodies_wait_for_reprocessing
 );
 
 async fn post_messages(url: &str, ids: std::ops::Range<u32>) {
@@ -118,5 +119,29 @@ async fn background_pruning_runs(db: TestDb) {
         assert!(tokio::time::Instant::now() < deadline, "{} events still there", left.len());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    gw.shutdown().await.unwrap();
+}
+
+/// A rejected body (signed, but not an envelope this version reads) is what re-processing after an upgrade
+/// reads: retention keeps it past `max_age_secs`, until `rejected_max_age_secs` if that is set.
+async fn rejected_bodies_wait_for_reprocessing(db: TestDb) {
+    let gw = gateway::start(gateway::config(&db)).await;
+    let client = reqwest::Client::new();
+    let rejected = r#"{"object":"whatsapp_business_account","entry":"not a list"}"#;
+    assert_eq!(gateway::post_webhook(&client, &gw.url(), rejected).await, 200);
+    post_messages(&gw.url(), 0..2).await;
+    let store = &gw.state().store;
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut config = gw.state().config.retention.clone();
+    config.max_age_secs = 0;
+    // The two accepted bodies and their events go; the rejected body stays.
+    assert_eq!(prune_once(store, &config, None).await.unwrap(), (2, 2));
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
+    config.rejected_max_age_secs = Some(3600);
+    assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 0));
+    config.rejected_max_age_secs = Some(0);
+    assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 1));
+    assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
     gw.shutdown().await.unwrap();
 }
