@@ -68,15 +68,21 @@ impl Credential {
     /// `None` when there is neither.
     #[must_use]
     pub fn from_parts(parts: &Parts) -> Option<Self> {
-        if let Some(value) = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        Self::from_request(&parts.headers, &parts.uri)
+    }
+
+    /// [`from_parts`](Self::from_parts), from a request's headers and URI.
+    #[must_use]
+    pub fn from_request(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<Self> {
+        if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
             let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
             return Some(Self::Bearer(SecretString::from(token.trim().to_owned())));
         }
-        let path = parts.uri.path().trim_end_matches('/');
+        let path = uri.path().trim_end_matches('/');
         if path.starts_with("/v1/") && path != WEBSOCKET_PATH {
             return None;
         }
-        let query = parts.uri.query()?;
+        let query = uri.query()?;
         form_urlencoded_pairs(query)
             .find(|(k, _)| k == "access_token")
             .map(|(_, v)| Self::Bearer(SecretString::from(v)))
@@ -180,9 +186,21 @@ impl FromRequestParts<Arc<AppState>> for Principal {
 /// # Errors
 /// A 401 when there is no valid credential (or a 500 when the store fails).
 pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, ApiError> {
+    let result = principal_for(Credential::from_parts(parts).as_ref(), state).await;
+    if let Err(e) = &result {
+        tracing::info!(path = %parts.uri.path(), reason = %e.details, "API request refused");
+    }
+    result
+}
+
+/// The principal behind `credential` now (a token removed by a reload, a revoked key, an expired or logged-out
+/// login no longer has one). Long-lived connections ask again while they last.
+///
+/// # Errors
+/// A 401 when the credential is missing or not valid (or a 500 when the store fails).
+pub async fn principal_for(credential: Option<&Credential>, state: &AppState) -> Result<Principal, ApiError> {
     {
-        let credential = Credential::from_parts(parts);
-        let mut result = state.auth.authenticate(credential.as_ref());
+        let mut result = state.auth.authenticate(credential);
         // Login tokens and API keys (`accounts.rs`) are checked when no configured token matched.
         if result.is_err()
             && let Some(Credential::Bearer(secret)) = &credential
@@ -192,9 +210,6 @@ pub async fn principal_of(parts: &Parts, state: &AppState) -> Result<Principal, 
                 Ok(None) => result = Err(ApiError::unauthorized("invalid or expired credential")),
                 Err(e) => return Err(ApiError::from(e)),
             }
-        }
-        if let Err(e) = &result {
-            tracing::info!(path = %parts.uri.path(), reason = %e.details, "API request refused");
         }
         result
     }

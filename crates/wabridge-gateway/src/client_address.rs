@@ -44,7 +44,8 @@ impl FromStr for IpRange {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let refuse = || format!("{text:?} is not an IP address or CIDR range (such as \"10.0.0.0/8\" or \"::1\")");
+        let refuse =
+            || format!("{text:?} is not an IP address or CIDR range (such as \"10.0.0.0/8\" or \"::1\")");
         let (address, prefix) = match text.trim().split_once('/') {
             Some((address, prefix)) => (address, Some(prefix)),
             None => (text.trim(), None),

@@ -135,7 +135,8 @@ impl Config {
         let Some(url) = self.database.url.as_ref().map(|u| u.expose_secret().trim().to_owned()) else {
             return Ok(());
         };
-        let refuse = |why: String| Err(ConfigError(Box::new(figment::Error::from(format!("database.url: {why}")))));
+        let refuse =
+            |why: String| Err(ConfigError(Box::new(figment::Error::from(format!("database.url: {why}")))));
         if url.is_empty() {
             return refuse("empty; leave it out for SQLite under data_dir".to_owned());
         }
@@ -146,7 +147,9 @@ impl Config {
             (Some(s), _) => refuse(format!(
                 "unknown scheme {s:?}: postgres://…, postgresql://…, sqlite://path or a file path"
             )),
-            (None, true) => refuse("not a URL this gateway reads: postgres://…, sqlite://path or a file path".to_owned()),
+            (None, true) => {
+                refuse("not a URL this gateway reads: postgres://…, sqlite://path or a file path".to_owned())
+            }
         }
     }
 
@@ -362,13 +365,15 @@ pub struct DeliveryConfig {
     pub initial_backoff_ms: u64,
     /// Longest wait between two attempts, in milliseconds. Default 600,000 (10 minutes).
     pub max_backoff_ms: u64,
-    /// Milliseconds after which an undelivered event is marked failed (replayable). Default 604,800,000 (7 days).
+    /// Milliseconds after its commit (or replay) after which an undelivered event is marked failed at its next
+    /// failed attempt (replayable). Default 604,800,000 (7 days).
     pub max_age_ms: u64,
     /// Milliseconds a callback request may take before it counts as failed. Default 10,000.
     pub request_timeout_ms: u64,
     /// Milliseconds between two checks for due retries when nothing else wakes the dispatcher. Default 1,000.
     pub poll_interval_ms: u64,
-    /// Events per callback taken from the log into its delivery queue ahead of delivery. Default 1,000.
+    /// Events per callback taken from the log into its delivery queue ahead of delivery; those held back
+    /// behind their contact's retried event do not count, up to sixteen windows pending in all. Default 1,000.
     pub window: u32,
 }
 
@@ -750,13 +755,17 @@ mod tests {
 
     #[test]
     fn database_urls_name_their_backend() {
-        let backend = |url: &str| Config::load(None, env(&[("WABRIDGE_DATABASE__URL", url)])).map(|c| c.backend());
+        let backend =
+            |url: &str| Config::load(None, env(&[("WABRIDGE_DATABASE__URL", url)])).map(|c| c.backend());
         assert_eq!(backend("POSTGRES://u@h/db").unwrap(), Backend::Postgres("POSTGRES://u@h/db".into()));
         assert_eq!(backend("postgresql://h/db").unwrap(), Backend::Postgres("postgresql://h/db".into()));
         assert_eq!(backend("sqlite://data/x.db").unwrap(), Backend::Sqlite(PathBuf::from("data/x.db")));
         assert_eq!(backend("sqlite:///var/x.db").unwrap(), Backend::Sqlite(PathBuf::from("/var/x.db")));
         assert_eq!(backend("sqlite:x.db").unwrap(), Backend::Sqlite(PathBuf::from("x.db")));
-        assert_eq!(backend("/var/lib/wabridge.db").unwrap(), Backend::Sqlite(PathBuf::from("/var/lib/wabridge.db")));
+        assert_eq!(
+            backend("/var/lib/wabridge.db").unwrap(),
+            Backend::Sqlite(PathBuf::from("/var/lib/wabridge.db"))
+        );
         for bad in ["postgress://u:pw-secret@h/db", "mysql://u:pw-secret@h/db", "://pw-secret", "  "] {
             let err = backend(bad).unwrap_err().to_string();
             assert!(err.contains("database.url") && !err.contains("pw-secret"), "{bad}: {err}");

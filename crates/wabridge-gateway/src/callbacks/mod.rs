@@ -51,6 +51,8 @@ struct Inner {
     stop: CancellationToken,
     tasks: TaskTracker,
     workers: Mutex<HashMap<String, Worker>>,
+    /// Callbacks being removed: no worker is started for them until their record is gone.
+    removing: Mutex<std::collections::HashSet<String>>,
     /// Per callback: (backlog, age in seconds of the oldest undelivered event), summed into the gauges.
     figures: Mutex<HashMap<String, (u64, u64)>>,
 }
@@ -100,8 +102,14 @@ async fn discover(inner: Arc<Inner>) {
                 .collect()
         };
         for id in missing {
+            // Checked with the spawn, under one lock: `remove` marks the id before it takes the worker out.
+            let removing = inner.removing.lock().unwrap_or_else(PoisonError::into_inner);
+            if removing.contains(&id) {
+                continue;
+            }
             tracing::info!(callback = %id, "a callback without a worker here; starting one");
             spawn_worker(&inner, id);
+            drop(removing);
         }
     }
 }
@@ -180,6 +188,7 @@ impl Dispatcher {
                 stop: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 workers: Mutex::new(HashMap::new()),
+                removing: Mutex::new(std::collections::HashSet::new()),
                 figures: Mutex::new(HashMap::new()),
             }),
         };
@@ -214,6 +223,10 @@ impl Dispatcher {
 
     /// Deletes a callback, its delivery state and its worker; whether it existed.
     pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
+        // Until the record is deleted, `discover` (which may have read it just before) must not start a worker
+        // for it again: that worker would run with the old settings on the rows of a callback re-created under
+        // the same id (`PATCH /v1/settings/application` removes and adds).
+        self.inner.removing.lock().unwrap_or_else(PoisonError::into_inner).insert(id.to_owned());
         let worker = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         // Stopped, and done with the round it was in: it claims and queues no more. (Requests in flight
         // finish; their outcomes concern rows deleted below.)
@@ -224,8 +237,10 @@ impl Dispatcher {
             }
             None => None,
         };
-        self.inner.figures.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
-        self.inner.store.delete_callback(id).await
+        self.inner.forget_figures(id);
+        let deleted = self.inner.store.delete_callback(id).await;
+        self.inner.removing.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        deleted
     }
 
     /// Re-queues the failed events of a callback; how many.
@@ -256,6 +271,14 @@ impl Inner {
     fn set_figures(&self, id: &str, backlog: u64, oldest_age_secs: u64) {
         let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
         figures.insert(id.to_owned(), (backlog, oldest_age_secs));
+        self.metrics.callback_backlog.set(figures.values().map(|f| f.0).sum());
+        self.metrics.callback_oldest_age_seconds.set(figures.values().map(|f| f.1).max().unwrap_or(0));
+    }
+
+    /// Drops a callback's figures (it is gone) and updates the gauges.
+    fn forget_figures(&self, id: &str) {
+        let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
+        figures.remove(id);
         self.metrics.callback_backlog.set(figures.values().map(|f| f.0).sum());
         self.metrics.callback_oldest_age_seconds.set(figures.values().map(|f| f.1).max().unwrap_or(0));
     }

@@ -15,6 +15,9 @@ use crate::store::{CallbackRecord, ClaimedDelivery, EventFilter, NewDelivery, St
 /// How often the worker refreshes its figures (backlog, oldest age) for the gauges.
 const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
+/// Pending events, in windows, past which a callback queues no more whatever holds them back.
+const HELD_BACK_WINDOWS: u64 = 16;
+
 fn filter_of(record: &CallbackRecord) -> EventFilter {
     EventFilter {
         phone_number_id: record.phone_number_id.clone(),
@@ -83,6 +86,7 @@ pub(super) async fn run(
                 Ok(None) => {
                     tracing::info!(callback = %id, "the callback was deleted; its worker stops");
                     stop.cancel();
+                    inner.forget_figures(&id);
                     break;
                 }
                 Err(_) => {}
@@ -159,17 +163,18 @@ impl CallbackWorker {
         }
     }
 
-    /// What counts against `delivery.window`: the pending events, except that those held back behind a
-    /// contact's retried event count for at most half the window — so a contact whose event keeps failing,
-    /// and who keeps writing, cannot fill the window and stop every other contact's events from being queued.
-    /// Four windows of pending events in all fill it whatever holds them back (a receiver that is down for
-    /// everyone must not have the whole log queued).
+    /// What counts against `delivery.window`: the pending events that can go now or next — each contact's
+    /// first, and those not tried yet — but not those held back behind their contact's retried event. So
+    /// contacts whose events keep failing, however much they write, never stop the other contacts' events
+    /// from being queued; a receiver down for everyone fills the window with one event per contact.
+    /// [`HELD_BACK_WINDOWS`] windows of pending events in all fill it whatever holds them back (a receiver
+    /// down for the few contacts there are must not have the whole log queued).
     fn window_count(&self, stats: &crate::store::DeliveryStats) -> u64 {
-        let window = u64::from(self.inner.delivery.window.max(2));
-        if stats.pending >= window.saturating_mul(4) {
+        let window = u64::from(self.inner.delivery.window.max(1));
+        if stats.pending >= window.saturating_mul(HELD_BACK_WINDOWS) {
             return window;
         }
-        stats.pending - stats.held_back.min(stats.pending) + stats.held_back.min(window / 2)
+        stats.pending - stats.held_back.min(stats.pending)
     }
 
     async fn refresh_figures(&mut self) {
@@ -182,7 +187,10 @@ impl CallbackWorker {
             .oldest_pending_at
             .and_then(|at| SystemTime::now().duration_since(at).ok())
             .map_or(0, |d| d.as_secs());
-        self.inner.set_figures(&self.record.id, stats.pending, age);
+        // The backlog includes the events not queued yet, as the API's `backlog` does: while the receiver is
+        // down, the queued ones stop at the window and the rest wait in the log.
+        let not_queued = u64::try_from(self.inner.feed.head().saturating_sub(self.scan_seq)).unwrap_or(0);
+        self.inner.set_figures(&self.record.id, stats.pending + not_queued, age);
     }
 
     /// One round: queue new events, start what may go now. Returns how long until the next retry is due.
@@ -277,7 +285,7 @@ async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery)
     let event = found.into_iter().next().filter(|e| e.seq == claim.seq);
     let Some(event) = event.and_then(|e| inner.hooks.apply(e)) else {
         // Suppressed by the hook (or pruned, which retention avoids): nothing to send.
-        store.delivery_succeeded(&record.id, claim.seq).await?;
+        store.delivery_succeeded(&record.id, claim.seq, Some(claim.lease_until)).await?;
         return Ok(true);
     };
     let body = if record.shape == "onprem" { payload::onprem(&event) } else { payload::cloud(&event) };
@@ -310,7 +318,9 @@ async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery)
     match outcome {
         Ok(()) => {
             inner.metrics.callback_attempts.inc("ok");
-            store.delivery_succeeded(&record.id, claim.seq).await?;
+            if !store.delivery_succeeded(&record.id, claim.seq, Some(claim.lease_until)).await? {
+                tracing::debug!(callback = %record.id, seq = claim.seq, "delivered after its lease expired; the new claim's outcome stands");
+            }
             Ok(true)
         }
         Err(reason) => {
@@ -327,7 +337,9 @@ async fn attempt(inner: &Inner, record: &CallbackRecord, claim: ClaimedDelivery)
             }
             // The wait counts from the end of the failed attempt (a timeout may have taken longer than it).
             let next = SystemTime::now() + delay;
-            store.delivery_failed(&record.id, claim.seq, next, &reason, give_up).await?;
+            store
+                .delivery_failed(&record.id, claim.seq, Some(claim.lease_until), next, &reason, give_up)
+                .await?;
             Ok(give_up)
         }
     }

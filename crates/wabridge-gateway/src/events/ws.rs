@@ -21,7 +21,7 @@ use super::Subscription;
 use super::api::EventsQuery;
 use crate::AppState;
 use crate::api_error::ApiError;
-use crate::auth::{Principal, Scope};
+use crate::auth::{Credential, Principal, Scope};
 
 /// Bytes tungstenite buffers before writing to the socket: small, so a slow peer shows as slow writes
 /// early (and so as progress or its absence), rather than as one long flush.
@@ -43,8 +43,13 @@ pub(super) async fn upgrade(
     query: Result<Query<EventsQuery>, QueryRejection>,
     ws: WebSocketUpgrade,
     slot: Option<axum::Extension<crate::tls::ConnectionSlot>>,
+    headers: axum::http::HeaderMap,
+    uri: axum::http::Uri,
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Events)?;
+    // Kept to ask again while the socket lasts: a revoked key, a logout, an expired login or a token removed
+    // by a reload ends the subscription (close code 1008) at the next ping.
+    let credential = Credential::from_request(&headers, &uri);
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let after = query.after()?;
     let filter = query.filter()?;
@@ -65,7 +70,7 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| async move {
             // The connection counts against `http.max_connections` for as long as the subscriber stays.
             let _slot = slot;
-            serve(socket, subscription, state).await;
+            serve(socket, subscription, state, credential).await;
         }))
 }
 
@@ -78,7 +83,15 @@ impl Drop for Connected {
     }
 }
 
-async fn serve(socket: WebSocket, mut subscription: Subscription, state: Arc<AppState>) {
+/// Why a subscription ended, as told in the close frame.
+const REVOKED: &str = "credential no longer valid";
+
+async fn serve(
+    socket: WebSocket,
+    mut subscription: Subscription,
+    state: Arc<AppState>,
+    credential: Option<Credential>,
+) {
     state.metrics.ws_subscribers.inc();
     let _connected = Connected(state.clone());
     let config = &state.config.events;
@@ -99,6 +112,12 @@ async fn serve(socket: WebSocket, mut subscription: Subscription, state: Arc<App
             _ = ping.tick() => {
                 if heard.elapsed() > idle {
                     break "peer idle (no pong)";
+                }
+                match crate::auth::principal_for(credential.as_ref(), &state).await {
+                    Ok(principal) if principal.require(Scope::Events).is_ok() => {}
+                    // The store could not say: keep the subscriber, and ask again at the next ping.
+                    Err(e) if e.status.is_server_error() => {}
+                    _ => break REVOKED,
                 }
                 if !matches!(timeout(idle, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
                     break "ping could not be written";
@@ -131,6 +150,8 @@ async fn serve(socket: WebSocket, mut subscription: Subscription, state: Arc<App
         }
     };
     tracing::debug!(reason, cursor = subscription.cursor(), "WebSocket subscriber ends");
-    let close = CloseFrame { code: 1000, reason: reason.into() };
+    // 1008: policy violation, the code for "no longer allowed" (RFC 6455, 7.4.1).
+    let code = if reason == REVOKED { 1008 } else { 1000 };
+    let close = CloseFrame { code, reason: reason.into() };
     let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(close)))).await;
 }

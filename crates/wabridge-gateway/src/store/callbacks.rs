@@ -97,8 +97,10 @@ pub struct ClaimedDelivery {
     pub seq: i64,
     /// Attempts made before this one.
     pub attempts: u32,
-    /// When it was queued (or replayed).
+    /// Where its age starts: the event's commit, or its replay.
     pub queued_at: SystemTime,
+    /// The lease this claim holds: its outcome is written only while the row still holds it.
+    pub lease_until: SystemTime,
 }
 
 /// Delivery figures of one callback.
@@ -249,17 +251,22 @@ impl Store {
                     .await?
                     .rows_affected();
             if moved == 1 {
+                // `queued_at` starts the count toward `delivery.max_age_ms`: from the event's commit (as Meta's
+                // seven days of retries count from the webhook's first attempt), so that a callback that was down
+                // longer than that gets through its backlog instead of giving each old event seven days more.
                 let insert =
                     sql("INSERT INTO callback_deliveries (callback_id, seq, contact_key, state, attempts, \
-                     next_attempt_at, queued_at, event_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4, $5) \
+                     next_attempt_at, queued_at, event_at) VALUES ($1, $2, $3, 'pending', 0, $4, $5, $6) \
                      ON CONFLICT (callback_id, seq) DO NOTHING");
                 for d in deliveries {
+                    let event_at = super::to_millis(d.event_at);
                     sqlx::query(&insert)
                         .bind(callback_id)
                         .bind(d.seq)
                         .bind(&d.contact_key)
                         .bind(now)
-                        .bind(super::to_millis(d.event_at))
+                        .bind(event_at.min(now))
+                        .bind(event_at)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -305,6 +312,7 @@ impl Store {
                         seq: row.try_get("seq")?,
                         attempts: u32::try_from(row.try_get::<i64, _>("attempts")?).unwrap_or(0),
                         queued_at: from_millis(row.try_get("queued_at")?),
+                        lease_until: from_millis(lease),
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?
@@ -314,41 +322,55 @@ impl Store {
         Ok(rows)
     }
 
-    /// The event `seq` was delivered to `callback_id`: its row goes.
-    pub async fn delivery_succeeded(&self, callback_id: &str, seq: i64) -> Result<(), StoreError> {
-        on_backend!(self, |w, _r, sql, _pg| {
-            sqlx::query(&sql("DELETE FROM callback_deliveries WHERE callback_id = $1 AND seq = $2"))
-                .bind(callback_id)
-                .bind(seq)
-                .execute(w)
-                .await?;
-        });
-        Ok(())
+    /// The event `seq` was delivered to `callback_id`: its row goes. With `lease` (the claim's), only while
+    /// the row still holds that lease: once it expired and another instance claimed the event, that one's
+    /// outcome decides (and the contact's next event waits for it). Whether the row went.
+    pub async fn delivery_succeeded(
+        &self,
+        callback_id: &str,
+        seq: i64,
+        lease: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        let held = if lease.is_some() { " AND lease_until = $3" } else { "" };
+        Ok(on_backend!(self, |w, _r, sql, _pg| {
+            let statement =
+                sql(&format!("DELETE FROM callback_deliveries WHERE callback_id = $1 AND seq = $2{held}"));
+            let mut query = sqlx::query(&statement).bind(callback_id).bind(seq);
+            if let Some(lease) = lease {
+                query = query.bind(super::to_millis(lease));
+            }
+            query.execute(w).await?.rows_affected() == 1
+        }))
     }
 
-    /// An attempt failed: try again at `next_attempt_at`, or, with `give_up`, mark it failed.
+    /// An attempt failed: try again at `next_attempt_at`, or, with `give_up`, mark it failed. With `lease`,
+    /// only while the row still holds it (see [`delivery_succeeded`](Self::delivery_succeeded)).
     pub async fn delivery_failed(
         &self,
         callback_id: &str,
         seq: i64,
+        lease: Option<SystemTime>,
         next_attempt_at: SystemTime,
         error: &str,
         give_up: bool,
-    ) -> Result<(), StoreError> {
-        on_backend!(self, |w, _r, sql, _pg| {
-            sqlx::query(&sql(
+    ) -> Result<bool, StoreError> {
+        let held = if lease.is_some() { " AND lease_until = $6" } else { "" };
+        Ok(on_backend!(self, |w, _r, sql, _pg| {
+            let statement = sql(&format!(
                 "UPDATE callback_deliveries SET attempts = attempts + 1, next_attempt_at = $1, \
-                 lease_until = NULL, last_error = $2, state = $3 WHERE callback_id = $4 AND seq = $5",
-            ))
-            .bind(super::to_millis(next_attempt_at))
-            .bind(error)
-            .bind(if give_up { "failed" } else { "pending" })
-            .bind(callback_id)
-            .bind(seq)
-            .execute(w)
-            .await?;
-        });
-        Ok(())
+                 lease_until = NULL, last_error = $2, state = $3 WHERE callback_id = $4 AND seq = $5{held}"
+            ));
+            let mut query = sqlx::query(&statement)
+                .bind(super::to_millis(next_attempt_at))
+                .bind(error)
+                .bind(if give_up { "failed" } else { "pending" })
+                .bind(callback_id)
+                .bind(seq);
+            if let Some(lease) = lease {
+                query = query.bind(super::to_millis(lease));
+            }
+            query.execute(w).await?.rows_affected() == 1
+        }))
     }
 
     /// When the next pending delivery of `callback_id` becomes due (or its lease expires), if any. Only the

@@ -35,6 +35,7 @@ each_backend!(
     silent_peer_is_closed_and_answering_peer_kept,
     feed_follows_the_log_unread_while_nobody_listens,
     a_subscriber_counts_against_the_connection_limit,
+    a_revoked_key_ends_its_subscription,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -604,5 +605,53 @@ async fn a_subscriber_counts_against_the_connection_limit(db: TestDb) {
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(10), other.read_to_string(&mut answer)).await.unwrap().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    gw.shutdown().await.unwrap();
+}
+
+/// The credential is asked again while a socket lasts: revoking the key a subscriber connected with closes its
+/// socket (1008) at the next ping, while a subscriber with a valid credential goes on.
+async fn a_revoked_key_ends_its_subscription(db: TestDb) {
+    let mut config = config(&db);
+    config.events.ping_interval_ms = 100;
+    let gw = gateway::start(config).await;
+    let http = reqwest::Client::new();
+    let created: Value = http
+        .post(format!("{}/v1/keys", gw.url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"name": "listener", "scopes": ["events"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["keys"][0]["key"].as_str().unwrap().to_owned();
+    let id = created["keys"][0]["id"].as_str().unwrap().to_owned();
+    let request = ws_url(&gw, &format!("access_token={key}&after=0"));
+    let mut keyed = tokio_tungstenite::connect_async(request).await.unwrap().0;
+    let mut other = connect(&gw, "after=0").await;
+
+    // Several pings pass with the key valid: the socket stays.
+    let until = Instant::now() + Duration::from_millis(500);
+    while let Ok(Some(frame)) = tokio::time::timeout_at(until.into(), keyed.next()).await {
+        assert!(
+            matches!(frame.unwrap(), Message::Ping(_)),
+            "the socket must stay open while the key is valid"
+        );
+    }
+    let revoked = http.delete(format!("{}/v1/keys/{id}", gw.url())).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(revoked.status(), 200);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), keyed.next()).await {
+            Ok(Some(Ok(Message::Ping(_)))) => {}
+            Ok(Some(Ok(Message::Close(Some(frame))))) => {
+                assert_eq!(u16::from(frame.code), 1008, "{frame:?}");
+                break;
+            }
+            other => panic!("expected the revoked key's socket to be closed, got {other:?}"),
+        }
+    }
+    commit_messages(&gw, "still", 1, 1, NUMBER_ID, &["111"]).await;
+    assert_eq!(seqs(&read_events(&mut other, 1, Duration::from_secs(10)).await), vec![1]);
     gw.shutdown().await.unwrap();
 }

@@ -86,9 +86,9 @@ async fn a_failed_delivery_holds_back_only_its_own_event(db: TestDb) {
         .map(|i| NewDelivery { seq: seq(i), contact_key: "3".into(), event_at: SystemTime::now() })
         .collect();
     assert!(store.queue_deliveries("ret", 0, seq(7), &queued).await.unwrap());
-    store.delivery_failed("ret", seq(2), SystemTime::now(), "HTTP 500", true).await.unwrap();
+    store.delivery_failed("ret", seq(2), None, SystemTime::now(), "HTTP 500", true).await.unwrap();
     for i in [0, 1, 3, 4, 5, 6] {
-        store.delivery_succeeded("ret", seq(i)).await.unwrap();
+        store.delivery_succeeded("ret", seq(i), None).await.unwrap();
     }
     tokio::time::sleep(Duration::from_millis(20)).await;
     config.max_age_secs = 0;

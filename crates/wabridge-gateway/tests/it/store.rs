@@ -1016,12 +1016,23 @@ async fn a_delivery_waiting_behind_a_retry_is_not_due(db: TestDb) {
     let claimed = store.claim_deliveries("cb-order", 10, now + Duration::from_secs(30)).await.unwrap();
     assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![5, 7]);
     let retry_at = now + Duration::from_secs(600);
-    store.delivery_failed("cb-order", 5, retry_at, "503", false).await.unwrap();
-    store.delivery_succeeded("cb-order", 7).await.unwrap();
+    store.delivery_failed("cb-order", 5, None, retry_at, "503", false).await.unwrap();
+    // An outcome is written only under the claim's own lease (another instance may hold the row now).
+    let other_lease = Some(now + Duration::from_secs(99));
+    assert!(!store.delivery_succeeded("cb-order", 7, other_lease).await.unwrap());
+    assert!(!store.delivery_failed("cb-order", 7, other_lease, retry_at, "503", true).await.unwrap());
+    assert!(store.delivery_succeeded("cb-order", 7, Some(claimed[1].lease_until)).await.unwrap());
     // Event 6 was due at once, but it waits for 5: the next due time is 5's retry.
     let due = store.next_delivery_due("cb-order").await.unwrap().unwrap();
     assert!(due >= retry_at - Duration::from_millis(1), "{due:?} is before the retry at {retry_at:?}");
     assert!(store.claim_deliveries("cb-order", 10, now + Duration::from_secs(30)).await.unwrap().is_empty());
+    // A delivery's age counts from its event's commit, not from when the callback got to it.
+    let old_event =
+        NewDelivery { seq: 9, contact_key: "z".to_owned(), event_at: now - Duration::from_secs(3600) };
+    assert!(store.queue_deliveries("cb-order", 7, 9, &[old_event]).await.unwrap());
+    let claimed = store.claim_deliveries("cb-order", 10, now + Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![9]);
+    assert!(claimed[0].queued_at <= now - Duration::from_secs(3599), "{:?}", claimed[0].queued_at);
     store.close().await;
 }
 
