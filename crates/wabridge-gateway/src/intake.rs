@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -57,9 +58,25 @@ pub async fn verify(State(state): State<Arc<AppState>>, Query(q): Query<VerifyQu
 }
 
 /// `POST /webhook`.
-pub async fn receive(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn receive(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let metrics = &state.metrics;
+    let body = match body {
+        Ok(body) => body,
+        // Too large (413), or not read in time (`http.body_read_timeout_secs`) or cut off: counted with the
+        // other refusals, then answered as axum would.
+        Err(rejection) => {
+            let reason =
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "body_unreadable" };
+            metrics.webhooks_rejected.inc(reason);
+            tracing::warn!(reason, "webhook refused");
+            return rejection.into_response();
+        }
+    };
     if !state.config.webhook.insecure_skip_signature {
         let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
         let current = state.secrets.app_secrets();

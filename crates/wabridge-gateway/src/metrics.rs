@@ -372,7 +372,13 @@ impl Metrics {
             &self.events_duplicate,
         );
         histogram(&mut out, "wabridge_commit_batch_size", "Webhooks per commit.", &self.commit_batch_size);
-        histogram(&mut out, "wabridge_commit_seconds", "Duration of a group commit.", &self.commit_seconds);
+        histogram(
+            &mut out,
+            "wabridge_commit_seconds",
+            "Duration of a group commit's transaction (SQLite's WAL flush for durability full follows it; \
+             wabridge_intake_seconds covers the whole way to the answer).",
+            &self.commit_seconds,
+        );
         histogram(
             &mut out,
             "wabridge_intake_seconds",

@@ -61,7 +61,10 @@ pub(super) async fn upgrade(
         after,
         state.config.events.page_size,
     );
-    Ok(ws
+    // A subscriber resuming after a seq below it may have missed events retention deleted: the upgrade's
+    // answer says how far that went, as `GET /v1/events` does with `pruned_through`.
+    let pruned_through = crate::retention::pruned_through(&state.store).await?;
+    let mut response = ws
         .write_buffer_size(WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
         // A subscriber sends only pongs, pings and a close: no reason to buffer axum's default 64 MiB.
@@ -71,8 +74,13 @@ pub(super) async fn upgrade(
             // The connection counts against `http.max_connections` for as long as the subscriber stays.
             let _slot = slot;
             serve(socket, subscription, state, credential).await;
-        }))
+        });
+    response.headers_mut().insert(PRUNED_THROUGH_HEADER, axum::http::HeaderValue::from(pruned_through));
+    Ok(response)
 }
+
+/// The header of the upgrade's answer giving the highest seq retention has deleted (0 when none).
+pub const PRUNED_THROUGH_HEADER: &str = "x-wabridge-pruned-through";
 
 /// Decrements the subscriber gauge however the connection ends.
 struct Connected(Arc<AppState>);

@@ -36,6 +36,7 @@ each_backend!(
     feed_follows_the_log_unread_while_nobody_listens,
     a_subscriber_counts_against_the_connection_limit,
     a_revoked_key_ends_its_subscription,
+    the_upgrade_tells_how_far_retention_went,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -653,5 +654,27 @@ async fn a_revoked_key_ends_its_subscription(db: TestDb) {
     }
     commit_messages(&gw, "still", 1, 1, NUMBER_ID, &["111"]).await;
     assert_eq!(seqs(&read_events(&mut other, 1, Duration::from_secs(10)).await), vec![1]);
+    gw.shutdown().await.unwrap();
+}
+
+/// A subscriber resuming below what retention deleted can tell: the upgrade's answer carries the mark.
+async fn the_upgrade_tells_how_far_retention_went(db: TestDb) {
+    let gw = gateway::start(config(&db)).await;
+    commit_messages(&gw, "old", 3, 1, NUMBER_ID, &["111"]).await;
+    let pruned_header = |gw: &Gateway| {
+        let mut request = ws_url(gw, "after=0").into_client_request().unwrap();
+        request.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        async move {
+            let (_socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+            response.headers()["x-wabridge-pruned-through"].to_str().unwrap().to_owned()
+        }
+    };
+    assert_eq!(pruned_header(&gw).await, "0");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut retention = gw.state().config.retention.clone();
+    retention.max_age_secs = 0;
+    let store = &gw.state().store;
+    assert_eq!(wabridge_gateway::retention::prune_once(store, &retention, None).await.unwrap().0, 3);
+    assert_eq!(pruned_header(&gw).await, "3");
     gw.shutdown().await.unwrap();
 }

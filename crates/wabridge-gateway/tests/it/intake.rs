@@ -29,12 +29,12 @@ each_backend!(
 const WABA: &str = "102290129340398";
 const NUMBER_ID: &str = "106540352242922";
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// An envelope holding one inbound text message `id` from `from`.
-fn text_message(id: &str, from: &str, ts: u64) -> String {
+pub(crate) fn text_message(id: &str, from: &str, ts: u64) -> String {
     format!(
         r#"{{"object":"whatsapp_business_account","entry":[{{"id":"{WABA}","changes":[{{"value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"{NUMBER_ID}"}},"contacts":[{{"profile":{{"name":"Ana"}},"wa_id":"{from}"}}],"messages":[{{"from":"{from}","id":"{id}","timestamp":"{ts}","type":"text","text":{{"body":"Ol\u00e1 \ud83d\ude00"}}}}]}},"field":"messages"}}]}}]}}"#
     )
@@ -132,6 +132,8 @@ async fn oversized_body_is_refused(db: TestDb) {
     let gw = gateway::start(config).await;
     let big = format!(r#"{{"object":"whatsapp_business_account","entry":[],"pad":"{}"}}"#, "x".repeat(5000));
     assert_eq!(post(&gw.url(), &big).await, 413);
+    let metrics = gw.state().metrics.render();
+    assert!(metrics.contains(r#"wabridge_webhooks_rejected_total{reason="too_large"} 1"#), "{metrics}");
     gw.shutdown().await.unwrap();
 }
 
