@@ -18,6 +18,10 @@ pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
 /// about two years (`cloud-api.md` §0); v23.0 is one every call of this crate has been checked against.
 pub const DEFAULT_API_VERSION: &str = "v23.0";
 
+/// How long a media upload or download may take unless [`ClientBuilder::media_timeout`] says otherwise:
+/// 5 minutes, time for a 100 MB document on a link of about 3 Mbit/s.
+pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The default `User-Agent`: `wabridge-cloud/<version>`.
 pub const DEFAULT_USER_AGENT: &str = concat!("wabridge-cloud/", env!("CARGO_PKG_VERSION"));
 
@@ -41,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) sleeper: Arc<dyn Sleeper>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The whole-request timeout of media uploads and downloads; `None` leaves them to the HTTP client's.
+    pub(crate) media_timeout: Option<Duration>,
 }
 
 impl fmt::Debug for Client {
@@ -52,6 +58,7 @@ impl fmt::Debug for Client {
             .field("token", &"[redacted]")
             .field("app_secret", &i.app_secret.as_ref().map(|_| "[redacted]"))
             .field("retry", &i.retry)
+            .field("media_timeout", &i.media_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +106,7 @@ pub struct ClientBuilder {
     app_secret: Option<AppSecret>,
     connect_timeout: Duration,
     request_timeout: Duration,
+    media_timeout: Option<Duration>,
     user_agent: String,
     retry: Option<RetryPolicy>,
     sleeper: Arc<dyn Sleeper>,
@@ -116,6 +124,7 @@ impl Default for ClientBuilder {
             app_secret: None,
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            media_timeout: None,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: None,
             sleeper: Arc::new(TokioSleeper),
@@ -135,6 +144,7 @@ impl fmt::Debug for ClientBuilder {
             .field("app_secret", &self.app_secret.as_ref().map(|_| "[redacted]"))
             .field("connect_timeout", &self.connect_timeout)
             .field("request_timeout", &self.request_timeout)
+            .field("media_timeout", &self.media_timeout)
             .field("user_agent", &self.user_agent)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
@@ -186,10 +196,21 @@ impl ClientBuilder {
         self
     }
 
-    /// How long a whole request may take; default 30 s. A timeout is a retryable error.
+    /// How long a whole request may take; default 30 s. A timeout is a retryable error. Media uploads and
+    /// downloads have their own, longer timeout ([`media_timeout`](Self::media_timeout)).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// How long a whole media upload or download may take, its body included; default
+    /// [`DEFAULT_MEDIA_TIMEOUT`] (5 min): a 100 MB document on a slow link needs more than the request
+    /// timeout. With [`http_client`](Self::http_client), that client's timeout applies to media too unless
+    /// this is set.
+    #[must_use]
+    pub fn media_timeout(mut self, timeout: Duration) -> Self {
+        self.media_timeout = Some(timeout);
         self
     }
 
@@ -246,11 +267,17 @@ impl ClientBuilder {
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
             return Err(CloudError::Url("base URL must be http(s)".to_owned()));
         }
+        if crate::request::check_segment(&self.version).is_err() {
+            return Err(CloudError::Url(format!(
+                "API version {:?} cannot be a URL path segment",
+                self.version
+            )));
+        }
         let (tokens, refreshable) = self
             .tokens
             .ok_or_else(|| CloudError::Token("an access token or a token provider is required".into()))?;
-        let http = match self.http {
-            Some(http) => http,
+        let (http, media_timeout) = match self.http {
+            Some(http) => (http, self.media_timeout),
             None => {
                 let mut http = reqwest::Client::builder()
                     .connect_timeout(self.connect_timeout)
@@ -259,7 +286,10 @@ impl ClientBuilder {
                 if self.no_proxy {
                     http = http.no_proxy();
                 }
-                http.build().map_err(CloudError::http)?
+                (
+                    http.build().map_err(CloudError::http)?,
+                    Some(self.media_timeout.unwrap_or(DEFAULT_MEDIA_TIMEOUT)),
+                )
             }
         };
         Ok(Client {
@@ -273,6 +303,7 @@ impl ClientBuilder {
                 retry: self.retry,
                 sleeper: self.sleeper,
                 clock: self.clock,
+                media_timeout,
             }),
         })
     }

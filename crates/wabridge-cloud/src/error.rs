@@ -25,6 +25,8 @@ pub enum CloudError {
         status: u16,
         /// The error as Meta sent it.
         error: Box<GraphError>,
+        /// The answer's `Retry-After` header (in seconds), when it had one.
+        retry_after_header: Option<Duration>,
     },
     /// A non-2xx answer whose body is not a Graph error (a proxy's page, an empty body).
     #[error("HTTP {status} without a Graph error body: {snippet:?}")]
@@ -33,6 +35,8 @@ pub enum CloudError {
         status: u16,
         /// The start of the body (at most 200 characters), to help diagnose.
         snippet: String,
+        /// The answer's `Retry-After` header (in seconds), when it had one.
+        retry_after_header: Option<Duration>,
     },
     /// The request could not be sent or the answer not received (connection, TLS, timeout). The URL is
     /// left out of the message: it may carry an `appsecret_proof`.
@@ -63,6 +67,12 @@ pub enum CloudError {
     /// Meta answered `{"success": false}` to an action.
     #[error("Meta answered success=false")]
     Unsuccessful,
+    /// A media download is larger than any media file WhatsApp allows; reading stopped there.
+    #[error("the media download is larger than the {limit} bytes WhatsApp allows for any media")]
+    MediaTooLarge {
+        /// The largest media file Meta accepts ([`wabridge_types::limits::MEDIA_MAX_BYTES`]).
+        limit: u64,
+    },
 }
 
 /// Why a media upload is refused before anything is sent (`cloud-api.md` §4).
@@ -128,7 +138,7 @@ impl CloudError {
     #[must_use]
     pub fn classification(&self) -> Classification {
         match self {
-            Self::Graph { status, error } => {
+            Self::Graph { status, error, .. } => {
                 Classification::with_http_status(error.code, *status).transient(error.is_transient)
             }
             // -1 is no Graph code: the HTTP status alone decides (5xx transient, 429 throughput).
@@ -140,9 +150,11 @@ impl CloudError {
                 needs_operator: true,
                 ..classified(ErrorClass::Auth, false, None)
             },
-            Self::Invalid(_) | Self::Media(_) | Self::Url(_) | Self::Unsuccessful => {
-                classified(ErrorClass::InvalidRequest, false, None)
-            }
+            Self::Invalid(_)
+            | Self::Media(_)
+            | Self::Url(_)
+            | Self::Unsuccessful
+            | Self::MediaTooLarge { .. } => classified(ErrorClass::InvalidRequest, false, None),
         }
     }
 
@@ -152,14 +164,12 @@ impl CloudError {
         self.classification().class
     }
 
-    /// Whether trying the same call again later can succeed. Meta's `is_transient: true` wins over the
-    /// table; transport errors and timeouts are retryable.
+    /// Whether trying the same call again later can succeed: exactly `classification().retryable`. Meta's
+    /// `is_transient: true` makes an error that would fail the message retryable, never one that pauses the
+    /// number or the WABA (190, 368, …); transport errors and timeouts are retryable.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Graph { error, .. } if error.is_transient == Some(true) => true,
-            _ => self.classification().retryable,
-        }
+        self.classification().retryable
     }
 
     /// Whether Meta may have done what the call asked although it ended in this error — so sending it again
@@ -181,17 +191,33 @@ impl CloudError {
         }
     }
 
-    /// The shortest sensible wait before trying again, when the class has one (131056: 6 s).
+    /// The shortest sensible wait before trying again: the longer of the class's delay (131056: 6 s) and
+    /// the answer's `Retry-After` header, when either is known.
     #[must_use]
     pub fn retry_after(&self) -> Option<Duration> {
-        self.classification().delay
+        let class = self.classification().delay;
+        match (class, self.retry_after_header()) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The `Retry-After` header of Meta's (or a proxy's) answer, when it had one in seconds.
+    #[must_use]
+    pub fn retry_after_header(&self) -> Option<Duration> {
+        match self {
+            Self::Graph { retry_after_header, .. } | Self::Status { retry_after_header, .. } => {
+                *retry_after_header
+            }
+            _ => None,
+        }
     }
 
     /// Whether Meta refused the access token (code 190 or 0, or HTTP 401): a fresh token may help.
     #[must_use]
     pub fn is_auth(&self) -> bool {
         match self {
-            Self::Graph { status, error } => matches!(error.code, 0 | 190) || *status == 401,
+            Self::Graph { status, error, .. } => matches!(error.code, 0 | 190) || *status == 401,
             Self::Status { status, .. } => *status == 401,
             _ => false,
         }

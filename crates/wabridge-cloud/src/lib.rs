@@ -40,9 +40,11 @@ pub mod time;
 mod token;
 pub mod webhook;
 
-pub use client::{Client, ClientBuilder, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_USER_AGENT};
+pub use client::{
+    Client, ClientBuilder, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_MEDIA_TIMEOUT, DEFAULT_USER_AGENT,
+};
 pub use error::{CloudError, MediaError};
-pub use ops::{BUSINESS_PROFILE_FIELDS, TemplateFilter, check_media};
+pub use ops::{BUSINESS_PROFILE_FIELDS, MediaDownload, TemplateFilter, check_media};
 pub use retry::RetryPolicy;
 pub use token::{AccessToken, AppSecret, StaticToken, TokenError, TokenProvider};
 pub use wabridge_types;

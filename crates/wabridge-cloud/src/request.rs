@@ -1,11 +1,14 @@
 //! How one Graph call is made: URL, headers, token, `appsecret_proof`, retries, and reading the answer.
 
-use bytes::Bytes;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 use wabridge_types::error::GraphErrorEnvelope;
 use wabridge_types::signature::appsecret_proof;
+use wabridge_types::validate::ValidationError;
 
 use crate::client::Client;
 use crate::error::CloudError;
@@ -18,6 +21,11 @@ pub(crate) struct Call {
     pub(crate) target: Target,
     pub(crate) query: Vec<(&'static str, String)>,
     pub(crate) body: Body,
+    /// A media file travels (an upload or a download): the client's media timeout applies instead of the
+    /// request timeout.
+    pub(crate) media: bool,
+    /// The largest answer body read; a longer one is [`CloudError::MediaTooLarge`]. `None`: no limit.
+    pub(crate) max_body: Option<u64>,
 }
 
 /// Where a call goes.
@@ -39,7 +47,19 @@ pub(crate) enum Body {
 impl Call {
     pub(crate) fn new(method: Method, segments: &[&str]) -> Self {
         let segments = segments.iter().map(|s| (*s).to_owned()).collect();
-        Self { method, target: Target::Graph(segments), query: Vec::new(), body: Body::None }
+        Self::to(method, Target::Graph(segments))
+    }
+
+    pub(crate) fn to(method: Method, target: Target) -> Self {
+        Self { method, target, query: Vec::new(), body: Body::None, media: false, max_body: None }
+    }
+
+    /// Marks the call as one that moves a media file, with the media timeout and, for a download, a limit
+    /// on the answer's size.
+    pub(crate) fn media_transfer(mut self, max_body: Option<u64>) -> Self {
+        self.media = true;
+        self.max_body = max_body;
+        self
     }
 
     pub(crate) fn get(segments: &[&str]) -> Self {
@@ -80,6 +100,8 @@ impl Call {
 pub(crate) struct Answer {
     pub(crate) status: u16,
     pub(crate) body: Bytes,
+    /// The `Content-Type` header, when there was a readable one.
+    pub(crate) content_type: Option<String>,
 }
 
 impl Answer {
@@ -153,6 +175,7 @@ impl Client {
                         .map_err(|()| CloudError::Url("base URL cannot have a path".to_owned()))?;
                     path.pop_if_empty().push(&inner.version);
                     for segment in segments {
+                        check_segment(segment)?;
                         path.push(segment);
                     }
                 }
@@ -172,12 +195,21 @@ impl Client {
         }
     }
 
+    /// The whole-request timeout of `call` when it is not the HTTP client's own: a media upload or download
+    /// has the media timeout (a per-request timeout replaces the client's in `reqwest`).
+    fn timeout_for(&self, call: &Call) -> Option<Duration> {
+        if call.media { self.inner.media_timeout } else { None }
+    }
+
     async fn send_once(&self, call: &Call, token: &AccessToken) -> Result<Answer, CloudError> {
         let url = self.url(call, token)?;
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
             .map_err(|_| CloudError::Token("the access token is not a valid header value".into()))?;
         auth.set_sensitive(true);
         let mut request = self.inner.http.request(call.method.clone(), url).header(AUTHORIZATION, auth);
+        if let Some(timeout) = self.timeout_for(call) {
+            request = request.timeout(timeout);
+        }
         request = match &call.body {
             Body::None => request,
             Body::Json(bytes) => request.header(CONTENT_TYPE, "application/json").body(bytes.clone()),
@@ -201,22 +233,117 @@ impl Client {
             CloudError::http(e)
         })?;
         let status = response.status().as_u16();
-        let body = response.bytes().await.map_err(CloudError::http)?;
+        let content_type =
+            response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let retry_after = retry_after(response.headers());
+        let body = match call.max_body {
+            Some(limit) => read_at_most(response, limit).await?,
+            None => response.bytes().await.map_err(CloudError::http)?,
+        };
         tracing::debug!(call = %call.describe(), status, "graph answer");
         if (200..300).contains(&status) {
-            return Ok(Answer { status, body });
+            return Ok(Answer { status, body, content_type });
         }
-        Err(error_from(status, &body))
+        Err(error_from(status, &body, retry_after))
     }
 }
 
+/// Reads a body of at most `limit` bytes, refusing a longer one as soon as it is known to be longer (from
+/// its `Content-Length`, or once that many bytes arrived), so it is never held whole in memory.
+async fn read_at_most(mut response: reqwest::Response, limit: u64) -> Result<Bytes, CloudError> {
+    let too_large = || CloudError::MediaTooLarge { limit };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > limit {
+        return Err(too_large());
+    }
+    let mut body = BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(CloudError::http)? {
+        if (body.len() + chunk.len()) as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not read: Meta and the proxies in front of it send
+/// seconds).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Refuses what cannot be one id in a Graph path. `url` encodes a segment it is given, but it silently
+/// drops a `.` or `..` segment and reads the percent-encoded forms (`%2e%2e`, `.%2E`) as "this" and
+/// "parent" directories: `MediaId::new("..")` would call `GET /{version}` and `MediaId::new("%2e%2e")`
+/// `GET /`, an empty id the object's parent. Meta's ids are digits or wamid-like
+/// strings (`wamid.HBgL…==`: letters, digits, `.`, `_`, `-` and base64's `+ / =`), so the rule can be
+/// strict without refusing a real one: not empty, not `.` or `..`, printable ASCII only, and none of
+/// `%` (no encoded dots), `\` (a separator to `url` on http(s)), `?` and `#`. A `/` is encoded by `url`
+/// and stays inside the segment.
+pub(crate) fn check_segment(segment: &str) -> Result<(), CloudError> {
+    let refused = segment.is_empty()
+        || segment == "."
+        || segment == ".."
+        || segment.chars().any(|c| !c.is_ascii_graphic() || matches!(c, '%' | '\\' | '?' | '#'));
+    if refused {
+        return Err(CloudError::Invalid(ValidationError::Invalid {
+            field: "id".to_owned(),
+            reason: format!("{segment:?} cannot be a Graph id in a URL path"),
+        }));
+    }
+    Ok(())
+}
+
 /// A non-2xx answer as an error: the Graph error when the body is one, else the status with a snippet.
-fn error_from(status: u16, body: &[u8]) -> CloudError {
+/// The Graph error is read leniently ([`wabridge_types::GraphError`]): an odd member does not lose the code.
+fn error_from(status: u16, body: &[u8], retry_after_header: Option<Duration>) -> CloudError {
     match serde_json::from_slice::<GraphErrorEnvelope>(body) {
-        Ok(envelope) => CloudError::Graph { status, error: Box::new(envelope.error) },
+        Ok(envelope) => CloudError::Graph { status, error: Box::new(envelope.error), retry_after_header },
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            CloudError::Status { status, snippet: text.chars().take(200).collect() }
+            CloudError::Status { status, snippet: text.chars().take(200).collect(), retry_after_header }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{Call, Target};
+    use crate::client::{Client, DEFAULT_MEDIA_TIMEOUT};
+
+    fn download() -> Call {
+        let url = reqwest::Url::parse("https://lookaside.example/m?mid=1").unwrap();
+        Call::to(reqwest::Method::GET, Target::Absolute(url)).media_transfer(Some(10))
+    }
+
+    /// Media transfers get the media timeout, every other call the client's request timeout (`None` here:
+    /// the HTTP client's own applies).
+    #[test]
+    fn media_transfers_have_their_own_timeout() {
+        let client =
+            Client::builder().access_token("t").request_timeout(Duration::from_secs(30)).build().unwrap();
+        assert_eq!(client.timeout_for(&download()), Some(DEFAULT_MEDIA_TIMEOUT));
+        let upload = Call::post(&["1", "media"]).media_transfer(None);
+        assert_eq!(client.timeout_for(&upload), Some(Duration::from_secs(300)));
+        assert_eq!(client.timeout_for(&Call::post(&["1", "messages"])), None);
+
+        let configured =
+            Client::builder().access_token("t").media_timeout(Duration::from_secs(900)).build().unwrap();
+        assert_eq!(configured.timeout_for(&download()), Some(Duration::from_secs(900)));
+
+        // A caller's own HTTP client keeps its timeouts unless a media timeout is asked for.
+        let own = Client::builder().access_token("t").http_client(reqwest::Client::new()).build().unwrap();
+        assert_eq!(own.timeout_for(&download()), None);
+        let own = Client::builder()
+            .access_token("t")
+            .http_client(reqwest::Client::new())
+            .media_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap();
+        assert_eq!(own.timeout_for(&download()), Some(Duration::from_secs(60)));
     }
 }

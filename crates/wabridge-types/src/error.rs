@@ -13,7 +13,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
 /// The body Meta sends with a failed Graph call: `{"error": {...}}`.
@@ -23,7 +23,13 @@ pub struct GraphErrorEnvelope {
 }
 
 /// A Graph API error as Meta sends it. Unknown fields are kept in `extra`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// Parsing is lenient: only `code` is required (a number, a numeric string, or the `(#code)` that starts
+/// `message`). A member of an unexpected type — `error_data` sent as a string, `error_subcode` as `"2494010"`
+/// — does not fail the parse, which would lose the code and with it the retry decision: a numeric string
+/// is read as its number, anything else is left out of its typed field and kept in `extra` under its own
+/// name, so serializing gives it back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GraphError {
     /// `"(#131056) (Business Account, Consumer Account) pair rate limit hit"`: the title is embedded.
     #[serde(default)]
@@ -48,8 +54,9 @@ pub struct GraphError {
     pub extra: Map<String, Value>,
 }
 
-/// `error.error_data`: Meta's explanation, which it says to key logic on together with the code.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `error.error_data`: Meta's explanation, which it says to key logic on together with the code. Parsed
+/// as leniently as [`GraphError`]: a member of another type is kept in `extra`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct ErrorData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messaging_product: Option<String>,
@@ -57,6 +64,109 @@ pub struct ErrorData {
     pub details: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// Reads the members of a JSON object one by one, moving each that does not read as its type into `extra`.
+struct Members {
+    fields: Map<String, Value>,
+    extra: Map<String, Value>,
+}
+
+impl Members {
+    fn new(fields: Map<String, Value>) -> Self {
+        Self { fields, extra: Map::new() }
+    }
+
+    /// Takes `key` as read by `read`; `null` and absent are `None`; a value `read` refuses goes to `extra`.
+    fn take<T>(&mut self, key: &str, read: impl FnOnce(&Value) -> Option<T>) -> Option<T> {
+        let value = self.fields.remove(key)?;
+        if value.is_null() {
+            return None;
+        }
+        let read = read(&value);
+        if read.is_none() {
+            self.extra.insert(key.to_owned(), value);
+        }
+        read
+    }
+
+    /// What was not taken, odd values included.
+    fn rest(mut self) -> Map<String, Value> {
+        self.extra.append(&mut self.fields);
+        self.extra
+    }
+}
+
+fn text(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_owned)
+}
+
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn boolean(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+/// The code in a message Meta formats as `"(#131056) title"`.
+fn code_in_message(message: &str) -> Option<i64> {
+    let rest = message.trim_start().strip_prefix("(#")?;
+    rest.split_once(')')?.0.trim().parse().ok()
+}
+
+impl ErrorData {
+    fn from_members(fields: Map<String, Value>) -> Self {
+        let mut m = Members::new(fields);
+        let messaging_product = m.take("messaging_product", text);
+        let details = m.take("details", text);
+        Self { messaging_product, details, extra: m.rest() }
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorData {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::from_members(Map::deserialize(d)?))
+    }
+}
+
+impl GraphError {
+    /// Reads an error object leniently (see the type's documentation); `None` without a usable code.
+    fn from_members(fields: Map<String, Value>) -> Option<Self> {
+        let mut m = Members::new(fields);
+        let message = m.take("message", text).unwrap_or_default();
+        let code = m.take("code", integer).or_else(|| code_in_message(&message))?;
+        let error_data = m.take("error_data", |v| v.as_object().cloned().map(ErrorData::from_members));
+        Some(Self {
+            kind: m.take("type", text),
+            code,
+            error_subcode: m.take("error_subcode", integer),
+            error_data,
+            error_user_title: m.take("error_user_title", text),
+            error_user_msg: m.take("error_user_msg", text),
+            is_transient: m.take("is_transient", boolean),
+            fbtrace_id: m.take("fbtrace_id", text),
+            message,
+            extra: m.rest(),
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for GraphError {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let fields = Map::deserialize(d)?;
+        Self::from_members(fields).ok_or_else(|| D::Error::custom("a Graph error needs a numeric `code`"))
+    }
 }
 
 impl GraphError {
@@ -127,11 +237,13 @@ impl GraphError {
         Classification::of(self.code).transient(self.is_transient)
     }
 
-    /// Whether trying the same call again later can succeed.
+    /// Whether trying the same call again later can succeed: exactly [`Classification::retryable`]. Meta's
+    /// `is_transient: true` makes an error that would fail the message retryable
+    /// ([`Classification::transient`]), never one that pauses the number or the WABA (190, 368, …): retrying
+    /// those in place only repeats the refusal.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        // Meta marks some errors transient explicitly; trust that over the table.
-        self.is_transient.unwrap_or(false) || self.classification().retryable
+        self.classification().retryable
     }
 
     /// The earliest sensible moment to try again, if a delay is known.

@@ -74,6 +74,10 @@ pub const PROFILE_WEBSITE_MAX: usize = 256;
 const MB: u64 = 1024 * 1024;
 const KB: u64 = 1024;
 
+/// The largest media file of any kind Meta accepts: a 100 MB document (§4). A download larger than this is
+/// not a WhatsApp media file, so a client can stop reading there.
+pub const MEDIA_MAX_BYTES: u64 = 100 * MB;
+
 /// The kinds of media Meta accepts, with their MIME types and size limits (§4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -224,6 +228,12 @@ pub mod duration_ms {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_max_is_the_largest_kind() {
+        let largest = MediaKind::ALL.iter().map(|k| k.max_bytes()).max();
+        assert_eq!(largest, Some(MEDIA_MAX_BYTES));
+    }
 
     #[test]
     fn media_kind_from_mime() {

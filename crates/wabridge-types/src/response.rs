@@ -1,6 +1,8 @@
 //! Responses of the Cloud API's calls, and the small request bodies that go with them (registration,
 //! business profile). Unknown fields are kept in `extra`.
 
+use std::fmt;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -204,15 +206,25 @@ pub struct ThroughputResponse {
     pub id: PhoneNumberId,
 }
 
-/// `POST /{phone-id}/register`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `POST /{phone-id}/register`. Its `Debug` output leaves the PIN out.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RegisterRequest {
     pub messaging_product: String,
     /// The six-digit two-step verification PIN.
     pub pin: String,
-    /// Present when migrating from the On-Premises API.
+    /// Present when migrating from the On-Premises API (`{data, password}`: redacted in `Debug` too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup: Option<Value>,
+}
+
+impl fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("messaging_product", &self.messaging_product)
+            .field("pin", &"[redacted]")
+            .field("backup", &self.backup.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl RegisterRequest {
@@ -319,11 +331,21 @@ pub struct SubscribedAppData {
     pub extra: Map<String, Value>,
 }
 
-/// `POST /{waba-id}/subscribed_apps` with an optional callback override.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+/// `POST /{waba-id}/subscribed_apps` with an optional callback override. Its `Debug` output leaves the
+/// verify token out.
+#[derive(Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct SubscribeRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub override_callback_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify_token: Option<String>,
+}
+
+impl fmt::Debug for SubscribeRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscribeRequest")
+            .field("override_callback_uri", &self.override_callback_uri)
+            .field("verify_token", &self.verify_token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }

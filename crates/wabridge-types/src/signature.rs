@@ -26,7 +26,7 @@ pub enum SignatureError {
     /// The header is well formed but no configured app secret produces it.
     #[error("the X-Hub-Signature-256 header does not match the body for any configured app secret")]
     Mismatch,
-    /// No app secret is configured, so nothing can be verified.
+    /// No app secret is configured (an empty one counts as none), so nothing can be verified.
     #[error("no app secret is configured")]
     NoSecret,
 }
@@ -57,13 +57,16 @@ pub fn sign(app_secret: &[u8], body: &[u8]) -> String {
 /// Verifies `header` (the value of `X-Hub-Signature-256`, if present) over the raw `body` against each of
 /// `app_secrets` — several during a secret rotation — in constant time. Returns the index of the secret
 /// that matched.
+///
+/// An empty secret is no secret: anyone can compute an HMAC with an empty key, so empty entries are
+/// skipped, and a list holding only empty ones is [`SignatureError::NoSecret`].
 pub fn verify<S: AsRef<[u8]>>(
     header: Option<&str>,
     body: &[u8],
     app_secrets: &[S],
 ) -> Result<usize, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
-    if app_secrets.is_empty() {
+    if app_secrets.iter().all(|s| s.as_ref().is_empty()) {
         return Err(SignatureError::NoSecret);
     }
     let hex_part = header
@@ -79,6 +82,9 @@ pub fn verify<S: AsRef<[u8]>>(
     let mut matched = None;
     // Check every secret, so the time taken does not tell which one matched.
     for (i, secret) in app_secrets.iter().enumerate() {
+        if secret.as_ref().is_empty() {
+            continue;
+        }
         let mut m = mac(secret.as_ref());
         m.update(body);
         if m.verify_slice(&expected).is_ok() && matched.is_none() {

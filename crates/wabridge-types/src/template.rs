@@ -58,12 +58,27 @@ pub enum TemplateCategory {
     Other(String),
 }
 
-/// Whether body placeholders are `{{1}}` (positional) or `{{first_name}}` (named).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Whether body placeholders are `{{1}}` (positional) or `{{first_name}}` (named). Unknown formats are kept,
+/// so one new value does not fail a whole page of templates.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ParameterFormat {
     Positional,
     Named,
+    #[serde(untagged)]
+    Other(String),
+}
+
+impl ParameterFormat {
+    /// The wire name (`POSITIONAL`, `NAMED`, or the unknown value as sent).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Positional => "POSITIONAL",
+            Self::Named => "NAMED",
+            Self::Other(s) => s,
+        }
+    }
 }
 
 /// A template as Meta lists it. Listed with `fields=…`, Meta returns only those fields (and `id`): `name` and

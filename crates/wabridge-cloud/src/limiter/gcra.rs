@@ -110,6 +110,29 @@ impl Gcra {
         self.tat = Some(base + self.interval);
     }
 
+    /// Counts an event at `now` like [`record`](Self::record), but never moves the TAT beyond
+    /// `now + horizon` (nor back from where it is). For events that happen whatever the limiter says
+    /// (inbound messages): counted one interval each, a burst of them would otherwise delay later events
+    /// long after they stopped mattering.
+    ///
+    /// With `horizon = window + tolerance`, the window guarantee of [`Gcra::per_window`] still holds: after
+    /// a capped record at `c`, the next admission is at `c + window` at the earliest, so no event at or
+    /// before `c` shares a window with it, and every event after `c` is counted in full.
+    pub fn record_within(&mut self, now: Instant, horizon: Duration) {
+        let cap = now + horizon;
+        let base = self.tat.map_or(now, |tat| tat.max(now));
+        if base < cap {
+            self.tat = Some((base + self.interval).min(cap));
+        }
+    }
+
+    /// Uses up the burst as of `at`: nothing is admitted before `at`, then one event per interval, as if a
+    /// full burst had just been spent. Never loosens the limiter.
+    pub fn exhaust_until(&mut self, at: Instant) {
+        let spent = at + self.tolerance;
+        self.tat = Some(self.tat.map_or(spent, |tat| tat.max(spent)));
+    }
+
     /// Whether the limiter is back to its idle state at `now` (it can be forgotten).
     #[must_use]
     pub fn is_idle(&self, now: Instant) -> bool {

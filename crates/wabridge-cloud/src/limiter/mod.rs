@@ -116,9 +116,11 @@ impl RateLimiter {
     }
 
     /// Applies what an error says about pacing: a throughput error (130429) or maintenance (131057) freezes
-    /// the number for the class's delay, a pair-limit error (131056) freezes the recipient. Returns whether
-    /// anything was frozen. WABA-wide pauses (80007) and pauses that need an operator (tokens, accounts) are
-    /// the caller's business: they span more than one number.
+    /// the number for the class's delay, a pair-limit error (131056) freezes the recipient and uses up its
+    /// burst ([`PairLimiter::exhaust_until`]): after the freeze, one message per pair interval. Returns
+    /// whether anything was frozen. WABA-wide pauses (80007) and pauses that need an operator (tokens,
+    /// accounts) are the caller's business: they span more than one number. The freeze lasts the class's
+    /// delay, or the answer's `Retry-After` when that is longer.
     pub fn apply_error(
         &mut self,
         number: &PhoneNumberId,
@@ -127,10 +129,10 @@ impl RateLimiter {
         now: Instant,
     ) -> bool {
         let c = error.classification();
-        let Some(delay) = c.delay else { return false };
+        let Some(delay) = error.retry_after() else { return false };
         match (c.class, c.pause) {
             (ErrorClass::PairLimit, _) | (_, Some(PauseScope::Recipient)) => {
-                self.freeze_recipient_until(number, recipient, now + delay);
+                self.pairs.exhaust_until(number, recipient, now + delay);
                 true
             }
             (ErrorClass::Throughput | ErrorClass::Maintenance, _) => {

@@ -160,8 +160,16 @@ impl NumberLimiter {
 
     /// Counts an inbound message to the number: Meta counts inbound and outbound together against the
     /// level, so outbound messages wait for the room it took.
+    ///
+    /// Meta counts them within its one-second window, so their effect is capped there: however many arrive
+    /// at `now` (a thousand in one second at level 80 would otherwise block sends for over 12 s), sends wait
+    /// at most one window after the last of them, when every one has left the window. The window guarantee
+    /// holds still (see [`Gcra::record_within`]).
     pub fn record_inbound(&mut self, number: &PhoneNumberId, now: Instant) {
-        self.state(number).gcra.record(now);
+        let window = self.window;
+        let gcra = &mut self.state(number).gcra;
+        let horizon = window + gcra.tolerance();
+        gcra.record_within(now, horizon);
     }
 
     /// Sends nothing from the number before `until` (after 130429, or 131057 during a throughput upgrade).

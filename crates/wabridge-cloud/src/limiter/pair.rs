@@ -82,6 +82,14 @@ impl PairLimiter {
         state.frozen_until = Some(state.frozen_until.map_or(until, |f| f.max(until)));
     }
 
+    /// Sends nothing to `recipient` before `until`, then only one message per interval: the pair's burst
+    /// is used up. What a 131056 calls for: Meta's count for the pair is at its limit whatever ours says,
+    /// so a freeze that left our burst allowance would let a burst go at `until` and meet 131056 again.
+    pub fn exhaust_until(&mut self, number: &PhoneNumberId, recipient: &str, until: Instant) {
+        self.freeze_until(number, recipient, until);
+        self.state(number, recipient).gcra.exhaust_until(until);
+    }
+
     /// Until when the pair is frozen, if it is.
     #[must_use]
     pub fn frozen_until(&self, number: &PhoneNumberId, recipient: &str) -> Option<Instant> {

@@ -3,13 +3,22 @@
 use bytes::Bytes;
 use reqwest::{Method, Url};
 use wabridge_types::ids::{MediaId, PhoneNumberId};
-use wabridge_types::limits::MediaKind;
+use wabridge_types::limits::{MEDIA_MAX_BYTES, MediaKind};
 use wabridge_types::response::{MediaInfo, MediaUploadResponse};
 
 use super::expect_success;
 use crate::client::Client;
 use crate::error::{CloudError, MediaError};
 use crate::request::{Body, Call, Target};
+
+/// A downloaded media file and the type the server gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaDownload {
+    /// The file.
+    pub bytes: Bytes,
+    /// The answer's `Content-Type` (`image/jpeg`), when it had one.
+    pub content_type: Option<String>,
+}
 
 /// Checks a file against Meta's media limits (§4): a MIME type WhatsApp accepts, not empty, and no larger
 /// than its kind allows. Returns the kind.
@@ -45,7 +54,7 @@ impl Client {
     ) -> Result<MediaId, CloudError> {
         let file = file.into();
         check_media(mime, file.len() as u64)?;
-        let mut call = Call::post(&[number.as_str(), "media"]);
+        let mut call = Call::post(&[number.as_str(), "media"]).media_transfer(None);
         call.body = Body::Multipart { file, mime: mime.to_owned(), filename: filename.to_owned() };
         let answer: MediaUploadResponse = self.call(call).await?;
         Ok(answer.id)
@@ -72,24 +81,39 @@ impl Client {
         self.call(Call::get(&[media.as_str()]).query("phone_number_id", number.as_str())).await
     }
 
-    /// Downloads a media file from the URL [`Client::media_info`] gave, with the bearer token.
+    /// Downloads a media file from the URL [`Client::media_info`] gave, with the bearer token; see
+    /// [`Client::download_media_with_type`], which also gives the file's `Content-Type`.
+    ///
+    /// # Errors
+    /// As [`Client::download_media_with_type`].
+    pub async fn download_media(&self, url: &str) -> Result<Bytes, CloudError> {
+        Ok(self.download_media_with_type(url).await?.bytes)
+    }
+
+    /// Downloads a media file from the URL [`Client::media_info`] gave, with the bearer token, and returns
+    /// it with the `Content-Type` of the answer.
     ///
     /// The URL is called as given (no `appsecret_proof`: it is not a Graph call, and its query is Meta's
     /// signature). To keep the token from travelling in clear text, the URL must be `https`, or have the same
     /// scheme, host and port as the configured base URL (a test server or the sandbox).
     ///
+    /// The download has the media timeout ([`crate::ClientBuilder::media_timeout`], 5 minutes by default)
+    /// rather than the request timeout, and stops with [`CloudError::MediaTooLarge`] beyond
+    /// [`MEDIA_MAX_BYTES`] (100 MB, the largest media WhatsApp allows), without holding more than that.
+    ///
     /// # Errors
-    /// [`CloudError::Url`] for a URL refused as above, or any error of the call (an expired URL answers 404).
-    pub async fn download_media(&self, url: &str) -> Result<Bytes, CloudError> {
+    /// [`CloudError::Url`] for a URL refused as above, [`CloudError::MediaTooLarge`], or any error of the
+    /// call (an expired URL answers 404).
+    pub async fn download_media_with_type(&self, url: &str) -> Result<MediaDownload, CloudError> {
         let url = Url::parse(url).map_err(|e| CloudError::Url(format!("media URL: {e}")))?;
         let base = &self.inner.base;
         let same_origin = url.origin() == base.origin();
         if url.scheme() != "https" && !same_origin {
             return Err(CloudError::Url("a media URL must be https (or on the base URL's host)".to_owned()));
         }
-        let call =
-            Call { method: Method::GET, target: Target::Absolute(url), query: Vec::new(), body: Body::None };
-        Ok(self.execute(&call).await?.body)
+        let call = Call::to(Method::GET, Target::Absolute(url)).media_transfer(Some(MEDIA_MAX_BYTES));
+        let answer = self.execute(&call).await?;
+        Ok(MediaDownload { bytes: answer.body, content_type: answer.content_type })
     }
 
     /// Deletes an uploaded media object (`DELETE /{media-id}`).

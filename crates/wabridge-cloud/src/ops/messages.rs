@@ -31,13 +31,21 @@ impl Client {
     }
 
     /// Marks a received message as read (the blue ticks), with a typing indicator when
-    /// [`MarkRead::with_typing_indicator`] was used. Sent with `POST` on the messages endpoint.
+    /// [`MarkRead::with_typing_indicator`] was used. Sent with `POST` on the messages endpoint;
+    /// `messaging_product` is filled in when the receipt has none (one parsed from an On-Premises body).
     ///
     /// # Errors
     /// [`CloudError::Invalid`] for a malformed receipt, or any error of the call.
     pub async fn mark_read(&self, number: &PhoneNumberId, receipt: &MarkRead) -> Result<(), CloudError> {
         receipt.validate()?;
-        let answer = self.execute(&Call::post(&[number.as_str(), "messages"]).json(receipt)?).await?;
-        expect_success(&answer)
+        let call = Call::post(&[number.as_str(), "messages"]);
+        let call = if receipt.messaging_product.is_none() {
+            let mut receipt = receipt.clone();
+            receipt.messaging_product = Some(wabridge_types::MESSAGING_PRODUCT.to_owned());
+            call.json(&receipt)?
+        } else {
+            call.json(receipt)?
+        };
+        expect_success(&self.execute(&call).await?)
     }
 }

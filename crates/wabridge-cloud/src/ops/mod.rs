@@ -5,7 +5,7 @@ mod messages;
 mod numbers;
 mod templates;
 
-pub use media::check_media;
+pub use media::{MediaDownload, check_media};
 pub use numbers::BUSINESS_PROFILE_FIELDS;
 pub use templates::TemplateFilter;
 

@@ -8,7 +8,7 @@
 mod router;
 
 #[cfg(feature = "axum")]
-pub use router::{WebhookConfig, WebhookHandler, router};
+pub use router::{WebhookConfig, WebhookConfigError, WebhookHandler, router};
 use wabridge_types::ids::{PhoneNumberId, WabaId};
 use wabridge_types::webhook::{
     ChangeValue, Contact, Envelope, EventKind, InboundMessage, Status, WebhookError, WebhookEvent,

@@ -18,6 +18,17 @@ use wabridge_types::webhook::Envelope;
 use super::{Event, events};
 use crate::token::AppSecret;
 
+/// Why a [`WebhookConfig`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookConfigError {
+    /// The verify token is empty: `hub.verify_token=` (which anyone can send) would match it.
+    #[error("the webhook verify token is empty")]
+    EmptyVerifyToken,
+    /// An app secret is empty: anyone can sign a body with an empty HMAC key.
+    #[error("a webhook app secret is empty")]
+    EmptyAppSecret,
+}
+
 /// What the webhook router checks requests against.
 #[derive(Clone)]
 pub struct WebhookConfig {
@@ -41,15 +52,29 @@ impl fmt::Debug for WebhookConfig {
 impl WebhookConfig {
     /// Checks GET verifications against `verify_token` (the one entered in the App Dashboard) and POST
     /// signatures against `app_secret`. Served at `/webhook`, bodies up to 3 MB plus headroom.
-    #[must_use]
-    pub fn new(verify_token: impl Into<String>, app_secret: impl Into<String>) -> Self {
-        Self {
+    ///
+    /// # Errors
+    /// An empty verify token or app secret: either would let anyone through (an empty
+    /// `hub.verify_token=`, a body signed with an empty key).
+    pub fn new(
+        verify_token: impl Into<String>,
+        app_secret: impl Into<String>,
+    ) -> Result<Self, WebhookConfigError> {
+        let verify_token = verify_token.into();
+        if verify_token.is_empty() {
+            return Err(WebhookConfigError::EmptyVerifyToken);
+        }
+        let app_secret = app_secret.into();
+        if app_secret.is_empty() {
+            return Err(WebhookConfigError::EmptyAppSecret);
+        }
+        Ok(Self {
             path: "/webhook".to_owned(),
             verify_token: AppSecret::new(verify_token),
             app_secrets: vec![AppSecret::new(app_secret)],
             // Meta's payloads are at most 3 MB [L]; keep headroom rather than refuse a genuine one.
             max_body_bytes: WEBHOOK_BODY_MAX_BYTES * 2,
-        }
+        })
     }
 
     /// Serves the webhook at `path` instead of `/webhook`.
@@ -60,10 +85,16 @@ impl WebhookConfig {
     }
 
     /// Also accepts signatures made with another app secret (during a secret rotation).
-    #[must_use]
-    pub fn also_accept_secret(mut self, app_secret: impl Into<String>) -> Self {
+    ///
+    /// # Errors
+    /// [`WebhookConfigError::EmptyAppSecret`] for an empty secret.
+    pub fn also_accept_secret(mut self, app_secret: impl Into<String>) -> Result<Self, WebhookConfigError> {
+        let app_secret = app_secret.into();
+        if app_secret.is_empty() {
+            return Err(WebhookConfigError::EmptyAppSecret);
+        }
         self.app_secrets.push(AppSecret::new(app_secret));
-        self
+        Ok(self)
     }
 
     /// The largest body accepted, in bytes.
@@ -129,9 +160,11 @@ async fn verify_subscription<H: WebhookHandler>(
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let mode_ok = query.get("hub.mode").is_some_and(|m| m == "subscribe");
+    // An empty token never matches (the configuration refuses an empty one; this holds whatever it holds).
+    let expected = shared.config.verify_token.expose().as_bytes();
     let token_ok = query
         .get("hub.verify_token")
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), shared.config.verify_token.expose().as_bytes()));
+        .is_some_and(|t| !t.is_empty() && !expected.is_empty() && constant_time_eq(t.as_bytes(), expected));
     match query.get("hub.challenge") {
         Some(challenge) if mode_ok && token_ok => {
             ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], challenge.clone()).into_response()

@@ -2,11 +2,12 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use wabridge_cloud::{AccessToken, Client, CloudError};
 use wabridge_types::PhoneNumberId;
-use wabridge_types::error::{Classification, ErrorClass};
+use wabridge_types::error::{ErrorClass, PauseScope};
 use wabridge_types::send::OutboundMessage;
 
 use crate::harness::{APP_SECRET, MockServer, PHONE_ID, TOKEN, reference_json};
@@ -15,8 +16,50 @@ fn text() -> OutboundMessage {
     OutboundMessage::text("16505551234", "hello")
 }
 
+/// What the client must decide about one code, written out by hand.
+struct Stated {
+    code: i64,
+    class: ErrorClass,
+    retryable: bool,
+    /// The least delay, in seconds.
+    delay: Option<u64>,
+    pause: Option<PauseScope>,
+}
+
+const fn stated(
+    code: i64,
+    class: ErrorClass,
+    retryable: bool,
+    delay: Option<u64>,
+    pause: Option<PauseScope>,
+) -> Stated {
+    Stated { code, class, retryable, delay, pause }
+}
+
+/// What the client must decide for a few representative codes, written out by hand (not read back from
+/// `Classification`): class, retryable, the least delay in seconds, and what is paused.
+const STATED: &[Stated] = &[
+    stated(0, ErrorClass::Auth, false, None, Some(PauseScope::Number)),
+    stated(2, ErrorClass::TransientServer, true, Some(5), None),
+    stated(4, ErrorClass::CallQuota, true, Some(60), None),
+    stated(100, ErrorClass::InvalidRequest, false, None, None),
+    stated(190, ErrorClass::Auth, false, None, Some(PauseScope::Number)),
+    stated(250, ErrorClass::Permission, false, None, Some(PauseScope::Number)),
+    stated(368, ErrorClass::Account, false, None, Some(PauseScope::Number)),
+    stated(80007, ErrorClass::CallQuota, true, Some(300), Some(PauseScope::Waba)),
+    stated(130429, ErrorClass::Throughput, true, Some(1), None),
+    stated(131000, ErrorClass::TransientServer, true, Some(5), None),
+    stated(131026, ErrorClass::Recipient, false, None, None),
+    stated(131042, ErrorClass::Payment, false, None, Some(PauseScope::Number)),
+    stated(131047, ErrorClass::WindowClosed, false, None, None),
+    stated(131048, ErrorClass::QualityLimit, false, Some(3600), Some(PauseScope::Number)),
+    stated(131056, ErrorClass::PairLimit, true, Some(6), Some(PauseScope::Recipient)),
+    stated(131057, ErrorClass::Maintenance, true, Some(60), Some(PauseScope::Number)),
+    stated(132001, ErrorClass::Template, false, None, None),
+];
+
 /// Every code of Meta's table, answered with its documented HTTP status, comes back as a typed Graph error
-/// with the classification of its code.
+/// with its code, status, details and trace id; the codes of [`STATED`] with the decision stated there.
 #[tokio::test]
 async fn every_documented_error_parses_with_its_class() {
     let table = reference_json("error-codes.json");
@@ -24,6 +67,7 @@ async fn every_documented_error_parses_with_its_class() {
     let server = MockServer::start().await;
     let client = server.client().build().unwrap();
     let number = PhoneNumberId::new(PHONE_ID);
+    let mut checked = 0;
     for entry in codes {
         let code = match &entry["code"] {
             Value::Number(n) => n.as_i64().unwrap(),
@@ -39,17 +83,25 @@ async fn every_documented_error_parses_with_its_class() {
             "error_data": {"messaging_product": "whatsapp", "details": entry["meaning"]}, "fbtrace_id": "Az8or2yhqkZfEZ-_4Qn_Bam"}});
         server.reply(status, &body);
         let err = client.send_message(&number, &text()).await.unwrap_err();
-        let CloudError::Graph { status: got_status, error } = &err else { panic!("{code}: {err:?}") };
+        let CloudError::Graph { status: got_status, error, .. } = &err else { panic!("{code}: {err:?}") };
         assert_eq!(*got_status, status);
         assert_eq!(error.code, code);
         assert_eq!(error.details(), entry["meaning"].as_str());
         assert_eq!(error.fbtrace_id.as_deref(), Some("Az8or2yhqkZfEZ-_4Qn_Bam"));
-        let expected = Classification::with_http_status(code, status);
-        assert_eq!(err.classification(), expected, "code {code}");
         assert_eq!(err.code(), Some(code));
         assert_eq!(err.status(), Some(status));
-        assert_eq!(err.retry_after(), expected.delay);
+        assert_ne!(err.class(), ErrorClass::Unknown, "code {code} of Meta's table is classified");
+        if let Some(s) = STATED.iter().find(|s| s.code == code) {
+            let c = err.classification();
+            assert_eq!(c.class, s.class, "code {code}");
+            assert_eq!(c.retryable, s.retryable, "code {code}");
+            assert_eq!(err.is_retryable(), s.retryable, "code {code}");
+            assert_eq!(c.pause, s.pause, "code {code}");
+            assert_eq!(err.retry_after(), s.delay.map(Duration::from_secs), "code {code}");
+            checked += 1;
+        }
     }
+    assert_eq!(checked, STATED.len(), "every stated code is in Meta's table");
 }
 
 #[tokio::test]
@@ -102,7 +154,7 @@ async fn shapes_beyond_the_table() {
 
     let e = next().await;
     assert!(
-        matches!(&e, CloudError::Status { status: 502, snippet } if snippet.contains("Bad Gateway")),
+        matches!(&e, CloudError::Status { status: 502, snippet, .. } if snippet.contains("Bad Gateway")),
         "{e:?}"
     );
     assert!(e.is_retryable());
@@ -221,7 +273,7 @@ fn answers_that_may_hide_an_accepted_send_have_an_unknown_outcome() {
     let garbled = serde_json::from_str::<serde_json::Value>("{not json").unwrap_err();
     assert!(CloudError::Decode { status: 200, source: garbled }.outcome_unknown());
     assert!(CloudError::Unsuccessful.outcome_unknown());
-    let status = |status| CloudError::Status { status, snippet: String::new() };
+    let status = |status| CloudError::Status { status, snippet: String::new(), retry_after_header: None };
     assert!(status(502).outcome_unknown());
     assert!(status(504).outcome_unknown());
     // Refused before processing: retried or failed as usual.

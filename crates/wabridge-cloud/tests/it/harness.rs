@@ -56,6 +56,7 @@ struct Canned {
     body: Vec<u8>,
     content_type: &'static str,
     delay: Option<Duration>,
+    headers: Vec<(&'static str, &'static str)>,
 }
 
 #[derive(Default)]
@@ -91,14 +92,35 @@ impl MockServer {
 
     /// Queues an answer with any body.
     pub fn reply_raw(&self, status: u16, body: Vec<u8>, content_type: &'static str) -> &Self {
-        self.shared.answers.lock().unwrap().push_back(Canned { status, body, content_type, delay: None });
+        let canned = Canned { status, body, content_type, delay: None, headers: Vec::new() };
+        self.shared.answers.lock().unwrap().push_back(canned);
+        self
+    }
+
+    /// Queues a JSON answer with extra headers.
+    pub fn reply_with_headers(
+        &self,
+        status: u16,
+        body: &Value,
+        headers: &[(&'static str, &'static str)],
+    ) -> &Self {
+        let body = serde_json::to_vec(body).unwrap();
+        let canned =
+            Canned { status, body, content_type: "application/json", delay: None, headers: headers.to_vec() };
+        self.shared.answers.lock().unwrap().push_back(canned);
         self
     }
 
     /// Queues an answer sent only after `delay` (to provoke a client timeout).
     pub fn reply_late(&self, delay: Duration, status: u16, body: &Value) -> &Self {
         let body = serde_json::to_vec(body).unwrap();
-        let canned = Canned { status, body, content_type: "application/json", delay: Some(delay) };
+        let canned = Canned {
+            status,
+            body,
+            content_type: "application/json",
+            delay: Some(delay),
+            headers: Vec::new(),
+        };
         self.shared.answers.lock().unwrap().push_back(canned);
         self
     }
@@ -141,7 +163,11 @@ async fn record(State(shared): State<Arc<Shared>>, request: Request) -> Response
                 tokio::time::sleep(delay).await;
             }
             let status = StatusCode::from_u16(c.status).unwrap();
-            (status, [("content-type", c.content_type)], c.body).into_response()
+            let mut response = (status, [("content-type", c.content_type)], c.body).into_response();
+            for (name, value) in c.headers {
+                response.headers_mut().insert(name, value.parse().unwrap());
+            }
+            response
         }
         None => StatusCode::IM_A_TEAPOT.into_response(),
     }

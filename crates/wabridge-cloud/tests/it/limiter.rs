@@ -70,6 +70,33 @@ proptest! {
 
     /// A saturating sender that comes back when told (a little late, within the slack): at least 99 % of
     /// the level is admitted over several seconds, and the window bound still holds.
+    /// Bursts of inbound messages (up to 300 at one instant) mixed with sends: the window bound holds, and
+    /// no send is ever told to wait longer than one window plus the slack, however many came in.
+    #[test]
+    fn inbound_bursts_keep_the_window_and_block_one_window_at_most(
+        level in prop_oneof![Just(20u32), Just(80u32), Just(1000u32), 2u32..200],
+        steps in prop::collection::vec((0u64..300_000, 0u32..300, any::<bool>()), 1..300),
+    ) {
+        let mut limiter = NumberLimiter::new(Limits::default());
+        limiter.set_mps(&number(), level);
+        let mut now = Instant::now();
+        let mut events = Vec::new();
+        for (gap_us, inbound, send) in steps {
+            now += Duration::from_micros(gap_us);
+            for _ in 0..inbound {
+                limiter.record_inbound(&number(), now);
+                events.push((now, false));
+            }
+            if send {
+                match limiter.check(&number(), now) {
+                    Ok(()) => events.push((now, true)),
+                    Err(wait) => prop_assert!(wait <= SECOND + DEFAULT_SLACK, "told to wait {wait:?}"),
+                }
+            }
+        }
+        assert_window(&events, level)?;
+    }
+
     #[test]
     fn saturation_admits_at_least_99_percent(level in 1u32..=1000, seconds in 3u64..8, seed in any::<u64>()) {
         let mut rng = SmallRng::seed_from_u64(seed);
@@ -180,6 +207,50 @@ fn inbound_messages_take_room_from_sends() {
     assert!(limiter.check(&n, t + wait).is_ok());
 }
 
+/// Meta counts inbound messages within its one-second window: a thousand of them at once at level 80 hold
+/// sends back for that window, not for the 12.5 s a thousand send intervals would make.
+#[test]
+fn a_burst_of_inbound_messages_blocks_sends_one_window_at_most() {
+    let mut limiter = RateLimiter::new(Limits::default());
+    let n = number();
+    let t = Instant::now();
+    for _ in 0..1000 {
+        limiter.record_inbound(&n, t);
+    }
+    let wait = limiter.check(&n, "16505551234", t).unwrap_err();
+    assert!(wait <= SECOND, "{wait:?}");
+    assert!(wait >= SECOND - DEFAULT_SLACK, "the window is still full: {wait:?}");
+    assert!(limiter.check(&n, "16505551234", t + SECOND).is_ok());
+    // From there, the level again: one send per interval, no burst.
+    assert!(limiter.check(&n, "16505550000", t + SECOND).is_err());
+}
+
+/// After a 131056, the pair's burst is used up: when the freeze ends, one message goes, the next waits a
+/// full pair interval (not the 44 more a fresh pair could send at once).
+#[test]
+fn after_a_pair_limit_error_the_pair_has_no_burst_left() {
+    let mut limiter = RateLimiter::new(Limits::default());
+    let t = Instant::now();
+    let pair_limit = CloudError::Graph {
+        status: 400,
+        error: Box::new(wabridge_types::GraphError::new(131056, "pair")),
+        retry_after_header: None,
+    };
+    // Only one message was sent to the user as far as this limiter knows; Meta says the pair is at its limit.
+    assert!(limiter.check(&number(), "u1", t).is_ok());
+    assert!(limiter.apply_error(&number(), "u1", &pair_limit, t));
+    let thawed = t + Duration::from_secs(6);
+    assert_eq!(limiter.check(&number(), "u1", t), Err(Duration::from_secs(6)));
+    assert!(limiter.check(&number(), "u1", thawed).is_ok());
+    assert_eq!(limiter.check(&number(), "u1", thawed), Err(Duration::from_secs(6)));
+    let interval = Limits::default().pair_interval;
+    assert!(limiter.check(&number(), "u1", thawed + interval).is_ok());
+    // Other users keep their burst.
+    for _ in 0..10 {
+        assert!(limiter.pairs_mut().check(&number(), "u2", thawed).is_ok());
+    }
+}
+
 #[test]
 fn freezing_a_number() {
     let mut limiter = RateLimiter::new(Limits::default());
@@ -246,6 +317,7 @@ fn errors_freeze_what_they_are_about() {
     let graph = |code| CloudError::Graph {
         status: 400,
         error: Box::new(serde_json::from_value(json!({"code": code, "message": "x"})).unwrap()),
+        retry_after_header: None,
     };
     assert!(limiter.apply_error(&number(), "u1", &graph(131056), t));
     assert_eq!(limiter.pairs().frozen_until(&number(), "u1"), Some(t + Duration::from_secs(6)));

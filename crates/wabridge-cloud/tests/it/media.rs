@@ -1,8 +1,12 @@
 //! Media: upload (multipart, limits checked first), info, download, delete.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use serde_json::json;
-use wabridge_cloud::{CloudError, MediaError, check_media};
-use wabridge_types::limits::MediaKind;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use wabridge_cloud::{Client, CloudError, MediaError, RetryPolicy, check_media};
+use wabridge_types::limits::{MEDIA_MAX_BYTES, MediaKind};
 use wabridge_types::{MediaId, PhoneNumberId};
 
 use crate::harness::{Example, MockServer, PHONE_ID, TOKEN, assert_graph_call, graph_path};
@@ -113,6 +117,91 @@ async fn download_uses_the_bearer_token_and_returns_bytes() {
 }
 
 #[tokio::test]
+async fn a_download_comes_with_its_content_type() {
+    let server = MockServer::start().await;
+    server.reply_raw(200, b"%PDF-1.7".to_vec(), "application/pdf");
+    let client = server.client().build().unwrap();
+    let got = client.download_media_with_type(&format!("{}/media?mid=1", server.url())).await.unwrap();
+    assert_eq!(got.bytes.as_ref(), b"%PDF-1.7");
+    assert_eq!(got.content_type.as_deref(), Some("application/pdf"));
+}
+
+/// Answers every connection with `head`, then (for a chunked answer) `stream` bytes of body in 1 MiB chunks;
+/// counts the connections. Plain TCP, so an answer can announce a size it does not send.
+async fn raw_server(head: &'static str, stream: u64) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b'x'; 1 << 20];
+                let mut sent = 0;
+                while sent < stream {
+                    let size = format!("{:x}\r\n", chunk.len());
+                    let framed = [size.as_bytes(), &chunk[..], &b"\r\n"[..]].concat();
+                    if socket.write_all(&framed).await.is_err() {
+                        return;
+                    }
+                    sent += chunk.len() as u64;
+                }
+                let _ = socket.write_all(b"0\r\n\r\n").await;
+                // Hold the connection until the client is done with it.
+                let _ = socket.read(&mut buf).await;
+            });
+        }
+    });
+    (url, connections)
+}
+
+fn raw_client(url: &str) -> Client {
+    Client::builder()
+        .base_url(url)
+        .access_token(TOKEN)
+        .no_proxy()
+        .retry(RetryPolicy::default())
+        .build()
+        .unwrap()
+}
+
+/// A download announced larger than the largest media WhatsApp allows (a 100 MB document) is refused at
+/// once, without reading it, and not retried.
+#[tokio::test]
+async fn a_download_announced_too_large_is_refused() {
+    const HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ncontent-length: 104857601\r\n\r\n";
+    assert_eq!(MEDIA_MAX_BYTES, 104_857_600);
+    let (url, connections) = raw_server(HEAD, 0).await;
+    let err = raw_client(&url).download_media(&format!("{url}/media?mid=1")).await.unwrap_err();
+    assert!(matches!(err, CloudError::MediaTooLarge { limit: MEDIA_MAX_BYTES }), "{err:?}");
+    assert!(!err.is_retryable());
+    assert!(err.to_string().contains("104857600"), "{err}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+/// A download without a length stops as soon as it passes the limit.
+#[tokio::test]
+async fn a_streamed_download_stops_at_the_limit() {
+    const HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: video/mp4\r\ntransfer-encoding: chunked\r\n\r\n";
+    let (url, connections) = raw_server(HEAD, MEDIA_MAX_BYTES + 1).await;
+    let err = raw_client(&url).download_media(&format!("{url}/media?mid=1")).await.unwrap_err();
+    assert!(matches!(err, CloudError::MediaTooLarge { .. }), "{err:?}");
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_expired_download_url_is_an_error() {
     let server = MockServer::start().await;
     server.reply_raw(404, b"Not Found".to_vec(), "text/plain");
@@ -146,6 +235,40 @@ async fn delete_media() {
     assert_graph_call(&reqs[0], "DELETE", &graph_path(&[MEDIA_ID]));
     example.assert_target(&reqs[0], &[("{{Media-ID}}", MEDIA_ID), ("<PHONE_NUMBER_ID>", PHONE_ID)]);
     assert_graph_call(&reqs[1], "DELETE", &graph_path(&[MEDIA_ID]));
+}
+
+/// Ids that `url` would read as `.` or `..` (also percent-encoded), empty ids, and ids with characters no
+/// Graph id has are refused before any request; ids shaped like Meta's (digits, wamids with base64) go.
+#[tokio::test]
+async fn ids_that_are_no_path_segment_are_refused() {
+    let server = MockServer::start().await;
+    let client = server.client().build().unwrap();
+    for id in
+        ["%2e%2e", "%2E%2E", ".%2e", "%2e", ".", "..", "", "a b", "x\\y", "a?b", "a#b", "caf\u{e9}", "1\n"]
+    {
+        let err = client.media_info(&MediaId::new(id)).await.unwrap_err();
+        assert!(matches!(err, CloudError::Invalid(_)), "{id:?}: {err:?}");
+        assert!(err.to_string().contains("invalid request") && !err.is_retryable(), "{id:?}");
+        let err = client.delete_media(&MediaId::new(id)).await.unwrap_err();
+        assert!(matches!(err, CloudError::Invalid(_)), "{id:?}: {err:?}");
+    }
+    let err = client.throughput(&PhoneNumberId::new("..")).await.unwrap_err();
+    assert!(matches!(err, CloudError::Invalid(_)), "{err:?}");
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+
+    let info = json!({"messaging_product": "whatsapp", "url": "https://lookaside.example/x",
+        "mime_type": "image/jpeg", "sha256": "abc", "file_size": 10, "id": "1"});
+    let wamid = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI3NDAzQzYxRjk4MjkxMkE5QzEA==";
+    for id in [MEDIA_ID, wamid, "ab+c/d=="] {
+        server.reply(200, &info);
+        client.media_info(&MediaId::new(id)).await.unwrap();
+    }
+    let paths: Vec<String> = server.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [graph_path(&[MEDIA_ID]), graph_path(&[wamid]), graph_path(&["ab+c%2Fd=="])],
+        "each id is one path segment"
+    );
 }
 
 #[tokio::test]

@@ -112,3 +112,21 @@ async fn success_false_is_an_error_and_old_string_true_is_success() {
     assert!(matches!(err, CloudError::Unsuccessful));
     client.mark_read(&number, &MarkRead::new("wamid.A")).await.unwrap();
 }
+
+/// A receipt read from an On-Premises body has no `messaging_product`; Meta requires it, so the SDK adds it
+/// as it does for sends.
+#[tokio::test]
+async fn mark_read_adds_messaging_product_when_missing() {
+    let server = MockServer::start().await;
+    server.reply(200, &json!({"success": true}));
+    let client = server.client().build().unwrap();
+    let receipt: MarkRead =
+        serde_json::from_value(json!({"status": "read", "message_id": "wamid.ABC123"})).unwrap();
+    assert!(receipt.messaging_product.is_none());
+    client.mark_read(&PhoneNumberId::new(PHONE_ID), &receipt).await.unwrap();
+    let body = server.only_request().json();
+    assert_eq!(
+        body,
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.ABC123"})
+    );
+}

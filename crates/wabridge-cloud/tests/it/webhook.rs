@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use wabridge_cloud::webhook::{Event, WebhookConfig, router};
+use wabridge_cloud::webhook::{Event, WebhookConfig, WebhookConfigError, router};
 use wabridge_types::signature::{SIGNATURE_HEADER, sign};
 use wabridge_types::webhook::{ChangeValue, MessageContent, StatusKind};
 
@@ -17,7 +17,7 @@ type Seen = Arc<Mutex<Vec<Event>>>;
 async fn serve(fail: bool) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
-    let app = router(WebhookConfig::new(VERIFY_TOKEN, APP_SECRET), move |event: Event| {
+    let app = router(WebhookConfig::new(VERIFY_TOKEN, APP_SECRET).unwrap(), move |event: Event| {
         let record = record.clone();
         async move {
             record.lock().unwrap().push(event);
@@ -65,6 +65,7 @@ async fn verification_answers_the_challenge() {
 
     for query in [
         [("hub.mode", "subscribe"), ("hub.challenge", "1"), ("hub.verify_token", "wrong")],
+        [("hub.mode", "subscribe"), ("hub.challenge", "1"), ("hub.verify_token", "")],
         [("hub.mode", "unsubscribe"), ("hub.challenge", "1"), ("hub.verify_token", VERIFY_TOKEN)],
     ] {
         let refused = http().get(&url).query(&query).send().await.unwrap();
@@ -156,4 +157,17 @@ async fn every_valid_reference_payload_is_accepted() {
     }
     assert_eq!(posted, 13);
     assert!(seen.lock().unwrap().len() >= 13);
+}
+
+/// An empty verify token would match `hub.verify_token=`, an empty app secret would accept bodies anyone
+/// signs with an empty key: the configuration refuses both.
+#[test]
+fn empty_verify_token_or_app_secret_is_refused() {
+    assert_eq!(WebhookConfig::new("", APP_SECRET).unwrap_err(), WebhookConfigError::EmptyVerifyToken);
+    assert_eq!(WebhookConfig::new(VERIFY_TOKEN, "").unwrap_err(), WebhookConfigError::EmptyAppSecret);
+    let config = WebhookConfig::new(VERIFY_TOKEN, APP_SECRET).unwrap();
+    assert_eq!(config.clone().also_accept_secret("").unwrap_err(), WebhookConfigError::EmptyAppSecret);
+    let rotated = config.also_accept_secret("next-secret").unwrap();
+    let shown = format!("{rotated:?}");
+    assert!(!shown.contains(APP_SECRET) && !shown.contains("next-secret") && !shown.contains(VERIFY_TOKEN));
 }

@@ -115,7 +115,8 @@ impl Envelope {
     /// Dedupe keys:
     /// - message: `msg:{wamid}`;
     /// - status: `status:{wamid}:{status}`;
-    /// - payment: `payment:{id}:{status}`;
+    /// - payment: `payment:{id}:{status}:{transaction id}`, or `payment:{id}:{status}` when the update has no
+    ///   `payment.transaction.id` (one order-details message can see several transactions with one status);
     /// - value-level error and any other change: `{field}:{sha256}`, the hex SHA-256 of the canonical JSON
     ///   (keys sorted, no spaces) of `{"entry_id": …, "entry_time": …, "value": <payload>}`. The WABA id and
     ///   the entry's time are in the hash so that two WABAs, or the same event happening again later (a
@@ -270,7 +271,7 @@ fn messages_events(entry: &Entry, field: &str, value: &MessagesValue, events: &m
         let payload = single_item(value, found, "statuses", status);
         let (kind, key) = if status.is_payment() {
             let name = status.status.as_str().to_owned();
-            (EventKind::Payment { status: name.clone() }, format!("payment:{}:{name}", status.id))
+            (EventKind::Payment { status: name.clone() }, payment_dedupe_key(status, &name))
         } else {
             let name = status.status.as_str().to_owned();
             (EventKind::Status { status: name.clone() }, status_dedupe_key(status.id.as_str(), &name))
@@ -291,6 +292,28 @@ fn messages_events(entry: &Entry, field: &str, value: &MessagesValue, events: &m
         let payload = serde_json::to_value(value).unwrap_or_default();
         let key = hashed_key(entry, field, &payload);
         events.push(event(None, None, EventKind::Change, payload, key));
+    }
+}
+
+/// The dedupe key of a payment update: `payment:{id}:{status}`, followed by `:{transaction id}` when
+/// `payment.transaction.id` is present, so that two transactions of one order-details message that reach the
+/// same status (a failed attempt, then another) are two events.
+///
+/// Note: payment events stored before the transaction id was added carry the shorter key, so a redelivery
+/// of such an update after an upgrade is not recognised as a duplicate of the stored one (it is stored again
+/// once, under the new key).
+fn payment_dedupe_key(status: &Status, status_name: &str) -> String {
+    let transaction =
+        status.extra.get("payment").and_then(|p| p.get("transaction")).and_then(|t| t.get("id")).and_then(
+            |id| match id {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            },
+        );
+    match transaction {
+        Some(transaction) => format!("payment:{}:{status_name}:{transaction}", status.id),
+        None => format!("payment:{}:{status_name}", status.id),
     }
 }
 

@@ -217,3 +217,67 @@ fn is_transient_makes_a_failing_error_retryable() {
     paused.is_transient = Some(true);
     assert_eq!(paused.classification(), GraphError::new(131056, "pair").classification());
 }
+
+/// `is_transient: true` does not make an error that pauses the number retryable: `is_retryable` says what
+/// the classification says (190 is a dead token, 368 a policy block: retrying in place repeats the refusal).
+#[test]
+fn is_transient_does_not_make_a_pausing_error_retryable() {
+    for code in [190, 368, 131031, 131042] {
+        let mut error = GraphError::new(code, "x");
+        error.is_transient = Some(true);
+        assert!(!error.is_retryable(), "code {code}");
+        assert_eq!(error.is_retryable(), error.classification().retryable, "code {code}");
+        assert_eq!(error.pauses_sender(), Some(PauseScope::Number), "code {code}");
+    }
+}
+
+/// A member of an unexpected type does not lose the error: the code, subcode, message, type and trace id
+/// are kept, and the odd member is kept in `extra` (so it serializes back).
+#[test]
+fn odd_envelopes_keep_what_matters() {
+    let parse = |v: serde_json::Value| serde_json::from_value::<GraphErrorEnvelope>(v).map(|e| e.error);
+
+    // error_data as a string (older Graph errors), error_subcode as a numeric string.
+    let body = serde_json::json!({"error": {"message": "(#131056) pair rate limit hit",
+        "type": "OAuthException", "code": 131056, "error_subcode": "2494010", "error_data": "{\"blame_field_specs\":[[\"\"]]}",
+        "fbtrace_id": "Atrace"}});
+    let e = parse(body.clone()).unwrap();
+    assert_eq!(e.code, 131056);
+    assert_eq!(e.error_subcode, Some(2_494_010));
+    assert_eq!(e.kind.as_deref(), Some("OAuthException"));
+    assert_eq!(e.fbtrace_id.as_deref(), Some("Atrace"));
+    assert!(e.error_data.is_none());
+    assert_eq!(e.extra["error_data"], body["error"]["error_data"]);
+    assert!(e.is_retryable());
+    assert_eq!(e.class(), ErrorClass::PairLimit);
+    let back = serde_json::to_value(&e).unwrap();
+    assert_eq!(back["error_data"], body["error"]["error_data"], "the odd member serializes back");
+
+    // The code as a string, a subcode that is no number, is_transient as a string, error_data members of
+    // other types, a message that is not a string.
+    let e = parse(serde_json::json!({"error": {"message": 42, "type": "OAuthException", "code": "130429",
+        "error_subcode": {"x": 1}, "is_transient": "true", "fbtrace_id": "T2",
+        "error_data": {"messaging_product": "whatsapp", "details": {"text": "slow down"}}}}))
+    .unwrap();
+    assert_eq!(e.code, 130429);
+    assert_eq!(e.error_subcode, None);
+    assert_eq!(e.extra["error_subcode"], serde_json::json!({"x": 1}));
+    assert_eq!(e.is_transient, Some(true));
+    assert_eq!(e.message, "");
+    assert_eq!(e.extra["message"], 42);
+    let data = e.error_data.as_ref().unwrap();
+    assert_eq!(data.messaging_product.as_deref(), Some("whatsapp"));
+    assert_eq!(data.details, None);
+    assert_eq!(data.extra["details"]["text"], "slow down");
+    assert_eq!(e.fbtrace_id.as_deref(), Some("T2"));
+    assert_eq!(e.class(), ErrorClass::Throughput);
+
+    // No usable code member: the one in the message is used.
+    let e = parse(serde_json::json!({"error": {"message": "(#131057) Account in maintenance mode",
+        "code": null}}))
+    .unwrap();
+    assert_eq!(e.code, 131057);
+
+    // Without any code it is not a Graph error.
+    assert!(parse(serde_json::json!({"error": {"message": "boom"}})).is_err());
+}

@@ -2,9 +2,10 @@
 
 use wabridge_types::limits::ThroughputLevel;
 use wabridge_types::response::{
-    BusinessProfile, MediaInfo, Page, PhoneNumber, SendResponse, Success, ThroughputResponse,
+    BusinessProfile, MediaInfo, Page, PhoneNumber, RegisterRequest, SendResponse, SubscribeRequest, Success,
+    ThroughputResponse,
 };
-use wabridge_types::template::{TemplateDefinition, TemplateStatus, placeholders};
+use wabridge_types::template::{ParameterFormat, TemplateDefinition, TemplateStatus, placeholders};
 
 use crate::reference;
 
@@ -150,4 +151,39 @@ fn reference_saved_responses_parse() {
     }
     println!("parsed {parsed} saved responses");
     assert!(parsed >= 5, "only {parsed} saved responses were recognised");
+}
+
+/// An unknown `parameter_format` is kept, so it does not fail the whole page of templates it comes in.
+#[test]
+fn an_unknown_parameter_format_is_kept() {
+    let page: Page<TemplateDefinition> = serde_json::from_str(
+        r#"{"data":[{"name":"a","language":"en_US","parameter_format":"NAMED","components":[]},
+                    {"name":"b","language":"en_US","parameter_format":"SOMETHING_NEW","components":[]}]}"#,
+    )
+    .unwrap();
+    assert_eq!(page.data[0].parameter_format, Some(ParameterFormat::Named));
+    let other = page.data[1].parameter_format.as_ref().unwrap();
+    assert_eq!(other, &ParameterFormat::Other("SOMETHING_NEW".to_owned()));
+    assert_eq!(other.as_str(), "SOMETHING_NEW");
+    assert_eq!(serde_json::to_value(&page.data[1]).unwrap()["parameter_format"], "SOMETHING_NEW");
+    assert_eq!(serde_json::to_value(ParameterFormat::Positional).unwrap(), "POSITIONAL");
+}
+
+/// The two-step PIN (and a migration backup's password) and a subscription's verify token never appear in
+/// `Debug` output.
+#[test]
+fn secrets_of_requests_are_redacted_in_debug() {
+    let mut register = RegisterRequest::new("274913");
+    register.backup = Some(serde_json::json!({"data": "blob", "password": "backup-pass"}));
+    let shown = format!("{register:?} {register:#?}");
+    assert!(!shown.contains("274913") && !shown.contains("backup-pass"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+
+    let subscribe = SubscribeRequest {
+        override_callback_uri: Some("https://hooks.example/wa".to_owned()),
+        verify_token: Some("verify-me-3141".to_owned()),
+    };
+    let shown = format!("{subscribe:?} {subscribe:#?}");
+    assert!(!shown.contains("verify-me-3141"), "{shown}");
+    assert!(shown.contains("https://hooks.example/wa"), "{shown}");
 }

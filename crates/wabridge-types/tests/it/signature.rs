@@ -69,3 +69,17 @@ fn appsecret_proof_is_hmac_of_token() {
     assert!(!constant_time_eq(b"abc", b"abd"));
     assert!(!constant_time_eq(b"abc", b"abcd"));
 }
+
+/// An empty app secret is no secret: anyone can sign with an empty key, so it never verifies anything.
+#[test]
+fn empty_secrets_are_no_secret() {
+    let forged = sign(b"", BODY);
+    let none: [&[u8]; 1] = [b""];
+    assert_eq!(verify(Some(&forged), BODY, &none), Err(SignatureError::NoSecret));
+    let empties: [&str; 2] = ["", ""];
+    assert_eq!(verify(Some(&forged), BODY, &empties), Err(SignatureError::NoSecret));
+    // Next to a real secret, the empty one is skipped: the forgery fails, the real signature matches.
+    let mixed: [&[u8]; 2] = [b"", b"real-secret"];
+    assert_eq!(verify(Some(&forged), BODY, &mixed), Err(SignatureError::Mismatch));
+    assert_eq!(verify(Some(&sign(b"real-secret", BODY)), BODY, &mixed), Ok(1));
+}

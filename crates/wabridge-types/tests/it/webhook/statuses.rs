@@ -67,13 +67,38 @@ fn payment_updates_are_not_message_statuses() {
     let events = e.events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].kind, EventKind::Payment { status: "captured".into() });
-    assert_eq!(events[0].dedupe_key, "payment:wamid.ORDDETAILS01:captured");
+    // The transaction's id is part of the key (the reference's sample without one: see meta.rs).
+    assert_eq!(events[0].dedupe_key, "payment:wamid.ORDDETAILS01:captured:txn-1");
     assert_eq!(events[0].contact.as_deref(), Some("919800000006"));
 
     // Even a payment whose status reads "failed" never moves a message.
     let mut failed = s.clone();
     failed.status = StatusKind::Failed;
     assert!(!failed.advances(Some(&StatusKind::Sent)));
+}
+
+/// Two transactions of one order-details message that reach the same status are two events; a redelivery
+/// of one of them is a duplicate; an update without a transaction keeps the key without one.
+#[test]
+fn payment_transactions_of_one_order_have_their_own_keys() {
+    let (body, _) = fixture("payment.json");
+    let with_transaction = |id: Option<&str>| {
+        let mut body = body.clone();
+        let payment = &mut body["entry"][0]["changes"][0]["value"]["statuses"][0]["payment"];
+        match id {
+            Some(id) => payment["transaction"]["id"] = Value::from(id),
+            None => {
+                payment.as_object_mut().unwrap().remove("transaction");
+            }
+        }
+        let envelope: wabridge_types::webhook::Envelope = serde_json::from_value(body).unwrap();
+        envelope.events().remove(0).dedupe_key
+    };
+    let first = with_transaction(Some("txn-1"));
+    let second = with_transaction(Some("txn-2"));
+    assert_ne!(first, second, "two transactions with one status must not collide");
+    assert_eq!(first, with_transaction(Some("txn-1")), "a redelivery repeats the key");
+    assert_eq!(with_transaction(None), "payment:wamid.ORDDETAILS01:captured");
 }
 
 #[test]
