@@ -327,7 +327,23 @@ impl Receiver {
             ) => c,
         };
         let mut socket = match connected {
-            Ok((socket, _)) => socket,
+            Ok((socket, response)) => {
+                // The gateway says how far retention deleted; above our cursor, events were lost to it.
+                let pruned = response
+                    .headers()
+                    .get("x-wabridge-pruned-through")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i64>().ok());
+                if let Some(pruned) = pruned.filter(|p| *p > after) {
+                    tracing::warn!(
+                        after,
+                        pruned_through = pruned,
+                        "event stream: events after our cursor were deleted by the gateway's retention before we \
+                         read them; resuming with the oldest kept"
+                    );
+                }
+                socket
+            }
             Err(WsError::Http(response))
                 if matches!(response.status(), StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) =>
             {
@@ -360,8 +376,12 @@ impl Receiver {
             let event: ReceivedEvent = match serde_json::from_str(text.as_str()) {
                 Ok(event) => event,
                 Err(e) => {
-                    tracing::warn!(error = %e, "event stream: a frame is not an event; skipped");
-                    continue;
+                    // Never skipped: the next event would move the cursor past it. Read again after a
+                    // reconnect (a gateway of another version may send what this client cannot read: the
+                    // warning says so until one of them is upgraded).
+                    tracing::warn!(error = %e, "event stream: a frame is not an event this client reads; reconnecting");
+                    let _ = socket.close(None).await;
+                    return Ok(Ended::Retry { progress });
                 }
             };
             if event.seq <= *self.cursor.borrow() {

@@ -8,6 +8,8 @@ mod limiter;
 mod media;
 mod messages;
 mod numbers;
+#[cfg(feature = "receiver")]
+mod receiver;
 mod retry;
 mod templates;
 mod token;
