@@ -19,6 +19,8 @@ fn frame(seq: i64) -> Message {
 }
 
 /// Serves `scripts[n]` to the n-th connection (then closes it), recording each connection's `after`.
+// tungstenite's handshake callback returns its whole error response by value.
+#[allow(clippy::result_large_err)]
 async fn scripted_server(scripts: Vec<Vec<Message>>) -> (String, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
