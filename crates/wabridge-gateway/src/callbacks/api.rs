@@ -71,10 +71,14 @@ struct NewCallback {
     phone_number_id: Option<String>,
 }
 
-fn describe(c: &CallbackRecord) -> Value {
+/// A callback as the API shows it. Its URL may carry a credential of the receiver (`https://user:pw@…`,
+/// `?token=…`): whole for admins, who set it; with the password and query values replaced for the other
+/// readers (an `events` key lists callbacks to watch their progress, not to learn the receiver's secrets).
+fn describe(c: &CallbackRecord, principal: &Principal) -> Value {
+    let url = if principal.require(Scope::Admin).is_ok() { c.url.clone() } else { redacted_url(&c.url) };
     json!({
         "id": c.id,
-        "url": c.url,
+        "url": url,
         "shape": c.shape,
         "max_concurrent": c.max_concurrent,
         "events": c.kinds,
@@ -84,9 +88,24 @@ fn describe(c: &CallbackRecord) -> Value {
     })
 }
 
+/// `url` with its password and query values replaced by `REDACTED` (a URL that does not parse: replaced whole).
+fn redacted_url(url: &str) -> String {
+    const HIDDEN: &str = "REDACTED";
+    let Ok(mut parsed) = reqwest::Url::parse(url) else { return HIDDEN.to_owned() };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(HIDDEN));
+    }
+    if parsed.query().is_some() {
+        let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        parsed.query_pairs_mut().clear().extend_pairs(keys.iter().map(|k| (k.as_str(), HIDDEN)));
+    }
+    parsed.to_string()
+}
+
 async fn list(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Events)?;
-    let callbacks: Vec<Value> = state.store.callbacks().await?.iter().map(describe).collect();
+    let callbacks: Vec<Value> =
+        state.store.callbacks().await?.iter().map(|c| describe(c, &principal)).collect();
     Ok(Json(json!({"callbacks": callbacks, "meta": meta()})))
 }
 
@@ -132,7 +151,7 @@ async fn create(
     if !state.callbacks.add(record.clone()).await? {
         return Err(ApiError::conflict(format!("a callback with id {:?} exists", record.id)));
     }
-    Ok((StatusCode::CREATED, Json(json!({"callbacks": [describe(&record)], "meta": meta()}))))
+    Ok((StatusCode::CREATED, Json(json!({"callbacks": [describe(&record, &principal)], "meta": meta()}))))
 }
 
 async fn show(
@@ -150,7 +169,7 @@ async fn show(
         .oldest_pending_at
         .and_then(|at| SystemTime::now().duration_since(at).ok())
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-    let mut callback = describe(&record);
+    let mut callback = describe(&record, &principal);
     callback["status"] = json!({
         "pending": stats.pending,
         "retrying": stats.retrying,
@@ -195,4 +214,19 @@ async fn replay(
     }
     let requeued = state.callbacks.replay(&id).await?;
     Ok(Json(json!({"requeued": requeued, "meta": meta()})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn receivers_credentials_are_hidden() {
+        assert_eq!(
+            redacted_url("https://u:pw@example.com/hook?token=abc&x=1"),
+            "https://u:REDACTED@example.com/hook?token=REDACTED&x=REDACTED"
+        );
+        assert_eq!(redacted_url("https://example.com/hook"), "https://example.com/hook");
+        assert_eq!(redacted_url("not a url"), "REDACTED");
+    }
 }
