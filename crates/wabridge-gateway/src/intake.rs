@@ -70,8 +70,11 @@ pub async fn receive(
         // Too large (413), or not read in time (`http.body_read_timeout_secs`) or cut off: counted with the
         // other refusals, then answered as axum would.
         Err(rejection) => {
-            let reason =
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "body_unreadable" };
+            let reason = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "body_unreadable"
+            };
             metrics.webhooks_rejected.inc(reason);
             tracing::warn!(reason, "webhook refused");
             return rejection.into_response();

@@ -30,7 +30,7 @@ pub struct SandboxArgs {
     /// App secret: signs webhooks (X-Hub-Signature-256) and checks appsecret_proof. Default: sandbox-secret.
     #[arg(long, env = "WABRIDGE_SANDBOX_APP_SECRET")]
     pub app_secret: Option<String>,
-    /// Refuse Graph calls without a valid appsecret_proof (code 100).
+    /// Refuse Graph calls without an appsecret_proof (code 100); a wrong proof is refused either way.
     #[arg(long, env = "WABRIDGE_SANDBOX_REQUIRE_APPSECRET_PROOF")]
     pub require_appsecret_proof: bool,
     /// Bearer token required by the control API under /_sandbox (open when unset).

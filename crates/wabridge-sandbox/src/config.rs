@@ -22,10 +22,11 @@ pub struct SandboxConfig {
     pub numbers: Vec<NumberConfig>,
     /// Bearer tokens accepted on the Graph routes; any other token is answered with 190 (HTTP 401).
     pub access_tokens: Vec<String>,
-    /// The app secret: signs webhooks (`X-Hub-Signature-256`) and checks `appsecret_proof`.
+    /// The app secret: signs webhooks (`X-Hub-Signature-256`) and checks `appsecret_proof`: a proof a
+    /// client sends must match it (code 100), whether or not proofs are required.
     pub app_secret: Option<String>,
-    /// Refuse Graph calls without a valid `appsecret_proof` (code 100), as an app with "Require App
-    /// Secret" does. Needs `app_secret`.
+    /// Refuse Graph calls without an `appsecret_proof` (code 100), as an app with "Require App Secret"
+    /// does. Needs `app_secret`.
     pub require_appsecret_proof: bool,
     /// Bearer token for the control API under `/_sandbox`; `None` leaves it open (it listens on a local
     /// address in every intended use).
@@ -65,7 +66,8 @@ pub struct SandboxConfig {
 pub struct NumberConfig {
     /// The Graph id of the number (`phone_number_id`).
     pub id: String,
-    /// The number itself, digits only (`display_phone_number` in webhooks).
+    /// The number itself, digits only, as webhooks' `metadata.display_phone_number` carry it; Graph's
+    /// phone-number objects show it formatted (`15550783881` → `+1 555-078-3881`).
     pub display_phone_number: String,
     /// The verified business name.
     pub verified_name: String,

@@ -122,18 +122,7 @@ pub(crate) fn inject(
     shared.counters.inbound.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let contact = shared.users.contact(index, &wa_id, current);
     let key = crate::chaos::hash_bytes(wamid.as_bytes());
-    shared.hub.emit(
-        shared,
-        Event::new(
-            key,
-            EventBody::Messages {
-                number: index,
-                contact: Some(contact),
-                message: Some(parsed),
-                status: None,
-            },
-        ),
-    );
+    shared.hub.emit(shared, Event::new(key, EventBody::Message { number: index, contact, message: parsed }));
     Ok(wamid)
 }
 

@@ -1,7 +1,7 @@
 //! The life of an accepted message after the API answered: sent → delivered → read on the configured
 //! delays and probabilities, or a single `failed` status for messages Meta would accept and then fail
-//! (131026 unreachable user, 131047 window closed, 131064 messaging limit). Runs in one task with a
-//! timer heap, off the request path.
+//! (131026 unreachable user, 131047 window closed, 131064 messaging limit, 131053 media that cannot be
+//! sent as the message's type). Runs in one task with a timer heap, off the request path.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -31,12 +31,27 @@ pub(crate) struct Facts {
     pub billable: bool,
     /// PMP pricing type: `regular` or `free_customer_service`.
     pub pricing_type: &'static str,
-    /// The code of the `failed` status this message ends with, instead of being delivered.
-    pub failure: Option<i64>,
+    /// The `failed` status this message ends with, instead of being delivered.
+    pub failure: Option<Failure>,
     /// The text the user received, for automatic replies.
     pub text: Option<String>,
     /// When it was accepted (sandbox clock, ns).
     pub accepted_at: u64,
+}
+
+/// Why an accepted message fails: the code of its `failed` status, and details when the code's usual
+/// wording does not say enough.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub code: i64,
+    pub details: Option<String>,
+}
+
+impl Failure {
+    /// A failure described by its code alone.
+    pub(crate) fn code(code: i64) -> Self {
+        Self { code, details: None }
+    }
 }
 
 /// Work for the lifecycle task.
@@ -116,8 +131,8 @@ fn plan(shared: &Shared, heap: &mut BinaryHeap<Due>, seq: &mut u64, facts: Arc<F
         *seq += 1;
         heap.push(Due { at, seq: *seq, facts: facts.clone(), step });
     };
-    if let Some(code) = facts.failure {
-        push(at(cfg.sent_delay), Step::Failed(code));
+    if let Some(failure) = &facts.failure {
+        push(at(cfg.sent_delay), Step::Failed(failure.code));
         return;
     }
     push(at(cfg.sent_delay), Step::Sent);
@@ -167,29 +182,24 @@ fn emit_status(shared: &Shared, facts: &Facts, step: Step, kind: StatusKind, now
         status.recipient_user_id = Some(shared.users.user_id(&facts.wa_id));
     }
     if let Some(code) = error {
-        status.errors = Some(vec![webhook_error(code)]);
+        let details = facts.failure.as_ref().and_then(|f| f.details.as_deref());
+        status.errors = Some(vec![webhook_error(code, details)]);
     } else {
         status.pricing = Some(pricing(facts, current));
         status.conversation = Some(conversation(shared, facts, step == Step::Sent));
     }
     let contact = current.then(|| shared.users.contact(facts.number, &facts.wa_id, true));
-    shared.hub.emit(
-        shared,
-        Event::new(
-            key,
-            EventBody::Messages { number: facts.number, contact, message: None, status: Some(status) },
-        ),
-    );
+    shared.hub.emit(shared, Event::new(key, EventBody::Status { number: facts.number, contact, status }));
 }
 
 fn to_i64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-/// A webhook error for an asynchronous failure, in Meta's wording.
-pub(crate) fn webhook_error(code: i64) -> WebhookError {
+/// A webhook error for an asynchronous failure, in Meta's wording unless `details` are given.
+pub(crate) fn webhook_error(code: i64, details: Option<&str>) -> WebhookError {
     let title = code_info(code).map_or("Unknown error", |i| i.title);
-    let details = match code {
+    let details = details.unwrap_or(match code {
         131_026 => "Message Undeliverable.",
         131_047 => {
             "Message failed to send because more than 24 hours have passed since the customer last replied to this number."
@@ -198,7 +208,7 @@ pub(crate) fn webhook_error(code: i64) -> WebhookError {
             "Message failed because the business reached its messaging limit for unique users in 24 hours."
         }
         _ => title,
-    };
+    });
     let mut e = WebhookError::new(code, title, details);
     e.href = Some("https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/".to_owned());
     e

@@ -2,12 +2,14 @@
 //! messaging-limit tier. Written independently of the SDK's limiter on purpose: a bug shared by both
 //! would hide in every test that drives one against the other.
 //!
-//! All of them are GCRAs (generic cell rate algorithm): a "theoretical arrival time" (TAT) per key; a
-//! call at `now` conforms when `TAT - now <= tolerance`, and then moves the TAT one emission interval
-//! past `max(TAT, now)`. The per-number and per-WABA ones are a single atomic, so the hot path takes no
-//! lock; per-recipient state lives in a sharded map.
+//! The rate limiters are GCRAs (generic cell rate algorithm): a "theoretical arrival time" (TAT) per
+//! key; a call at `now` conforms when `TAT - now <= tolerance`, and then moves the TAT one emission
+//! interval past `max(TAT, now)`. The per-number one is a single atomic, so the hot path takes no lock;
+//! per-recipient state lives in a sharded map. The WABA's hourly quota is a count over a rolling window
+//! ([`RollingQuota`]), not a rate: a GCRA with a whole window of tolerance lets nearly twice the quota
+//! through in one rolling hour after a burst.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -89,6 +91,64 @@ impl AtomicGcra {
     /// Forgets all history.
     pub(crate) fn reset(&self) {
         self.tat.store(0, Ordering::Relaxed);
+    }
+}
+
+/// How many buckets a [`RollingQuota`] splits its window into.
+const QUOTA_BUCKETS: u64 = 60;
+
+/// A quota of calls per rolling window (the WABA's API calls per rolling hour, 80007), counted in
+/// buckets of 1/[`QUOTA_BUCKETS`] of the window.
+///
+/// A call is admitted while the calls of its own bucket and of the [`QUOTA_BUCKETS`] buckets before it
+/// number fewer than the limit. Every rolling window of the configured length lies inside those buckets,
+/// so no rolling window ever holds more than `limit` admitted calls. The price of bucketing: calls are
+/// forgotten up to one bucket (a minute of an hour) after they leave the window, never before.
+#[derive(Debug, Default)]
+pub(crate) struct RollingQuota {
+    state: Mutex<QuotaState>,
+}
+
+#[derive(Debug, Default)]
+struct QuotaState {
+    /// (bucket number, calls admitted in it), oldest first: only buckets still counted.
+    buckets: VecDeque<(u64, u64)>,
+    /// The sum of the counts in `buckets`.
+    total: u64,
+}
+
+impl RollingQuota {
+    /// Takes one call at `now` (ns) from a quota of `limit` calls per `window` (ns); `false` when the
+    /// quota is used up.
+    pub(crate) fn acquire(&self, now: u64, window: u64, limit: u64) -> bool {
+        let width = window.div_ceil(QUOTA_BUCKETS).max(1);
+        let bucket = now / width;
+        // `window <= QUOTA_BUCKETS * width`, so a call inside the window ending now is in one of these.
+        let oldest = bucket.saturating_sub(QUOTA_BUCKETS);
+        let mut state = lock(&self.state);
+        while let Some(&(b, n)) = state.buckets.front() {
+            if b >= oldest {
+                break;
+            }
+            state.total -= n;
+            state.buckets.pop_front();
+        }
+        if state.total >= limit {
+            return false;
+        }
+        state.total += 1;
+        match state.buckets.back_mut() {
+            // A caller whose `now` was read just before another's may come second: count it in the
+            // newer bucket, which only keeps it longer.
+            Some((b, n)) if *b >= bucket => *n += 1,
+            _ => state.buckets.push_back((bucket, 1)),
+        }
+        true
+    }
+
+    /// Forgets all calls.
+    pub(crate) fn reset(&self) {
+        *lock(&self.state) = QuotaState::default();
     }
 }
 
@@ -221,6 +281,55 @@ mod tests {
         assert_eq!(g.acquire(1000, interval, tolerance), Err(100));
         assert!(g.acquire(1100, interval, tolerance).is_ok());
         assert!(g.acquire(1100, interval, tolerance).is_err());
+    }
+
+    /// Admitted calls as (time) in order: the largest number inside any rolling window of `window` ns.
+    fn most_in_any_window(admitted: &[u64], window: u64) -> usize {
+        admitted
+            .iter()
+            .enumerate()
+            .map(|(i, end)| admitted[..=i].iter().filter(|start| **start + window > *end).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn rolling_quota_never_admits_more_than_the_limit_in_any_rolling_window() {
+        let quota = RollingQuota::default();
+        let (window, limit) = (3_600_000_u64, 100_u64);
+        let mut admitted = Vec::new();
+        // A burst that uses the whole quota at once, then a steady stream of attempts (four per quota
+        // share of the window) for three windows.
+        for _ in 0..2 * limit {
+            if quota.acquire(5, window, limit) {
+                admitted.push(5);
+            }
+        }
+        assert_eq!(admitted.len() as u64, limit);
+        let step = window / (4 * limit);
+        let mut now = 5;
+        while now < 3 * window {
+            now += step;
+            if quota.acquire(now, window, limit) {
+                admitted.push(now);
+            }
+        }
+        assert!(most_in_any_window(&admitted, window) <= limit as usize, "{admitted:?}");
+        // The quota comes back as calls leave the window: three windows admit close to three quotas.
+        assert!(admitted.len() as u64 >= 2 * limit + limit / 2, "{}", admitted.len());
+        // After a reset the whole quota is there again.
+        quota.reset();
+        assert!((0..limit).all(|_| quota.acquire(now, window, limit)));
+        assert!(!quota.acquire(now, window, limit));
+    }
+
+    #[test]
+    fn rolling_quota_with_a_window_shorter_than_its_buckets() {
+        // 30 ns of window: buckets of 1 ns; the bound still holds.
+        let quota = RollingQuota::default();
+        let admitted: Vec<u64> = (0..200).filter(|t| quota.acquire(*t / 2, 30, 3)).map(|t| t / 2).collect();
+        assert!(most_in_any_window(&admitted, 30) <= 3, "{admitted:?}");
+        assert!(admitted.len() >= 6);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::config::SandboxConfig;
 use crate::counters::LiveCounters;
 use crate::error::SandboxError;
 use crate::lifecycle::Job;
-use crate::limits::{AtomicGcra, Clock, PairLimiter, TierTracker, interval_ns, nanos};
+use crate::limits::{Clock, PairLimiter, RollingQuota, TierTracker, nanos};
 use crate::media::MediaStore;
 use crate::numbers::Number;
 use crate::sent::SentLog;
@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     pub numbers: Vec<Arc<Number>>,
     pub number_ids: Vec<String>,
     by_id: HashMap<String, usize>,
-    pub waba_calls: AtomicGcra,
+    pub waba_calls: RollingQuota,
     pub pair: PairLimiter,
     pub tier: TierTracker,
     pub users: Users,
@@ -84,7 +84,7 @@ impl SandboxState {
             numbers,
             number_ids,
             by_id,
-            waba_calls: AtomicGcra::default(),
+            waba_calls: RollingQuota::default(),
             pair: PairLimiter::default(),
             tier: TierTracker::default(),
             users: Users::new(&config.waba_id, &config.users.unreachable),
@@ -123,14 +123,11 @@ impl Shared {
         self.by_id.get(id).map(|i| &self.numbers[*i])
     }
 
-    /// Takes one call from the WABA's hourly quota (80007 when exhausted).
+    /// Takes one call from the WABA's quota per rolling hour (80007 when exhausted).
     pub(crate) fn take_waba_call(&self) -> bool {
         let limit = self.config.limits.waba_calls_per_hour.max(1);
         let window = nanos(self.config.waba_calls_window);
-        let interval = interval_ns(self.config.waba_calls_window, limit);
-        // Tolerance of a full window: `limit` calls at once, then one per interval — a rolling window.
-        let tolerance = window.saturating_sub(interval);
-        self.waba_calls.acquire(self.clock.now_ns(), interval, tolerance).is_ok()
+        self.waba_calls.acquire(self.clock.now_ns(), window, limit)
     }
 
     /// Whether the control API accepts this `Authorization` header value.

@@ -1,5 +1,6 @@
 //! Message templates: the WABA's definitions, their review, and the checks Meta makes when one is sent
-//! (132001 missing, 132015 paused, 132016 disabled, 132000 parameter count, 132012 parameter format).
+//! (132001 missing, 132015 paused, 132016 disabled, 132000 parameter count, 132012 parameter format,
+//! 131009 unknown button sub-type, 132005 text too long once the parameters are filled in).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -186,13 +187,21 @@ pub(crate) fn check_send(store: &TemplateStore, send: &Template) -> Result<Strin
     Ok(category)
 }
 
+/// The longest template body once its parameters are filled in (132005, "hydrated text too long"):
+/// 1,024 characters, the length of a template body; 32,768 for a template that has only a body
+/// (`cloud-api.md` §1 [R]).
+const HYDRATED_BODY_MAX: usize = 1024;
+const HYDRATED_BODY_ONLY_MAX: usize = 32_768;
+/// The longest text header once filled in: 60 characters, a text header's length.
+const HYDRATED_HEADER_MAX: usize = 60;
+
 fn check_parameters(t: &TemplateDefinition, send: &Template) -> Result<(), ApiError> {
     let shape = t.shape();
     let named = t.parameter_format == Some(ParameterFormat::Named);
     let mut header: &[Parameter] = &[];
     let mut body: &[Parameter] = &[];
-    let mut buttons: Vec<(i64, &ButtonSubType, &[Parameter])> = Vec::new();
-    for c in send.components.iter().flatten() {
+    let mut buttons: Vec<(i64, &'static str, &[Parameter])> = Vec::new();
+    for (i, c) in send.components.iter().flatten().enumerate() {
         let params = c.parameters.as_deref().unwrap_or_default();
         match &c.kind {
             ComponentKind::Header => header = params,
@@ -200,7 +209,7 @@ fn check_parameters(t: &TemplateDefinition, send: &Template) -> Result<(), ApiEr
             ComponentKind::Button => {
                 let index = c.index.as_ref().and_then(|i| i.value()).unwrap_or(-1);
                 if let Some(sub) = &c.sub_type {
-                    buttons.push((index, sub, params));
+                    buttons.push((index, button_kind(sub, i)?, params));
                 }
             }
             ComponentKind::Other(_) => {}
@@ -248,30 +257,43 @@ fn check_parameters(t: &TemplateDefinition, send: &Template) -> Result<(), ApiEr
             }
         }
     }
-    for (index, sub, _) in &buttons {
+    for (index, expected, _) in &buttons {
         let Some(kind) = usize::try_from(*index).ok().and_then(|i| shape.buttons.get(i)) else {
             return Err(ApiError::new(
                 132_000,
                 format!("button at index {index}: the template has {} buttons", shape.buttons.len()),
             ));
         };
-        let expected = match sub {
-            ButtonSubType::QuickReply => "QUICK_REPLY",
-            ButtonSubType::Url => "URL",
-            ButtonSubType::CopyCode => "COPY_CODE",
-            ButtonSubType::Flow => "FLOW",
-            ButtonSubType::Catalog => "CATALOG",
-            ButtonSubType::Mpm => "MPM",
-            ButtonSubType::Other(_) => kind.as_str(),
-        };
-        if kind != expected && !(expected == "COPY_CODE" && kind == "OTP") {
+        if kind != expected && !(*expected == "COPY_CODE" && kind == "OTP") {
             return Err(ApiError::new(
                 132_012,
                 format!("button at index {index}: the template's button is {kind}"),
             ));
         }
     }
-    Ok(())
+    check_hydrated_lengths(t, header, body, named)
+}
+
+/// The template button type a send's `sub_type` fills; an unknown sub-type is refused (131009) rather
+/// than read as whatever the template's button is.
+fn button_kind(sub: &ButtonSubType, component: usize) -> Result<&'static str, ApiError> {
+    Ok(match sub {
+        ButtonSubType::QuickReply => "QUICK_REPLY",
+        ButtonSubType::Url => "URL",
+        ButtonSubType::CopyCode => "COPY_CODE",
+        ButtonSubType::Flow => "FLOW",
+        ButtonSubType::Catalog => "CATALOG",
+        ButtonSubType::Mpm => "MPM",
+        ButtonSubType::Other(other) => {
+            return Err(ApiError::new(
+                131_009,
+                format!(
+                    "Param template.components[{component}].sub_type: {other:?} is not a button sub_type; \
+                     expected quick_reply, url, copy_code, flow, catalog or mpm"
+                ),
+            ));
+        }
+    })
 }
 
 fn check_text_params(
@@ -280,9 +302,10 @@ fn check_text_params(
     given: &[Parameter],
     named: bool,
 ) -> Result<(), ApiError> {
-    if expected.len() != given.len() {
+    if !named && expected.len() != given.len() {
         return Err(count_error(where_, expected.len(), given.len()));
     }
+    let mut names: Vec<&str> = Vec::with_capacity(given.len());
     for (i, p) in given.iter().enumerate() {
         let textual = matches!(
             p.value,
@@ -307,9 +330,100 @@ fn check_text_params(
                     format!("{where_}: parameter_name {name} is not a parameter of the template"),
                 ));
             }
+            if names.contains(&name) {
+                return Err(ApiError::new(
+                    132_012,
+                    format!("{where_}: parameter_name {name} is given more than once"),
+                ));
+            }
+            names.push(name);
+        }
+    }
+    if named {
+        // Every name given is the template's and none twice: what is left is missing.
+        let missing: Vec<&str> = expected.iter().map(String::as_str).filter(|e| !names.contains(e)).collect();
+        if !missing.is_empty() {
+            return Err(ApiError::new(
+                132_000,
+                format!(
+                    "{where_}: number of localizable_params ({}) does not match the expected number of params \
+                     ({}): no parameter for {}",
+                    given.len(),
+                    expected.len(),
+                    missing.join(", ")
+                ),
+            ));
         }
     }
     Ok(())
+}
+
+/// 132005 when the header or body text, with the parameters in place of its placeholders, is longer
+/// than Meta lets it be. Runs after the parameter checks, so every placeholder has its parameter.
+fn check_hydrated_lengths(
+    t: &TemplateDefinition,
+    header: &[Parameter],
+    body: &[Parameter],
+    named: bool,
+) -> Result<(), ApiError> {
+    let text_of = |kind: &str| {
+        t.components.iter().find(|c| c.kind.eq_ignore_ascii_case(kind)).and_then(|c| c.text.as_deref())
+    };
+    let body_only = t.components.iter().all(|c| c.kind.eq_ignore_ascii_case("BODY"));
+    let body_max = if body_only { HYDRATED_BODY_ONLY_MAX } else { HYDRATED_BODY_MAX };
+    let header_is_text = t
+        .components
+        .iter()
+        .find(|c| c.kind.eq_ignore_ascii_case("HEADER"))
+        .is_some_and(|c| c.format.as_deref().is_none_or(|f| f.eq_ignore_ascii_case("TEXT")));
+    let parts = [
+        ("header", header_is_text.then(|| text_of("HEADER")).flatten(), header, HYDRATED_HEADER_MAX),
+        ("body", text_of("BODY"), body, body_max),
+    ];
+    for (where_, text, params, max) in parts {
+        let Some(text) = text else { continue };
+        let length = hydrate(text, params, named).chars().count();
+        if length > max {
+            return Err(ApiError::new(
+                132_005,
+                format!(
+                    "{where_}: the text with its parameters filled in is {length} characters long; at most {max} allowed"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `text` with each `{{placeholder}}` replaced by its parameter: `{{n}}` by the n-th, `{{name}}` by the
+/// one with that `parameter_name`. A placeholder without a parameter stays as it is.
+fn hydrate(text: &str, params: &[Parameter], named: bool) -> String {
+    let value = |p: &Parameter| match &p.value {
+        ParameterValue::Text(s) => s.clone(),
+        ParameterValue::Currency(c) => c.fallback_value.clone(),
+        ParameterValue::DateTime(d) => d.fallback_value.clone(),
+        _ => String::new(),
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let key = after[..end].trim();
+        let param = if named {
+            params.iter().find(|p| p.parameter_name.as_deref() == Some(key))
+        } else {
+            key.parse::<usize>().ok().and_then(|n| n.checked_sub(1)).and_then(|n| params.get(n))
+        };
+        out.push_str(&rest[..start]);
+        match param {
+            Some(p) => out.push_str(&value(p)),
+            None => out.push_str(&rest[start..start + 2 + end + 2]),
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn count_error(where_: &str, expected: usize, found: usize) -> ApiError {

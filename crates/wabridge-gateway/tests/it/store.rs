@@ -597,13 +597,17 @@ async fn prune_keeps_what_is_needed(db: TestDb) {
     let later = SystemTime::now() + Duration::from_secs(60);
     let counts = store.prune(later, Some(keep_after)).await.unwrap();
     assert_eq!(counts.events, 7);
-    // The raws of pruned events and the rejected body go; the raws of kept events stay.
-    assert_eq!(counts.raw_webhooks, 8);
+    // The raws of pruned events go; the raws of kept events stay, and so does the rejected body (kept for
+    // re-processing until `prune_rejected`).
+    assert_eq!(counts.raw_webhooks, 7);
     let left = all_seqs(&store).await;
     assert_eq!(left, seqs[7..].to_vec());
     let raws: HashSet<i64> =
         store.events_after(0, &EventFilter::default(), 100).await.unwrap().iter().map(|e| e.raw_id).collect();
     assert_eq!(raws.len(), 3);
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
+    assert_eq!(store.prune_rejected(long_ago - Duration::from_secs(1)).await.unwrap(), 0);
+    assert_eq!(store.prune_rejected(later).await.unwrap(), 1);
     assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
 
     // Once nothing is pending, the rest goes; sequence numbers are never given out again.

@@ -152,7 +152,7 @@ pub(super) async fn edge_post(
     }
 }
 
-/// Legacy read receipts used `PUT /{phone-number-id}/messages`.
+/// Legacy read receipts used `PUT /{phone-number-id}/messages`; only they are accepted there.
 pub(super) async fn edge_put(
     State(shared): State<Arc<Shared>>,
     Path((version, id, edge)): Path<(String, String, String)>,
@@ -160,7 +160,7 @@ pub(super) async fn edge_put(
 ) -> Result<Response, ApiError> {
     check_version(&version)?;
     match (node(&shared, &id), edge.as_str()) {
-        (Node::Number(n), "messages") => messages::post(&shared, n, body_bytes(request).await?),
+        (Node::Number(_), "messages") => messages::put(&body_bytes(request).await?),
         _ => Err(ApiError::unknown_object(&format!("{id}/{edge}"), "put")),
     }
 }

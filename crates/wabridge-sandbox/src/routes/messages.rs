@@ -1,9 +1,10 @@
 //! `POST /{phone-number-id}/messages`: validation as Meta does it, the limits, and acceptance.
 //!
-//! Order of checks: the request itself (100 / 131008 / 131009 / 131051), the recipient (131021), the
-//! number's state (133010 unregistered, 131057 maintenance), the template (1320xx), then the limits
-//! (130429 throughput, 131056 pair). A message that passes is answered with a wamid; a message Meta
-//! would accept and then fail (131026, 131047, 131064) is accepted too and fails in a status webhook.
+//! Order of checks: the request itself (100 / 131008 / 131009 / 131051, with [`crate::interactive`]),
+//! the recipient (131021), the number's state (133010 unregistered, 131057 maintenance), the template
+//! (1320xx), the media ids it names ([`crate::send_media`]: 100), then the limits (130429 throughput,
+//! 131056 pair). A message that passes is answered with a wamid; a message Meta would accept and then
+//! fail (131026, 131047, 131064, 131053) is accepted too and fails in a status webhook.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ use super::graph::success;
 use crate::chaos::hash_bytes;
 use crate::config::AutoReply;
 use crate::error::ApiError;
-use crate::lifecycle::{Facts, Job};
+use crate::lifecycle::{Facts, Failure, Job};
 use crate::limits::{interval_ns, nanos};
 use crate::numbers::Number;
 use crate::sent::NewSent;
@@ -52,7 +53,7 @@ pub(super) fn post(shared: &Shared, number: &Arc<Number>, body: Bytes) -> Result
         let well_formed = message.messaging_product.as_deref() == Some(wabridge_types::MESSAGING_PRODUCT)
             && !matches!(message.content, Content::Unknown { .. });
         if well_formed {
-            message.validate().map_err(validation_error)?;
+            check_request(&message)?;
             return accept(shared, number, &message, body);
         }
     }
@@ -61,13 +62,43 @@ pub(super) fn post(shared: &Shared, number: &Arc<Number>, body: Bytes) -> Result
     let Value::Object(map) = &value else {
         return Err(ApiError::new(100, "Invalid parameter: the body must be a JSON object"));
     };
-    if map.contains_key("status") && !map.contains_key("to") && !map.contains_key("type") {
+    if is_receipt(&value) {
         return mark_read(&value);
     }
     check_envelope(map)?;
     let message = OutboundMessage::deserialize(&value).map_err(|e| parse_error(&e.to_string()))?;
-    message.validate().map_err(validation_error)?;
+    check_request(&message)?;
     accept(shared, number, &message, body)
+}
+
+/// `PUT /{phone-number-id}/messages`: the legacy read receipt (Meta's Postman collection), nothing else —
+/// sends go by `POST`.
+pub(super) fn put(body: &[u8]) -> Result<Response, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(100, format!("Invalid parameter: the body is not JSON ({e})")))?;
+    if is_receipt(&value) {
+        return mark_read(&value);
+    }
+    Err(ApiError::new(
+        100,
+        "Unsupported put request: PUT on messages only marks a message as read \
+         ({\"messaging_product\":\"whatsapp\",\"status\":\"read\",\"message_id\":…}); send messages with POST",
+    ))
+}
+
+/// A read receipt: a `status` and neither `to` nor `type`.
+fn is_receipt(value: &Value) -> bool {
+    value.get("status").is_some() && value.get("to").is_none() && value.get("type").is_none()
+}
+
+/// The checks of the request itself: the documented limits (`wabridge-types`), then what Meta checks
+/// beyond them.
+fn check_request(message: &OutboundMessage) -> Result<(), ApiError> {
+    message.validate().map_err(validation_error)?;
+    if let Content::Interactive(interactive) = &message.content {
+        crate::interactive::check(interactive).map_err(validation_error)?;
+    }
+    Ok(())
 }
 
 /// The checks Meta makes before parsing the content, with its codes.
@@ -118,9 +149,24 @@ fn validation_error(e: ValidationError) -> ApiError {
     ApiError::new(code, format!("Param {e}"))
 }
 
+/// A read receipt, with or without a typing indicator: `messaging_product` is required as in a send
+/// (131008 missing, 100 another product), `typing_indicator.type` can only be `text` (131009).
 fn mark_read(value: &Value) -> Result<Response, ApiError> {
+    match value.get("messaging_product") {
+        None => return Err(ApiError::new(131_008, "The parameter messaging_product is required.")),
+        Some(Value::String(p)) if p == wabridge_types::MESSAGING_PRODUCT => {}
+        Some(_) => return Err(ApiError::new(100, "Param messaging_product must be 'whatsapp'")),
+    }
     let receipt = MarkRead::deserialize(value).map_err(|e| parse_error(&e.to_string()))?;
     receipt.validate().map_err(validation_error)?;
+    if let Some(indicator) = &receipt.typing_indicator {
+        if indicator.kind != "text" {
+            return Err(ApiError::new(
+                131_009,
+                format!("Param typing_indicator.type must be \"text\", found {:?}", indicator.kind),
+            ));
+        }
+    }
     Ok(success())
 }
 
@@ -149,20 +195,21 @@ fn accept(
         Content::Template(t) => Some(crate::templates::check_send(&shared.templates, t)?),
         _ => None,
     };
+    let media_misfit = crate::send_media::check(shared, &message.content, now)?;
     check_limits(shared, number, &wa_id, now)?;
 
     let limits = &shared.config.limits;
     let window_open = shared.users.window_open(number.index, &wa_id, now, nanos(limits.service_window));
     let failure = if shared.users.is_unreachable(&wa_id) {
-        Some(131_026)
+        Some(Failure::code(131_026))
     } else if template_category.is_none() && !window_open {
-        Some(131_047)
+        Some(Failure::code(131_047))
     } else if template_category.is_some() && !window_open && !within_tier(shared, &wa_id, now) {
         // Beyond the messaging-limit tier the send is accepted and fails in a status webhook, like the
         // other per-recipient failures; the code (131064) and the asynchronous delivery are our reading [R].
-        Some(131_064)
+        Some(Failure::code(131_064))
     } else {
-        None
+        media_misfit.map(|details| Failure { code: 131_053, details: Some(details) })
     };
     let (category, billable, pricing_type) = match &template_category {
         None => ("service".to_owned(), false, "free_customer_service"),

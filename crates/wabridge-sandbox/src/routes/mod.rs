@@ -104,23 +104,7 @@ async fn admit(
     let Some(token) = token.filter(|t| shared.config.access_tokens.iter().any(|a| a == t)) else {
         return Err(ApiError::new(190, "Invalid OAuth access token - Cannot parse access token"));
     };
-    if shared.config.require_appsecret_proof {
-        let secret = shared.config.app_secret.as_deref().unwrap_or_default();
-        match query_param(query, "appsecret_proof") {
-            None => {
-                return Err(ApiError::new(
-                    100,
-                    "API calls from the server require an appsecret_proof argument",
-                ));
-            }
-            Some(proof) => {
-                let expected = wabridge_types::signature::appsecret_proof(secret, token);
-                if !wabridge_types::signature::constant_time_eq(proof.as_bytes(), expected.as_bytes()) {
-                    return Err(ApiError::new(100, "Invalid appsecret_proof provided in the API argument"));
-                }
-            }
-        }
-    }
+    check_appsecret_proof(shared, token, query_param(query, "appsecret_proof"))?;
     if !shared.take_waba_call() {
         return Err(ApiError::new(
             80007,
@@ -135,6 +119,27 @@ async fn admit(
     match fault {
         Some(GraphFault::Code(code)) => Err(ApiError::new(code, "Injected by the sandbox's fault settings")),
         None => Ok(()),
+    }
+}
+
+/// `appsecret_proof` (`cloud-api.md` §0): with an app secret configured, any proof a client sends must be
+/// the HMAC of its token, whether or not proofs are required (Graph checks a proof it is given); missing,
+/// it is refused only when `require_appsecret_proof` is set. Code 100 either way.
+fn check_appsecret_proof(shared: &Shared, token: &str, proof: Option<&str>) -> Result<(), ApiError> {
+    let Some(secret) = shared.config.app_secret.as_deref() else { return Ok(()) };
+    match proof {
+        None if shared.config.require_appsecret_proof => {
+            Err(ApiError::new(100, "API calls from the server require an appsecret_proof argument"))
+        }
+        None => Ok(()),
+        Some(proof) => {
+            let expected = wabridge_types::signature::appsecret_proof(secret, token);
+            if wabridge_types::signature::constant_time_eq(proof.as_bytes(), expected.as_bytes()) {
+                Ok(())
+            } else {
+                Err(ApiError::new(100, "Invalid appsecret_proof provided in the API argument"))
+            }
+        }
     }
 }
 

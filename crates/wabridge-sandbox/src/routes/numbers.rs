@@ -20,7 +20,8 @@ use crate::state::Shared;
 fn phone_number(n: &Number) -> PhoneNumber {
     PhoneNumber {
         id: n.id.clone().into(),
-        display_phone_number: Some(n.display.clone()),
+        // Formatted for people here; webhooks' `metadata` keep the digits.
+        display_phone_number: Some(crate::numbers::display_format(&n.display)),
         verified_name: Some(n.verified_name.clone()),
         quality_rating: Some("GREEN".to_owned()),
         code_verification_status: Some("VERIFIED".to_owned()),

@@ -33,13 +33,11 @@ pub(crate) struct Event {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum EventBody {
-    /// Part of a `messages` change of a business number.
-    Messages {
-        number: usize,
-        contact: Option<Contact>,
-        message: Option<InboundMessage>,
-        status: Option<Status>,
-    },
+    /// An inbound message to a business number, with its sender for `contacts`.
+    Message { number: usize, contact: Contact, message: InboundMessage },
+    /// A status of an outbound message of a business number, with its recipient for `contacts` (current
+    /// shape only).
+    Status { number: usize, contact: Option<Contact>, status: Status },
     /// A change of another field (template status, phone number quality, …).
     Change(ChangeValue),
 }
@@ -197,58 +195,91 @@ impl Target {
     }
 }
 
-/// Builds the envelope of a batch: one entry for the WABA; the events of each business number merged
-/// into one `messages` change, other fields one change each.
+/// What the `value` of a `messages` change holds: Meta's payloads carry inbound messages, or statuses
+/// (or errors), never several of them in one value (`cloud-api.md` §3, `meta-examples/`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    /// `messages[]` with their senders in `contacts[]`.
+    Messages,
+    /// `statuses[]` with their recipients in `contacts[]`.
+    Statuses,
+}
+
+/// Where a change of the envelope comes from, in first-seen order.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    /// The `messages` value at this index.
+    Value(usize),
+    /// The other change at this index.
+    Other(usize),
+}
+
+/// Builds the envelope of a batch: one entry for the WABA; the events of each business number grouped
+/// into one `messages` change per kind (inbound messages, statuses), other fields one change each; the
+/// changes in the order their first event came.
 fn envelope(shared: &Shared, events: &[Arc<Event>]) -> Envelope {
-    let mut values: Vec<(usize, MessagesValue)> = Vec::new();
-    let mut changes: Vec<Change> = Vec::new();
-    let mut order: Vec<(bool, usize)> = Vec::new(); // (is messages, index) in first-seen order
+    let mut values: Vec<(usize, ValueKind, MessagesValue)> = Vec::new();
+    let mut others: Vec<Change> = Vec::new();
+    let mut order: Vec<Slot> = Vec::new();
     for event in events {
         match &event.body {
-            EventBody::Messages { number, contact, message, status } => {
-                let i = match values.iter().position(|(n, _)| n == number) {
-                    Some(i) => i,
-                    None => {
-                        let metadata = shared.numbers[*number].metadata.clone();
-                        values.push((*number, MessagesValue::new(metadata)));
-                        order.push((true, values.len() - 1));
-                        values.len() - 1
-                    }
-                };
-                let value = &mut values[i].1;
+            EventBody::Message { number, contact, message } => {
+                let value = value_for(shared, &mut values, &mut order, *number, ValueKind::Messages);
+                add_contact(value, contact);
+                value.messages.get_or_insert_with(Vec::new).push(message.clone());
+            }
+            EventBody::Status { number, contact, status } => {
+                let value = value_for(shared, &mut values, &mut order, *number, ValueKind::Statuses);
                 if let Some(contact) = contact {
-                    let contacts = value.contacts.get_or_insert_with(Vec::new);
-                    if !contacts.iter().any(|c| c.wa_id == contact.wa_id && c.user_id == contact.user_id) {
-                        contacts.push(contact.clone());
-                    }
+                    add_contact(value, contact);
                 }
-                if let Some(message) = message {
-                    value.messages.get_or_insert_with(Vec::new).push(message.clone());
-                }
-                if let Some(status) = status {
-                    value.statuses.get_or_insert_with(Vec::new).push(status.clone());
-                }
+                value.statuses.get_or_insert_with(Vec::new).push(status.clone());
             }
             EventBody::Change(value) => {
-                changes.push(Change::new(value.clone()));
-                order.push((false, changes.len() - 1));
+                others.push(Change::new(value.clone()));
+                order.push(Slot::Other(others.len() - 1));
             }
         }
     }
-    let mut values: Vec<Option<MessagesValue>> = values.into_iter().map(|(_, v)| Some(v)).collect();
-    let mut changes: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    let mut values: Vec<Option<MessagesValue>> = values.into_iter().map(|(_, _, v)| Some(v)).collect();
+    let mut others: Vec<Option<Change>> = others.into_iter().map(Some).collect();
     let all: Vec<Change> = order
         .into_iter()
-        .filter_map(|(is_messages, i)| {
-            if is_messages {
-                values[i].take().map(|v| Change::new(ChangeValue::Messages(v)))
-            } else {
-                changes[i].take()
-            }
+        .filter_map(|slot| match slot {
+            Slot::Value(i) => values[i].take().map(|v| Change::new(ChangeValue::Messages(v))),
+            Slot::Other(i) => others[i].take(),
         })
         .collect();
     let now = i64::try_from(unix_now()).unwrap_or(i64::MAX);
     Envelope::new(vec![Entry::new(shared.config.waba_id.as_str(), all).with_time(now)])
+}
+
+/// The `messages` value of `number` for `kind` in this envelope, made (and placed after the changes
+/// seen so far) when it is the first of its kind.
+fn value_for<'v>(
+    shared: &Shared,
+    values: &'v mut Vec<(usize, ValueKind, MessagesValue)>,
+    order: &mut Vec<Slot>,
+    number: usize,
+    kind: ValueKind,
+) -> &'v mut MessagesValue {
+    let i = match values.iter().position(|(n, k, _)| *n == number && *k == kind) {
+        Some(i) => i,
+        None => {
+            values.push((number, kind, MessagesValue::new(shared.numbers[number].metadata.clone())));
+            order.push(Slot::Value(values.len() - 1));
+            values.len() - 1
+        }
+    };
+    &mut values[i].2
+}
+
+/// Adds a user to a value's `contacts`, once.
+fn add_contact(value: &mut MessagesValue, contact: &Contact) {
+    let contacts = value.contacts.get_or_insert_with(Vec::new);
+    if !contacts.iter().any(|c| c.wa_id == contact.wa_id && c.user_id == contact.user_id) {
+        contacts.push(contact.clone());
+    }
 }
 
 /// Performs Meta's GET verification handshake against a callback URL: the receiver must answer 200
@@ -280,4 +311,76 @@ pub(crate) async fn verify_callback(
         return Err(failed("the answer is not the challenge".to_owned()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use wabridge_types::webhook::{Scalar, StatusKind};
+
+    use super::*;
+    use crate::SandboxConfig;
+    use crate::state::SandboxState;
+
+    /// A change as (phone number id or field, message ids, status ids, contacts' wa_ids).
+    type Summary<'a> = (String, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
+
+    fn inbound(number: usize, from: &str, id: &str) -> Arc<Event> {
+        let message: InboundMessage = serde_json::from_value(serde_json::json!({
+            "from": from, "id": id, "timestamp": "1750000000", "type": "text", "text": {"body": "hi"}
+        }))
+        .unwrap();
+        let contact = Contact::new(from, "Ana");
+        Arc::new(Event::new(0, EventBody::Message { number, contact, message }))
+    }
+
+    fn status(number: usize, to: &str, id: &str) -> Arc<Event> {
+        let status = Status::new(id, StatusKind::Sent, Scalar::unix(1_750_000_000), to);
+        let contact = Some(Contact::new(to, "Bo"));
+        Arc::new(Event::new(0, EventBody::Status { number, contact, status }))
+    }
+
+    #[tokio::test]
+    async fn a_batch_keeps_inbound_messages_and_statuses_in_separate_values() {
+        let state = SandboxState::start(SandboxConfig::for_tests(), "http://127.0.0.1:9".to_owned()).unwrap();
+        let template = ChangeValue::from_parts(
+            "message_template_status_update".to_owned(),
+            serde_json::json!({"event": "APPROVED", "message_template_id": 1, "message_template_name": "t",
+                               "message_template_language": "en_US", "reason": "NONE"}),
+        );
+        let events = vec![
+            status(0, "16505550001", "wamid.S1"),
+            inbound(0, "16505550002", "wamid.M1"),
+            status(1, "16505550003", "wamid.S2"),
+            Arc::new(Event::new(0, EventBody::Change(template))),
+            status(0, "16505550001", "wamid.S3"),
+            inbound(0, "16505550004", "wamid.M2"),
+        ];
+        let envelope = envelope(&state.0, &events);
+        let changes = &envelope.entry[0].changes;
+        let summary: Vec<Summary<'_>> = changes
+            .iter()
+            .map(|c| match c.value.as_messages() {
+                Some(v) => (
+                    v.metadata.phone_number_id.as_str().to_owned(),
+                    v.messages().iter().map(|m| m.id.as_str()).collect(),
+                    v.statuses().iter().map(|s| s.id.as_str()).collect(),
+                    v.contacts().iter().map(|c| c.wa_id.as_ref().unwrap().as_str()).collect(),
+                ),
+                None => (c.field().to_owned(), vec![], vec![], vec![]),
+            })
+            .collect();
+        let (first, second) = ("106540352242922".to_owned(), "106540352242923".to_owned());
+        assert_eq!(
+            summary,
+            vec![
+                (first.clone(), vec![], vec!["wamid.S1", "wamid.S3"], vec!["16505550001"]),
+                (first, vec!["wamid.M1", "wamid.M2"], vec![], vec!["16505550002", "16505550004"]),
+                (second, vec![], vec!["wamid.S2"], vec!["16505550003"]),
+                ("message_template_status_update".to_owned(), vec![], vec![], vec![]),
+            ]
+        );
+        state.shutdown().await;
+    }
 }

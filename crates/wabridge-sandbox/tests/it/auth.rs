@@ -54,6 +54,28 @@ async fn appsecret_proof_is_enforced_when_configured() {
     h.sandbox.shutdown().await;
 }
 
+/// Not required, but checked when given: a proof made with another secret is refused (an app secret is
+/// configured, as in `for_tests`); no proof, or the right one, goes through.
+#[tokio::test]
+async fn a_wrong_appsecret_proof_is_refused_even_when_proofs_are_optional() {
+    let h = Harness::for_tests().await;
+    assert!(h.sandbox.app_secret().is_some());
+    let message = OutboundMessage::text(USER, "hi");
+    let wrong = client_for(&h.sandbox, Some("another-secret"));
+    let error = wrong.send_message(&h.number(), &message).await.unwrap_err();
+    assert_eq!((error.code(), error.status()), (Some(100), Some(400)));
+    assert!(error.graph_error().unwrap().details().unwrap().contains("appsecret_proof"));
+    assert_eq!(code(wrong.throughput(&h.number()).await), (100, 400));
+    h.client.send_message(&h.number(), &message).await.unwrap();
+    client_for(&h.sandbox, h.sandbox.app_secret()).send_message(&h.number(), &message).await.unwrap();
+    // Without an app secret there is nothing to check a proof against.
+    let config = SandboxConfig { app_secret: None, ..SandboxConfig::for_tests() };
+    let unsigned = Harness::start(config).await;
+    client_for(&unsigned.sandbox, Some("any-secret")).throughput(&unsigned.number()).await.unwrap();
+    unsigned.sandbox.shutdown().await;
+    h.sandbox.shutdown().await;
+}
+
 #[tokio::test]
 async fn several_tokens_can_be_configured() {
     let config =

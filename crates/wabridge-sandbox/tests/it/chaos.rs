@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use wabridge_sandbox::{ChaosConfig, SandboxConfig};
+use wabridge_sandbox::{ChaosConfig, Inbound, SandboxConfig};
 use wabridge_types::send::{OutboundMessage, Template};
 
 use crate::support::{Harness, WAIT, code, eventually};
@@ -65,20 +65,48 @@ async fn server_errors_and_latency_on_graph_routes() {
     h.sandbox.shutdown().await;
 }
 
-#[tokio::test]
-async fn reordering_holds_events_back() {
+/// Injects twelve inbound messages one after the other and returns their wamids in the order the receiver
+/// got them, and in the order they were sent. One delivery at a time, so only chaos can reorder them.
+async fn inbound_order(reorder_probability: f64) -> (Vec<String>, Vec<String>) {
     let mut config = SandboxConfig::for_tests();
+    config.webhooks.max_in_flight = 1;
     config.chaos = ChaosConfig {
         seed: 3,
-        reorder_probability: 1.0,
-        reorder_delay: Duration::from_millis(30),
+        reorder_probability,
+        reorder_delay: Duration::from_millis(50),
         ..ChaosConfig::default()
     };
     let (h, receiver) = Harness::with_receiver(config).await;
-    let send = OutboundMessage::template(crate::support::USER, Template::new("hello_world", "en_US"));
-    let wamid = h.client.send_message(&h.number(), &send).await.unwrap().message_id().unwrap().to_string();
-    let started = Instant::now();
-    assert!(eventually(WAIT, || receiver.statuses_of(&wamid).len() == 3).await);
-    assert!(started.elapsed() >= Duration::from_millis(30));
+    let sent: Vec<String> = (0..12)
+        .map(|i| {
+            h.sandbox.control().inject_inbound(Inbound::text(crate::support::USER, format!("m{i}"))).unwrap()
+        })
+        .collect();
+    assert!(eventually(WAIT, || receiver.messages().len() == sent.len()).await);
+    let received = receiver.messages().into_iter().map(|m| m.id.to_string()).collect();
     h.sandbox.shutdown().await;
+    (sent, received)
+}
+
+#[tokio::test]
+async fn reordering_lets_later_events_overtake_held_ones() {
+    // Without chaos, one delivery at a time: the order is kept.
+    let (sent, received) = inbound_order(0.0).await;
+    assert_eq!(received, sent);
+    // With half the events held back (the same ones for this seed every run): some arrive after events
+    // sent later than them — an inversion — while every event still arrives once.
+    let (sent, received) = inbound_order(0.5).await;
+    let mut sorted = received.clone();
+    sorted.sort();
+    let mut expected = sent.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "every event arrives exactly once");
+    let position = |id: &String| received.iter().position(|r| r == id).unwrap();
+    let inversions = sent
+        .iter()
+        .enumerate()
+        .flat_map(|(i, a)| sent[i + 1..].iter().map(move |b| (a, b)))
+        .filter(|(a, b)| position(a) > position(b))
+        .count();
+    assert!(inversions > 0, "sent {sent:?}, received {received:?}");
 }

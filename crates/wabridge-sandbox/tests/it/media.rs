@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use wabridge_sandbox::SandboxConfig;
 use wabridge_types::MediaId;
 
-use crate::support::{Harness, code};
+use crate::support::{Harness, code, webp};
 
 #[tokio::test]
 async fn upload_info_download_delete() {
@@ -47,7 +47,11 @@ async fn download_url_expires() {
 }
 
 async fn upload_raw(h: &Harness, mime: &str, size: usize) -> (u16, serde_json::Value) {
-    let part = reqwest::multipart::Part::bytes(vec![0u8; size]).file_name("f").mime_str(mime).unwrap();
+    upload_bytes(h, mime, vec![0u8; size]).await
+}
+
+async fn upload_bytes(h: &Harness, mime: &str, bytes: Vec<u8>) -> (u16, serde_json::Value) {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name("f").mime_str(mime).unwrap();
     let form = reqwest::multipart::Form::new()
         .text("messaging_product", "whatsapp")
         .text("type", mime.to_owned())
@@ -75,5 +79,33 @@ async fn type_and_size_limits() {
     assert_eq!(status, 200, "{body}");
     let id = MediaId::new(body["id"].as_str().unwrap());
     assert_eq!(h.client.media_info(&id).await.unwrap().file_size.bytes, 5 * 1024 * 1024);
+    h.sandbox.shutdown().await;
+}
+
+/// Stickers: 100 KB when static, 500 KB when animated, told apart by the WebP header.
+#[tokio::test]
+async fn sticker_limits_depend_on_animation() {
+    let h = Harness::for_tests().await;
+    const KB: usize = 1024;
+    for (animated, size, accepted) in [
+        (false, 100 * KB, true),
+        (false, 100 * KB + 2, false),
+        (true, 100 * KB + 2, true),
+        (true, 500 * KB, true),
+        (true, 500 * KB + 2, false),
+    ] {
+        let (status, body) = upload_bytes(&h, "image/webp", webp(animated, size)).await;
+        if accepted {
+            assert_eq!(status, 200, "animated {animated}, {size} bytes: {body}");
+        } else {
+            assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(131_053)), "{body}");
+            let details = body["error"]["error_data"]["details"].as_str().unwrap();
+            let kind = if animated { "animated" } else { "static" };
+            assert!(details.contains(kind), "{details}");
+        }
+    }
+    // A file that is not a WebP at all is held to the static limit.
+    let (status, body) = upload_raw(&h, "image/webp", 100 * KB + 1).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(131_053)), "{body}");
     h.sandbox.shutdown().await;
 }

@@ -12,12 +12,14 @@ async fn numbers_and_levels() {
     let numbers = h.client.phone_numbers(&h.waba()).await.unwrap();
     let ids: Vec<String> = numbers.iter().map(|n| n.id.to_string()).collect();
     assert_eq!(ids, h.sandbox.phone_number_ids());
-    assert_eq!(numbers[0].display_phone_number.as_deref(), Some("15550783881"));
+    // Graph objects show the number formatted, as Meta's example does ("+1 631-555-5555").
+    assert_eq!(numbers[0].display_phone_number.as_deref(), Some("+1 555-078-3881"));
     let throughput = h.client.throughput(&h.number()).await.unwrap();
     assert_eq!(throughput.throughput.level, ThroughputLevel::Standard);
     assert_eq!(throughput.id, h.number());
     let number = h.client.phone_number(&h.number()).await.unwrap();
     assert_eq!(number.verified_name.as_deref(), Some("Sandbox Business"));
+    assert_eq!(number.display_phone_number.as_deref(), Some("+1 555-078-3881"));
     h.sandbox.shutdown().await;
 }
 

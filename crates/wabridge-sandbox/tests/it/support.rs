@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -142,6 +142,10 @@ pub struct ReceiverState {
     pub slow_next: AtomicU32,
     pub posts: AtomicU32,
     pub bad_signatures: AtomicU32,
+    /// When each POST arrived, in order.
+    pub arrivals: Mutex<Vec<Instant>>,
+    /// `messages` values that held more than one of `messages`, `statuses` and `errors` (Meta's never do).
+    pub mixed_values: AtomicU32,
 }
 
 impl Receiver {
@@ -154,6 +158,8 @@ impl Receiver {
             slow_next: AtomicU32::new(0),
             posts: AtomicU32::new(0),
             bad_signatures: AtomicU32::new(0),
+            arrivals: Mutex::new(Vec::new()),
+            mixed_values: AtomicU32::new(0),
         });
         let app = Router::new().route("/hook", get(verify).post(receive)).with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -197,6 +203,11 @@ impl Receiver {
     pub fn posts(&self) -> u32 {
         self.state.posts.load(Ordering::SeqCst)
     }
+
+    /// The time between consecutive POSTs.
+    pub fn gaps(&self) -> Vec<Duration> {
+        self.state.arrivals.lock().unwrap().windows(2).map(|w| w[1] - w[0]).collect()
+    }
 }
 
 async fn verify(
@@ -212,6 +223,7 @@ async fn verify(
 }
 
 async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    state.arrivals.lock().unwrap().push(Instant::now());
     state.posts.fetch_add(1, Ordering::SeqCst);
     let signature = headers.get("x-hub-signature-256").and_then(|h| h.to_str().ok());
     if wabridge_types::signature::verify(signature, &body, &[state.secret.as_bytes()]).is_err() {
@@ -228,6 +240,37 @@ async fn receive(State(state): State<Arc<ReceiverState>>, headers: HeaderMap, bo
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
     let envelope = Envelope::from_slice(&body).expect("the sandbox sends valid envelopes");
+    for change in envelope.entry.iter().flat_map(|e| &e.changes) {
+        if let Some(v) = change.value.as_messages() {
+            let kinds = [!v.messages().is_empty(), !v.statuses().is_empty(), !v.errors().is_empty()];
+            if kinds.iter().filter(|k| **k).count() > 1 {
+                state.mixed_values.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    }
     state.envelopes.lock().unwrap().push(envelope);
     StatusCode::OK
+}
+
+/// A WebP file of `size` bytes (at least 30): a still image (`VP8 ` chunk), or an animation (`VP8X` with
+/// its animation flag, then `ANIM`). Only the chunk headers are real; the sandbox reads no more.
+pub fn webp(animated: bool, size: usize) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, fourcc: &[u8; 4], payload_len: usize) {
+        out.extend_from_slice(fourcc);
+        out.extend_from_slice(&u32::try_from(payload_len).unwrap().to_le_bytes());
+        out.resize(out.len() + payload_len + payload_len % 2, 0);
+    }
+    let mut body = b"WEBP".to_vec();
+    if animated {
+        chunk(&mut body, b"VP8X", 10);
+        body[12] = 0x02;
+        chunk(&mut body, b"ANIM", 6);
+    }
+    let rest = size.checked_sub(8 + body.len() + 8).expect("room for the headers");
+    chunk(&mut body, b"VP8 ", rest - rest % 2);
+    let mut file = b"RIFF".to_vec();
+    file.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    file.extend_from_slice(&body);
+    file.resize(size, 0);
+    file
 }

@@ -4,7 +4,7 @@
 use serde_json::json;
 use wabridge_cloud::TemplateFilter;
 use wabridge_sandbox::SandboxConfig;
-use wabridge_types::send::{Media, OutboundMessage, Parameter, Template};
+use wabridge_types::send::{ButtonSubType, Component, Media, OutboundMessage, Parameter, Template};
 use wabridge_types::template::{CreateTemplate, TemplateStatus};
 use wabridge_types::webhook::ChangeValue;
 
@@ -98,6 +98,48 @@ async fn template_sends_are_checked_like_meta() {
         (Template::new("welcome_named", "en_US").body_text(["Ana", "CODE"]), 132_012, 400),
         (Template::new("image_offer", "en_US").header_text("not an image").body_text(["10%"]), 132_012, 400),
         (Template::new("hello_world", "en_US").body_text(["unexpected"]), 132_000, 400),
+        // Named parameters: each name once, and every name given.
+        (
+            Template::new("welcome_named", "en_US").body([
+                Parameter::named_text("first_name", "Ana"),
+                Parameter::named_text("first_name", "Bo"),
+            ]),
+            132_012,
+            400,
+        ),
+        (
+            Template::new("welcome_named", "en_US").body([Parameter::named_text("first_name", "Ana")]),
+            132_000,
+            400,
+        ),
+        // A button sub_type Meta does not know is refused, not read as the template's button.
+        (
+            Template::new("welcome_named", "en_US")
+                .body([Parameter::named_text("first_name", "Ana"), Parameter::named_text("code", "X1")])
+                .component(Component::button(
+                    ButtonSubType::Other("hologram".into()),
+                    0,
+                    [Parameter::payload("p")],
+                )),
+            131_009,
+            400,
+        ),
+        // Each parameter within its limit, the filled-in body over 1,024 characters.
+        (
+            Template::new("welcome_named", "en_US").body([
+                Parameter::named_text("first_name", "a".repeat(1000)),
+                Parameter::named_text("code", "b".repeat(100)),
+            ]),
+            132_005,
+            400,
+        ),
+        (
+            Template::new("order_update", "en_US")
+                .body_text(["a".repeat(400), "b".repeat(400), "c".repeat(400)])
+                .url_button(0, "1234"),
+            132_005,
+            400,
+        ),
     ];
     for (template, expected, status) in cases {
         let name = template.name.clone();
@@ -110,6 +152,11 @@ async fn template_sends_are_checked_like_meta() {
     let good = [
         Template::new("welcome_named", "en_US")
             .body([Parameter::named_text("first_name", "Ana"), Parameter::named_text("code", "X1")]),
+        // Names in another order than the text's, a quick-reply payload for its button, and a body of exactly
+        // 1,024 characters once filled in.
+        Template::new("welcome_named", "en_US")
+            .body([Parameter::named_text("code", "X1"), Parameter::named_text("first_name", "a".repeat(990))])
+            .quick_reply_button(0, "stop"),
         Template::new("image_offer", "en_US")
             .header(Parameter::image(Media::link("https://example.com/a.jpg")))
             .body_text(["10%"]),

@@ -41,6 +41,8 @@ async fn status_lifecycle_in_the_current_shape() {
     for change in receiver.changes() {
         let ChangeValue::Messages(value) = change else { continue };
         assert_eq!(value.metadata.phone_number_id, h.number());
+        // Webhooks keep the number's digits (Graph objects show it formatted).
+        assert_eq!(value.metadata.display_phone_number, "15550783881");
         let contact = &value.contacts()[0];
         assert_eq!(contact.wa_id.as_ref().unwrap().as_str(), USER);
         assert!(contact.user_id.as_deref().unwrap().starts_with("US."));
@@ -118,11 +120,15 @@ async fn failed_deliveries_are_retried_and_pile_up_into_batches() {
             h.client.send_message(&h.number(), &hello(&to)).await.unwrap().message_id().unwrap().to_string(),
         );
     }
+    // An inbound message piles up with the statuses.
+    h.sandbox.control().inject_inbound(Inbound::text(USER, "meanwhile")).unwrap();
     let all_read = || wamids.iter().all(|w| receiver.statuses_of(w).contains(&"read".to_owned()));
-    assert!(eventually(WAIT, all_read).await);
+    assert!(eventually(WAIT, || all_read() && receiver.messages().len() == 1).await);
     // The sandbox counts a delivery once it has the receiver's answer, just after the receiver saw it.
     let control = h.sandbox.control();
-    assert!(eventually(WAIT, || control.counters().webhook_events_delivered == 15).await);
+    assert!(eventually(WAIT, || control.counters().webhook_events_delivered == 16).await);
+    // Batched or not, a `messages` value holds inbound messages or statuses, never both (§3).
+    assert_eq!(receiver.state.mixed_values.load(Ordering::SeqCst), 0);
     assert_eq!(control.counters().webhook_posts_failed, 3);
     // While the receiver failed, events piled up and were sent together.
     let largest = receiver
@@ -138,7 +144,34 @@ async fn failed_deliveries_are_retried_and_pile_up_into_batches() {
         .max()
         .unwrap();
     assert!(largest > 1, "largest batch {largest}");
-    assert!(receiver.posts() < 15 + 3);
+    assert!(receiver.posts() < 16 + 3);
+    h.sandbox.shutdown().await;
+}
+
+/// Retries back off exponentially: the wait before each retry is at least twice the one before. Only lower
+/// bounds are asserted (a delay is never shorter than its backoff; a loaded machine can only make it longer),
+/// and they add up to the doubling: the fourth wait is at least eight times the first delay, which a constant
+/// delay would not give.
+#[tokio::test]
+async fn retries_back_off_exponentially() {
+    let mut config = SandboxConfig::for_tests();
+    config.webhooks.retry_initial = Duration::from_millis(20);
+    config.webhooks.retry_max_interval = Duration::from_secs(10);
+    let (h, receiver) = Harness::with_receiver(config).await;
+    receiver.state.fail_next.store(4, Ordering::SeqCst);
+    h.sandbox.control().inject_inbound(Inbound::text(USER, "retry me")).unwrap();
+    assert!(eventually(WAIT, || receiver.messages().len() == 1).await);
+    let gaps = receiver.gaps();
+    assert_eq!(gaps.len(), 4, "{gaps:?}");
+    for (i, gap) in gaps.iter().enumerate() {
+        let backoff = Duration::from_millis(20 << i);
+        assert!(
+            *gap >= backoff,
+            "retry {} came after {gap:?}, before its backoff of {backoff:?}: {gaps:?}",
+            i + 1
+        );
+    }
+    assert_eq!(h.sandbox.control().counters().webhook_posts_failed, 4);
     h.sandbox.shutdown().await;
 }
 
