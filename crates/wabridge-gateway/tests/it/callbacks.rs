@@ -31,6 +31,7 @@ each_backend!(
     a_setting_changed_through_one_instance_applies_on_another,
     a_redirect_is_a_failed_attempt,
     a_failing_contact_does_not_fill_the_window,
+    the_backlog_gauge_counts_what_is_not_queued_yet,
 );
 
 const SECRET: &str = "callback-secret";
@@ -494,5 +495,30 @@ async fn a_failing_contact_does_not_fill_the_window(db: TestDb) {
         .await;
     let status = callback_status(&gw.url(), "app").await;
     assert!(status["held_back"].as_u64().unwrap() >= 1, "{status}");
+    gw.shutdown().await.unwrap();
+}
+
+/// With the receiver down, the queue stops at the window and the rest waits in the log: the backlog gauge
+/// counts both, as the API's `backlog` does.
+async fn the_backlog_gauge_counts_what_is_not_queued_yet(db: TestDb) {
+    let receiver = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Error500).await;
+    let mut config = config(&db, &receiver.url(), CallbackShape::Cloud);
+    config.delivery.window = 2;
+    let gw = gateway::start(config).await;
+    // Ten contacts: each one's event can go next, so two of them fill the window.
+    let contacts: Vec<String> = (0..10).map(|i| format!("1631555{i:04}")).collect();
+    let contacts: Vec<&str> = contacts.iter().map(String::as_str).collect();
+    commit_messages(&gw, "down", 10, 1, NUMBER_ID, &contacts).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = gw.state().metrics.render();
+        if metrics.lines().any(|l| l == "wabridge_callback_backlog 10") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the backlog never reached 10:\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = callback_status(&gw.url(), "app").await;
+    assert_eq!((status["pending"].as_u64(), status["backlog"].as_u64()), (Some(2), Some(10)), "{status}");
     gw.shutdown().await.unwrap();
 }
