@@ -334,7 +334,7 @@ impl Receiver {
                     .get("x-wabridge-pruned-through")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<i64>().ok());
-                if let Some(pruned) = pruned.filter(|p| *p > after) {
+                if let Some(pruned) = pruned.filter(|p| after > 0 && *p > after) {
                     tracing::warn!(
                         after,
                         pruned_through = pruned,

@@ -266,11 +266,15 @@ async fn read_at_most(mut response: reqwest::Response, limit: u64) -> Result<Byt
     Ok(body.freeze())
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not read: Meta and the proxies in front of it send
-/// seconds).
+/// The longest `Retry-After` taken as given: the longest wait Meta's own error classes ask for (131048, an
+/// hour). A larger value (a proxy's mistake, or a number chosen to overflow a deadline) is read as this.
+pub(crate) const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in seconds, at most [`RETRY_AFTER_MAX`] (the HTTP-date form is not read: Meta and the
+/// proxies in front of it send seconds).
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    value.trim().parse::<u64>().ok().map(|s| Duration::from_secs(s).min(RETRY_AFTER_MAX))
 }
 
 /// Refuses what cannot be one id in a Graph path. `url` encodes a segment it is given, but it silently
@@ -345,5 +349,17 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(own.timeout_for(&download()), Some(Duration::from_secs(60)));
+    }
+
+    /// A `Retry-After` beyond the longest wait Meta asks for is read as that wait (never a deadline that
+    /// overflows).
+    #[test]
+    fn retry_after_is_capped() {
+        use reqwest::header::{HeaderMap, RETRY_AFTER};
+        let mut headers = HeaderMap::new();
+        headers.insert(RETRY_AFTER, "18446744073709551615".parse().unwrap());
+        assert_eq!(super::retry_after(&headers), Some(super::RETRY_AFTER_MAX));
+        headers.insert(RETRY_AFTER, " 7 ".parse().unwrap());
+        assert_eq!(super::retry_after(&headers), Some(Duration::from_secs(7)));
     }
 }

@@ -115,7 +115,7 @@ impl Config {
     /// The backend and its location.
     #[must_use]
     pub fn backend(&self) -> Backend {
-        match self.database.url.as_ref().map(|u| u.expose_secret().to_owned()) {
+        match self.database.url.as_ref().map(|u| u.expose_secret().trim().to_owned()) {
             Some(url) => match url_scheme(&url).as_deref() {
                 Some("postgres" | "postgresql") => Backend::Postgres(url),
                 // `sqlite://path`, sqlx's `sqlite:path`, or a plain path (`check_database_url` refused others).
@@ -302,14 +302,19 @@ pub struct RetentionConfig {
     /// Seconds between two pruning passes. Default 3,600.
     pub prune_interval_secs: u64,
     /// Rejected bodies (signed, but not an envelope this version reads) not re-processed yet are pruned
-    /// after this many seconds; absent (the default): kept until re-processed, whatever `max_age_secs` says
-    /// — they are what `POST /v1/webhooks/reprocess` reads after an upgrade, and nothing else holds them.
-    pub rejected_max_age_secs: Option<u64>,
+    /// after this many seconds, with a warning: they are what `POST /v1/webhooks/reprocess` reads after an
+    /// upgrade, and nothing else holds their content. Default 7,776,000 (90 days: a quarter to notice the
+    /// `invalid_envelope` count and upgrade).
+    pub rejected_max_age_secs: u64,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { max_age_secs: 30 * 24 * 3600, prune_interval_secs: 3600, rejected_max_age_secs: None }
+        Self {
+            max_age_secs: 30 * 24 * 3600,
+            prune_interval_secs: 3600,
+            rejected_max_age_secs: 90 * 24 * 3600,
+        }
     }
 }
 
@@ -766,6 +771,7 @@ mod tests {
             backend("/var/lib/wabridge.db").unwrap(),
             Backend::Sqlite(PathBuf::from("/var/lib/wabridge.db"))
         );
+        assert_eq!(backend(" postgres://h/db ").unwrap(), Backend::Postgres("postgres://h/db".into()));
         for bad in ["postgress://u:pw-secret@h/db", "mysql://u:pw-secret@h/db", "://pw-secret", "  "] {
             let err = backend(bad).unwrap_err().to_string();
             assert!(err.contains("database.url") && !err.contains("pw-secret"), "{bad}: {err}");

@@ -201,6 +201,14 @@ pub(crate) async fn commit(
     // re-batching events already stored, must not count inbound messages against the level twice, fetch
     // their media again, or move a template back to an older status. (A body that mixes new and known
     // events tells all of its own.)
+    if news && outcome.item.raw_duplicate && outcome.item.events_inserted > 0 {
+        // A body stored before as rejected that this version reads (Meta delivered it again after an
+        // upgrade): its events now link to that row, which is no longer a rejected one waiting for
+        // re-processing. (A failure leaves it for `POST /v1/webhooks/reprocess`, which adds nothing twice.)
+        if let Err(e) = state.store.mark_reprocessed(outcome.item.raw_id).await {
+            tracing::warn!(error = %e, "a re-delivered rejected body could not be marked accepted");
+        }
+    }
     if news && outcome.item.events_inserted > 0 {
         sending.tell(&state.outbound);
         crate::templates::apply_webhook_updates(&state.templates, template_updates);

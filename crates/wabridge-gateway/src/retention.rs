@@ -5,7 +5,7 @@
 //! not yet queued by some callback, given by the caller) and every event a delivery row — pending, or failed
 //! and replayable — refers to are kept whatever their age. A delivery that failed for good holds back only its
 //! own event, not the log after it. Rejected bodies not re-processed yet are kept until
-//! `rejected_max_age_secs`, if set: they are what re-processing after an upgrade reads.
+//! `rejected_max_age_secs` (90 days by default): they are what re-processing after an upgrade reads.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,13 +28,18 @@ pub async fn prune_once(
     let keep_after = oldest_needed.map(|seq| seq - 1);
     // The store raises `pruned_through` before each chunk it deletes.
     let counts = store.prune(cutoff, keep_after).await?;
-    let mut raw = counts.raw_webhooks;
-    if let Some(age) = config.rejected_max_age_secs {
-        let cutoff =
-            SystemTime::now().checked_sub(Duration::from_secs(age)).unwrap_or(SystemTime::UNIX_EPOCH);
-        raw += store.prune_rejected(cutoff).await?;
+    let cutoff = SystemTime::now()
+        .checked_sub(Duration::from_secs(config.rejected_max_age_secs))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let rejected = store.prune_rejected(cutoff).await?;
+    if rejected > 0 {
+        tracing::warn!(
+            rejected,
+            age_secs = config.rejected_max_age_secs,
+            "pruned rejected webhook bodies that were never re-processed (retention.rejected_max_age_secs)"
+        );
     }
-    Ok((counts.events, raw))
+    Ok((counts.events, counts.raw_webhooks + rejected))
 }
 
 /// The highest seq retention has deleted, 0 when none: a reader resuming after a lower seq may have missed

@@ -130,13 +130,15 @@ impl RateLimiter {
     ) -> bool {
         let c = error.classification();
         let Some(delay) = error.retry_after() else { return false };
+        // `Retry-After` is capped where it is read; a deadline past what `Instant` holds is not one anyway.
+        let Some(until) = now.checked_add(delay) else { return false };
         match (c.class, c.pause) {
             (ErrorClass::PairLimit, _) | (_, Some(PauseScope::Recipient)) => {
-                self.pairs.exhaust_until(number, recipient, now + delay);
+                self.pairs.exhaust_until(number, recipient, until);
                 true
             }
             (ErrorClass::Throughput | ErrorClass::Maintenance, _) => {
-                self.freeze_number_until(number, now + delay);
+                self.freeze_number_until(number, until);
                 true
             }
             _ => false,

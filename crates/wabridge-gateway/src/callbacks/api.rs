@@ -72,8 +72,9 @@ struct NewCallback {
 }
 
 /// A callback as the API shows it. Its URL may carry a credential of the receiver (`https://user:pw@…`,
-/// `?token=…`): whole for admins, who set it; with the password and query values replaced for the other
-/// readers (an `events` key lists callbacks to watch their progress, not to learn the receiver's secrets).
+/// `?token=…`, or a path that is itself the secret, as chat services' incoming webhooks are): whole for
+/// admins, who set it; to the other readers (an `events` key lists callbacks to watch their progress, not to
+/// learn the receiver's secrets) only its scheme, host and port, the rest replaced.
 fn describe(c: &CallbackRecord, principal: &Principal) -> Value {
     let url = if principal.require(Scope::Admin).is_ok() { c.url.clone() } else { redacted_url(&c.url) };
     json!({
@@ -88,18 +89,16 @@ fn describe(c: &CallbackRecord, principal: &Principal) -> Value {
     })
 }
 
-/// `url` with its password and query values replaced by `REDACTED` (a URL that does not parse: replaced whole).
+/// `url` with everything but its scheme, host and port replaced by `REDACTED` (a URL that does not parse:
+/// replaced whole).
 fn redacted_url(url: &str) -> String {
     const HIDDEN: &str = "REDACTED";
-    let Ok(mut parsed) = reqwest::Url::parse(url) else { return HIDDEN.to_owned() };
-    if parsed.password().is_some() {
-        let _ = parsed.set_password(Some(HIDDEN));
-    }
-    if parsed.query().is_some() {
-        let keys: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
-        parsed.query_pairs_mut().clear().extend_pairs(keys.iter().map(|k| (k.as_str(), HIDDEN)));
-    }
-    parsed.to_string()
+    let Ok(parsed) = reqwest::Url::parse(url) else { return HIDDEN.to_owned() };
+    let Some(host) = parsed.host_str() else { return HIDDEN.to_owned() };
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let user = if parsed.username().is_empty() && parsed.password().is_none() { "" } else { "REDACTED@" };
+    let rest = if parsed.path() == "/" && parsed.query().is_none() { "/" } else { "/REDACTED" };
+    format!("{}://{user}{host}{port}{rest}", parsed.scheme())
 }
 
 async fn list(State(state): State<Arc<AppState>>, principal: Principal) -> Result<Json<Value>, ApiError> {
@@ -222,11 +221,17 @@ mod tests {
 
     #[test]
     fn receivers_credentials_are_hidden() {
-        assert_eq!(
-            redacted_url("https://u:pw@example.com/hook?token=abc&x=1"),
-            "https://u:REDACTED@example.com/hook?token=REDACTED&x=REDACTED"
-        );
-        assert_eq!(redacted_url("https://example.com/hook"), "https://example.com/hook");
-        assert_eq!(redacted_url("not a url"), "REDACTED");
+        for (url, shown) in [
+            ("https://u:pw@example.com/hook?token=abc&x=1", "https://REDACTED@example.com/REDACTED"),
+            ("https://TOKEN@example.com/", "https://REDACTED@example.com/"),
+            (
+                "https://hooks.example.com:8443/services/T1/B2/secret",
+                "https://hooks.example.com:8443/REDACTED",
+            ),
+            ("http://10.0.0.5:9000/", "http://10.0.0.5:9000/"),
+            ("not a url", "REDACTED"),
+        ] {
+            assert_eq!(redacted_url(url), shown, "{url}");
+        }
     }
 }

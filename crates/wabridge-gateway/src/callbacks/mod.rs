@@ -267,9 +267,14 @@ impl Dispatcher {
 }
 
 impl Inner {
-    /// Records a callback's figures and updates the gauges (sums and maximum over callbacks).
-    fn set_figures(&self, id: &str, backlog: u64, oldest_age_secs: u64) {
+    /// Records a callback's figures and updates the gauges (sums and maximum over callbacks), unless its
+    /// worker was stopped: checked under the figures' lock, and `remove` stops the worker before it forgets
+    /// the figures, so a refresh finishing late cannot bring a removed callback's figures back.
+    fn set_figures(&self, id: &str, backlog: u64, oldest_age_secs: u64, stop: &CancellationToken) {
         let mut figures = self.figures.lock().unwrap_or_else(PoisonError::into_inner);
+        if stop.is_cancelled() {
+            return;
+        }
         figures.insert(id.to_owned(), (backlog, oldest_age_secs));
         self.metrics.callback_backlog.set(figures.values().map(|f| f.0).sum());
         self.metrics.callback_oldest_age_seconds.set(figures.values().map(|f| f.1).max().unwrap_or(0));

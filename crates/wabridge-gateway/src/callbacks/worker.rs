@@ -91,7 +91,7 @@ pub(super) async fn run(
                 }
                 Err(_) => {}
             }
-            worker.refresh_figures().await;
+            worker.refresh_figures(&stop).await;
             figures_at = Instant::now();
         }
         let new_events = async {
@@ -177,7 +177,7 @@ impl CallbackWorker {
         stats.pending - stats.held_back.min(stats.pending)
     }
 
-    async fn refresh_figures(&mut self) {
+    async fn refresh_figures(&mut self, stop: &CancellationToken) {
         let Ok(stats) = self.inner.store.delivery_stats(&self.record.id).await else { return };
         // The store's count is the truth: with several instances, rows this one queued are delivered by the
         // others (and the other way round), and a count kept only from this instance's own deliveries could
@@ -190,7 +190,7 @@ impl CallbackWorker {
         // The backlog includes the events not queued yet, as the API's `backlog` does: while the receiver is
         // down, the queued ones stop at the window and the rest wait in the log.
         let not_queued = u64::try_from(self.inner.feed.head().saturating_sub(self.scan_seq)).unwrap_or(0);
-        self.inner.set_figures(&self.record.id, stats.pending + not_queued, age);
+        self.inner.set_figures(&self.record.id, stats.pending + not_queued, age, stop);
     }
 
     /// One round: queue new events, start what may go now. Returns how long until the next retry is due.

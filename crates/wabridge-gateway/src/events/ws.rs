@@ -63,7 +63,8 @@ pub(super) async fn upgrade(
     );
     // A subscriber resuming after a seq below it may have missed events retention deleted: the upgrade's
     // answer says how far that went, as `GET /v1/events` does with `pruned_through`.
-    let pruned_through = crate::retention::pruned_through(&state.store).await?;
+    // (A store that cannot say leaves the header out rather than refusing the subscriber.)
+    let pruned_through = crate::retention::pruned_through(&state.store).await.ok();
     let mut response = ws
         .write_buffer_size(WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
@@ -75,7 +76,9 @@ pub(super) async fn upgrade(
             let _slot = slot;
             serve(socket, subscription, state, credential).await;
         });
-    response.headers_mut().insert(PRUNED_THROUGH_HEADER, axum::http::HeaderValue::from(pruned_through));
+    if let Some(pruned_through) = pruned_through {
+        response.headers_mut().insert(PRUNED_THROUGH_HEADER, axum::http::HeaderValue::from(pruned_through));
+    }
     Ok(response)
 }
 

@@ -13,7 +13,8 @@ each_backend!(
     pruning_keeps_what_deliveries_need,
     a_failed_delivery_holds_back_only_its_own_event,
     background_pruning_runs,
-    rejected_bodies_wait_for_reprocessing
+    rejected_bodies_wait_for_reprocessing,
+    a_rejected_body_delivered_again_and_read_is_accepted
 );
 
 async fn post_messages(url: &str, ids: std::ops::Range<u32>) {
@@ -123,7 +124,7 @@ async fn background_pruning_runs(db: TestDb) {
 }
 
 /// A rejected body (signed, but not an envelope this version reads) is what re-processing after an upgrade
-/// reads: retention keeps it past `max_age_secs`, until `rejected_max_age_secs` if that is set.
+/// reads: retention keeps it past `max_age_secs`, until `rejected_max_age_secs`.
 async fn rejected_bodies_wait_for_reprocessing(db: TestDb) {
     let gw = gateway::start(gateway::config(&db)).await;
     let client = reqwest::Client::new();
@@ -138,10 +139,33 @@ async fn rejected_bodies_wait_for_reprocessing(db: TestDb) {
     // The two accepted bodies and their events go; the rejected body stays.
     assert_eq!(prune_once(store, &config, None).await.unwrap(), (2, 2));
     assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
-    config.rejected_max_age_secs = Some(3600);
+    config.rejected_max_age_secs = 3600;
     assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 0));
-    config.rejected_max_age_secs = Some(0);
+    config.rejected_max_age_secs = 0;
     assert_eq!(prune_once(store, &config, None).await.unwrap(), (0, 1));
+    assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
+    gw.shutdown().await.unwrap();
+}
+
+/// A body an older version stored as rejected, delivered again by Meta and read now: its events link to that
+/// row, which is then an accepted body (not waiting for re-processing, pruned with its events).
+async fn a_rejected_body_delivered_again_and_read_is_accepted(db: TestDb) {
+    use wabridge_gateway::store::{IntakeBatchItem, NewRawWebhook};
+
+    let gw = gateway::start(gateway::config(&db)).await;
+    let store = &gw.state().store;
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"1","phone_number_id":"2"},"messages":[{"from":"3","id":"wamid.AGAIN","timestamp":"1750000000","type":"text","text":{"body":"r"}}]},"field":"messages"}]}]}"#;
+    let old = IntakeBatchItem {
+        raw: NewRawWebhook::rejected(body, true, "not read by an older version"),
+        events: Vec::new(),
+        inbound: Vec::new(),
+        statuses: Vec::new(),
+    };
+    let raw_id = store.commit_intake(&[old]).await.unwrap()[0].raw_id;
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
+    assert_eq!(gateway::post_webhook(&reqwest::Client::new(), &gw.url(), body).await, 200);
+    let events = store.events_after(0, &EventFilter::default(), 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.raw_id).collect::<Vec<_>>(), vec![raw_id]);
     assert!(store.rejected_webhooks(10).await.unwrap().is_empty());
     gw.shutdown().await.unwrap();
 }
