@@ -668,6 +668,14 @@ fn url_scheme(url: &str) -> Option<String> {
     valid.then(|| scheme.to_ascii_lowercase())
 }
 
+/// Whether a `WABRIDGE_*` variable (the part after the prefix) is one Kubernetes sets for a Service named
+/// `wabridge` (`WABRIDGE_SERVICE_HOST`, `WABRIDGE_PORT`, `WABRIDGE_PORT_8080_TCP_ADDR`, …), not a setting:
+/// no field of the configuration is named `port` or `service`, and refusing them as unknown fields would
+/// keep the gateway from starting in such a cluster.
+fn is_service_link(name: &str) -> bool {
+    name == "PORT" || name.starts_with("PORT_") || name.starts_with("SERVICE_")
+}
+
 /// A parser's message without the lines that quote the source (`7 | token = "…`, `  |     ^`).
 fn without_source_excerpt(text: &str) -> String {
     let quotes_source = |line: &str| {
@@ -688,6 +696,7 @@ impl FromIterator<(String, String)> for EnvVars {
                 .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
                 // `wabridge sandbox`'s own variables, which may share a shell or an env file with `serve`.
                 .filter(|(k, _)| !k.starts_with("WABRIDGE_SANDBOX_"))
+                .filter(|(k, _)| !is_service_link(&k[ENV_PREFIX.len()..]))
                 .collect(),
         )
     }
@@ -851,6 +860,22 @@ level_mps = 20
         }
         let c = Config::load(None, env(&[("WABRIDGE_WEBHOOK__PATH", "/hooks/meta")])).unwrap();
         assert_eq!(c.webhook.path, "/hooks/meta");
+    }
+
+    #[test]
+    fn kubernetes_service_links_are_not_settings() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("WABRIDGE_PORT", "tcp://10.0.0.7:8080"),
+                ("WABRIDGE_PORT_8080_TCP_ADDR", "10.0.0.7"),
+                ("WABRIDGE_SERVICE_HOST", "10.0.0.7"),
+                ("WABRIDGE_SERVICE_PORT_HTTP", "8080"),
+                ("WABRIDGE_LISTEN", "0.0.0.0:8080"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
     }
 
     #[test]

@@ -31,6 +31,16 @@ impl ConfigArgs {
     }
 }
 
+/// Whether `serve` starts the built-in sandbox: only when nothing ties the gateway to a WhatsApp Business
+/// Account — no access token, no phone numbers, no app secret. A configuration with numbers or app secrets but
+/// no access token is a production one missing its token (a secret store not mounted, say): it must not send
+/// its queue to a local emulator, which does not know its numbers and would fail every message. It runs
+/// receive-only instead (webhooks verified and stored, messages accepted and kept queued) and says so.
+#[must_use]
+pub fn wants_built_in_sandbox(config: &Config) -> bool {
+    config.meta.access_token.is_none() && config.numbers.is_empty() && config.meta.app_secrets.is_empty()
+}
+
 /// `wabridge serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -59,7 +69,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let mut sandbox = None;
-    if config.meta.access_token.is_none() {
+    if wants_built_in_sandbox(&config) {
         let url = config.public_url(listener.local_addr()?);
         let started = wabridge_gateway::outbound::embedded::start_sandbox(&mut config, &url, None)
             .await
@@ -69,6 +79,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let gateway = Gateway::start(config.clone(), listener).await?;
     for line in wabridge_gateway::startup_report(&config, &gateway.url(), &gateway.state().store) {
         println!("{line}");
+    }
+    if sandbox.is_none() && config.meta.access_token.is_none() {
+        tracing::warn!(
+            "no access token (meta.access_token) but phone numbers or app secrets are configured: receiving and \
+             storing webhooks only; messages are accepted and stay queued until a token is configured"
+        );
     }
     if let Some(sandbox) = &sandbox {
         println!(
@@ -107,6 +123,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn shutdown_on_signal(stop: CancellationToken) {
+    wait_for_stop_signal().await;
+    tracing::info!("shutting down: finishing requests and commits in flight (a second signal stops at once)");
+    stop.cancel();
+    // A second SIGINT/SIGTERM: the operator does not want to wait for the commits in flight (or for a start
+    // that hangs on the database). Exit at once, as a process killed by SIGINT reports (128 + 2).
+    wait_for_stop_signal().await;
+    tracing::warn!("second stop signal: exiting without waiting");
+    std::process::exit(130);
+}
+
+async fn wait_for_stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -127,8 +154,6 @@ async fn shutdown_on_signal(stop: CancellationToken) {
     {
         let _ = ctrl_c.await;
     }
-    tracing::info!("shutting down: finishing requests and commits in flight");
-    stop.cancel();
 }
 
 /// On SIGHUP: loads the configuration again and applies what can change without a restart (API tokens, app
@@ -175,4 +200,33 @@ pub async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
     println!("migrations applied: {} ({})", store.backend_name(), store.durability());
     store.close().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_built_in_sandbox;
+    use wabridge_gateway::config::{Config, NumberConfig};
+
+    #[test]
+    fn the_sandbox_only_without_any_meta_identity() {
+        let none = Config::load(None, Vec::new()).unwrap();
+        assert!(wants_built_in_sandbox(&none));
+        let mut numbers = none.clone();
+        numbers.numbers.push(NumberConfig {
+            id: "106540352242922".into(),
+            waba_id: "102290129340398".into(),
+            display_phone_number: None,
+            level_mps: None,
+        });
+        assert!(
+            !wants_built_in_sandbox(&numbers),
+            "a number without its token: receive-only, not the sandbox"
+        );
+        let mut secret = none.clone();
+        secret.meta.app_secrets.push("s".into());
+        assert!(!wants_built_in_sandbox(&secret));
+        let mut token = none;
+        token.meta.access_token = Some("t".into());
+        assert!(!wants_built_in_sandbox(&token));
+    }
 }

@@ -113,12 +113,19 @@ async fn gateway_run(common: &Common, config: Config) -> anyhow::Result<(LoadRep
     Ok((report, figures))
 }
 
-/// The gateway's configuration: the scenario's settings, then any `WABRIDGE_*` variable of the bench's own
-/// environment (to measure another setting, e.g. `WABRIDGE_INTAKE__PG_COMMITTERS=4`).
+/// The gateway's configuration: any `WABRIDGE_*` variable of the bench's own environment (to measure another
+/// setting, e.g. `WABRIDGE_INTAKE__PG_COMMITTERS=4`), then the scenario's own settings, which win — so that a
+/// `WABRIDGE_DATABASE__URL` exported in the shell for a real gateway never sends the benchmark's fake
+/// webhooks into that database. Where the store is and which app secret signs are the scenario's alone.
 fn config(env: Vec<(String, String)>) -> anyhow::Result<Config> {
-    let mut all = vec![("WABRIDGE_META__APP_SECRETS".to_owned(), format!("[\"{APP_SECRET}\"]"))];
+    let scenario_only = |k: &str| {
+        matches!(k, "WABRIDGE_DATABASE__URL" | "WABRIDGE_DATABASE__POSTGRES_SCHEMA" | "WABRIDGE_DATA_DIR")
+            || k.starts_with("WABRIDGE_META__")
+    };
+    let mut all: Vec<(String, String)> =
+        std::env::vars().filter(|(k, _)| k.starts_with("WABRIDGE_") && !scenario_only(k)).collect();
+    all.push(("WABRIDGE_META__APP_SECRETS".to_owned(), format!("[\"{APP_SECRET}\"]")));
     all.extend(env);
-    all.extend(std::env::vars().filter(|(k, _)| k.starts_with("WABRIDGE_")));
     Ok(Config::load(None, all)?)
 }
 
