@@ -148,10 +148,10 @@ impl Client {
             let Some(delay) = policy.delay_for(failed, &error, rand::random::<f64>()) else {
                 return Err(error);
             };
-            if let Some(limit) = policy.max_elapsed {
-                if inner.clock.now().saturating_duration_since(started) + delay > limit {
-                    return Err(error);
-                }
+            if let Some(limit) = policy.max_elapsed
+                && inner.clock.now().saturating_duration_since(started) + delay > limit
+            {
+                return Err(error);
             }
             tracing::debug!(
                 call = %call.describe(),

@@ -211,7 +211,7 @@ impl Chaos {
             let in_scope = is_send || fault.scope == FaultScope::All;
             if in_scope {
                 let k = self.fault_calls.fetch_add(1, Ordering::Relaxed) + 1;
-                let hit = fault.every_nth.is_none_or(|nth| nth > 0 && k % nth == 0);
+                let hit = fault.every_nth.is_none_or(|nth| nth > 0 && k.is_multiple_of(nth));
                 if hit {
                     if let Some(left) = fault.next_n.as_mut() {
                         if *left > 0 {

@@ -245,11 +245,11 @@ impl TierTracker {
     pub(crate) fn admit(&self, user: u64, now: u64, window: u64, limit: u32) -> bool {
         let mut map = lock(&self.contacted);
         let since = now.saturating_sub(window);
-        if let Some(at) = map.get_mut(&user) {
-            if *at >= since {
-                *at = now;
-                return true;
-            }
+        if let Some(at) = map.get_mut(&user)
+            && *at >= since
+        {
+            *at = now;
+            return true;
         }
         if map.len() >= limit as usize {
             map.retain(|_, at| *at >= since);

@@ -159,13 +159,13 @@ fn mark_read(value: &Value) -> Result<Response, ApiError> {
     }
     let receipt = MarkRead::deserialize(value).map_err(|e| parse_error(&e.to_string()))?;
     receipt.validate().map_err(validation_error)?;
-    if let Some(indicator) = &receipt.typing_indicator {
-        if indicator.kind != "text" {
-            return Err(ApiError::new(
-                131_009,
-                format!("Param typing_indicator.type must be \"text\", found {:?}", indicator.kind),
-            ));
-        }
+    if let Some(indicator) = &receipt.typing_indicator
+        && indicator.kind != "text"
+    {
+        return Err(ApiError::new(
+            131_009,
+            format!("Param typing_indicator.type must be \"text\", found {:?}", indicator.kind),
+        ));
     }
     Ok(success())
 }

@@ -152,23 +152,23 @@ impl WebhookHub {
         }
         let targets: Vec<Arc<Target>> = targets.iter().cloned().collect();
         let event = Arc::new(event);
-        if let Some((_, reorder, delay, seed)) = shared.chaos.webhook_settings() {
-            if chance(seed, purpose::REORDER, event.key, reorder) {
-                let clock = shared.clock;
-                let max_pending = shared.config.webhooks.max_pending;
-                let cancel = shared.cancel.clone();
-                shared.tasks.spawn(async move {
-                    tokio::select! {
-                        () = cancel.cancelled() => return,
-                        () = tokio::time::sleep(delay) => {}
-                    }
-                    let created = clock.now_ns();
-                    for t in &targets {
-                        t.push(Pending { event: event.clone(), created }, max_pending);
-                    }
-                });
-                return;
-            }
+        if let Some((_, reorder, delay, seed)) = shared.chaos.webhook_settings()
+            && chance(seed, purpose::REORDER, event.key, reorder)
+        {
+            let clock = shared.clock;
+            let max_pending = shared.config.webhooks.max_pending;
+            let cancel = shared.cancel.clone();
+            shared.tasks.spawn(async move {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                let created = clock.now_ns();
+                for t in &targets {
+                    t.push(Pending { event: event.clone(), created }, max_pending);
+                }
+            });
+            return;
         }
         let created = shared.clock.now_ns();
         let max_pending = shared.config.webhooks.max_pending;

@@ -61,13 +61,13 @@ impl MarkRead {
 
     /// Checks the request before it is sent: `status` must be `read`, the message id a wamid.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(product) = &self.messaging_product {
-            if product != crate::MESSAGING_PRODUCT {
-                return Err(ValidationError::Invalid {
-                    field: "messaging_product".to_owned(),
-                    reason: format!("must be \"{}\"", crate::MESSAGING_PRODUCT),
-                });
-            }
+        if let Some(product) = &self.messaging_product
+            && product != crate::MESSAGING_PRODUCT
+        {
+            return Err(ValidationError::Invalid {
+                field: "messaging_product".to_owned(),
+                reason: format!("must be \"{}\"", crate::MESSAGING_PRODUCT),
+            });
         }
         if self.status != "read" {
             return Err(ValidationError::Invalid {

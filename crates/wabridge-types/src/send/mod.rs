@@ -368,13 +368,13 @@ impl OutboundMessage {
     /// Checks every limit Meta documents for this kind of message (§1), so a request that Meta would
     /// reject is refused before it is queued. The error names the field as a JSON path.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        if let Some(product) = &self.messaging_product {
-            if product != crate::MESSAGING_PRODUCT {
-                return Err(ValidationError::Invalid {
-                    field: "messaging_product".to_owned(),
-                    reason: format!("must be \"{}\"", crate::MESSAGING_PRODUCT),
-                });
-            }
+        if let Some(product) = &self.messaging_product
+            && product != crate::MESSAGING_PRODUCT
+        {
+            return Err(ValidationError::Invalid {
+                field: "messaging_product".to_owned(),
+                reason: format!("must be \"{}\"", crate::MESSAGING_PRODUCT),
+            });
         }
         if self.to.trim().is_empty() {
             return Err(ValidationError::Missing { field: "to".to_owned() });
@@ -382,14 +382,14 @@ impl OutboundMessage {
         if let Some(context) = &self.context {
             media::check_wamid(|| "context.message_id".to_owned(), &context.message_id)?;
         }
-        if let Some(data) = &self.biz_opaque_callback_data {
-            if data.len() > CALLBACK_DATA_MAX_BYTES {
-                return Err(ValidationError::TooManyBytes {
-                    field: "biz_opaque_callback_data".to_owned(),
-                    found: data.len(),
-                    limit: CALLBACK_DATA_MAX_BYTES,
-                });
-            }
+        if let Some(data) = &self.biz_opaque_callback_data
+            && data.len() > CALLBACK_DATA_MAX_BYTES
+        {
+            return Err(ValidationError::TooManyBytes {
+                field: "biz_opaque_callback_data".to_owned(),
+                found: data.len(),
+                limit: CALLBACK_DATA_MAX_BYTES,
+            });
         }
         self.content.check()
     }

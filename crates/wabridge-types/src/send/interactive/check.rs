@@ -50,13 +50,13 @@ impl Interactive {
         match &self.action {
             InteractiveAction::Button(action) => check_buttons(action),
             InteractiveAction::List(action) => {
-                if let Some(h) = &self.header {
-                    if !matches!(h.content, HeaderContent::Text(_)) {
-                        return Err(ValidationError::Invalid {
-                            field: "interactive.header.type".to_owned(),
-                            reason: "a list message takes a text header only".to_owned(),
-                        });
-                    }
+                if let Some(h) = &self.header
+                    && !matches!(h.content, HeaderContent::Text(_))
+                {
+                    return Err(ValidationError::Invalid {
+                        field: "interactive.header.type".to_owned(),
+                        reason: "a list message takes a text header only".to_owned(),
+                    });
                 }
                 check_list(action)
             }
