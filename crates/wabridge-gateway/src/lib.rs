@@ -27,6 +27,9 @@ pub mod store;
 pub mod templates;
 pub mod tls;
 
+/// How long start-up waits for the template cache before the gateway reports ready anyway.
+const TEMPLATES_LOAD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +133,38 @@ pub enum GatewayError {
     InvalidSetting { field: &'static str, value: String, expected: &'static str },
     #[error("serving HTTP: {0}")]
     Io(#[from] std::io::Error),
+    /// The gateway stopped itself: it could not go on safely (the reason is logged too).
+    #[error("stopped: {0}")]
+    Fatal(String),
+}
+
+/// How often the gateway checks that its store can still make commits durable.
+const STORE_WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Stops the gateway (`shutdown`) once the store can no longer make commits durable, noting why in `fatal`:
+/// every webhook would be answered 500 until a restart, which a supervisor does only for a process that
+/// exits — a liveness probe on `/v1/health` would not see it.
+fn watch_store(
+    store: Store,
+    shutdown: CancellationToken,
+    fatal: Arc<std::sync::Mutex<Option<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(STORE_WATCH_EVERY) => {}
+            }
+            if store.cannot_commit() {
+                let why = "a flush of the SQLite WAL failed; nothing can be acknowledged until a restart"
+                    .to_owned();
+                tracing::error!(reason = %why, "stopping the gateway so that it is restarted");
+                *fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(why);
+                shutdown.cancel();
+                return;
+            }
+        }
+    })
 }
 
 /// Opens the configured store (creating SQLite's directory) and applies the migrations.
@@ -327,6 +362,8 @@ impl Gateway {
         let limits = tls::Limits { max_connections: config.http.max_connections, ..tls::Limits::default() };
         let server_shutdown = shutdown.clone();
         let server_state = state.clone();
+        let fatal = Arc::new(std::sync::Mutex::new(None));
+        let _watch = watch_store(store.clone(), shutdown.clone(), fatal.clone());
         let server = tokio::spawn(async move {
             let served =
                 tls::serve(listener, router, acceptor, server_shutdown, Duration::from_secs(30), limits)
@@ -337,18 +374,32 @@ impl Gateway {
             writer_stop.cancel();
             if let Err(e) = writer.await {
                 tracing::error!(error = %e, "the intake writer panicked");
+                fatal
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get_or_insert_with(|| "the intake writer panicked".to_owned());
             }
             pruner.abort();
             let _ = feed_task.await;
             callbacks.stop().await;
             server_state.store.close().await;
-            served.map_err(GatewayError::from)
+            served.map_err(GatewayError::from)?;
+            match fatal.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
+                Some(why) => Err(GatewayError::Fatal(why)),
+                None => Ok(()),
+            }
         });
-        // Serving already (`/v1/health` answers `uninitialized`); ready once the templates are loaded.
+        // Serving already (`/v1/health` answers `uninitialized`); ready once the templates are loaded, or
+        // after `TEMPLATES_LOAD_DEADLINE` (a Cloud API that does not answer must not hold the gateway back:
+        // the WABAs not read yet are not checked, and are tried again in the background).
         let loaded = tokio::select! {
-            n = template_cache.load_all() => n,
+            n = tokio::time::timeout(TEMPLATES_LOAD_DEADLINE, template_cache.load_all()) => n.unwrap_or_else(|_| {
+                tracing::warn!("the templates were not all read in time; the rest are tried again in the background");
+                0
+            }),
             () = shutdown.cancelled() => 0,
         };
+        let _upkeep = template_cache.spawn_upkeep(shutdown.clone());
         let took = readiness.mark_ready();
         tracing::info!(templates = loaded, ready_after_ms = took.as_millis(), "start-up done");
         Ok(Gateway { addr, state, shutdown, server })
@@ -443,6 +494,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(api::registry::router().layer(axum::middleware::from_fn(api_error::onprem_errors)))
         .merge(cloud_compat::routes().layer(axum::middleware::from_fn(cloud_compat::graph_errors)))
         .method_not_allowed_fallback(method_not_allowed)
+        .fallback(no_route)
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(axum::middleware::map_request(move |request: axum::extract::Request| async move {
             body_deadline::limit(request, body_deadline)
@@ -465,6 +517,27 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     } else {
         cloud_compat::GraphApiError::new(100, details).into_response()
     }
+}
+
+/// A path no route takes: 404 in the `/v1` error shape under `/v1`, or Graph's answer to a request it does
+/// not support elsewhere (code 100, HTTP 400: `Unsupported get request. Object with ID '…' does not exist…`).
+async fn no_route(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    let path = uri.path();
+    if path == "/v1" || path.starts_with("/v1/") {
+        return api_error::ApiError::not_found(format!("no route {path} (see GET /v1/openapi.json)"))
+            .into_response();
+    }
+    let method = method.as_str().to_ascii_lowercase();
+    // `/{version}/{node}/…`: Graph names the node it cannot serve.
+    let mut segments = path.split('/').filter(|s| !s.is_empty());
+    let details = match (segments.next(), segments.next()) {
+        (Some(version), Some(node)) if cloud_compat::is_graph_version(version) => format!(
+            "Unsupported {method} request. Object with ID '{node}' does not exist, cannot be loaded due to \
+             missing permissions, or does not support this operation"
+        ),
+        _ => format!("Unsupported {method} request: unknown path {path}"),
+    };
+    cloud_compat::GraphApiError::new(100, details).into_response()
 }
 
 async fn metrics_text(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -533,7 +606,8 @@ pub fn startup_report(config: &Config, url: &str, store: &Store) -> Vec<String> 
 /// How to authenticate on `/v1`: the admin login, API keys made with it, and any configured tokens.
 fn auth_report(config: &Config, url: &str) -> Vec<String> {
     let ttl = config.admin.token_ttl_secs;
-    let valid = if ttl % 86_400 == 0 { format!("{} days", ttl / 86_400) } else { format!("{ttl} s") };
+    let valid =
+        if ttl.is_multiple_of(86_400) { format!("{} days", ttl / 86_400) } else { format!("{ttl} s") };
     vec![
         "  auth: every /v1 route but /v1/health, /v1/openapi.json and the login needs Authorization: Bearer <login token or API key>".into(),
         format!(
@@ -549,4 +623,37 @@ fn auth_report(config: &Config, url: &str) -> Vec<String> {
             format!("    static tokens: {} configured (api.tokens, every scope)", config.api.tokens.len())
         },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// A store that can no longer make commits durable stops the gateway, with the reason, so that the
+    /// process exits non-zero and its supervisor restarts it.
+    #[tokio::test]
+    async fn a_store_that_cannot_commit_stops_the_gateway() {
+        let dir = std::env::temp_dir().join(format!("wabridge-watch-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open_sqlite(dir.join("w.db"), store::SqliteOptions::default()).await.unwrap();
+        store.migrate().await.unwrap();
+        // One commit, so that the WAL file exists.
+        store
+            .commit_intake(&[intake::rejected_item(&bytes::Bytes::from_static(b"x"), true, "test")])
+            .await
+            .unwrap();
+        let shutdown = CancellationToken::new();
+        let fatal = Arc::new(std::sync::Mutex::new(None));
+        let watch = watch_store(store.clone(), shutdown.clone(), fatal.clone());
+        assert!(!store.cannot_commit());
+        let Store::Sqlite(sqlite) = &store else { unreachable!("a SQLite store") };
+        sqlite.wal_sync().unwrap().fail_next_flush();
+        assert!(store.cannot_commit());
+        tokio::time::timeout(Duration::from_secs(10), shutdown.cancelled()).await.unwrap();
+        watch.await.unwrap();
+        assert!(fatal.lock().unwrap().as_deref().unwrap().contains("flush"));
+        store.close().await;
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

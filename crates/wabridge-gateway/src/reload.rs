@@ -33,12 +33,22 @@ impl Secrets {
         self.app_secrets.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Replaces the app secrets and the access token with `config`'s.
+    /// Replaces the app secrets and the access token with `config`'s. An access token is replaced, never
+    /// removed: a configuration without one (a variable missing from the environment of a reload, say) keeps
+    /// the current token — logged — as every Cloud API call would fail without one; removing it takes a
+    /// restart. (Adding one to a gateway started without is refused by `wabridge serve` likewise.)
     pub fn replace(&self, config: &Config) {
         *self.app_secrets.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             config.meta.app_secrets.clone();
-        *self.access_token.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            config.meta.access_token.clone();
+        let mut token = self.access_token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &config.meta.access_token {
+            Some(fresh) => *token = Some(fresh.clone()),
+            None if token.is_some() => tracing::error!(
+                "reload: the new configuration has no meta.access_token; the current one is kept (removing \
+                 it takes a restart)"
+            ),
+            None => {}
+        }
     }
 
     fn access_token(&self) -> Option<AccessToken> {

@@ -58,10 +58,24 @@ pub fn merge(current: &mut Value, patch: &Value) -> Result<(), ApiError> {
     merge_object(current, patch, "")
 }
 
+/// The generated secret of `webhooks.url`'s callback: answered by GET, so a document read and sent back
+/// holds it; taken when unchanged, refused when it differs (the gateway makes it, nobody sets it).
+const SECRET: &str = "webhooks.secret";
+
 fn merge_object(current: &mut Value, patch: &Map<String, Value>, prefix: &str) -> Result<(), ApiError> {
     for (key, value) in patch {
         let path = format!("{prefix}{key}");
-        let Some(slot) = current.get_mut(key) else {
+        let slot = current.get_mut(key);
+        if path == SECRET {
+            if slot.is_some_and(|s| s == value) {
+                continue;
+            }
+            return Err(ApiError::invalid(format!(
+                "{path}: made by the gateway for webhooks.url and not settable; leave it out or send the \
+                 current one back"
+            )));
+        }
+        let Some(slot) = slot else {
             return Err(ApiError::invalid(format!("{path}: not an application setting")));
         };
         match (&mut *slot, value) {
@@ -202,4 +216,32 @@ pub fn spawn_refresh(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_secret() -> Value {
+        let mut doc = defaults(true);
+        doc["webhooks"]["url"] = json!("https://app.example.com/hook");
+        doc["webhooks"]["secret"] = json!("generated");
+        doc
+    }
+
+    /// A document read with GET (it shows the generated secret) can be sent back; a different secret cannot
+    /// be set.
+    #[test]
+    fn the_current_secret_is_taken_back_and_no_other() {
+        let mut doc = with_secret();
+        let read = doc.clone();
+        merge(&mut doc, &read).unwrap();
+        assert_eq!(doc, read);
+        let other = json!({"webhooks": {"secret": "mine"}});
+        assert_eq!(merge(&mut doc, &other).unwrap_err().code, 1009);
+        assert_eq!(doc["webhooks"]["secret"], "generated");
+        // Without a URL there is no secret to send back.
+        let mut plain = defaults(true);
+        assert_eq!(merge(&mut plain, &json!({"webhooks": {"secret": "generated"}})).unwrap_err().code, 1009);
+    }
 }

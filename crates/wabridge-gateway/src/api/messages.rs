@@ -37,7 +37,7 @@ async fn admit(
     message: &OutboundMessage,
     force: bool,
 ) -> Result<(), ApiError> {
-    check_template(state, number, message)?;
+    check_template(state, number, message).await?;
     if message.kind() != "template" && !force {
         check_window(state, number, to).await?;
     }
@@ -237,13 +237,13 @@ pub async fn cancel(
 }
 
 /// A template send is checked against the template cache at once (On-Premises template errors 2000–2012).
-fn check_template(state: &AppState, number: &str, message: &OutboundMessage) -> Result<(), ApiError> {
+async fn check_template(state: &AppState, number: &str, message: &OutboundMessage) -> Result<(), ApiError> {
     let Some(waba) = state.config.numbers.iter().find(|n| n.id == number).map(|n| n.waba_id.as_str()) else {
         return Ok(());
     };
     let body = serde_json::to_value(message).map_err(|e| ApiError::internal(&e))?;
     let Some(template) = body.get("template") else { return Ok(()) };
-    state.templates.check_send(waba, template).map_err(|p| {
+    state.templates.check_send_fresh(waba, template).await.map_err(|p| {
         let (code, title) = p.onprem();
         error(StatusCode::BAD_REQUEST, code, title, p.details())
     })

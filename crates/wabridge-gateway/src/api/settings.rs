@@ -59,8 +59,9 @@ pub async fn get_application(
 /// merge into the document as it was and apply their own callback change.
 static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// `PATCH /v1/settings/application`: merges the body into the settings, stores them, then applies them (so
-/// what is live is what is stored; a failed store write changes nothing).
+/// `PATCH /v1/settings/application`: merges the body into the settings, applies them, then stores them. If
+/// applying or storing fails, the callback is brought back to the stored settings, so what is live is what is
+/// stored.
 pub async fn patch_application(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -74,27 +75,46 @@ pub async fn patch_application(
         map.remove("wa_id");
     }
     let _one = CHANGES.lock().await;
-    let mut doc = current(&state).await?;
-    let old_url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let stored = current(&state).await?;
+    let mut doc = stored.clone();
     merge(&mut doc, &patch)?;
     settle_secret(&mut doc);
-    state.store.set_api_setting(APPLICATION, &doc.to_string()).await?;
-    apply_callback(&state, &doc, &old_url).await?;
+    let applied = match apply_callback(&state, &doc).await {
+        Ok(()) => state.store.set_api_setting(APPLICATION, &doc.to_string()).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = applied {
+        restore_callback(&state, &stored).await;
+        return Err(e);
+    }
     state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
     Ok(answer(&state, doc))
 }
 
-/// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed).
+/// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed first;
+/// if the stored settings cannot be deleted after, it is brought back).
 pub async fn delete_application(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
     let _one = CHANGES.lock().await;
-    state.store.delete_api_setting(APPLICATION).await?;
+    let stored = current(&state).await?;
     state.callbacks.remove(CALLBACK_ID).await?;
+    if let Err(e) = state.store.delete_api_setting(APPLICATION).await {
+        restore_callback(&state, &stored).await;
+        return Err(e.into());
+    }
     state.sent_status.set(state.config.outbound.sent_status);
     Ok(answer(&state, defaults(state.config.outbound.sent_status)))
+}
+
+/// After a change failed half-way: the callback as the stored settings `stored` say (logged if that fails
+/// too; the next change of the settings tries again).
+async fn restore_callback(state: &AppState, stored: &Value) {
+    if let Err(e) = apply_callback(state, stored).await {
+        tracing::error!(error = %e.details, "the application callback could not be brought back to the stored settings");
+    }
 }
 
 /// A `webhooks.url` signs its requests with `webhooks.secret`: one is made up when none is given; without a
@@ -110,18 +130,21 @@ fn settle_secret(doc: &mut Value) {
 }
 
 /// `webhooks.url` is the `application` callback (On-Premises body shape); brings it in line with `doc`.
-async fn apply_callback(state: &AppState, doc: &Value, old_url: &str) -> Result<(), ApiError> {
+async fn apply_callback(state: &AppState, doc: &Value) -> Result<(), ApiError> {
     let url = doc.pointer("/webhooks/url").and_then(Value::as_str).unwrap_or_default().to_owned();
     let max_concurrent =
         doc.pointer("/webhooks/max_concurrent_requests").and_then(Value::as_u64).unwrap_or(6);
-    // The same URL keeps its callback's cursor and pending deliveries; a new one starts at the log's head.
-    let existing =
-        if url == old_url && !url.is_empty() { state.store.callback(CALLBACK_ID).await? } else { None };
     // The id is reserved for this setting (the callbacks API and the configuration refuse it), so the
-    // callback there is the old URL's, if any.
-    if existing.is_none() && !old_url.is_empty() {
-        state.callbacks.remove(CALLBACK_ID).await?;
-    }
+    // callback there is this setting's. The same URL keeps its cursor and pending deliveries; another URL
+    // (or none) replaces it, and a new one starts at the log's head.
+    let existing = match state.store.callback(CALLBACK_ID).await? {
+        Some(c) if c.url == url => Some(c),
+        Some(_) => {
+            state.callbacks.remove(CALLBACK_ID).await?;
+            None
+        }
+        None => None,
+    };
     if url.is_empty() {
         return Ok(());
     }

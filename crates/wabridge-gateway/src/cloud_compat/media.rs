@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 use wabridge_types::ids::MediaId;
 
@@ -23,8 +23,26 @@ fn graph_media_error(e: &MediaError) -> GraphApiError {
         }
         MediaError::Cloud(c) => GraphApiError::from_cloud(c),
         MediaError::Checksum => GraphApiError::new(131_052, "the downloaded media does not match its sha256"),
-        MediaError::Io(_) => GraphApiError::new(100, "no such media"),
+        MediaError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+            GraphApiError::new(100, "no such media")
+        }
+        // The cache failed (a full disk, say): the gateway's problem, not the caller's request.
+        MediaError::Io(io) => {
+            tracing::error!(error = %io, "media cache failed");
+            GraphApiError::new(131_000, "internal error; see the gateway's log")
+        }
     }
+}
+
+/// Graph's answer to a node that is not media (or does not exist): code 100, HTTP 400.
+fn not_media(method: &str, id: &str) -> GraphApiError {
+    GraphApiError::new(
+        100,
+        format!(
+            "Unsupported {method} request. Object with ID '{id}' does not exist, cannot be loaded due to missing \
+             permissions, or does not support this operation"
+        ),
+    )
 }
 
 fn check_version(version: &str) -> Result<(), GraphApiError> {
@@ -79,18 +97,17 @@ pub async fn info(
 ) -> Result<Json<Value>, GraphApiError> {
     principal.require(Scope::Send)?;
     check_version(&version)?;
-    if !crate::media::is_media_id(&id) {
-        return Err(GraphApiError::new(
-            100,
-            format!(
-                "Unsupported get request. Object with ID '{id}' does not exist, cannot be loaded due to missing \
-                 permissions, or does not support this operation"
-            ),
-        ));
+    // Only media is read through this route: a configured number or WABA is not asked at Meta, and any
+    // other node answers something that does not read as media info.
+    let configured = state.config.numbers.iter().any(|n| n.id == id || n.waba_id == id);
+    if !crate::media::is_media_id(&id) || configured {
+        return Err(not_media("get", &id));
     }
     let client = state.cloud.as_ref().ok_or_else(|| graph_media_error(&MediaError::NoClient))?;
-    let info =
-        client.media_info(&MediaId::new(id.as_str())).await.map_err(|e| GraphApiError::from_cloud(&e))?;
+    let info = client.media_info(&MediaId::new(id.as_str())).await.map_err(|e| match e {
+        wabridge_cloud::CloudError::Decode { .. } => not_media("get", &id),
+        e => GraphApiError::from_cloud(&e),
+    })?;
     let mut body = serde_json::to_value(info).map_err(|e| GraphApiError::new(131_000, e.to_string()))?;
     // Behind a proxy that terminates HTTPS, the configured public URL is the one clients can use (the SDK
     // refuses an http:// download URL); without one, the address the request came to.
@@ -115,7 +132,7 @@ pub async fn download(
     principal.require(Scope::Send)?;
     check_version(&version)?;
     let file = state.media.get(&id, None).await.map_err(|e| graph_media_error(&e))?;
-    Ok(([(header::CONTENT_TYPE, file.mime_type)], file.bytes).into_response())
+    Ok(file.into_response())
 }
 
 /// `DELETE /{version}/{media-id}` → `{"success":true}`.
@@ -128,4 +145,19 @@ pub async fn delete(
     check_version(&version)?;
     state.media.delete(&id).await.map_err(|e| graph_media_error(&e))?;
     Ok(Json(json!({"success": true})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only a cache file that is not there is "no such media"; any other cache failure (a full disk) is the
+    /// gateway's, answered 131000 / HTTP 500.
+    #[test]
+    fn only_a_missing_file_is_no_such_media() {
+        let missing = graph_media_error(&MediaError::Io(std::io::ErrorKind::NotFound.into()));
+        assert_eq!((missing.0.code, missing.0.http_status()), (100, 400));
+        let full = graph_media_error(&MediaError::Io(std::io::Error::other("No space left on device")));
+        assert_eq!((full.0.code, full.0.http_status()), (131_000, 500));
+    }
 }

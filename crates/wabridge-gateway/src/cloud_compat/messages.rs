@@ -14,6 +14,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
+use wabridge_types::error::GraphError;
 use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::send::{MarkRead, OutboundMessage};
 use wabridge_types::validate::ValidationError;
@@ -35,14 +36,36 @@ const STORE_POLL_AFTER: Duration = Duration::from_millis(500);
 const STORE_POLL: Duration = Duration::from_millis(250);
 const STORE_POLL_OWNER_EVERY: u32 = 8;
 
+/// How a waited-for send ended: what this instance's scheduler tells, or what the store holds.
+enum Outcome {
+    Done(Completion),
+    /// Cancelled through `DELETE /v1/messages/{id}` before it was sent.
+    Cancelled,
+}
+
 /// The outcome the store holds for message `id`, once it has one.
-async fn stored_outcome(state: &AppState, id: &str) -> Option<Completion> {
+async fn stored_outcome(state: &AppState, id: &str) -> Option<Outcome> {
     let detail = state.store.outbound_detail(id).await.ok()??;
-    match detail.state.as_str() {
-        "sent" | "delivered" | "read" => detail.wamid.map(Completion::Sent),
-        "failed" => Some(Completion::Failed(detail.last_error.unwrap_or_default())),
-        "expired" | "cancelled" => Some(Completion::Expired),
-        _ => None,
+    let done = match detail.state.as_str() {
+        "sent" | "delivered" | "read" => Completion::Sent(detail.wamid?),
+        "failed" => Completion::Failed(detail.last_error.unwrap_or_default()),
+        "expired" => Completion::Expired,
+        "cancelled" => return Some(Outcome::Cancelled),
+        _ => return None,
+    };
+    Some(Outcome::Done(done))
+}
+
+/// Forgets the waiter of a send when the request ends, however it ends — also when the client goes away
+/// and the handler's future is dropped mid-wait (the waiter would stay in the map for good otherwise).
+struct Watching<'a> {
+    state: &'a AppState,
+    id: &'a str,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.state.outbound.forget(self.id);
     }
 }
 
@@ -98,7 +121,8 @@ pub async fn send(
     if let Some(template) = body.get("template") {
         state
             .templates
-            .check_send(&waba, template)
+            .check_send_fresh(&waba, template)
+            .await
             .map_err(|p| GraphApiError::new(p.graph_code(), p.details()))?;
     }
     let limit = state.outbound.config().max_backlog_per_number;
@@ -122,14 +146,13 @@ pub async fn send(
         request_sha256: None,
     };
     let outcome = state.outbound.watch(&id);
+    let _watching = Watching { state: &state, id: &id };
     match state.outbound.enqueue(queued).await {
         Ok(Enqueued::Inserted | Enqueued::Existing { .. }) => {}
         Err(WriteError::Stopped) => {
-            state.outbound.forget(&id);
             return Err(GraphApiError::new(2, "the gateway is stopping"));
         }
         Err(e @ WriteError::Store(_)) => {
-            state.outbound.forget(&id);
             tracing::error!(error = %e, "queueing a Cloud-compatible send failed");
             return Err(GraphApiError::new(131_000, "internal error; see the gateway's log"));
         }
@@ -144,10 +167,10 @@ pub async fn send(
         let mut ticks: u32 = 0;
         loop {
             tokio::select! {
-                done = &mut outcome => return done.ok(),
+                done = &mut outcome => return done.ok().map(Outcome::Done),
                 _ = poll.tick() => {
                     ticks += 1;
-                    if state.outbound.sends_here(&number) && ticks % STORE_POLL_OWNER_EVERY != 0 {
+                    if state.outbound.sends_here(&number) && !ticks.is_multiple_of(STORE_POLL_OWNER_EVERY) {
                         continue;
                     }
                     if let Some(done) = stored_outcome(&state, &id).await {
@@ -158,27 +181,18 @@ pub async fn send(
         }
     };
     match tokio::time::timeout(SEND_WAIT, waited).await {
-        Ok(Some(Completion::Sent(wamid))) => {
-            state.outbound.forget(&id);
-            Ok(Json(json!({
-                "messaging_product": "whatsapp", "contacts": contacts, "messages": [{"id": wamid}],
-            })))
-        }
-        Ok(Some(Completion::Failed(errors))) => {
-            state.outbound.forget(&id);
-            Err(stored_error(&errors))
-        }
-        Ok(Some(Completion::Expired)) => {
-            state.outbound.forget(&id);
+        Ok(Some(Outcome::Done(Completion::Sent(wamid)))) => Ok(Json(json!({
+            "messaging_product": "whatsapp", "contacts": contacts, "messages": [{"id": wamid}],
+        }))),
+        Ok(Some(Outcome::Done(Completion::Failed(errors)))) => Err(stored_error(&errors)),
+        Ok(Some(Outcome::Done(Completion::Expired))) => {
             Err(GraphApiError::new(131_000, "the message expired before it could be sent"))
         }
-        Ok(None) | Err(_) => {
-            state.outbound.forget(&id);
-            Ok(Json(json!({
-                "messaging_product": "whatsapp", "contacts": contacts,
-                "messages": [{"id": id, "message_status": "queued"}],
-            })))
-        }
+        Ok(Some(Outcome::Cancelled)) => Err(cancelled(&id)),
+        Ok(None) | Err(_) => Ok(Json(json!({
+            "messaging_product": "whatsapp", "contacts": contacts,
+            "messages": [{"id": id, "message_status": "queued"}],
+        }))),
     }
 }
 
@@ -195,19 +209,91 @@ async fn mark_read(state: &AppState, number: &str, body: Value) -> Result<Json<V
     Ok(Json(json!({"success": true})))
 }
 
+/// The answer to a send cancelled through `DELETE /v1/messages/{id}` while it waited: Graph code 100
+/// (HTTP 400, not transient) — it will not be sent, and sending it again is the caller's decision, not a
+/// retry to make.
+fn cancelled(id: &str) -> GraphApiError {
+    let mut error = GraphError::new(
+        100,
+        format!(
+            "message {id} was cancelled (DELETE /v1/messages/{id}) before it was sent; it will not be sent"
+        ),
+    );
+    error.message = "(#100) The message was cancelled before it was sent".to_owned();
+    error.is_transient = Some(false);
+    GraphApiError(Box::new(error))
+}
+
 /// The Graph error of a failed send, from the error JSON the scheduler stored.
+///
+/// Codes 0 and 190 are never handed on: a caller's SDK reads them as its own access token refused, while
+/// 0 was stored by earlier versions for failures without a Graph error (→ 131000), and 190 is Meta refusing
+/// the gateway's token (→ 2, as [`GraphApiError::from_cloud`] answers it).
 fn stored_error(errors: &str) -> GraphApiError {
     let first =
         serde_json::from_str::<Value>(errors).ok().and_then(|v| v.get(0).cloned()).unwrap_or_default();
     let code = first.get("code").and_then(Value::as_i64).unwrap_or(131_000);
-    let details = first
-        .pointer("/error_data/details")
-        .and_then(Value::as_str)
-        .or_else(|| first.get("message").and_then(Value::as_str))
-        .unwrap_or("the send failed");
-    let mut error = wabridge_types::error::GraphError::new(code, details);
-    if let Some(message) = first.get("message").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+    let message = first.get("message").and_then(Value::as_str).filter(|m| !m.is_empty());
+    let details =
+        first.pointer("/error_data/details").and_then(Value::as_str).or(message).unwrap_or("the send failed");
+    match code {
+        0 => {
+            let details = match message {
+                Some(m) if m != details => format!("{m}: {details}"),
+                _ => details.to_owned(),
+            };
+            return GraphApiError::new(131_000, details);
+        }
+        190 => {
+            return GraphApiError::new(
+                2,
+                format!("the gateway's Cloud API access token was refused: {details}"),
+            );
+        }
+        _ => {}
+    }
+    let mut error = GraphError::new(code, details);
+    if let Some(message) = message {
         message.clone_into(&mut error.message);
     }
     GraphApiError(Box::new(error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(errors: &Value) -> (i64, u16) {
+        let e = stored_error(&errors.to_string());
+        (e.0.code, e.0.http_status())
+    }
+
+    /// A stored failure never reaches a Cloud-compatible caller as an auth error (401, "invalid token").
+    #[test]
+    fn stored_errors_are_never_auth_errors() {
+        // Stored by earlier versions for failures without a Graph error.
+        let legacy = json!([{"code": 0, "title": "HTTP transport error", "message": "HTTP transport error"}]);
+        assert_eq!(answer(&legacy), (131_000, 500));
+        let token = json!([{"code": 190, "message": "(#190) Access token has expired"}]);
+        assert_eq!(answer(&token), (2, 503));
+        let unavailable = json!([{"code": 131_016, "title": "Service unavailable", "message": "Service unavailable",
+            "error_data": {"details": "HTTP 503 without a Graph error body"}}]);
+        assert_eq!(answer(&unavailable), (131_016, 500));
+        // Meta's own errors pass as they were.
+        let meta = json!([{"code": 131_051, "message": "(#131051) Unsupported message type",
+            "error_data": {"details": "no"}}]);
+        let e = stored_error(&meta.to_string());
+        assert_eq!(
+            (e.0.code, e.0.message.as_str(), e.0.details()),
+            (131_051, "(#131051) Unsupported message type", Some("no"))
+        );
+        assert_eq!(answer(&json!("not an array")), (131_000, 500));
+    }
+
+    #[test]
+    fn a_cancelled_send_answers_a_permanent_error_of_its_own() {
+        let e = cancelled("abc");
+        assert_eq!((e.0.code, e.0.http_status(), e.0.is_transient), (100, 400, Some(false)));
+        assert!(e.0.details().unwrap().contains("cancelled"));
+    }
 }

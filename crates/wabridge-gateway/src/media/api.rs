@@ -8,7 +8,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::MediaError;
@@ -17,8 +17,18 @@ use crate::api::settings::{NumberQuery, client_and_number, cloud_error};
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
 
-/// A media failure for a `/v1` caller.
+/// A failure of a download or delete of media, for a `/v1` caller: Meta answering that it does not exist
+/// (404 or code 100) is a 404 here.
 pub(crate) fn media_error(e: &MediaError) -> ApiError {
+    match e {
+        MediaError::Cloud(c) if super::is_gone(c) => ApiError::not_found("no such media (or it expired)"),
+        other => upload_error(other),
+    }
+}
+
+/// A failure of an upload, for a `/v1` caller: Meta's code 100 is about the request (its type, its
+/// parameters), answered with Meta's 4xx status, not as a missing resource.
+pub(crate) fn upload_error(e: &MediaError) -> ApiError {
     match e {
         MediaError::NoClient => ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
@@ -26,9 +36,6 @@ pub(crate) fn media_error(e: &MediaError) -> ApiError {
             title: "Service not ready",
             details: "no Cloud API access token is configured (meta.access_token)".into(),
         },
-        MediaError::Cloud(c) if c.status() == Some(404) || c.code() == Some(100) => {
-            ApiError::not_found("no such media (or it expired)")
-        }
         MediaError::Cloud(c) => cloud_error(c),
         MediaError::Checksum => ApiError {
             status: StatusCode::BAD_GATEWAY,
@@ -63,7 +70,8 @@ pub async fn upload(
         return Err(ApiError::missing("the body: the media's bytes"));
     }
     let (_, number) = client_and_number(&state, q.phone_number_id())?;
-    let id = state.media.upload(number.as_str(), body, &mime, "upload").await.map_err(|e| media_error(&e))?;
+    let id =
+        state.media.upload(number.as_str(), body, &mime, "upload").await.map_err(|e| upload_error(&e))?;
     Ok((StatusCode::CREATED, Json(json!({"media": [{"id": id}], "meta": meta()}))))
 }
 
@@ -75,7 +83,7 @@ pub async fn download(
 ) -> Result<Response, ApiError> {
     principal.require(Scope::Send)?;
     let file = state.media.get(&id, None).await.map_err(|e| media_error(&e))?;
-    Ok(([(header::CONTENT_TYPE, file.mime_type)], file.bytes).into_response())
+    Ok(file.into_response())
 }
 
 /// `DELETE /v1/media/{id}`.

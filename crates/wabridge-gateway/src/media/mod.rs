@@ -3,7 +3,7 @@
 //! Media of inbound messages is fetched as soon as its webhook is committed (Meta's download URL lasts five
 //! minutes), checked against the webhook's `sha256` (base64) or the media node's (hex), and kept under
 //! `<data_dir>/media` until the cache passes [`DEFAULT_LIMIT_BYTES`]; the least recently written files go
-//! first. `GET /v1/media/{id}` serves from the cache, fetching on a miss.
+//! first. `GET /v1/media/{id}` serves from the cache (streaming the file), fetching on a miss.
 
 pub mod api;
 
@@ -37,11 +37,52 @@ pub enum MediaError {
     Io(#[from] std::io::Error),
 }
 
-/// Downloaded media: bytes and MIME type.
-#[derive(Debug, Clone)]
+/// Media to answer with: its MIME type and its content.
+#[derive(Debug)]
 pub struct MediaFile {
-    pub bytes: Bytes,
+    pub content: MediaContent,
     pub mime_type: String,
+}
+
+/// The bytes of media: in memory (just downloaded) or the cache's file, streamed as it is read.
+#[derive(Debug)]
+pub enum MediaContent {
+    Bytes(Bytes),
+    /// The open cache file and its length (the file stays readable while open, even if evicted).
+    File {
+        file: tokio::fs::File,
+        len: u64,
+    },
+}
+
+/// How much of a cache file is read at a time when it is served.
+const STREAM_CHUNK: usize = 64 * 1024;
+
+impl MediaFile {
+    /// The HTTP answer: the bytes with their `Content-Type` (and `Content-Length`); a cached file is
+    /// streamed, not read into memory first.
+    #[must_use]
+    pub fn into_response(self) -> axum::response::Response {
+        use axum::response::IntoResponse as _;
+        let (len, body) = match self.content {
+            MediaContent::Bytes(bytes) => (bytes.len() as u64, axum::body::Body::from(bytes)),
+            MediaContent::File { file, len } => (len, axum::body::Body::from_stream(read_chunks(file))),
+        };
+        let headers = [
+            (axum::http::header::CONTENT_TYPE, self.mime_type),
+            (axum::http::header::CONTENT_LENGTH, len.to_string()),
+        ];
+        (headers, body).into_response()
+    }
+}
+
+/// The content of `file` in chunks of [`STREAM_CHUNK`] bytes.
+fn read_chunks(file: tokio::fs::File) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        let mut buf = bytes::BytesMut::with_capacity(STREAM_CHUNK);
+        let n = tokio::io::AsyncReadExt::read_buf(&mut file, &mut buf).await?;
+        Ok((n > 0).then(|| (buf.freeze(), file)))
+    })
 }
 
 /// Inbound media downloaded at once in the background (each download is held in memory until checked).
@@ -95,37 +136,61 @@ impl MediaCache {
         Ok(id.as_str().to_owned())
     }
 
-    /// Deletes media `id` at Meta and from the cache.
+    /// The lock that fetches (and deletes) of media `id` take: one at a time per id.
+    fn lock_of(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(id, &mut hasher);
+        let slot = usize::try_from(std::hash::Hasher::finish(&hasher) % FETCH_LOCKS as u64).unwrap_or(0);
+        &self.fetching[slot]
+    }
+
+    /// Deletes media `id` at Meta and from the cache. It takes the id's fetch lock, so that a fetch that
+    /// started before cannot write the cache after the files were removed. When Meta answers that the media
+    /// does not exist (expired, or deleted already), a cached copy is removed all the same, and the delete
+    /// succeeds if there was one.
     ///
     /// # Errors
-    /// Meta's refusal or no client.
+    /// Meta's refusal, no client, or not a media id (`NotFound`).
     pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
         let not_found = || MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media"));
         if !is_media_id(id) {
             return Err(not_found());
         }
+        let client = self.client()?;
+        let _one = self.lock_of(id).lock().await;
         // Only a media object is deleted: account, number and template ids are numbers too, and Meta would
         // delete whatever the id names with the gateway's token. A media node reads as media info; any other
         // node does not.
-        let client = self.client()?;
-        match client.media_info(&MediaId::new(id)).await {
-            Ok(_) => {}
+        let deleted = match client.media_info(&MediaId::new(id)).await {
+            Ok(_) => client.delete_media(&MediaId::new(id)).await,
             Err(CloudError::Decode { .. }) => return Err(not_found()),
-            Err(e) => return Err(e.into()),
+            Err(e) => Err(e),
+        };
+        match deleted {
+            Ok(()) => {
+                self.remove_cached(id).await;
+                Ok(())
+            }
+            Err(e) if is_gone(&e) && self.remove_cached(id).await => Ok(()),
+            Err(e) => Err(e.into()),
         }
-        client.delete_media(&MediaId::new(id)).await?;
-        if is_safe_id(id) {
-            let _ = tokio::fs::remove_file(self.path(id, "bin")).await;
-            let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
+    }
+
+    /// Removes the cached files of `id`; whether there was a cached copy.
+    async fn remove_cached(&self, id: &str) -> bool {
+        if !is_safe_id(id) {
+            return false;
         }
-        Ok(())
+        let bin = tokio::fs::remove_file(self.path(id, "bin")).await.is_ok();
+        let _ = tokio::fs::remove_file(self.path(id, "mime")).await;
+        bin
     }
 
     /// Media `id` from the cache, or fetched from the Cloud API (and cached). `expected_sha256` is the
-    /// webhook's (base64) when known.
+    /// webhook's (base64) when known. A download that cannot be cached (a full disk) is still answered.
     ///
     /// # Errors
-    /// No client, Meta's refusal, a checksum mismatch, or a cache failure.
+    /// No client, Meta's refusal, or a checksum mismatch.
     pub async fn get(&self, id: &str, expected_sha256: Option<&str>) -> Result<MediaFile, MediaError> {
         if !is_safe_id(id) {
             return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
@@ -135,10 +200,7 @@ impl MediaCache {
         }
         // One fetch of an id at a time (the prefetch of an inbound message and the application asking for it
         // meet here): the second finds the first's file.
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(id, &mut hasher);
-        let slot = usize::try_from(std::hash::Hasher::finish(&hasher) % FETCH_LOCKS as u64).unwrap_or(0);
-        let _one = self.fetching[slot].lock().await;
+        let _one = self.lock_of(id).lock().await;
         if let Some(cached) = self.cached(id).await {
             return Ok(cached);
         }
@@ -153,23 +215,24 @@ impl MediaCache {
             tracing::warn!(media = id, "downloaded media does not match its sha256; not cached");
             return Err(MediaError::Checksum);
         }
-        self.store(id, &bytes, &info.mime_type).await?;
-        Ok(MediaFile { bytes, mime_type: info.mime_type })
+        if let Err(e) = self.store(id, &bytes, &info.mime_type).await {
+            tracing::warn!(media = id, error = %e, "downloaded media could not be cached; answered all the same");
+        }
+        self.evict().await;
+        Ok(MediaFile { content: MediaContent::Bytes(bytes), mime_type: info.mime_type })
     }
 
+    /// The cached file of `id`, opened (its MIME type first: it is renamed into place before the bytes).
     async fn cached(&self, id: &str) -> Option<MediaFile> {
-        let (Ok(bytes), Ok(mime)) = (
-            tokio::fs::read(self.path(id, "bin")).await,
-            tokio::fs::read_to_string(self.path(id, "mime")).await,
-        ) else {
-            return None;
-        };
-        Some(MediaFile { bytes: Bytes::from(bytes), mime_type: mime })
+        let mime_type = tokio::fs::read_to_string(self.path(id, "mime")).await.ok()?;
+        let file = tokio::fs::File::open(self.path(id, "bin")).await.ok()?;
+        let len = file.metadata().await.ok()?.len();
+        Some(MediaFile { content: MediaContent::File { file, len }, mime_type })
     }
 
     /// Writes both files under names of their own, then renames them into place (the MIME type first), so a
     /// reader never sees a partial file.
-    async fn store(&self, id: &str, bytes: &[u8], mime: &str) -> Result<(), MediaError> {
+    async fn store(&self, id: &str, bytes: &[u8], mime: &str) -> std::io::Result<()> {
         tokio::fs::create_dir_all(&self.dir).await?;
         let unique = uuid::Uuid::new_v4().simple().to_string();
         let (bin_tmp, mime_tmp) =
@@ -181,29 +244,49 @@ impl MediaCache {
             tokio::fs::rename(&bin_tmp, self.path(id, "bin")).await
         }
         .await;
-        if let Err(e) = written {
+        if written.is_err() {
             let _ = tokio::fs::remove_file(&mime_tmp).await;
             let _ = tokio::fs::remove_file(&bin_tmp).await;
-            return Err(e.into());
         }
-        self.evict().await
+        written
     }
 
-    /// Removes the oldest files until the cache fits its limit.
-    async fn evict(&self) -> Result<(), MediaError> {
+    /// Removes the oldest files until the cache fits its limit. Files come and go meanwhile (other stores
+    /// rename theirs into place, other evictions delete): an entry that vanished is skipped, and a failure is
+    /// logged, never the fetch's.
+    async fn evict(&self) {
+        let mut dir = match tokio::fs::read_dir(&self.dir).await {
+            Ok(dir) => dir,
+            Err(e) => {
+                tracing::warn!(error = %e, "the media cache could not be listed; nothing evicted");
+                return;
+            }
+        };
         let mut files = Vec::new();
         let mut total = 0u64;
-        let mut dir = tokio::fs::read_dir(&self.dir).await?;
-        while let Some(entry) = dir.next_entry().await? {
+        loop {
+            let entry = match dir.next_entry().await {
+                Ok(Some(entry)) => entry,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listing the media cache failed; evicting from what was listed");
+                    break;
+                }
+            };
             let path = entry.path();
-            if path.extension().is_some_and(|e| e == "tmp") {
+            let is = |ext: &str| path.extension().is_some_and(|e| e == ext);
+            if !is("tmp") && !is("bin") {
+                continue;
+            }
+            // Gone since it was listed (renamed over, or evicted by another fetch): nothing to count.
+            let Ok(meta) = entry.metadata().await else { continue };
+            if is("tmp") {
                 // Left by a write that never finished (a crash): gone after an hour.
-                let stale = entry.metadata().await?.modified().ok().and_then(|m| m.elapsed().ok());
+                let stale = meta.modified().ok().and_then(|m| m.elapsed().ok());
                 if stale.is_some_and(|age| age > std::time::Duration::from_secs(3600)) {
                     let _ = tokio::fs::remove_file(&path).await;
                 }
-            } else if path.extension().is_some_and(|e| e == "bin") {
-                let meta = entry.metadata().await?;
+            } else {
                 total += meta.len();
                 files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), path));
             }
@@ -217,7 +300,6 @@ impl MediaCache {
             let _ = tokio::fs::remove_file(path.with_extension("mime")).await;
             total = total.saturating_sub(len);
         }
-        Ok(())
     }
 
     fn path(&self, id: &str, ext: &str) -> PathBuf {
@@ -231,7 +313,13 @@ impl MediaCache {
     }
 }
 
-/// Media ids are Meta's digits; anything else never names a file.
+/// Whether Meta's answer says the media does not exist (any more): HTTP 404, or code 100 (Graph's answer
+/// to an object that does not exist).
+#[must_use]
+pub fn is_gone(e: &CloudError) -> bool {
+    e.status() == Some(404) || e.code() == Some(100)
+}
+
 /// Whether `id` can be a Cloud API media id (Meta's ids are decimal numbers): the first check of an id from
 /// a caller, before any call to Meta.
 #[must_use]
@@ -239,6 +327,7 @@ pub fn is_media_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Cache file names are made of such ids only (Meta's digits; anything else never names a file).
 fn is_safe_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128

@@ -487,11 +487,12 @@ impl Scheduler {
                 self.wait(r, now + wait);
                 continue;
             }
-            if head.kind == "template" && !self.windows.is_open(&r, now) {
-                if let Err(wait) = self.shared.pacing.admit_outside_window(&self.waba, &r, now) {
-                    self.wait(r, now + wait);
-                    continue;
-                }
+            if head.kind == "template"
+                && !self.windows.is_open(&r, now)
+                && let Err(wait) = self.shared.pacing.admit_outside_window(&self.waba, &r, now)
+            {
+                self.wait(r, now + wait);
+                continue;
             }
             if let Err(wait) = self.shared.pacing.admit_call(&self.waba, now) {
                 self.ready.push_front(r);
@@ -566,7 +567,8 @@ impl Scheduler {
                 self.requeue_front(message);
             }
             Err(SendFailure::Unsendable(why)) => {
-                let error = json!([{"code": 0, "title": "Stored message does not parse",
+                // Not a Graph error: 131000 (generic), never 0, which reads as Meta's AuthException.
+                let error = json!([{"code": 131_000, "title": "Stored message does not parse",
                     "message": "Stored message does not parse", "error_data": {"details": why}}]);
                 self.fail(message, error.to_string()).await;
                 self.after_removal(&r);
@@ -827,11 +829,30 @@ async fn send(
 }
 
 /// Meta's error as stored in `last_error`: a one-element `errors` array like a failed status's.
+///
+/// A failure without a Graph error gets the Graph code that says what happened — 131016 (service
+/// unavailable) when Meta could not be reached or answered 5xx without an error body, 131008/131009 when the
+/// SDK refused the message, 131053 for media, else 131000 (generic) — never 0, which is Meta's
+/// AuthException: a Cloud-compatible caller would read "invalid token".
 fn error_json(e: &CloudError) -> String {
     let value = match e.graph_error() {
         Some(g) => json!([{"code": g.code, "title": g.message, "message": g.message,
             "error_data": {"details": g.details()}}]),
-        None => json!([{"code": 0, "title": e.to_string(), "message": e.to_string()}]),
+        None => {
+            let code = match e {
+                CloudError::Http(_) | CloudError::Status { .. } => 131_016,
+                CloudError::Invalid(wabridge_types::validate::ValidationError::Missing { .. }) => 131_008,
+                CloudError::Invalid(_) => 131_009,
+                CloudError::Media(_) | CloudError::MediaTooLarge { .. } => 131_053,
+                _ => 131_000,
+            };
+            let title = wabridge_types::error::code_info(code).map_or("Something went wrong", |i| i.title);
+            let details = match std::error::Error::source(e) {
+                Some(source) => format!("{e}: {source}"),
+                None => e.to_string(),
+            };
+            json!([{"code": code, "title": title, "message": title, "error_data": {"details": details}}])
+        }
     };
     value.to_string()
 }
@@ -842,5 +863,31 @@ impl Shared {
             n.backlog.fetch_sub(1, Ordering::Relaxed);
         }
         self.metrics.outbound_backlog.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored_code(e: &CloudError) -> i64 {
+        let v: serde_json::Value = serde_json::from_str(&error_json(e)).unwrap();
+        v[0]["code"].as_i64().unwrap()
+    }
+
+    /// A failure without a Graph error is stored with a Graph code about the failure, never 0 (Meta's
+    /// AuthException, which a Cloud SDK reads as a bad token).
+    #[test]
+    fn failures_without_a_graph_error_are_stored_with_a_graph_code() {
+        let unavailable =
+            CloudError::Status { status: 503, snippet: "busy".into(), retry_after_header: None };
+        assert_eq!(stored_code(&unavailable), 131_016);
+        let missing =
+            CloudError::Invalid(wabridge_types::validate::ValidationError::Missing { field: "to".into() });
+        assert_eq!(stored_code(&missing), 131_008);
+        assert_eq!(stored_code(&CloudError::Unsuccessful), 131_000);
+        let v: serde_json::Value = serde_json::from_str(&error_json(&unavailable)).unwrap();
+        assert_eq!(v[0]["title"], "Service unavailable");
+        assert!(v[0]["error_data"]["details"].as_str().unwrap().contains("503"), "{v}");
     }
 }

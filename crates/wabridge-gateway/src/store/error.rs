@@ -45,6 +45,10 @@ pub enum StoreError {
     /// The database holds something this code does not expect.
     #[error("inconsistent data in the store: {0}")]
     Inconsistent(&'static str),
+    /// A call to the database did not complete in time; its connection was closed (the server rolls back
+    /// what it had not committed).
+    #[error("the database did not answer within {0:?}; its connection was closed")]
+    TimedOut(std::time::Duration),
     /// The intake writer is not running (shut down, or never started).
     #[error("the intake writer has stopped")]
     IntakeClosed,
@@ -59,7 +63,7 @@ impl StoreError {
     #[must_use]
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Connect { .. } | Self::IntakeClosed | Self::Flush(_) => true,
+            Self::Connect { .. } | Self::IntakeClosed | Self::Flush(_) | Self::TimedOut(_) => true,
             Self::Database(e) => is_transient(e),
             Self::Sqlite(e) => sqlite_code(e).is_some_and(|c| {
                 use rusqlite::ErrorCode as C;

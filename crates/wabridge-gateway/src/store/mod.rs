@@ -72,6 +72,16 @@ impl Store {
         }
     }
 
+    /// Whether the store can no longer make commits durable until the gateway restarts (a failed flush of
+    /// SQLite's WAL: see [`WalSync`](sqlite::WalSync)).
+    #[must_use]
+    pub fn cannot_commit(&self) -> bool {
+        match self {
+            Self::Sqlite(s) => s.wal_sync().is_some_and(|w| w.has_failed()),
+            Self::Postgres(_) => false,
+        }
+    }
+
     /// Makes every commit made so far durable, where the backend defers the disk flush; a no-op otherwise.
     pub async fn sync_commits(&self) -> Result<(), StoreError> {
         let Self::Sqlite(s) = self else { return Ok(()) };

@@ -17,6 +17,10 @@ use super::{
     state_rank, status_rank, to_millis,
 };
 
+/// How long one intake call (one batch) may take before its connection is closed. A batch normally commits in
+/// milliseconds; the deadline only bounds a call that will never complete.
+const INTAKE_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// First key of the event log's advisory lock ("WABR"); the second is a hash of the schema, so event logs in
 /// different schemas of one database do not serialize each other.
 pub(super) const EVENT_LOG_LOCK_CLASS: i32 = 0x5741_4252;
@@ -160,7 +164,7 @@ impl PgStore {
             .collect::<Option<Vec<i32>>>()
             .ok_or(StoreError::Inconsistent("an event's body is not in the batch"))?;
         // Raw bodies sorted by hash and contacts sorted: concurrent batches lock rows in one order.
-        let rows = sqlx::query(
+        let query = sqlx::query(
             "SELECT out_kind, out_hash, out_key, out_id FROM wabridge_intake(\
              $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, \
              $22, $23, $24, $25, $26)",
@@ -190,9 +194,25 @@ impl PgStore {
         .bind(plan.events.iter().map(|(_, e)| e.phone_number_id.as_deref()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.contact.as_deref()).collect::<Vec<_>>())
         .bind(plan.events.iter().map(|(_, e)| e.payload.as_str()).collect::<Vec<_>>())
-        .bind(&event_raws)
-        .fetch_all(&self.pool)
-        .await?;
+        .bind(&event_raws);
+        // The call on a connection of its own, with a deadline: an intake call that stalls (seen in tests as
+        // a large call stopping halfway through being sent, never resumed) would otherwise hold its commit
+        // slot, and every webhook of its batch, forever. On the deadline the connection is taken out of the
+        // pool and closed: the server sees it end and rolls back whatever it had not committed, and the batch
+        // is answered 500 (Meta delivers it again; deduplication makes that safe whatever the server did).
+        let mut conn = self.pool.acquire().await?;
+        let rows = match tokio::time::timeout(INTAKE_CALL_TIMEOUT, query.fetch_all(&mut *conn)).await {
+            Ok(rows) => rows?,
+            Err(_) => {
+                tracing::error!(
+                    timeout = ?INTAKE_CALL_TIMEOUT,
+                    "an intake call to PostgreSQL did not complete; closing its connection"
+                );
+                drop(conn.detach());
+                return Err(StoreError::TimedOut(INTAKE_CALL_TIMEOUT));
+            }
+        };
+        drop(conn);
         let mut raw_ids: HashMap<Vec<u8>, i64> = HashMap::with_capacity(plan.raws.len());
         let mut inserted_raws = HashSet::new();
         let mut inserted_events = HashMap::new();

@@ -130,6 +130,17 @@ impl WalSync {
         (self.committing.load(Ordering::Acquire) > durable).then_some(durable)
     }
 
+    /// Whether a flush has failed: no commit is acknowledged any more until the gateway restarts.
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// Makes the next flush fail as a disk error would (for tests of what follows).
+    #[cfg(test)]
+    pub(crate) fn fail_next_flush(&self) {
+        let _ = self.flush_with(|_| Err(std::io::Error::other("a disk error, for a test")));
+    }
+
     /// Flushes the WAL file to disk. The file exists once the first transaction has been written.
     ///
     /// # Errors
@@ -242,7 +253,7 @@ impl SqliteStore {
     }
 
     /// The WAL flush that makes commits durable, when durability is FULL.
-    pub(super) fn wal_sync(&self) -> Option<Arc<WalSync>> {
+    pub(crate) fn wal_sync(&self) -> Option<Arc<WalSync>> {
         self.wal.clone()
     }
 

@@ -6,6 +6,7 @@ pub mod check;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wabridge_cloud::{Client, TemplateFilter};
@@ -30,14 +31,41 @@ pub struct TemplateCache {
     /// that started earlier than the one held (it read Meta earlier) does not overwrite it.
     started: std::sync::atomic::AtomicU64,
     held: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// Per WABA, when its last refresh started.
+    last_refresh: std::sync::Mutex<BTreeMap<String, Instant>>,
+    /// Per WABA, when a send naming a template the cache lacks last made it read Meta (at most once per
+    /// [`REFRESH_ON_MISS_EVERY`]).
+    last_miss: std::sync::Mutex<BTreeMap<String, Instant>>,
+    /// WABAs with a refresh already scheduled by webhooks (a burst of template updates reads Meta once).
+    scheduled: std::sync::Mutex<BTreeSet<String>>,
 }
+
+/// How often a send naming a template the cache lacks (or holds as not approved) may read its WABA again.
+const REFRESH_ON_MISS_EVERY: Duration = Duration::from_secs(60);
+/// How long such a send waits for that read.
+const REFRESH_ON_MISS_WAIT: Duration = Duration::from_secs(10);
+/// How often WABAs whose templates could not be read are tried again.
+const RETRY_UNKNOWN_EVERY: Duration = Duration::from_secs(60);
+/// How often every WABA is read again (templates created or changed without a webhook reaching us). Meta
+/// allows 200 management calls an hour per WABA; one full read an hour uses a few.
+const REFRESH_ALL_EVERY: Duration = Duration::from_secs(3600);
+/// How long webhooks' refreshes of one WABA are gathered into one.
+const WEBHOOK_REFRESH_DELAY: Duration = Duration::from_secs(2);
 
 impl TemplateCache {
     /// An empty cache of `wabas`, loaded later through `client` (none: never loaded).
     #[must_use]
     pub fn new(client: Option<Client>, wabas: impl IntoIterator<Item = String>) -> Self {
         let wabas = wabas.into_iter().map(|w| (w, WabaTemplates::Unknown)).collect();
-        Self { client, wabas: RwLock::new(wabas), started: 0.into(), held: std::sync::Mutex::default() }
+        Self {
+            client,
+            wabas: RwLock::new(wabas),
+            started: 0.into(),
+            held: std::sync::Mutex::default(),
+            last_refresh: std::sync::Mutex::default(),
+            last_miss: std::sync::Mutex::default(),
+            scheduled: std::sync::Mutex::default(),
+        }
     }
 
     /// Reads every WABA's templates; a WABA whose read fails stays [`WabaTemplates::Unknown`] (logged).
@@ -54,6 +82,10 @@ impl TemplateCache {
     /// Reads one WABA's templates again; returns how many it has (0 when the read failed).
     pub async fn refresh(&self, waba: &str) -> usize {
         let Some(client) = &self.client else { return 0 };
+        self.last_refresh
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(waba.to_owned(), Instant::now());
         let number = self.started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
         match client.all_templates(&WabaId::new(waba), &TemplateFilter::default()).await {
             Ok(list) => {
@@ -150,18 +182,95 @@ impl TemplateCache {
             WabaTemplates::Unknown => Ok(()),
         }
     }
+
+    /// [`check_send`](Self::check_send), reading the WABA from Meta again first when the cache lacks the
+    /// template or holds it as not approved — it may have been created or approved since, with no webhook
+    /// reaching us — at most once per [`REFRESH_ON_MISS_EVERY`] per WABA, waiting at most
+    /// [`REFRESH_ON_MISS_WAIT`].
+    ///
+    /// # Errors
+    /// What is wrong with the send.
+    pub async fn check_send_fresh(&self, waba: &str, template: &Value) -> Result<(), check::TemplateProblem> {
+        let checked = self.check_send(waba, template);
+        let stale = matches!(
+            checked,
+            Err(check::TemplateProblem::Missing(_) | check::TemplateProblem::NotApproved(..))
+        );
+        if !stale || self.client.is_none() {
+            return checked;
+        }
+        {
+            let mut last = self.last_miss.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.get(waba).is_some_and(|at| at.elapsed() < REFRESH_ON_MISS_EVERY) {
+                return checked;
+            }
+            last.insert(waba.to_owned(), Instant::now());
+        }
+        if tokio::time::timeout(REFRESH_ON_MISS_WAIT, self.refresh(waba)).await.is_err() {
+            return checked;
+        }
+        self.check_send(waba, template)
+    }
+
+    /// Whether `waba` was last read `every` ago or longer (or never).
+    fn due(&self, waba: &str, every: Duration) -> bool {
+        let last = self.last_refresh.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        last.get(waba).is_none_or(|at| at.elapsed() >= every)
+    }
+
+    /// Keeps the cache current in the background until `shutdown`: WABAs that could not be read are tried
+    /// again every [`RETRY_UNKNOWN_EVERY`], and every WABA is read again every [`REFRESH_ALL_EVERY`].
+    pub fn spawn_upkeep(
+        self: &std::sync::Arc<Self>,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            if cache.client.is_none() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RETRY_UNKNOWN_EVERY) => {}
+                }
+                let wabas: Vec<(String, bool)> =
+                    cache.read().iter().map(|(w, t)| (w.clone(), *t == WabaTemplates::Unknown)).collect();
+                for (waba, unknown) in wabas {
+                    if unknown || cache.due(&waba, REFRESH_ALL_EVERY) {
+                        tokio::select! {
+                            () = shutdown.cancelled() => return,
+                            _ = cache.refresh(&waba) => {}
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Schedules one refresh of `waba` shortly, unless one is scheduled already.
+    fn schedule_refresh(self: &std::sync::Arc<Self>, waba: String) {
+        if !self.scheduled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(waba.clone()) {
+            return;
+        }
+        let cache = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(WEBHOOK_REFRESH_DELAY).await;
+            // Taken off before the read starts: an update arriving during the read schedules another.
+            cache.scheduled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&waba);
+            cache.refresh(&waba).await;
+        });
+    }
 }
 
 /// Applies the `message_template_status_update` events of one webhook (WABA, payload JSON), then reads the
-/// WABA's templates again in the background (see [`TemplateCache::apply_status_update`]).
+/// WABA's templates again in the background, once for a burst of updates (see
+/// [`TemplateCache::apply_status_update`]).
 pub fn apply_webhook_updates(cache: &std::sync::Arc<TemplateCache>, updates: Vec<(String, String)>) {
     for (waba, payload) in updates {
         let Ok(value) = serde_json::from_str::<Value>(&payload) else { continue };
         if cache.apply_status_update(&waba, &value) {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                cache.refresh(&waba).await;
-            });
+            cache.schedule_refresh(waba);
         }
     }
 }

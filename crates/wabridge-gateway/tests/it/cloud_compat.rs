@@ -1,7 +1,9 @@
 //! The Cloud-compatible routes on both backends, driven by the `wabridge-cloud` SDK pointed at the
 //! gateway with an API key as its access token: Meta's wamid comes back, errors are Graph errors.
 
-use serde_json::json;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
 use wabridge_cloud::{Client, RetryPolicy};
 use wabridge_sandbox::{FaultInjection, FaultScope, Inbound};
 use wabridge_types::ids::PhoneNumberId;
@@ -14,7 +16,10 @@ each_backend!(
     sdk_sends_through_the_gateway,
     graph_errors_in_the_graph_shape,
     a_send_through_an_instance_without_the_lease_returns_the_wamid,
-    the_backlog_limit_counts_what_other_instances_sent
+    the_backlog_limit_counts_what_other_instances_sent,
+    a_send_failing_without_a_graph_error_is_not_an_auth_error,
+    a_cancelled_send_answers_that_it_was_cancelled,
+    unrouted_and_unsupported_paths_answer_in_their_dialect
 );
 
 fn sdk(pair: &Pair, token: &str) -> Client {
@@ -166,5 +171,131 @@ async fn graph_errors_in_the_graph_shape(db: TestDb) {
     assert_eq!(raw["error"]["code"], 131_009, "{raw}");
     assert_eq!(raw["error"]["type"], "OAuthException");
     assert!(raw["error"]["error_data"]["details"].is_string());
+    pair.stop().await;
+}
+
+/// A stand-in for Meta (or a proxy before it) that answers 503 without a Graph error to everything but the
+/// template list (empty); its URL.
+async fn unavailable_meta() -> String {
+    use axum::http::{StatusCode, header};
+    let app = axum::Router::new().fallback(|uri: axum::http::Uri| async move {
+        if uri.path().ends_with("/message_templates") {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], r#"{"data":[]}"#)
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "try again later")
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// A send that fails without a Graph error (Meta answered 503 with no error body, to the last attempt) is
+/// answered 131016 "Service unavailable" — not code 0, Meta's AuthException, which a Cloud SDK reads as its
+/// own access token refused (HTTP 401).
+async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
+    let mut c = config(&db);
+    c.meta.access_token = Some("the-gateway-token".to_owned().into());
+    c.meta.graph_url = unavailable_meta().await;
+    c.numbers = vec![wabridge_gateway::config::NumberConfig {
+        id: NUMBER.to_owned(),
+        waba_id: "102290129340398".to_owned(),
+        display_phone_number: None,
+        level_mps: None,
+    }];
+    c.api.tokens = vec!["an-app-token".to_owned().into()];
+    c.outbound.max_attempts = 1;
+    let gateway = crate::support::gateway::start(c).await;
+    let client = Client::builder()
+        .base_url(gateway.url())
+        .access_token("an-app-token".to_owned())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let text = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "text",
+        "text": {"body": "hi"}}));
+    let e = client.send_message(&PhoneNumberId::new(NUMBER), &text).await.unwrap_err();
+    assert_eq!((e.code(), e.status()), (Some(131_016), Some(500)), "{e}");
+    gateway.shutdown().await.unwrap();
+}
+
+/// A send cancelled through `DELETE /v1/messages/{id}` while its Cloud-compatible request waits is answered
+/// as cancelled (Graph 100, HTTP 400, not transient), not as expired (131000, "retry").
+async fn a_cancelled_send_answers_that_it_was_cancelled(db: TestDb) {
+    let mut c = config(&db);
+    // Meta refusing the gateway's token pauses the number until an operator acts: the message stays queued.
+    c.outbound.operator_pause_ms = 600_000;
+    let pair = Pair::start(c, sandbox_config(|_| {})).await;
+    // (Every time: the SDK tries a refused token once more.)
+    pair.sandbox.control().set_fault(Some(FaultInjection {
+        code: 190,
+        next_n: None,
+        every_nth: None,
+        scope: FaultScope::Messages,
+    }));
+    let client = sdk(&pair, &pair.key);
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
+    let send = tokio::spawn(async move { client.send_message(&PhoneNumberId::new(NUMBER), &hello).await });
+    // The gateway's id of the waiting message, read from the store.
+    let store = pair.gateway.state().store.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let id = loop {
+        if let Some(m) = store.claim_queued(NUMBER, "test-observer", 10).await.unwrap().first() {
+            break m.id.clone();
+        }
+        assert!(Instant::now() < deadline, "the send was not queued");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // 409 while its (refused) send is on its way.
+    loop {
+        match pair.cancel(&id).await {
+            200 => break,
+            409 => assert!(Instant::now() < deadline, "the message never went back to the queue"),
+            other => panic!("cancelling answered {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let e = send.await.unwrap().unwrap_err();
+    assert_eq!((e.code(), e.status()), (Some(100), Some(400)), "{e}");
+    let graph = e.graph_error().unwrap();
+    assert!(graph.details().unwrap().contains("cancelled"), "{e}");
+    assert_eq!(graph.is_transient, Some(false));
+    pair.stop().await;
+}
+
+/// A path no route takes answers in its dialect (Graph 100 outside `/v1`, the On-Premises 404 under it), and
+/// a Graph node that is not media is not read as media.
+async fn unrouted_and_unsupported_paths_answer_in_their_dialect(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let get = |path: String| {
+        let request = pair.http.get(format!("{}{path}", pair.url)).bearer_auth(&pair.key);
+        async move {
+            let resp = request.send().await.unwrap();
+            let status = resp.status().as_u16();
+            (status, resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let waba = pair.gateway.state().config.numbers[0].waba_id.clone();
+    // An edge the gateway does not serve, and a path that is nothing: Graph's code 100, not an empty 404.
+    for path in [format!("/v23.0/{waba}/message_templates"), "/nothing/at/all".to_owned()] {
+        let (status, body) = get(path.clone()).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!(100)), "{path}: {body}");
+        let details = body["error"]["error_data"]["details"].as_str().unwrap();
+        assert!(details.contains("Unsupported get request"), "{body}");
+    }
+    // A phone number, a WABA or a template is not media: 100 "does not exist or does not support this
+    // operation", not 131000 "retry later".
+    let template = pair.sandbox.control().template_id("hello_world", "en_US").unwrap();
+    for node in [NUMBER.to_owned(), waba, template] {
+        let (status, body) = get(format!("/v23.0/{node}")).await;
+        assert_eq!((status, &body["error"]["code"]), (400, &json!(100)), "{node}: {body}");
+        let details = body["error"]["error_data"]["details"].as_str().unwrap();
+        assert!(details.contains("does not support this operation"), "{body}");
+    }
+    // Under /v1: the On-Premises 404.
+    let (status, body) = get("/v1".to_owned()).await;
+    assert_eq!((status, &body["errors"][0]["code"]), (404, &json!(1006)), "{body}");
     pair.stop().await;
 }

@@ -16,7 +16,10 @@ each_backend!(
     v1_media_round_trip,
     inbound_media_is_cached,
     cloud_media_routes_through_the_sdk,
-    cloud_media_url_uses_the_public_url
+    cloud_media_url_uses_the_public_url,
+    a_download_that_cannot_be_cached_is_still_answered,
+    deleting_media_meta_no_longer_has_removes_the_cached_copy,
+    an_upload_refused_with_code_100_is_not_a_missing_resource
 );
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same";
@@ -79,7 +82,9 @@ async fn v1_media_round_trip(db: TestDb) {
     let text = "a".repeat(2 * 1024 * 1024);
     let big_json = json!({"to": "16315551234", "type": "text", "text": {"body": text}}).to_string();
     let resp = pair.http.post(format!("{}/v1/messages", pair.url)).bearer_auth(&pair.key);
-    let resp = resp.header("content-type", "application/json").body(big_json).send().await.unwrap();
+    // (The server closes a connection whose body it refused unread: the client must not reuse it.)
+    let resp = resp.header("content-type", "application/json").header("connection", "close");
+    let resp = resp.body(big_json).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     assert!(resp.json::<Value>().await.unwrap()["errors"][0]["code"].is_number());
     // Not a media id (Meta's are numbers): refused without a call to Meta, which would delete whatever
@@ -181,5 +186,91 @@ async fn cloud_media_url_uses_the_public_url(db: TestDb) {
     let id = body["media"][0]["id"].as_str().unwrap().to_owned();
     let info = pair.get_json(&format!("/v23.0/{id}")).await;
     assert_eq!(info["url"], format!("https://wa.example.com/v23.0/{id}/download"), "{info}");
+    pair.stop().await;
+}
+
+/// `POST /v1/media` → the id.
+async fn upload(pair: &Pair) -> String {
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    body["media"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// `GET /v1/media/{id}` → status, Content-Type, Content-Length and bytes.
+async fn download(pair: &Pair, id: &str) -> (u16, Option<String>, Option<String>, bytes::Bytes) {
+    let resp =
+        pair.http.get(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    let header = |name: &str| resp.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (kind, len) = (header("content-type"), header("content-length"));
+    (resp.status().as_u16(), kind, len, resp.bytes().await.unwrap())
+}
+
+/// A download that cannot be written to the cache (here its directory is a file; a full disk alike) is
+/// still answered: the cache is an optimisation, not a condition.
+async fn a_download_that_cannot_be_cached_is_still_answered(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let dir = pair.gateway.state().config.data_dir.join("media");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.parent().unwrap()).unwrap();
+    std::fs::write(&dir, b"not a directory").unwrap();
+    let id = upload(&pair).await;
+    let (status, kind, _, bytes) = download(&pair, &id).await;
+    assert_eq!((status, kind.as_deref(), bytes.as_ref()), (200, Some("image/jpeg"), JPEG));
+    assert!(!pair.gateway.state().media.is_cached(&id));
+    pair.stop().await;
+}
+
+/// Media that Meta no longer has (expired, or deleted elsewhere) but the cache still holds: `DELETE` removes
+/// the cached copy (and succeeds), so it is not served any more.
+async fn deleting_media_meta_no_longer_has_removes_the_cached_copy(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let id = upload(&pair).await;
+    // Fetched and cached by the first download; the second is served from the cache file, with its length.
+    assert_eq!(download(&pair, &id).await.0, 200);
+    assert!(pair.gateway.state().media.is_cached(&id));
+    let (status, kind, len, bytes) = download(&pair, &id).await;
+    assert_eq!((status, kind.as_deref(), bytes.as_ref()), (200, Some("image/jpeg"), JPEG));
+    assert_eq!(len, Some(JPEG.len().to_string()));
+    // Gone at Meta.
+    let meta = Client::builder()
+        .base_url(pair.sandbox.base_url())
+        .access_token(pair.sandbox.access_token().to_owned())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    meta.delete_media(&MediaId::new(id.as_str())).await.unwrap();
+    assert_eq!(download(&pair, &id).await.0, 200, "still cached");
+    let delete = |id: String| {
+        let request = pair.http.delete(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(delete(id.clone()).await, 200);
+    assert!(!pair.gateway.state().media.is_cached(&id));
+    assert_eq!(download(&pair, &id).await.0, 404);
+    // Nothing left to delete, here or at Meta: 404.
+    assert_eq!(delete(id).await, 404);
+    pair.stop().await;
+}
+
+/// Meta refusing an upload with code 100 (a parameter) is the request's error (Meta's 400), not 404 "no
+/// such media", which only a download or delete can mean.
+async fn an_upload_refused_with_code_100_is_not_a_missing_resource(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    pair.sandbox.control().set_fault(Some(wabridge_sandbox::FaultInjection {
+        code: 100,
+        next_n: None,
+        every_nth: None,
+        scope: wabridge_sandbox::FaultScope::All,
+    }));
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "image/jpeg").body(JPEG);
+    let resp = resp.send().await.unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["errors"][0]["code"], 1000, "{body}");
+    pair.sandbox.control().set_fault(None);
     pair.stop().await;
 }

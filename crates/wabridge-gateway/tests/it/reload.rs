@@ -5,7 +5,7 @@ use crate::support::backend::{TestDb, each_backend};
 use crate::support::gateway::{APP_SECRET, post_webhook};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
 
-each_backend!(tokens_secrets_and_access_token_reload);
+each_backend!(tokens_secrets_and_access_token_reload, a_reload_without_an_access_token_keeps_the_current_one);
 
 async fn status(pair: &Pair, path: &str, token: &str) -> u16 {
     let resp = pair.http.get(format!("{}{path}", pair.url)).bearer_auth(token).send().await.unwrap();
@@ -50,5 +50,20 @@ async fn tokens_secrets_and_access_token_reload(db: TestDb) {
     pair.gateway.reload(&fresh).unwrap();
     assert_eq!(status(&pair, &profile, &pair.key).await, 200);
     assert_eq!(post_webhook(&pair.http, &pair.url, webhook).await, 200);
+    pair.stop().await;
+}
+
+/// A reloaded configuration without `meta.access_token` (a variable missing from the environment of the
+/// reload, say) does not leave the gateway without one: the current token stays; the rest is applied.
+async fn a_reload_without_an_access_token_keeps_the_current_one(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let profile = format!("/v1/settings/business/profile?phone_number_id={NUMBER}");
+    assert_eq!(status(&pair, &profile, &pair.key).await, 200);
+    let mut fresh = (*pair.gateway.state().config).clone();
+    fresh.meta.access_token = None;
+    fresh.api.tokens = vec!["new-token".to_owned().into()];
+    pair.gateway.reload(&fresh).unwrap();
+    assert_eq!(status(&pair, &profile, &pair.key).await, 200, "the access token was removed");
+    assert_eq!(status(&pair, "/v1/templates", "new-token").await, 200);
     pair.stop().await;
 }

@@ -10,7 +10,7 @@ use wabridge_types::template::TemplateStatus;
 use crate::support::backend::{TestDb, each_backend};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
 
-each_backend!(templates_are_listed_checked_and_refreshed);
+each_backend!(templates_are_listed_checked_and_refreshed, a_send_the_cache_would_refuse_reads_meta_again);
 
 async fn list(pair: &Pair) -> Vec<Value> {
     let v: Value = pair.get_json("/v1/templates").await;
@@ -107,5 +107,29 @@ async fn templates_are_listed_checked_and_refreshed(db: TestDb) {
     settles_on("DISABLED").await;
     assert_eq!(post(paused).await.unwrap().status(), 200);
     settles_on("DISABLED").await;
+    pair.stop().await;
+}
+
+/// The cache may be behind Meta with no webhook to tell it (a template approved or created while the webhooks
+/// did not reach the gateway): a send it would refuse makes it read the WABA again first.
+async fn a_send_the_cache_would_refuse_reads_meta_again(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let control = pair.sandbox.control();
+    let id = control.template_id("hello_world", "en_US").unwrap();
+    control.set_template_status(&id, TemplateStatus::Paused).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&list(&pair).await, "hello_world") != "PAUSED" {
+        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Approved again at Meta, but the webhook saying so never reaches the gateway.
+    for url in control.callbacks() {
+        control.remove_callback(&url);
+    }
+    control.set_template_status(&id, TemplateStatus::Approved).unwrap();
+    assert_eq!(status_of(&list(&pair).await, "hello_world"), "PAUSED");
+    let (code, body) = pair.send(&template(NUMBER, "+16315551234")).await;
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(status_of(&list(&pair).await, "hello_world"), "APPROVED");
     pair.stop().await;
 }

@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod crash;
+mod migrate;
 mod sending_crash;
 mod signals;
+mod sigterm;
 mod walkthrough;
 
 /// `wabridge serve` in a fresh directory `wabridge-{name}-{pid}` under the temp dir (a store left by an

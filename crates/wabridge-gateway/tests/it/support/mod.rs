@@ -2,4 +2,5 @@
 
 pub mod backend;
 pub mod gateway;
+pub mod raw_http;
 pub mod sending;
