@@ -669,11 +669,23 @@ fn url_scheme(url: &str) -> Option<String> {
 }
 
 /// Whether a `WABRIDGE_*` variable (the part after the prefix) is one Kubernetes sets for a Service named
-/// `wabridge` (`WABRIDGE_SERVICE_HOST`, `WABRIDGE_PORT`, `WABRIDGE_PORT_8080_TCP_ADDR`, …), not a setting:
-/// no field of the configuration is named `port` or `service`, and refusing them as unknown fields would
-/// keep the gateway from starting in such a cluster.
+/// `wabridge` or `wabridge-…` (`WABRIDGE_SERVICE_HOST`, `WABRIDGE_PORT`, `WABRIDGE_PORT_8080_TCP_ADDR`,
+/// `WABRIDGE_POSTGRESQL_SERVICE_PORT`, …), not a setting: refusing them as unknown fields would keep the
+/// gateway from starting in such a cluster. Settings never look like these: a nested one has `__`, and no
+/// top-level field holds `SERVICE_HOST`, `SERVICE_PORT` or a `PORT` word.
 fn is_service_link(name: &str) -> bool {
-    name == "PORT" || name.starts_with("PORT_") || name.starts_with("SERVICE_")
+    if name.contains("__") {
+        return false;
+    }
+    let words: Vec<&str> = name.split('_').collect();
+    let service = words.windows(2).any(|w| w[0] == "SERVICE" && matches!(w[1], "HOST" | "PORT"));
+    let port = words.iter().enumerate().any(|(i, w)| {
+        *w == "PORT"
+            && (i + 1 == words.len()
+                || (words.get(i + 1).is_some_and(|n| n.parse::<u16>().is_ok())
+                    && words.get(i + 2).is_some_and(|p| matches!(*p, "TCP" | "UDP" | "SCTP"))))
+    });
+    service || port
 }
 
 /// A parser's message without the lines that quote the source (`7 | token = "…`, `  |     ^`).
@@ -871,11 +883,17 @@ level_mps = 20
                 ("WABRIDGE_PORT_8080_TCP_ADDR", "10.0.0.7"),
                 ("WABRIDGE_SERVICE_HOST", "10.0.0.7"),
                 ("WABRIDGE_SERVICE_PORT_HTTP", "8080"),
+                ("WABRIDGE_POSTGRESQL_SERVICE_HOST", "10.0.0.8"),
+                ("WABRIDGE_POSTGRESQL_PORT", "tcp://10.0.0.8:5432"),
+                ("WABRIDGE_POSTGRESQL_PORT_5432_TCP_PROTO", "tcp"),
                 ("WABRIDGE_LISTEN", "0.0.0.0:8080"),
             ]),
         )
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        // A real setting that is not one still names itself.
+        let err = Config::load(None, env(&[("WABRIDGE_LISTN", "0.0.0.0:1")])).unwrap_err().to_string();
+        assert!(err.contains("listn"), "{err}");
     }
 
     #[test]

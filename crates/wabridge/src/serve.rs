@@ -83,7 +83,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if sandbox.is_none() && config.meta.access_token.is_none() {
         tracing::warn!(
             "no access token (meta.access_token) but phone numbers or app secrets are configured: receiving and \
-             storing webhooks only; messages are accepted and stay queued until a token is configured"
+             storing webhooks only; messages are accepted and stay queued until the gateway is restarted with a \
+             token"
         );
     }
     if let Some(sandbox) = &sandbox {
@@ -112,7 +113,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let sandbox_secrets = sandbox
             .as_ref()
             .map(|s| (s.access_token().to_owned(), s.base_url(), s.app_secret().map(str::to_owned)));
-        tokio::spawn(reload_on_sighup(hangups, args.config, gateway.state().clone(), sandbox_secrets));
+        let receive_only = sandbox.is_none() && config.meta.access_token.is_none();
+        tokio::spawn(reload_on_sighup(
+            hangups,
+            args.config,
+            gateway.state().clone(),
+            sandbox_secrets,
+            receive_only,
+        ));
     }
     gateway.wait().await?;
     if let Some(sandbox) = sandbox {
@@ -124,14 +132,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn shutdown_on_signal(stop: CancellationToken) {
     wait_for_stop_signal().await;
-    tracing::info!("shutting down: finishing requests and commits in flight (a second signal stops at once)");
+    let first = std::time::Instant::now();
+    tracing::info!(
+        "shutting down: finishing requests and commits in flight (a later second signal stops at once)"
+    );
     stop.cancel();
     // A second SIGINT/SIGTERM: the operator does not want to wait for the commits in flight (or for a start
-    // that hangs on the database). Exit at once, as a process killed by SIGINT reports (128 + 2).
-    wait_for_stop_signal().await;
+    // that hangs on the database). Exit at once, as a process killed by SIGINT reports (128 + 2). One that
+    // comes right after the first is the same request delivered twice (Ctrl-C reaches a whole process group,
+    // and a wrapper may forward it too): it does not cut the graceful stop short.
+    loop {
+        wait_for_stop_signal().await;
+        if first.elapsed() >= SECOND_SIGNAL_AFTER {
+            break;
+        }
+    }
     tracing::warn!("second stop signal: exiting without waiting");
     std::process::exit(130);
 }
+
+/// How long after the first stop signal a second one counts as the operator's, not a duplicate.
+const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn wait_for_stop_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -164,6 +185,7 @@ async fn reload_on_sighup(
     config: ConfigArgs,
     state: std::sync::Arc<wabridge_gateway::AppState>,
     sandbox: Option<(String, String, Option<String>)>,
+    receive_only: bool,
 ) {
     while hup.recv().await.is_some() {
         let mut fresh = match config.load() {
@@ -186,6 +208,14 @@ async fn reload_on_sighup(
             fresh.meta.access_token = Some(token.clone().into());
             fresh.meta.graph_url.clone_from(url);
             fresh.meta.app_secrets.extend(secret.clone().map(Into::into));
+        }
+        if receive_only && fresh.meta.access_token.take().is_some() {
+            // Started without a token, the gateway runs no senders: a token it took now would be shown as
+            // configured while messages stay queued.
+            tracing::error!(
+                "SIGHUP: an access token is now configured, but this gateway started receive-only; restart it to \
+                 start sending. The rest of the configuration is applied"
+            );
         }
         if let Err(e) = state.reload(&fresh) {
             tracing::error!(error = %e, "SIGHUP: reload failed; nothing changed");

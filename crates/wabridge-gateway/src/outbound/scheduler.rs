@@ -831,7 +831,8 @@ async fn send(
 /// Meta's error as stored in `last_error`: a one-element `errors` array like a failed status's.
 ///
 /// A failure without a Graph error gets the Graph code that says what happened — 131016 (service
-/// unavailable) when Meta could not be reached or answered 5xx without an error body, 131008/131009 when the
+/// unavailable) when Meta could not be reached or answered 5xx or 429 without an error body (another status
+/// without one, a proxy's 401 or 404 say, is 131000: not a passing outage), 131008/131009 when the
 /// SDK refused the message, 131053 for media, else 131000 (generic) — never 0, which is Meta's
 /// AuthException: a Cloud-compatible caller would read "invalid token".
 fn error_json(e: &CloudError) -> String {
@@ -840,7 +841,8 @@ fn error_json(e: &CloudError) -> String {
             "error_data": {"details": g.details()}}]),
         None => {
             let code = match e {
-                CloudError::Http(_) | CloudError::Status { .. } => 131_016,
+                CloudError::Http(_) => 131_016,
+                CloudError::Status { status, .. } if *status >= 500 || *status == 429 => 131_016,
                 CloudError::Invalid(wabridge_types::validate::ValidationError::Missing { .. }) => 131_008,
                 CloudError::Invalid(_) => 131_009,
                 CloudError::Media(_) | CloudError::MediaTooLarge { .. } => 131_053,

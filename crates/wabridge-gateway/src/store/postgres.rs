@@ -209,6 +209,9 @@ impl PgStore {
                     "an intake call to PostgreSQL did not complete; closing its connection"
                 );
                 drop(conn.detach());
+                // A call blocked inside the server (waiting for a synchronous replica, say) does not notice its
+                // client gone, and would keep its session and the event log's lock: cancel such calls.
+                self.cancel_stalled_intake_calls().await;
                 return Err(StoreError::TimedOut(INTAKE_CALL_TIMEOUT));
             }
         };
@@ -234,6 +237,24 @@ impl PgStore {
             }
         }
         IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
+    }
+
+    /// Cancels this database's intake calls that have run longer than [`INTAKE_CALL_TIMEOUT`] (every caller
+    /// has given them up by then). Best effort: a failure is logged.
+    async fn cancel_stalled_intake_calls(&self) {
+        let cancelled = sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM (SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() AND state = 'active' \
+             AND query LIKE 'SELECT out_kind, out_hash, out_key, out_id FROM wabridge_intake(%' \
+             AND query_start < now() - make_interval(secs => $1)) AS c",
+        )
+        .bind(INTAKE_CALL_TIMEOUT.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await;
+        match cancelled {
+            Ok(n) => tracing::warn!(cancelled = n, "stalled intake calls cancelled on the server"),
+            Err(e) => tracing::warn!(error = %e, "could not cancel stalled intake calls on the server"),
+        }
     }
 
     pub(super) async fn events_after(

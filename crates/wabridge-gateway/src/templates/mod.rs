@@ -38,6 +38,8 @@ pub struct TemplateCache {
     last_miss: std::sync::Mutex<BTreeMap<String, Instant>>,
     /// WABAs with a refresh already scheduled by webhooks (a burst of template updates reads Meta once).
     scheduled: std::sync::Mutex<BTreeSet<String>>,
+    /// Cancelled when the gateway stops (through [`spawn_upkeep`](Self::spawn_upkeep)): no refresh starts after.
+    stopped: tokio_util::sync::CancellationToken,
 }
 
 /// How often a send naming a template the cache lacks (or holds as not approved) may read its WABA again.
@@ -65,6 +67,7 @@ impl TemplateCache {
             last_refresh: std::sync::Mutex::default(),
             last_miss: std::sync::Mutex::default(),
             scheduled: std::sync::Mutex::default(),
+            stopped: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -226,6 +229,7 @@ impl TemplateCache {
     ) -> tokio::task::JoinHandle<()> {
         let cache = self.clone();
         tokio::spawn(async move {
+            let _stop_refreshes = cache.stopped.clone().drop_guard();
             if cache.client.is_none() {
                 return;
             }
@@ -255,10 +259,16 @@ impl TemplateCache {
         }
         let cache = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(WEBHOOK_REFRESH_DELAY).await;
+            tokio::select! {
+                () = cache.stopped.cancelled() => return,
+                () = tokio::time::sleep(WEBHOOK_REFRESH_DELAY) => {}
+            }
             // Taken off before the read starts: an update arriving during the read schedules another.
             cache.scheduled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&waba);
-            cache.refresh(&waba).await;
+            tokio::select! {
+                () = cache.stopped.cancelled() => {}
+                _ = cache.refresh(&waba) => {}
+            }
         });
     }
 }

@@ -23,7 +23,11 @@ const HELD: usize = 16;
 const STREAMS: usize = 4;
 
 async fn shutdown_answers_and_stores_every_request_in_flight(db: TestDb) {
-    let gw = gateway::start(gateway::config(&db)).await;
+    let mut config = gateway::config(&db);
+    // The held requests wait for the stream to get going first: on a loaded machine that must not run into
+    // the body-read deadline (60 s by default).
+    config.http.body_read_timeout_secs = 600;
+    let gw = gateway::start(config).await;
     let (addr, url) = (gw.addr(), gw.url());
     let ts = now_secs();
 

@@ -122,6 +122,9 @@ async fn a_send_the_cache_would_refuse_reads_meta_again(db: TestDb) {
         assert!(Instant::now() < deadline, "the template webhook did not update the cache");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    // The read of Meta that webhook scheduled (2 s later) comes first, and finds PAUSED too.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(status_of(&list(&pair).await, "hello_world"), "PAUSED");
     // Approved again at Meta, but the webhook saying so never reaches the gateway.
     for url in control.callbacks() {
         control.remove_callback(&url);

@@ -47,6 +47,8 @@ impl Serve {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "warn,wabridge::serve=info")
             .env("WABRIDGE_META__APP_SECRETS", format!("[\"{SECRET}\"]"))
+            // Held requests wait for the stream to get going first: not into the body-read deadline.
+            .env("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "600")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
