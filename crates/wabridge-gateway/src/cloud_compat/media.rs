@@ -65,6 +65,8 @@ pub async fn upload(
     if !state.config.numbers.iter().any(|n| n.id == number) {
         return Err(GraphApiError::new(100, format!("Object with ID '{number}' does not exist")));
     }
+    // The fields are read only with a turn (memory for a few uploads at once, whatever the number of clients).
+    let _turn = state.media.upload_turn().await;
     let mut file = None;
     let mut declared_type = None;
     while let Some(field) = form.next_field().await.map_err(|e| GraphApiError::new(100, e.body_text()))? {

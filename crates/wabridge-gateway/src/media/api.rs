@@ -56,7 +56,7 @@ pub async fn upload(
     principal: Principal,
     q: Result<Query<NumberQuery>, QueryRejection>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Scope::Send)?;
     let q = NumberQuery::parse(q)?;
@@ -66,6 +66,27 @@ pub async fn upload(
         .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ApiError::missing("Content-Type: the media's type, e.g. image/jpeg"))?;
+    // The body is read only with a turn (memory for a few uploads at once, whatever the number of clients).
+    let _turn = state.media.upload_turn().await;
+    let body: Bytes = axum::body::to_bytes(body, crate::MEDIA_BODY_LIMIT).await.map_err(|e| {
+        // `to_bytes` says "length limit exceeded" (http-body-util's error) when the body is over the limit.
+        let mut chain: Option<&dyn std::error::Error> = Some(&e);
+        let mut too_large = false;
+        while let Some(err) = chain {
+            too_large |= err.to_string().contains("length limit exceeded");
+            chain = err.source();
+        }
+        if too_large {
+            ApiError {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: 1009,
+                title: "Parameter value is not valid",
+                details: format!("the media is larger than {} bytes", crate::MEDIA_BODY_LIMIT),
+            }
+        } else {
+            ApiError::invalid(format!("the body could not be read: {e}"))
+        }
+    })?;
     if body.is_empty() {
         return Err(ApiError::missing("the body: the media's bytes"));
     }

@@ -101,7 +101,13 @@ pub struct MediaCache {
     fetching: Arc<[tokio::sync::Mutex<()>]>,
     prefetching: Arc<tokio::sync::Semaphore>,
     prefetch_waiting: Arc<std::sync::atomic::AtomicUsize>,
+    /// Uploads whose body is being read or sent: each holds up to 101 MiB in memory until Meta has it.
+    uploading: Arc<tokio::sync::Semaphore>,
 }
+
+/// Uploads read and sent at once; more wait for a turn before their body is read, so that memory stays
+/// within this many times the largest upload (about 400 MiB) whatever the number of clients.
+pub const UPLOADS_AT_ONCE: usize = 4;
 
 impl MediaCache {
     /// A cache in `dir` holding at most `limit_bytes`.
@@ -114,7 +120,17 @@ impl MediaCache {
             fetching: (0..FETCH_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
             prefetching: Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY)),
             prefetch_waiting: Arc::default(),
+            uploading: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
         }
+    }
+
+    /// A turn to read an upload's body and send it on (see [`UPLOADS_AT_ONCE`]); held until dropped.
+    pub async fn upload_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        // The semaphore is never closed.
+        self.uploading
+            .acquire()
+            .await
+            .unwrap_or_else(|_| unreachable!("the upload semaphore is never closed"))
     }
 
     fn client(&self) -> Result<&Client, MediaError> {

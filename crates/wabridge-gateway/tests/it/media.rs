@@ -87,6 +87,7 @@ async fn v1_media_round_trip(db: TestDb) {
     let resp = resp.body(big_json).send().await.unwrap();
     assert_eq!(resp.status(), 413);
     assert!(resp.json::<Value>().await.unwrap()["errors"][0]["code"].is_number());
+
     // Not a media id (Meta's are numbers): refused without a call to Meta, which would delete whatever
     // object the id names.
     let del =
