@@ -36,6 +36,8 @@ pub struct TemplateCache {
     /// Per WABA, when a send naming a template the cache lacks last made it read Meta (at most once per
     /// [`REFRESH_ON_MISS_EVERY`]).
     last_miss: std::sync::Mutex<BTreeMap<String, Instant>>,
+    /// Held by the send whose miss is reading Meta (misses are rare: one lock for every WABA).
+    miss_refresh: tokio::sync::Mutex<()>,
     /// WABAs with a refresh already scheduled by webhooks (a burst of template updates reads Meta once).
     scheduled: std::sync::Mutex<BTreeSet<String>>,
     /// Cancelled when the gateway stops (through [`spawn_upkeep`](Self::spawn_upkeep)): no refresh starts after.
@@ -66,6 +68,7 @@ impl TemplateCache {
             held: std::sync::Mutex::default(),
             last_refresh: std::sync::Mutex::default(),
             last_miss: std::sync::Mutex::default(),
+            miss_refresh: tokio::sync::Mutex::new(()),
             scheduled: std::sync::Mutex::default(),
             stopped: tokio_util::sync::CancellationToken::new(),
         }
@@ -200,6 +203,13 @@ impl TemplateCache {
             Err(check::TemplateProblem::Missing(_) | check::TemplateProblem::NotApproved(..))
         );
         if !stale || self.client.is_none() {
+            return checked;
+        }
+        // One such read at a time: a send that missed while another's read is on its way waits for it and
+        // checks again, rather than being refused by what the cache held before.
+        let _one = self.miss_refresh.lock().await;
+        let checked = self.check_send(waba, template);
+        if checked.is_ok() {
             return checked;
         }
         {
