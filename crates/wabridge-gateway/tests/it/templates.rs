@@ -17,6 +17,15 @@ async fn list(pair: &Pair) -> Vec<Value> {
     v["templates"].as_array().unwrap().clone()
 }
 
+/// Waits (10 s at most) until the cache holds hello_world in `expected` status.
+async fn settles_on(pair: &Pair, expected: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_of(&list(pair).await, "hello_world") != expected {
+        assert!(Instant::now() < deadline, "the cache did not settle on {expected}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn status_of(templates: &[Value], name: &str) -> String {
     let t = templates.iter().find(|t| t["name"] == name && t["language"] == "en_US").unwrap();
     t["status"].as_str().unwrap().to_owned()
@@ -55,19 +64,12 @@ async fn templates_are_listed_checked_and_refreshed(db: TestDb) {
     let control = pair.sandbox.control();
     let id = control.template_id("hello_world", "en_US").unwrap();
     control.set_template_status(&id, TemplateStatus::Paused).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status_of(&list(&pair).await, "hello_world") != "PAUSED" {
-        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settles_on(&pair, "PAUSED").await;
     let (code, body) = pair.send(&template(NUMBER, to)).await;
     assert_eq!(code, 400, "{body}");
     assert!(body["errors"][0]["details"].as_str().unwrap().contains("PAUSED"), "{body}");
     control.set_template_status(&id, TemplateStatus::Approved).unwrap();
-    while status_of(&list(&pair).await, "hello_world") != "APPROVED" {
-        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settles_on(&pair, "APPROVED").await;
     assert_eq!(pair.send(&template(NUMBER, to)).await.0, 201);
 
     // Webhooks may come late, twice, or name a status outside the known ones: the cache settles on what
@@ -89,24 +91,14 @@ async fn templates_are_listed_checked_and_refreshed(db: TestDb) {
     assert_eq!(post(webhook("REINSTATED")).await.unwrap().status(), 200);
     assert_eq!(status_of(&list(&pair).await, "hello_world"), "APPROVED");
     assert_eq!(pair.send(&template(NUMBER, to)).await.0, 201);
-    let settles_on = |expected: &'static str| {
-        let pair = &pair;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while status_of(&list(pair).await, "hello_world") != expected {
-                assert!(Instant::now() < deadline, "the cache did not settle on {expected}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
     control.set_template_status(&id, TemplateStatus::Disabled).unwrap();
-    settles_on("DISABLED").await;
+    settles_on(&pair, "DISABLED").await;
     // An older PAUSED arriving late, then again: DISABLED stays (Meta's word).
     let paused = webhook("PAUSED");
     assert_eq!(post(paused.clone()).await.unwrap().status(), 200);
-    settles_on("DISABLED").await;
+    settles_on(&pair, "DISABLED").await;
     assert_eq!(post(paused).await.unwrap().status(), 200);
-    settles_on("DISABLED").await;
+    settles_on(&pair, "DISABLED").await;
     pair.stop().await;
 }
 
@@ -117,11 +109,7 @@ async fn a_send_the_cache_would_refuse_reads_meta_again(db: TestDb) {
     let control = pair.sandbox.control();
     let id = control.template_id("hello_world", "en_US").unwrap();
     control.set_template_status(&id, TemplateStatus::Paused).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while status_of(&list(&pair).await, "hello_world") != "PAUSED" {
-        assert!(Instant::now() < deadline, "the template webhook did not update the cache");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    settles_on(&pair, "PAUSED").await;
     // The read of Meta that webhook scheduled (2 s later) comes first, and finds PAUSED too.
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(status_of(&list(&pair).await, "hello_world"), "PAUSED");
