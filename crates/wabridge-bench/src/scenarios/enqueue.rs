@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use wabridge_gateway::Gateway;
 use wabridge_gateway::auth::Scope;
@@ -52,8 +51,8 @@ fn body(conn: usize, n: u64) -> String {
 
 fn factory(host: String, key: &SecretString) -> Arc<dyn load::RequestFactory> {
     let auth = format!("Bearer {}", key.expose_secret());
-    Arc::new(move |conn: usize, n: u64| {
-        load::post_json("/v1/messages", &host, Bytes::from(body(conn, n)), &[("authorization", auth.clone())])
+    Arc::new(move |conn: usize, n: u64, out: &mut Vec<u8>| {
+        load::post_json(out, "/v1/messages", &host, body(conn, n).as_bytes(), &[("authorization", &auth)]);
     })
 }
 

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use wabridge_gateway::Gateway;
 use wabridge_gateway::config::Config;
 use wabridge_gateway::store::{create_schema, drop_schema};
@@ -69,10 +68,10 @@ fn body(conn: usize, n: u64, ts: u64) -> String {
 
 fn factory(host: String, path: &'static str) -> Arc<dyn load::RequestFactory> {
     let ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    Arc::new(move |conn: usize, n: u64| {
+    Arc::new(move |conn: usize, n: u64, out: &mut Vec<u8>| {
         let b = body(conn, n, ts);
         let sig = sign(APP_SECRET.as_bytes(), b.as_bytes());
-        load::post_json(path, &host, Bytes::from(b), &[(SIGNATURE_HEADER, sig)])
+        load::post_json(out, path, &host, b.as_bytes(), &[(SIGNATURE_HEADER, &sig)]);
     })
 }
 

@@ -16,8 +16,8 @@ const BODY: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"1022
 /// Serves a handler that reads the body and answers 200, and loads it with the default body.
 pub async fn noop(common: &Common) -> anyhow::Result<Result> {
     let report = serve_and_load(common, |host, path| {
-        Arc::new(move |_c: usize, _n: u64| {
-            load::post_json(path, &host, Bytes::from_static(BODY.as_bytes()), &[])
+        Arc::new(move |_c: usize, _n: u64, out: &mut Vec<u8>| {
+            load::post_json(out, path, &host, BODY.as_bytes(), &[]);
         })
     })
     .await?;

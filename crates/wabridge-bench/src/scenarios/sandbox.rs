@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use wabridge_sandbox::{Sandbox, SandboxConfig};
 
 use super::{Machine, Result};
@@ -26,13 +25,13 @@ pub async fn sandbox(common: &Common) -> anyhow::Result<Result> {
     let auth = format!("Bearer {}", sandbox.access_token());
     let path: &'static str = Box::leak(format!("/v23.0/{number}/messages").into_boxed_str());
     let host = addr.to_string();
-    let factory = Arc::new(move |conn: usize, n: u64| {
+    let factory = Arc::new(move |conn: usize, n: u64, out: &mut Vec<u8>| {
         // Recipients rotate over a large set so no pair limit would be hit even if it were on.
         let to = 16_500_000_000u64 + (conn as u64 * 1_000_003 + n) % 1_000_000;
         let body = format!(
             r#"{{"messaging_product":"whatsapp","recipient_type":"individual","to":"{to}","type":"text","text":{{"body":"Your order {n} has shipped."}}}}"#
         );
-        load::post_json(path, &host, Bytes::from(body), &[("authorization", auth.clone())])
+        load::post_json(out, path, &host, body.as_bytes(), &[("authorization", &auth)]);
     });
     let plan = common.plan(addr);
     let report = tokio::task::spawn_blocking(move || load::run(plan, factory)).await?;
