@@ -25,6 +25,7 @@ use wabridge_types::signature::{self, SIGNATURE_HEADER, SignatureError};
 use wabridge_types::webhook::{Envelope, EventKind, Scalar, WebhookError, WebhookEvent};
 
 use crate::AppState;
+use crate::news::News;
 use crate::store::{InboundTouch, IntakeBatchItem, NewEvent, NewRawWebhook, StatusUpdate};
 
 /// The query of Meta's verification handshake.
@@ -189,13 +190,8 @@ pub(crate) async fn commit(
     news: bool,
 ) -> Result<crate::store::IntakeOutcome, crate::store::StoreError> {
     crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
-    let sending = SendingNews::of(&item);
-    let template_updates: Vec<(String, String)> = item
-        .events
-        .iter()
-        .filter(|e| e.field == "message_template_status_update")
-        .map(|e| (e.waba_id.clone(), e.payload.clone()))
-        .collect();
+    // On PostgreSQL every instance takes the news from the log instead (`news::follow`).
+    let news_here = (news && !crate::news::follows_log(&state.store)).then(|| News::of_item(&item));
     let outcome = state.intake.submit(item).await?;
     // What a webhook tells the rest of the gateway, only if it brought new events: a redelivery, or Meta
     // re-batching events already stored, must not count inbound messages against the level twice, fetch
@@ -210,40 +206,12 @@ pub(crate) async fn commit(
         }
     }
     if news && outcome.item.events_inserted > 0 {
-        sending.tell(&state.outbound);
-        crate::templates::apply_webhook_updates(&state.templates, template_updates);
+        if let Some(news) = news_here {
+            news.tell(state);
+        }
         crate::media::prefetch(&state.media, inbound_media);
     }
     Ok(outcome)
-}
-
-/// What a webhook tells the schedulers: inbound messages (counted against the number's level, opening
-/// windows) and throughput upgrades (the level is read again).
-struct SendingNews {
-    inbound: Vec<(String, String)>,
-    upgraded_wabas: Vec<String>,
-}
-
-impl SendingNews {
-    fn of(item: &IntakeBatchItem) -> Self {
-        let inbound = item.inbound.iter().map(|t| (t.phone_number_id.clone(), t.wa_id.clone())).collect();
-        let upgraded_wabas = item
-            .events
-            .iter()
-            .filter(|e| e.field == "phone_number_quality_update" && e.payload.contains("THROUGHPUT_UPGRADE"))
-            .map(|e| e.waba_id.clone())
-            .collect();
-        Self { inbound, upgraded_wabas }
-    }
-
-    fn tell(self, outbound: &crate::outbound::Outbound) {
-        for (number, contact) in self.inbound {
-            outbound.inbound(&number, vec![contact]);
-        }
-        for waba in self.upgraded_wabas {
-            outbound.throughput_upgrade(&waba);
-        }
-    }
 }
 
 /// The label of an event kind in metrics (a closed set).

@@ -18,6 +18,7 @@ pub mod events;
 pub mod intake;
 pub mod media;
 pub mod metrics;
+pub mod news;
 pub mod outbound;
 pub mod readiness;
 pub mod reload;
@@ -358,6 +359,12 @@ impl Gateway {
             config.outbound.sent_status,
             shutdown.clone(),
         );
+        // Before the server starts: the news of every webhook it commits is found from here on.
+        let news_task = if news::follows_log(&store) {
+            Some(news::follow(state.clone(), shutdown.clone()).await?)
+        } else {
+            None
+        };
         let router = router(state.clone());
         let limits = tls::Limits { max_connections: config.http.max_connections, ..tls::Limits::default() };
         let server_shutdown = shutdown.clone();
@@ -380,6 +387,9 @@ impl Gateway {
                     .get_or_insert_with(|| "the intake writer panicked".to_owned());
             }
             pruner.abort();
+            if let Some(task) = news_task {
+                let _ = task.await;
+            }
             let _ = feed_task.await;
             callbacks.stop().await;
             server_state.store.close().await;

@@ -13,6 +13,7 @@ mod intake;
 mod intake_limits;
 mod intake_shutdown;
 mod media;
+mod news;
 mod reconcile;
 mod reload;
 mod retention;
