@@ -9,7 +9,7 @@ use reqwest::Url;
 use crate::error::CloudError;
 use crate::retry::RetryPolicy;
 use crate::time::{Clock, Sleeper, SystemClock, TokioSleeper};
-use crate::token::{AccessToken, AppSecret, StaticToken, TokenProvider};
+use crate::token::{AccessToken, AppSecret, AppSecretProvider, StaticToken, TokenProvider};
 
 /// Meta's Graph API host.
 pub const DEFAULT_BASE_URL: &str = "https://graph.facebook.com";
@@ -21,6 +21,11 @@ pub const DEFAULT_API_VERSION: &str = "v23.0";
 /// How long a media upload or download may take unless [`ClientBuilder::media_timeout`] says otherwise:
 /// 5 minutes, time for a 100 MB document on a link of about 3 Mbit/s.
 pub const DEFAULT_MEDIA_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How long a whole request may take unless [`ClientBuilder::request_timeout`] says otherwise: 30 s, counted
+/// from before the request is sent. A server that may hold a request (wabridge's Cloud-compatible sends wait
+/// for the scheduler) must answer well within it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The default `User-Agent`: `wabridge-cloud/<version>`.
 pub const DEFAULT_USER_AGENT: &str = concat!("wabridge-cloud/", env!("CARGO_PKG_VERSION"));
@@ -41,7 +46,8 @@ pub(crate) struct Inner {
     pub(crate) tokens: Arc<dyn TokenProvider>,
     /// Whether asking the provider again can give a different token (false for a fixed token).
     pub(crate) refreshable: bool,
-    pub(crate) app_secret: Option<AppSecret>,
+    /// Where the `appsecret_proof` of every Graph call comes from; `None`: no proof.
+    pub(crate) app_secret: Option<Arc<dyn AppSecretProvider>>,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) sleeper: Arc<dyn Sleeper>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -103,7 +109,7 @@ pub struct ClientBuilder {
     base_url: String,
     version: String,
     tokens: Option<(Arc<dyn TokenProvider>, bool)>,
-    app_secret: Option<AppSecret>,
+    app_secret: Option<Arc<dyn AppSecretProvider>>,
     connect_timeout: Duration,
     request_timeout: Duration,
     media_timeout: Option<Duration>,
@@ -123,7 +129,7 @@ impl Default for ClientBuilder {
             tokens: None,
             app_secret: None,
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             media_timeout: None,
             user_agent: DEFAULT_USER_AGENT.to_owned(),
             retry: None,
@@ -185,7 +191,15 @@ impl ClientBuilder {
     /// "Require App Secret", `cloud-api.md` §0).
     #[must_use]
     pub fn app_secret(mut self, secret: impl Into<String>) -> Self {
-        self.app_secret = Some(AppSecret::new(secret));
+        self.app_secret = Some(Arc::new(AppSecret::new(secret)));
+        self
+    }
+
+    /// Like [`app_secret`](Self::app_secret), with the secret asked of `provider` before each Graph call
+    /// (a secret that can be rotated without building a new client).
+    #[must_use]
+    pub fn app_secret_provider(mut self, provider: impl AppSecretProvider) -> Self {
+        self.app_secret = Some(Arc::new(provider));
         self
     }
 
@@ -196,8 +210,9 @@ impl ClientBuilder {
         self
     }
 
-    /// How long a whole request may take; default 30 s. A timeout is a retryable error. Media uploads and
-    /// downloads have their own, longer timeout ([`media_timeout`](Self::media_timeout)).
+    /// How long a whole request may take; default [`DEFAULT_REQUEST_TIMEOUT`] (30 s). A timeout is a
+    /// retryable error. Media uploads and downloads have their own, longer timeout
+    /// ([`media_timeout`](Self::media_timeout)).
     #[must_use]
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;

@@ -138,6 +138,13 @@ impl CloudError {
     #[must_use]
     pub fn classification(&self) -> Classification {
         match self {
+            // Every call of the app is refused until the gateway's configuration changes: no message is at
+            // fault, so this pauses the number for an operator like a refused token does.
+            Self::Graph { error, .. } if is_appsecret_proof_refusal(error) => Classification {
+                pause: Some(PauseScope::Number),
+                needs_operator: true,
+                ..classified(ErrorClass::Auth, false, None)
+            },
             Self::Graph { status, error, .. } => {
                 Classification::with_http_status(error.code, *status).transient(error.is_transient)
             }
@@ -222,6 +229,21 @@ impl CloudError {
             _ => false,
         }
     }
+}
+
+/// Whether Meta refused a call for its `appsecret_proof` (`cloud-api.md` §0: code 100, "API calls from the
+/// server require an appsecret_proof argument" when the app requires one and none was sent, "Invalid
+/// appsecret_proof provided in the API argument" when it does not match): the app's configuration, not the
+/// request, is at fault. Meta's wording is matched (in `message`, or in `error_data.details` where the
+/// sandbox puts it), not any mention of the proof: code 100's generic meaning lists it among others.
+#[must_use]
+pub fn is_appsecret_proof_refusal(error: &GraphError) -> bool {
+    const WORDINGS: [&str; 2] = ["require an appsecret_proof argument", "invalid appsecret_proof provided"];
+    error.code == 100
+        && [Some(error.message.as_str()), error.details()].into_iter().flatten().any(|text| {
+            let text = text.to_ascii_lowercase();
+            WORDINGS.iter().any(|w| text.contains(w))
+        })
 }
 
 fn classified(class: ErrorClass, retryable: bool, delay: Option<Duration>) -> Classification {

@@ -179,7 +179,11 @@ impl Client {
                         path.push(segment);
                     }
                 }
-                let proof = inner.app_secret.as_ref().map(|s| appsecret_proof(s.expose(), token.expose()));
+                let proof = inner
+                    .app_secret
+                    .as_ref()
+                    .and_then(|provider| provider.app_secret())
+                    .map(|s| appsecret_proof(s.expose(), token.expose()));
                 if !call.query.is_empty() || proof.is_some() {
                     let mut pairs = url.query_pairs_mut();
                     for (k, v) in &call.query {

@@ -76,6 +76,20 @@ impl fmt::Debug for AppSecret {
     }
 }
 
+/// Gives the client the app secret its `appsecret_proof` is made with, read before each Graph call — so a
+/// program that rotates its app secret (a reload) does not have to build a new client. An [`AppSecret`] is
+/// one that never changes (what [`crate::ClientBuilder::app_secret`] configures).
+pub trait AppSecretProvider: Send + Sync + 'static {
+    /// The secret to prove the access token with; `None`: the call goes without a proof.
+    fn app_secret(&self) -> Option<AppSecret>;
+}
+
+impl AppSecretProvider for AppSecret {
+    fn app_secret(&self) -> Option<AppSecret> {
+        Some(self.clone())
+    }
+}
+
 /// Why a [`TokenProvider`] could not give a token.
 pub type TokenError = Box<dyn std::error::Error + Send + Sync + 'static>;
 

@@ -180,8 +180,13 @@ pub struct TlsConfig {
 pub struct MetaConfig {
     /// The system-user access token used to send. Absent: the built-in sandbox runs in-process.
     pub access_token: Option<SecretString>,
-    /// App secrets that sign Meta's webhooks (`X-Hub-Signature-256`). Several during a rotation.
+    /// App secrets that sign Meta's webhooks (`X-Hub-Signature-256`). Several during a rotation; the first
+    /// is the current one (it makes the `appsecret_proof`).
     pub app_secrets: Vec<SecretString>,
+    /// Send `appsecret_proof` (HMAC-SHA256 of the access token keyed with the first of `app_secrets`) with
+    /// every Graph call, as an app with "Require App Secret" turned on demands (`cloud-api.md` §0); needs
+    /// `app_secrets`. Default false.
+    pub appsecret_proof: bool,
     /// The token Meta echoes in the webhook verification handshake.
     pub verify_token: Option<SecretString>,
     /// Graph API version. Default `v23.0`.
@@ -195,6 +200,7 @@ impl Default for MetaConfig {
         Self {
             access_token: None,
             app_secrets: Vec::new(),
+            appsecret_proof: false,
             verify_token: None,
             api_version: "v23.0".into(),
             graph_url: "https://graph.facebook.com".into(),
@@ -506,6 +512,12 @@ pub struct OutboundConfig {
     /// On-Premises `sent_status`: whether `sent` statuses reach applications (events, callbacks).
     /// Default true.
     pub sent_status: bool,
+    /// Milliseconds a Cloud-compatible send (`POST /{version}/{phone-number-id}/messages`) waits for Meta's
+    /// answer, counted from the request's arrival, before answering `"message_status":"queued"` with the
+    /// gateway's id. It must end before the caller's own timeout: a caller that times out first sees a
+    /// retryable transport error, and its retry sends the message twice. Default 20,000, well under the
+    /// 30 s of common HTTP clients (the `wabridge-cloud` SDK's default among them).
+    pub cloud_send_wait_ms: u64,
 }
 
 impl Default for OutboundConfig {
@@ -530,9 +542,15 @@ impl Default for OutboundConfig {
             messaging_limit: 250,
             service_window_secs: 24 * 3600,
             sent_status: true,
+            cloud_send_wait_ms: DEFAULT_CLOUD_SEND_WAIT_MS,
         }
     }
 }
+
+/// The default of `outbound.cloud_send_wait_ms`: 20 s, leaving 10 s of the 30 s timeout of common HTTP
+/// clients ([`wabridge_cloud::DEFAULT_REQUEST_TIMEOUT`]) for the request to arrive, be authenticated and
+/// queued, and for the answer to travel back on a loaded host.
+pub const DEFAULT_CLOUD_SEND_WAIT_MS: u64 = 20_000;
 
 /// A configuration that could not be loaded; the message names the field and the source.
 #[derive(Debug, thiserror::Error)]
@@ -559,7 +577,20 @@ impl Config {
         config.check_callback_ids()?;
         config.check_http()?;
         config.check_database_url()?;
+        config.check_appsecret_proof()?;
         Ok(config)
+    }
+
+    /// A proof needs an app secret to be made with.
+    fn check_appsecret_proof(&self) -> Result<(), ConfigError> {
+        if self.meta.appsecret_proof && self.meta.app_secrets.is_empty() {
+            return Err(ConfigError(Box::new(figment::Error::from(
+                "meta.appsecret_proof is on but meta.app_secrets is empty: the proof is made with the first \
+                 app secret"
+                    .to_owned(),
+            ))));
+        }
+        Ok(())
     }
 
     /// The webhook path must be a path of its own: not relative, not one of the gateway's other routes.
@@ -950,6 +981,34 @@ level_mps = 20
             assert!(!err.contains(value), "{var}: {err}");
             assert!(err.contains("REDACTED"), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn appsecret_proof_is_off_by_default_and_needs_an_app_secret() {
+        assert!(!Config::load(None, env(&[])).unwrap().meta.appsecret_proof);
+        let c = Config::load(
+            None,
+            env(&[
+                ("WABRIDGE_META__APPSECRET_PROOF", "true"),
+                ("WABRIDGE_META__APP_SECRETS", r#"["current", "previous"]"#),
+            ]),
+        )
+        .unwrap();
+        assert!(c.meta.appsecret_proof);
+        let err = Config::load(None, env(&[("WABRIDGE_META__APPSECRET_PROOF", "true")])).unwrap_err();
+        assert!(err.to_string().contains("meta.app_secrets"), "{err}");
+    }
+
+    /// A Cloud-compatible send answers `queued` before the caller's own timeout: the default wait ends well
+    /// within the SDK's default request timeout (which counts from before the request is sent).
+    #[test]
+    fn the_cloud_send_wait_ends_before_the_sdks_timeout() {
+        let c = Config::load(None, env(&[])).unwrap();
+        let wait = std::time::Duration::from_millis(c.outbound.cloud_send_wait_ms);
+        assert_eq!(wait, std::time::Duration::from_secs(20));
+        assert!(wait + std::time::Duration::from_secs(5) <= wabridge_cloud::DEFAULT_REQUEST_TIMEOUT);
+        let c = Config::load(None, env(&[("WABRIDGE_OUTBOUND__CLOUD_SEND_WAIT_MS", "1500")])).unwrap();
+        assert_eq!(c.outbound.cloud_send_wait_ms, 1500);
     }
 
     #[test]

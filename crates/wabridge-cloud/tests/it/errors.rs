@@ -166,6 +166,41 @@ async fn shapes_beyond_the_table() {
     assert!(std::error::Error::source(&e).is_some());
 }
 
+/// Meta refusing the `appsecret_proof` (missing, or not matching) is the app's configuration, not the
+/// message: the number pauses for an operator instead of failing the message, as for a refused token. Any
+/// other 100 is still the request's fault.
+#[tokio::test]
+async fn a_refused_appsecret_proof_pauses_the_number() {
+    let server = MockServer::start().await;
+    server.reply(
+        400,
+        &json!({"error": {"message": "API calls from the server require an appsecret_proof argument",
+                          "type": "GraphMethodException", "code": 100, "fbtrace_id": "T"}}),
+    );
+    server.reply(
+        400,
+        &json!({"error": {"message": "(#100) Invalid parameter", "type": "OAuthException", "code": 100,
+                          "error_data": {"details": "Invalid appsecret_proof provided in the API argument"}}}),
+    );
+    server.reply(400, &json!({"error": {"message": "(#100) Invalid parameter", "code": 100}}));
+    let client = server.client().build().unwrap();
+    let number = PhoneNumberId::new(PHONE_ID);
+    for _ in 0..2 {
+        let e = client.send_message(&number, &text()).await.unwrap_err();
+        let c = e.classification();
+        assert_eq!(
+            (c.class, c.pause, c.needs_operator, c.retryable),
+            (ErrorClass::Auth, Some(PauseScope::Number), true, false),
+            "{e}"
+        );
+        assert!(wabridge_cloud::is_appsecret_proof_refusal(e.graph_error().unwrap()));
+        // Not the access token: no token refresh is asked for it.
+        assert!(!e.is_auth());
+    }
+    let e = client.send_message(&number, &text()).await.unwrap_err();
+    assert_eq!((e.class(), e.classification().pause), (ErrorClass::InvalidRequest, None), "{e}");
+}
+
 #[tokio::test]
 async fn transport_errors_are_retryable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -99,3 +99,44 @@ async fn a_failing_provider_sends_nothing() {
     assert!(err.classification().needs_operator);
     assert!(server.requests().is_empty());
 }
+
+/// An app secret read before each call: a rotated secret proves the next call, with no new client.
+#[derive(Clone, Default)]
+struct RotatingSecret(Arc<Mutex<Option<String>>>);
+
+impl wabridge_cloud::AppSecretProvider for RotatingSecret {
+    fn app_secret(&self) -> Option<wabridge_cloud::AppSecret> {
+        self.0.lock().unwrap().clone().map(wabridge_cloud::AppSecret::new)
+    }
+}
+
+#[tokio::test]
+async fn the_proof_follows_the_app_secret_provider() {
+    let server = MockServer::start().await;
+    for _ in 0..3 {
+        server.reply(200, &json!({"messages": [{"id": "wamid.A"}]}));
+    }
+    let secret = RotatingSecret::default();
+    let client = Client::builder()
+        .base_url(server.url())
+        .access_token("token-0")
+        .app_secret_provider(secret.clone())
+        .no_proxy()
+        .build()
+        .unwrap();
+    send(&client).await.unwrap();
+    *secret.0.lock().unwrap() = Some("first-secret".to_owned());
+    send(&client).await.unwrap();
+    *secret.0.lock().unwrap() = Some("second-secret".to_owned());
+    send(&client).await.unwrap();
+    let reqs = server.requests();
+    assert_eq!(reqs[0].query_value("appsecret_proof"), None, "no secret, no proof");
+    assert_eq!(
+        reqs[1].query_value("appsecret_proof"),
+        Some(appsecret_proof("first-secret", "token-0").as_str())
+    );
+    assert_eq!(
+        reqs[2].query_value("appsecret_proof"),
+        Some(appsecret_proof("second-secret", "token-0").as_str())
+    );
+}

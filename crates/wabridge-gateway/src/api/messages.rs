@@ -6,7 +6,6 @@
 //! `biz_opaque_callback_data` is the application's own: kept and given back; the gateway sends its id there.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -28,18 +27,20 @@ fn error(status: StatusCode, code: u32, title: &'static str, details: impl Into<
     ApiError { status, code, title, details: details.into() }
 }
 
-/// The checks a message passes now or not (its template, the 24-hour window, the number's backlog): a retry of
-/// a request queued earlier is answered as the first time even when they fail.
+/// The checks a message passes now or not (its template, the 24-hour window at the time it is to be sent,
+/// the number's backlog): a retry of a request queued earlier is answered as the first time even when they
+/// fail.
 async fn admit(
     state: &AppState,
     number: &str,
     to: &str,
     message: &OutboundMessage,
     force: bool,
+    send_at: Option<i64>,
 ) -> Result<(), ApiError> {
     check_template(state, number, message).await?;
     if message.kind() != "template" && !force {
-        check_window(state, number, to).await?;
+        check_window(state, number, to, send_at).await?;
     }
     let limit = state.outbound.config().max_backlog_per_number;
     if state.outbound.backlog(number) >= limit {
@@ -135,7 +136,7 @@ pub async fn send(
     message.validate().map_err(validation_error)?;
     let number = resolve_number(&state, from)?;
     let kind = message.kind().to_owned();
-    if let Err(refused) = admit(&state, &number, &to, &message, force).await {
+    if let Err(refused) = admit(&state, &number, &to, &message, force, not_before).await {
         // A retry of a request that was queued gets the same answer, whatever changed since (the 24-hour
         // window closed, the backlog filled): the first answer may have been lost on its way.
         if let Some(key) = &idempotency_key
@@ -274,24 +275,45 @@ fn resolve_number(state: &AppState, from: Option<String>) -> Result<String, ApiE
     }
 }
 
-async fn check_window(state: &AppState, number: &str, to: &str) -> Result<(), ApiError> {
-    let window = Duration::from_secs(state.outbound.config().service_window_secs);
+/// A free-form message must reach the user inside their customer-service window — at the time it is to be
+/// sent (`send_at`, when later than now), not only now: a message scheduled past the window's end would be
+/// accepted and then fail with Meta's 131047.
+async fn check_window(
+    state: &AppState,
+    number: &str,
+    to: &str,
+    send_at: Option<i64>,
+) -> Result<(), ApiError> {
+    let window_ms =
+        i64::try_from(state.outbound.config().service_window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
     let last = state.store.contact_last_inbound(number, to).await?;
-    let open = last.is_some_and(|t| t.elapsed().map_or(true, |age| age < window));
-    if open {
+    let closes = last.map(|t| {
+        let last_ms = t
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        last_ms.saturating_add(window_ms)
+    });
+    let now = now_millis();
+    let at = send_at.map_or(now, |t| t.max(now));
+    if closes.is_some_and(|closes| at < closes) {
         return Ok(());
     }
-    Err(error(
-        StatusCode::BAD_REQUEST,
-        1026,
-        "Receiver Incapable",
-        format!(
+    let details = match closes {
+        Some(closes) if closes > now => format!(
+            "the 24-hour customer service window with {to} closes at {}, before the message's send_at ({}): \
+             only a template message can reach them then (On-Premises status error 470, Cloud API 131047). \
+             Send a template, send it earlier, or add \"force\": true to send anyway",
+            onprem_time(closes),
+            onprem_time(at)
+        ),
+        _ => format!(
             "the 24-hour customer service window with {to} is closed ({}): only a template message can reach \
              them (On-Premises status error 470, Cloud API 131047). Send a template, or add \"force\": true to \
              send anyway",
             if last.is_some() { "their last message is older than 24 hours" } else { "they never wrote" }
         ),
-    ))
+    };
+    Err(error(StatusCode::BAD_REQUEST, 1026, "Receiver Incapable", details))
 }
 
 /// A phone number in E.164 form (`+1 631-555-1234`) or a wa_id, as the digits of the wa_id.

@@ -3,31 +3,30 @@
 //! A message is checked (Meta's limits, the template cache), durably queued, and sent by the number's
 //! scheduler like any other; the request waits for the outcome and answers what Meta answered: the
 //! wamid on success, Meta's Graph error on failure. A read receipt (`"status":"read"`) is passed straight
-//! through. If the send has not completed after [`SEND_WAIT`] (limits are holding it back), the answer is
-//! 200 with the gateway's own id and `"message_status":"queued"`: the message stays queued and will be
-//! sent; retrying would send it twice.
+//! through. If the send has not completed `outbound.cloud_send_wait_ms` (default 20 s) after the request
+//! arrived (limits are holding it back), the answer is 200 with the gateway's own id and
+//! `"message_status":"queued"`: the message stays queued and will be sent; retrying would send it twice. The
+//! wait ends before the caller's own timeout (30 s in common clients, counted from before the request):
+//! a caller that timed out would see a retryable error and send the message again.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, State};
 use serde_json::{Value, json};
 use wabridge_types::error::GraphError;
 use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::send::{MarkRead, OutboundMessage};
 use wabridge_types::validate::ValidationError;
 
-use super::{GraphApiError, GraphPrincipal, is_graph_version};
+use super::{Arrived, GraphApiError, GraphPrincipal, is_graph_version};
 use crate::AppState;
 use crate::api::messages::normalize_to;
 use crate::auth::Scope;
 use crate::outbound::{Completion, WriteError};
 use crate::store::{Enqueued, NewQueued};
-
-/// How long a Cloud-compatible send waits for Meta's answer before answering `queued`.
-pub const SEND_WAIT: Duration = Duration::from_secs(30);
 
 /// When a send has no outcome from this instance after this long, the store is asked (another instance may
 /// be sending it)…
@@ -72,10 +71,14 @@ impl Drop for Watching<'_> {
 /// `POST /{version}/{phone-number-id}/messages`.
 pub async fn send(
     State(state): State<Arc<AppState>>,
+    arrived: Option<Extension<Arrived>>,
     principal: GraphPrincipal,
     Path((version, number)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<Value>, GraphApiError> {
+    // Counted from the request's arrival, as the caller's timeout runs from before it sent it.
+    let arrived = arrived.map_or_else(tokio::time::Instant::now, |Extension(Arrived(at))| at);
+    let answer_by = arrived + Duration::from_millis(state.outbound.config().cloud_send_wait_ms);
     principal.require(Scope::Send)?;
     if !is_graph_version(&version) {
         return Err(GraphApiError::new(
@@ -180,7 +183,7 @@ pub async fn send(
             }
         }
     };
-    match tokio::time::timeout(SEND_WAIT, waited).await {
+    match tokio::time::timeout_at(answer_by, waited).await {
         Ok(Some(Outcome::Done(Completion::Sent(wamid)))) => Ok(Json(json!({
             "messaging_product": "whatsapp", "contacts": contacts, "messages": [{"id": wamid}],
         }))),
@@ -228,7 +231,8 @@ fn cancelled(id: &str) -> GraphApiError {
 ///
 /// Codes 0 and 190 are never handed on: a caller's SDK reads them as its own access token refused, while
 /// 0 was stored by earlier versions for failures without a Graph error (→ 131000), and 190 is Meta refusing
-/// the gateway's token (→ 2, as [`GraphApiError::from_cloud`] answers it).
+/// the gateway's token (→ 2, as [`GraphApiError::from_cloud`] answers it). Nor is Meta's 100 refusing the
+/// gateway's `appsecret_proof` (→ 2): the caller's request was not at fault.
 fn stored_error(errors: &str) -> GraphApiError {
     let first =
         serde_json::from_str::<Value>(errors).ok().and_then(|v| v.get(0).cloned()).unwrap_or_default();
@@ -255,6 +259,9 @@ fn stored_error(errors: &str) -> GraphApiError {
     let mut error = GraphError::new(code, details);
     if let Some(message) = message {
         message.clone_into(&mut error.message);
+    }
+    if wabridge_cloud::is_appsecret_proof_refusal(&error) {
+        return GraphApiError::appsecret_proof_refused(details);
     }
     GraphApiError(Box::new(error))
 }
@@ -288,6 +295,12 @@ mod tests {
             (131_051, "(#131051) Unsupported message type", Some("no"))
         );
         assert_eq!(answer(&json!("not an array")), (131_000, 500));
+        // Meta refusing the gateway's appsecret_proof is the gateway's configuration, not the caller's 100.
+        let proof = json!([{"code": 100,
+            "message": "API calls from the server require an appsecret_proof argument"}]);
+        let e = stored_error(&proof.to_string());
+        assert_eq!((e.0.code, e.0.http_status()), (2, 503));
+        assert!(e.0.details().unwrap().contains("meta.appsecret_proof"), "{e:?}");
     }
 
     #[test]

@@ -17,7 +17,8 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use wabridge_cloud::{Client, CloudError};
+use secrecy::ExposeSecret;
+use wabridge_cloud::{AppSecret, AppSecretProvider, Client, CloudError};
 use wabridge_types::error::GraphError;
 
 use crate::AppState;
@@ -38,18 +39,44 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 /// The Cloud API client of the gateway (`meta.graph_url`, `meta.api_version`, the current access token of
-/// `secrets`); `None` without an access token at start.
+/// `secrets`); `None` without an access token at start. It is the one client of every Graph call the
+/// gateway makes — sends, read receipts, media, templates, the health probe — so with
+/// `meta.appsecret_proof` each of them carries the proof, made with the current first app secret (a reload
+/// takes effect at the next call).
 #[must_use]
 pub fn cloud_client(config: &Config, secrets: &Arc<crate::reload::Secrets>) -> Option<Client> {
     config.meta.access_token.as_ref()?;
-    Client::builder()
+    let mut builder = Client::builder()
         .base_url(config.meta.graph_url.clone())
         .api_version(config.meta.api_version.clone())
-        .token_provider(crate::reload::ReloadableToken(secrets.clone()))
-        .build()
-        .map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client"))
-        .ok()
+        .token_provider(crate::reload::ReloadableToken(secrets.clone()));
+    if config.meta.appsecret_proof {
+        builder = builder.app_secret_provider(ProofSecret(secrets.clone()));
+    }
+    builder.build().map_err(|e| tracing::error!(error = %e, "cannot build the Cloud API client")).ok()
 }
+
+/// The app secret of the `appsecret_proof`: the first of the current `meta.app_secrets` (during a rotation,
+/// list the secret Meta now holds first; the others still verify webhooks).
+#[derive(Debug, Clone)]
+struct ProofSecret(Arc<crate::reload::Secrets>);
+
+impl AppSecretProvider for ProofSecret {
+    fn app_secret(&self) -> Option<AppSecret> {
+        let first = self.0.app_secrets().into_iter().next();
+        if first.is_none() {
+            tracing::error!(
+                "meta.appsecret_proof is on but no app secret is configured; calls go without a proof"
+            );
+        }
+        first.map(|s| AppSecret::new(s.expose_secret().to_owned()))
+    }
+}
+
+/// When a Cloud-compatible request arrived (its headers were read): what its waits are measured from, as the
+/// caller's own timeout runs from before it sent the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub tokio::time::Instant);
 
 /// An error of a Cloud-compatible route, answered in the Graph shape with Meta's HTTP status for its code.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +89,24 @@ impl GraphApiError {
         Self(Box::new(GraphError::new(code, details)))
     }
 
+    /// Meta refused the `appsecret_proof` of the gateway's own Graph calls (missing or wrong): code 2, as
+    /// for a refused gateway token — a 100 would tell the caller its own request was at fault.
+    #[must_use]
+    pub fn appsecret_proof_refused(meta_says: &str) -> Self {
+        tracing::warn!(
+            "Meta refused the gateway's appsecret_proof: set meta.appsecret_proof = true, with the app's \
+             current secret first in meta.app_secrets"
+        );
+        Self::new(
+            2,
+            format!(
+                "Meta refused the gateway's Cloud API call for its appsecret_proof ({meta_says}): the app \
+                 requires one; set meta.appsecret_proof = true, with the app's current secret first in \
+                 meta.app_secrets"
+            ),
+        )
+    }
+
     /// What the Cloud API answered, or 131000 for a failure without a Graph error (transport).
     #[must_use]
     pub fn from_cloud(e: &CloudError) -> Self {
@@ -71,6 +116,10 @@ impl GraphApiError {
             Some(g) if matches!(g.code, 0 | 190) => {
                 tracing::warn!(error = %e, "Meta refused the gateway's access token (meta.access_token)");
                 Self::new(2, format!("the gateway's Cloud API access token was refused: {}", g.message))
+            }
+            // Meta refusing the gateway's proof: the caller's own call had nothing to prove.
+            Some(g) if wabridge_cloud::is_appsecret_proof_refusal(g) => {
+                Self::appsecret_proof_refused(g.details().unwrap_or(&g.message))
             }
             Some(g) => Self(Box::new(g.clone())),
             // Refused by the SDK before any call: the request breaks a documented limit (parameter error).
@@ -85,8 +134,13 @@ impl GraphApiError {
 }
 
 /// Middleware of the Cloud-compatible routes: every error answer is a Graph error, also those axum makes
-/// before a handler runs (a form that does not parse, a body over the limit); the HTTP status stays.
-pub(crate) async fn graph_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+/// before a handler runs (a form that does not parse, a body over the limit); the HTTP status stays. It also
+/// notes when the request arrived ([`Arrived`]).
+pub(crate) async fn graph_errors(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    request.extensions_mut().insert(Arrived(tokio::time::Instant::now()));
     let (status, details) = match crate::api_error::plain_error(next.run(request).await).await {
         Ok(plain) => plain,
         Err(response) => return response,

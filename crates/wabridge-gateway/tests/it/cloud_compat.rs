@@ -10,7 +10,8 @@ use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::send::{MarkRead, OutboundMessage};
 
 use crate::support::backend::{TestDb, each_backend};
-use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
+use crate::support::gateway::APP_SECRET;
+use crate::support::sending::{NUMBER, Pair, config, read_with_three_statuses, sandbox_config, template};
 
 each_backend!(
     sdk_sends_through_the_gateway,
@@ -19,7 +20,10 @@ each_backend!(
     the_backlog_limit_counts_what_other_instances_sent,
     a_send_failing_without_a_graph_error_is_not_an_auth_error,
     a_cancelled_send_answers_that_it_was_cancelled,
-    unrouted_and_unsupported_paths_answer_in_their_dialect
+    unrouted_and_unsupported_paths_answer_in_their_dialect,
+    a_held_send_answers_queued_before_the_clients_timeout,
+    every_graph_call_carries_the_appsecret_proof_when_configured,
+    a_missing_appsecret_proof_pauses_sending_with_a_clear_alert
 );
 
 fn sdk(pair: &Pair, token: &str) -> Client {
@@ -191,9 +195,9 @@ async fn unavailable_meta() -> String {
     url
 }
 
-/// A send that fails without a Graph error (Meta answered 503 with no error body, to the last attempt) is
-/// answered 131016 "Service unavailable" — not code 0, Meta's AuthException, which a Cloud SDK reads as its
-/// own access token refused (HTTP 401).
+/// Meta answering 503 with no error body to every send: never code 0, Meta's AuthException, which a Cloud SDK
+/// reads as its own access token refused (HTTP 401) — the number waits out the outage and the caller hears
+/// that its message is queued.
 async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
     let mut c = config(&db);
     c.meta.access_token = Some("the-gateway-token".to_owned().into());
@@ -206,6 +210,7 @@ async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
     }];
     c.api.tokens = vec!["an-app-token".to_owned().into()];
     c.outbound.max_attempts = 1;
+    c.outbound.cloud_send_wait_ms = 1_500;
     let gateway = crate::support::gateway::start(c).await;
     let client = Client::builder()
         .base_url(gateway.url())
@@ -215,8 +220,14 @@ async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
         .unwrap();
     let text = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "text",
         "text": {"body": "hi"}}));
-    let e = client.send_message(&PhoneNumberId::new(NUMBER), &text).await.unwrap_err();
-    assert_eq!((e.code(), e.status()), (Some(131_016), Some(500)), "{e}");
+    // Meta unavailable for every send is an outage: the message is not failed (let alone as an auth error)
+    // but stays queued, and the caller is told so. (A message failing while others go through answers 131016
+    // with HTTP 500: `sending_resilience::a_message_failing_while_others_go_through_ends_failed`.)
+    let resp = client.send_message(&PhoneNumberId::new(NUMBER), &text).await.unwrap();
+    assert_eq!(resp.messages[0].message_status.as_deref(), Some("queued"), "{resp:?}");
+    let id = resp.messages[0].id.to_string();
+    let stored = gateway.state().store.outbound_detail(&id).await.unwrap().unwrap();
+    assert_eq!(stored.state, "queued", "{stored:?}");
     gateway.shutdown().await.unwrap();
 }
 
@@ -297,5 +308,130 @@ async fn unrouted_and_unsupported_paths_answer_in_their_dialect(db: TestDb) {
     // Under /v1: the On-Premises 404.
     let (status, body) = get("/v1".to_owned()).await;
     assert_eq!((status, &body["errors"][0]["code"]), (404, &json!(1006)), "{body}");
+    pair.stop().await;
+}
+
+/// A send the pair limit holds back (one message per minute to a user) is answered `queued` — with the
+/// gateway's id — before the caller's own timeout, never left to time out: the SDK would read a timeout as
+/// retryable, and its retry would send the message twice. The wait is lowered to 3 s and the client's
+/// timeout with it (4.5 s: 20 s and 30 s, the defaults, in proportion; `outbound.cloud_send_wait_ms`'s unit
+/// test checks the defaults).
+async fn a_held_send_answers_queued_before_the_clients_timeout(db: TestDb) {
+    let mut c = config(&db);
+    c.outbound.pair_interval_ms = 60_000;
+    c.outbound.pair_burst = 1;
+    c.outbound.cloud_send_wait_ms = 3_000;
+    let pair = Pair::start(
+        c,
+        sandbox_config(|s| {
+            s.limits.pair_interval = Duration::from_secs(60);
+            s.limits.pair_burst = 1;
+        }),
+    )
+    .await;
+    let client = Client::builder()
+        .base_url(pair.url.clone())
+        .access_token(pair.key.clone())
+        .request_timeout(Duration::from_millis(4_500))
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let number = PhoneNumberId::new(NUMBER);
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "16315550777", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
+    let first = client.send_message(&number, &hello).await.unwrap();
+    assert!(first.messages[0].id.to_string().starts_with("wamid."), "{first:?}");
+    // The second to the same user waits a minute for the pair limit.
+    let second = client.send_message(&number, &hello).await.expect("answered before the client's timeout");
+    assert_eq!(second.messages[0].message_status.as_deref(), Some("queued"), "{second:?}");
+    let id = second.messages[0].id.to_string();
+    assert!(!id.starts_with("wamid."), "the gateway's own id: {id}");
+    assert_eq!(pair.message(&id).await["state"], "queued");
+    let filter = wabridge_sandbox::SentFilter { to: Some("16315550777".to_owned()), ..Default::default() };
+    assert_eq!(pair.sandbox.control().sent(&filter).len(), 1, "the held message was not sent yet");
+    pair.stop().await;
+}
+
+/// An app with "Require App Secret": with `meta.appsecret_proof`, every Graph call of the gateway carries
+/// the proof — the template cache's read at start, the health probe, sends from both dialects, media
+/// uploads and lookups, read receipts — and messages go through to `read`.
+async fn every_graph_call_carries_the_appsecret_proof_when_configured(db: TestDb) {
+    let mut c = config(&db);
+    c.meta.appsecret_proof = true;
+    let sandbox = sandbox_config(|s| {
+        s.app_secret = Some(APP_SECRET.to_owned());
+        s.require_appsecret_proof = true;
+    });
+    let pair = Pair::start(c, sandbox).await;
+    // `/v1/messages`: a template, all the way to read.
+    let (code, r) = pair.send(&template(NUMBER, "16315550801")).await;
+    assert_eq!(code, 201, "{r}");
+    let id = r["messages"][0]["id"].as_str().unwrap();
+    pair.wait_message(id, Duration::from_secs(20), "read with three statuses", read_with_three_statuses)
+        .await;
+    // The template cache was read from Meta (an unknown template is refused at once, 132001).
+    assert!(pair.gateway.state().templates.unknown_wabas().is_empty());
+    let health = pair.get_json("/v1/health").await;
+    assert_eq!(health["health"]["gateway_status"], "connected", "{health}");
+    // The Cloud-compatible routes: a send, a media upload and lookup, a read receipt.
+    let client = sdk(&pair, &pair.key);
+    let number = PhoneNumberId::new(NUMBER);
+    let hello = message(json!({"messaging_product": "whatsapp", "to": "16315550802", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
+    let sent = client.send_message(&number, &hello).await.unwrap();
+    assert!(sent.messages[0].id.to_string().starts_with("wamid."), "{sent:?}");
+    let jpeg = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same".to_vec();
+    let media = client.upload_media(&number, jpeg, "image/jpeg", "a.jpg").await.unwrap();
+    client.media_info(&media).await.unwrap();
+    let inbound = pair.sandbox.control().inject_inbound(Inbound::text("16315550802", "hello")).unwrap();
+    let receipt: MarkRead = serde_json::from_value(
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound}),
+    )
+    .unwrap();
+    client.mark_read(&number, &receipt).await.unwrap();
+    let counters = pair.sandbox.control().counters();
+    assert_eq!(counters.rejected.get(&100), None, "a Graph call went without its proof: {counters:?}");
+    pair.stop().await;
+}
+
+/// The same app without `meta.appsecret_proof`: Meta refuses every call (100 "… require an appsecret_proof
+/// argument"). That is the gateway's configuration, not the message's fault: the message is not failed, the
+/// number pauses with an alert that carries Meta's words, and a Cloud-compatible caller is told what to set.
+async fn a_missing_appsecret_proof_pauses_sending_with_a_clear_alert(db: TestDb) {
+    let mut c = config(&db);
+    c.outbound.operator_pause_ms = 600_000;
+    let sandbox = sandbox_config(|s| {
+        s.app_secret = Some(APP_SECRET.to_owned());
+        s.require_appsecret_proof = true;
+    });
+    let pair = Pair::start(c, sandbox).await;
+    let (code, r) = pair.send(&template(NUMBER, "16315550803")).await;
+    assert_eq!(code, 201, "{r}");
+    let id = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events: Value = pair.get_json("/v1/events?kinds=alert").await;
+        let text = events.to_string();
+        if text.contains("sending_paused") {
+            assert!(text.contains("appsecret_proof"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no alert: {events}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let state = pair.message(&id).await["state"].clone();
+    assert!(state == "queued" || state == "sending", "the message is kept for after the fix: {state}");
+    let health = pair.get_json("/v1/health").await;
+    assert!(health["health"]["alerts"].to_string().contains("sending_paused"), "{health}");
+    // A read receipt goes to Meta at once: the caller hears that the gateway's proof is missing (code 2),
+    // not a 100 that would blame its own request.
+    let inbound = pair.sandbox.control().inject_inbound(Inbound::text("16315550803", "hello")).unwrap();
+    let receipt: MarkRead = serde_json::from_value(
+        json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound}),
+    )
+    .unwrap();
+    let e = sdk(&pair, &pair.key).mark_read(&PhoneNumberId::new(NUMBER), &receipt).await.unwrap_err();
+    assert_eq!(e.code(), Some(2), "{e}");
+    assert!(e.graph_error().unwrap().details().unwrap().contains("meta.appsecret_proof"), "{e}");
     pair.stop().await;
 }

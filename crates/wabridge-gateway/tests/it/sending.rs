@@ -16,6 +16,7 @@ each_backend!(
     template_goes_through_with_statuses_and_ids,
     requests_are_checked_with_clear_errors,
     window_closed_unless_forced_or_user_wrote,
+    a_free_form_message_scheduled_past_the_window_is_refused,
     idempotency_key_gives_the_same_answer,
     idempotent_retry_is_answered_the_same_when_the_backlog_is_full,
     scheduled_cancelled_expired_and_full_backlog,
@@ -139,6 +140,48 @@ async fn window_closed_unless_forced_or_user_wrote(db: TestDb) {
     let sent = pair.sandbox.control().sent_message(m["wamid"].as_str().unwrap()).unwrap();
     assert_eq!(sent.body["text"]["preview_url"], true, "{}", sent.body);
     assert!(sent.body.get("preview_url").is_none(), "{}", sent.body);
+    pair.stop().await;
+}
+
+/// The window is checked at the time the message is to be sent: a free-form message scheduled after the
+/// user's window closes is refused at once (1026, as a closed window is), not accepted to fail later with
+/// Meta's 131047; scheduled inside the window it is accepted, and a template is accepted whenever.
+async fn a_free_form_message_scheduled_past_the_window_is_refused(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let to = "16315550111";
+    pair.sandbox.control().inject_inbound(Inbound::text(to, "hi")).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let text = |send_at: u64| json!({"from": NUMBER, "to": to, "type": "text", "text": {"body": "see you"}, "send_at": send_at});
+    // In an hour: inside the window (once the user's message is in).
+    let deadline = std::time::Instant::now() + WAIT;
+    let inside = loop {
+        let (code, r) = pair.send(&text(now + 3600)).await;
+        if code == 201 {
+            break r["messages"][0]["id"].as_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "the window never opened: {r}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(pair.message(&inside).await["state"], "queued");
+    // In two days: the window will have closed.
+    let (code, r) = pair.send(&text(now + 2 * 86_400)).await;
+    assert_eq!((code, &r["errors"][0]["code"]), (400, &json!(1026)), "{r}");
+    assert_eq!(r["errors"][0]["title"], "Receiver Incapable", "{r}");
+    let details = r["errors"][0]["details"].as_str().unwrap();
+    assert!(details.contains("24-hour") && details.contains("send_at"), "{r}");
+    // The same in RFC 3339.
+    let mut rfc = text(0);
+    rfc["send_at"] = json!("2099-01-01T00:00:00Z");
+    assert_eq!(pair.send(&rfc).await.0, 400);
+    // A template, or a forced message, is accepted for then.
+    let mut later = template(NUMBER, to);
+    later["send_at"] = json!(now + 2 * 86_400);
+    let (code, r) = pair.send(&later).await;
+    assert_eq!(code, 201, "{r}");
+    let mut forced = text(now + 2 * 86_400);
+    forced["force"] = json!(true);
+    let (code, r) = pair.send(&forced).await;
+    assert_eq!(code, 201, "{r}");
     pair.stop().await;
 }
 
