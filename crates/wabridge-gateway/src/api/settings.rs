@@ -55,9 +55,24 @@ pub async fn get_application(
     Ok(answer(&state, current(&state).await?))
 }
 
-/// One change of the application settings at a time in this process: two concurrent PATCHes would each
-/// merge into the document as it was and apply their own callback change.
-static CHANGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// Runs `change` as the only change of the settings in progress on the database (the store's settings lock:
+/// several instances may share a PostgreSQL database), in a task of its own, so that a request dropped
+/// mid-change (its client gone) does not leave the change half-made; the lock is released when it ends, also
+/// on an error, and closes with its connection if the task dies. `change` reads the stored settings itself,
+/// under the lock: what another instance stored just before is merged into, not overwritten.
+async fn one_change<F, Fut>(state: Arc<AppState>, change: F) -> Result<Json<Value>, ApiError>
+where
+    F: FnOnce(Arc<AppState>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Value, ApiError>> + Send + 'static,
+{
+    let task = tokio::spawn(async move {
+        let lock = state.store.lock_settings().await?;
+        let changed = change(Arc::clone(&state)).await;
+        lock.release().await;
+        changed.map(|doc| answer(&state, doc))
+    });
+    task.await.map_err(|e| ApiError::internal(&e))?
+}
 
 /// `PATCH /v1/settings/application`: merges the body into the settings, applies them, then stores them. If
 /// applying or storing fails, the callback is brought back to the stored settings, so what is live is what is
@@ -74,21 +89,25 @@ pub async fn patch_application(
     if let Some(map) = patch.as_object_mut() {
         map.remove("wa_id");
     }
-    let _one = CHANGES.lock().await;
-    let stored = current(&state).await?;
-    let mut doc = stored.clone();
-    merge(&mut doc, &patch)?;
-    settle_secret(&mut doc);
-    let applied = match apply_callback(&state, &doc).await {
-        Ok(()) => state.store.set_api_setting(APPLICATION, &doc.to_string()).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    if let Err(e) = applied {
-        restore_callback(&state, &stored).await;
-        return Err(e);
-    }
-    state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
-    Ok(answer(&state, doc))
+    one_change(state, move |state| async move {
+        let stored = current(&state).await?;
+        let mut doc = stored.clone();
+        merge(&mut doc, &patch)?;
+        settle_secret(&mut doc);
+        let applied = match apply_callback(&state, &doc).await {
+            Ok(()) => {
+                state.store.set_api_setting(APPLICATION, &doc.to_string()).await.map_err(ApiError::from)
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = applied {
+            restore_callback(&state, &stored).await;
+            return Err(e);
+        }
+        state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
+        Ok(doc)
+    })
+    .await
 }
 
 /// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed first;
@@ -98,15 +117,17 @@ pub async fn delete_application(
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
-    let _one = CHANGES.lock().await;
-    let stored = current(&state).await?;
-    state.callbacks.remove(CALLBACK_ID).await?;
-    if let Err(e) = state.store.delete_api_setting(APPLICATION).await {
-        restore_callback(&state, &stored).await;
-        return Err(e.into());
-    }
-    state.sent_status.set(state.config.outbound.sent_status);
-    Ok(answer(&state, defaults(state.config.outbound.sent_status)))
+    one_change(state, |state| async move {
+        let stored = current(&state).await?;
+        state.callbacks.remove(CALLBACK_ID).await?;
+        if let Err(e) = state.store.delete_api_setting(APPLICATION).await {
+            restore_callback(&state, &stored).await;
+            return Err(e.into());
+        }
+        state.sent_status.set(state.config.outbound.sent_status);
+        Ok(defaults(state.config.outbound.sent_status))
+    })
+    .await
 }
 
 /// After a change failed half-way: the callback as the stored settings `stored` say (logged if that fails

@@ -26,6 +26,7 @@ pub use callbacks::{CallbackRecord, ClaimedDelivery, DeliveryStats, NewDelivery}
 pub use error::StoreError;
 pub use outbound::{CancelOutcome, Enqueued, InDoubt, NewQueued, OutboundDetail, OutboundOp, QueuedMessage};
 pub use postgres::{PgOptions, PgStore, SynchronousCommit, create_schema, drop_schema};
+pub use settings::{SETTINGS_LOCK_CLASS, SettingsLock};
 pub use sqlite::{SqliteOptions, SqliteStore, SqliteSynchronous, WalSync};
 pub use types::{
     EventFilter, InboundTouch, IntakeBatchItem, ItemOutcome, NewEvent, NewOutboundMessage, NewRawWebhook,

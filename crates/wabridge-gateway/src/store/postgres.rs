@@ -88,6 +88,8 @@ impl Default for PgOptions {
 pub struct PgStore {
     pub(super) pool: PgPool,
     synchronous_commit: SynchronousCommit,
+    /// Changes of the API settings of this instance, one at a time (see `settings.rs`).
+    pub(super) settings_changes: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl PgStore {
@@ -124,7 +126,11 @@ impl PgStore {
             .connect_with(connect_options)
             .await
             .map_err(connect)?;
-        Ok(Self { pool, synchronous_commit: options.synchronous_commit })
+        Ok(Self {
+            pool,
+            synchronous_commit: options.synchronous_commit,
+            settings_changes: Default::default(),
+        })
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {

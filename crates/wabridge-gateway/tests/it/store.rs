@@ -39,6 +39,9 @@ each_backend!(
     the_event_log_is_read_up_to_what_is_durable,
     submit_fails_once_the_store_is_closed,
     enqueue_batch_keeps_one_row_per_idempotency_key,
+    first_seq_created_since_bisects_the_log,
+    statuses_by_callback_data_reads_only_the_window,
+    a_status_stored_by_intake_is_found_by_its_callback_data,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1131,5 +1134,224 @@ async fn enqueue_batch_keeps_one_row_per_idempotency_key(db: TestDb) {
     {
         assert_eq!(store.outbound_detail(id).await.unwrap().is_some(), stored, "{id}");
     }
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Finding lost sends' statuses by callback data: a window of the event log found through its primary key
+
+/// Runs `sql` (several statements) on the test's database, beside the store.
+async fn exec_sql(db: &TestDb, sql: &str) {
+    match db {
+        TestDb::Sqlite { dir } => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("wabridge.db"));
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        TestDb::Postgres { url, schema } => {
+            let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+            sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+/// One event written with SQL: its seq, `created_at` (Unix ms) and, for a status event, the gateway id it
+/// carries as callback data.
+#[derive(Debug, Clone)]
+struct LogRow {
+    seq: i64,
+    at: i64,
+    callback: Option<String>,
+}
+
+impl LogRow {
+    fn new(seq: i64, at: i64) -> Self {
+        let callback = (seq % 3 == 0).then(|| format!("g{seq}"));
+        Self { seq, at, callback }
+    }
+}
+
+/// Writes `rows` into the event log (with explicit seqs; one raw body for all of them).
+async fn write_log(db: &TestDb, rows: &[LogRow]) {
+    let pg = db.backend() == Backend::Postgres;
+    let mut sql = String::new();
+    {
+        let raw = if pg {
+            "INSERT INTO raw_webhooks (id, received_at, body, body_sha256, signature_ok, status, processed_at) \
+             OVERRIDING SYSTEM VALUE VALUES (1, 0, '\\x00'::bytea, '\\x01'::bytea, true, 'accepted', 0) \
+             ON CONFLICT DO NOTHING;"
+        } else {
+            "INSERT OR IGNORE INTO raw_webhooks (id, received_at, body, body_sha256, signature_ok, status, \
+             processed_at) VALUES (1, 0, x'00', x'01', 1, 'accepted', 0);"
+        };
+        sql.push_str(raw);
+    }
+    let values: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let (kind, payload) = match &r.callback {
+                Some(cb) => (
+                    "status",
+                    format!(
+                        r#"{{"statuses":[{{"id":"wamid.{}","status":"sent","biz_opaque_callback_data":"{cb}"}}]}}"#,
+                        r.seq
+                    ),
+                ),
+                None => ("message", format!(r#"{{"messages":[{{"id":"wamid.in.{}"}}]}}"#, r.seq)),
+            };
+            format!("({}, 'k{}', '{kind}', 'messages', 'waba-1', 'pn-1', '{payload}', 1, {})", r.seq, r.seq, r.at)
+        })
+        .collect();
+    sql.push_str(&format!(
+        "INSERT INTO events (seq, dedupe_key, kind, field, waba_id, phone_number_id, payload, raw_id, created_at) \
+         {} VALUES {};",
+        if pg { "OVERRIDING SYSTEM VALUE" } else { "" },
+        values.join(", ")
+    ));
+    exec_sql(db, &sql).await;
+}
+
+/// What the lookup must find among `rows` for `ids` since `since`: every status event of the window,
+/// whatever its place in the log.
+fn expected_statuses(rows: &[LogRow], ids: &[String], since: i64) -> BTreeSet<(String, String)> {
+    rows.iter()
+        .filter(|r| r.at >= since)
+        .filter_map(|r| {
+            r.callback.clone().filter(|cb| ids.contains(cb)).map(|cb| (cb, format!("wamid.{}", r.seq)))
+        })
+        .collect()
+}
+
+/// The bisection over the primary key lands on the first seq stored at or after the time asked for, across
+/// gaps of pruned seqs, before the first event and after the last; nothing on an empty log.
+async fn first_seq_created_since_bisects_the_log(db: TestDb) {
+    let store = db.open().await;
+    assert_eq!(store.first_seq_created_since(0).await.unwrap(), None, "an empty log");
+    let base = 1_700_000_000_000_i64;
+    // Seqs 5 to 400, one a minute, with the seqs 60 to 179 pruned and every seventh missing (rolled back).
+    let rows: Vec<LogRow> = (5..=400)
+        .filter(|seq| !(60..180).contains(seq) && seq % 7 != 0)
+        .map(|seq| LogRow::new(seq, base + seq * 60_000))
+        .collect();
+    write_log(&db, &rows).await;
+    let max = rows.last().unwrap().seq;
+    let mut at = base - 120_000;
+    while at <= base + 402 * 60_000 {
+        // The first event stored at `at` or later; the answer may be a free seq below it, never an event.
+        let first = rows.iter().find(|r| r.at >= at).map_or(max + 1, |r| r.seq);
+        let found = store.first_seq_created_since(at).await.unwrap().unwrap();
+        assert!(
+            found <= first && !rows.iter().any(|r| (found..first).contains(&r.seq)),
+            "{found} for {first}"
+        );
+        at += 17_000;
+    }
+    assert_eq!(store.first_seq_created_since(i64::MIN).await.unwrap(), Some(5), "every event is newer");
+    assert_eq!(store.first_seq_created_since(i64::MAX).await.unwrap(), Some(max + 1), "every event is older");
+    store.close().await;
+}
+
+/// The statuses of the window are found — those older than it are not needed and not given — on an empty log,
+/// a log all older or all newer than the window, across gaps of seqs, and when the clock went back by a few
+/// minutes along the log (a step of the system clock, instances whose clocks differ). On SQLite, the scan
+/// reads a range of the primary key, not the whole log.
+async fn statuses_by_callback_data_reads_only_the_window(db: TestDb) {
+    let store = db.open().await;
+    let base = 1_700_000_000_000_i64;
+    let ids: Vec<String> =
+        (0..=1600).filter(|n| n % 2 == 0).map(|n| format!("g{n}")).chain(["g-unknown".to_owned()]).collect();
+    assert!(store.statuses_by_callback_data(&ids, 0).await.unwrap().is_empty(), "an empty log");
+    assert!(store.statuses_by_callback_data(&[], 0).await.unwrap().is_empty(), "no ids");
+
+    let mut rows: Vec<LogRow> = (1..=300)
+        .filter(|seq| !(40..100).contains(seq))
+        .map(|seq| LogRow::new(seq, base + seq * 60_000))
+        .collect();
+    // Later commits stamped by a clock 4 minutes behind (within the lookup's margin), then one ahead again.
+    rows.extend((301..=330).map(|seq| LogRow::new(seq, base + seq * 60_000 - 240_000)));
+    rows.extend((331..=360).map(|seq| LogRow::new(seq, base + seq * 60_000)));
+    write_log(&db, &rows).await;
+
+    let found = |since: i64| {
+        let (store, ids) = (&store, &ids);
+        async move {
+            store.statuses_by_callback_data(ids, since).await.unwrap().into_iter().collect::<BTreeSet<_>>()
+        }
+    };
+    let all = expected_statuses(&rows, &ids, i64::MIN);
+    assert!(all.len() > 40, "{}", all.len());
+    assert_eq!(found(0).await, all, "every event is newer than the window's start");
+    assert_eq!(found(base).await, all);
+    assert!(found(base + 361 * 60_000).await.is_empty(), "every event is older");
+    let mut since = base - 30_000;
+    while since <= base + 362 * 60_000 {
+        assert_eq!(found(since).await, expected_statuses(&rows, &ids, since), "since {since}");
+        since += 41_000;
+    }
+    // A dense stretch later on (one event a second) whose clock went back 4 minutes after seq 1302: the
+    // events stamped from then on sort below 1302 by time until they pass it, so a search for the window's
+    // first seq lands after 1302 and must start earlier by its margin for 1302's status to be found.
+    let later = base + 86_400_000;
+    let step: Vec<LogRow> = (1001..=1600)
+        .map(|seq| LogRow::new(seq, later + (seq - 1000) * 1000 - if seq > 1302 { 240_000 } else { 0 }))
+        .collect();
+    write_log(&db, &step).await;
+    rows.extend(step);
+    let at_1302 = later + 302_000;
+    assert!(found(at_1302).await.contains(&("g1302".to_owned(), "wamid.1302".to_owned())));
+    for since in (at_1302 - 30_000..=at_1302 + 30_000).step_by(1_500) {
+        assert_eq!(found(since).await, expected_statuses(&rows, &ids, since), "since {since}");
+    }
+    // A status older than the window is left out even though its callback data is asked for.
+    let old = base + 30 * 60_000;
+    assert!(found(old + 1).await.iter().all(|(cb, _)| cb != "g30"));
+    assert!(found(old).await.contains(&("g30".to_owned(), "wamid.30".to_owned())));
+
+    if db.backend() == Backend::Sqlite {
+        let plan = store.statuses_by_callback_data_plan(200, base + 200 * 60_000).await.unwrap();
+        assert!(
+            plan.iter().any(|step| step.starts_with("SEARCH events USING INTEGER PRIMARY KEY (rowid>?)")),
+            "the scan reads a range of the primary key: {plan:?}"
+        );
+        assert!(!plan.iter().any(|step| step.starts_with("SCAN events")), "not the whole log: {plan:?}");
+    }
+    store.close().await;
+}
+
+/// A status webhook stored by the intake (stamped at commit) is found by the callback data of its status
+/// while it is in the window, and not once the window starts after it.
+async fn a_status_stored_by_intake_is_found_by_its_callback_data(db: TestDb) {
+    let store = db.open().await;
+    let status_event = |wamid: &str, cb: &str| NewEvent {
+        kind: "status".to_owned(),
+        payload: format!(
+            r#"{{"statuses":[{{"id":"{wamid}","status":"sent","biz_opaque_callback_data":"{cb}"}}]}}"#
+        ),
+        ..event(&format!("status:{wamid}:sent"))
+    };
+    let now = || {
+        i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+    };
+    let before = now();
+    let items = [
+        item("first", vec![event("m1"), status_event("wamid.a", "gw-a")]),
+        item("second", vec![status_event("wamid.b", "gw-b"), event("m2")]),
+    ];
+    store.commit_intake(&items).await.unwrap();
+    let after = now();
+    let ids = ["gw-a".to_owned(), "gw-b".to_owned(), "gw-c".to_owned()];
+    let mut found = store.statuses_by_callback_data(&ids, before - 60_000).await.unwrap();
+    found.sort();
+    assert_eq!(found, [("gw-a".to_owned(), "wamid.a".to_owned()), ("gw-b".to_owned(), "wamid.b".to_owned())]);
+    assert!(store.statuses_by_callback_data(&ids, after + 1).await.unwrap().is_empty());
+    assert_eq!(
+        store.first_seq_created_since(after + 1).await.unwrap(),
+        Some(store.max_seq().await.unwrap() + 1)
+    );
     store.close().await;
 }

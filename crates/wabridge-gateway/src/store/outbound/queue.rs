@@ -141,6 +141,24 @@ impl Store {
         Ok(got.as_deref() == Some(owner))
     }
 
+    /// Gives up every number lease `owner` holds (a graceful stop): another instance takes the numbers at
+    /// its next try instead of waiting for the leases to run out.
+    pub async fn release_number_leases(&self, owner: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Sqlite(s) => sqlx::query("DELETE FROM number_leases WHERE owner = ?1")
+                .bind(owner)
+                .execute(&s.writer)
+                .await?
+                .rows_affected(),
+            Self::Postgres(s) => sqlx::query("DELETE FROM number_leases WHERE owner = $1")
+                .bind(owner)
+                .execute(&s.pool)
+                .await?
+                .rows_affected(),
+        };
+        Ok(())
+    }
+
     /// Forgets every number lease (SQLite at start: one process owns the file, a lease of a killed process
     /// would only delay sending).
     pub async fn clear_number_leases(&self) -> Result<(), StoreError> {

@@ -21,6 +21,51 @@ fn timeline_sql([low, high, wamid]: [&str; 3]) -> String {
     )
 }
 
+/// How much earlier than asked the seq range of [`Store::statuses_by_callback_data`] starts: events are
+/// numbered in commit order and stamped with the committing instance's clock, so `created_at` may go back
+/// along `seq` by as much as a clock step or the difference between instances' clocks. The events of the
+/// margin are read but filtered by `created_at` as before, so it costs a few minutes' rows, never a result.
+const SEQ_SEARCH_MARGIN_MS: i64 = 5 * 60_000;
+
+/// The scan of [`Store::statuses_by_callback_data`] on SQLite: a range of the primary key from `?1` (the
+/// first seq of the window), then the window `created_at >= ?2` and the ids (`?3`, a JSON array).
+const STATUSES_BY_CALLBACK_DATA_SQLITE: &str = "SELECT DISTINCT \
+     json_extract(payload, '$.statuses[0].biz_opaque_callback_data') AS cb, \
+     json_extract(payload, '$.statuses[0].id') AS wamid FROM events \
+     WHERE seq >= ?1 AND kind = 'status' AND created_at >= ?2 \
+     AND json_extract(payload, '$.statuses[0].biz_opaque_callback_data') IN (SELECT value FROM json_each(?3))";
+
+/// [`STATUSES_BY_CALLBACK_DATA_SQLITE`] on PostgreSQL (`$3`: a text array). `json`, not `jsonb`: jsonb
+/// refuses a `\u0000` anywhere in a payload, which one stored event would turn into a failure of every lookup
+/// over its range.
+const STATUSES_BY_CALLBACK_DATA_PG: &str = "SELECT DISTINCT \
+     payload::json #>> '{statuses,0,biz_opaque_callback_data}' AS cb, \
+     payload::json #>> '{statuses,0,id}' AS wamid FROM events \
+     WHERE seq >= $1 AND kind = 'status' AND created_at >= $2 \
+     AND payload::json #>> '{statuses,0,biz_opaque_callback_data}' = ANY($3)";
+
+/// Where the rows whose `created_at` is at least `at` begin, between the log's first and last seqs
+/// (`max + 1` when there is none): their first seq or a free one below it, `probe(from, below)` giving the
+/// first `(seq, created_at)` in `[from, below)`. Seqs have gaps (retention, rolled-back intakes): each probe
+/// looks at the first row at or after the middle, and a range found empty is skipped whole.
+async fn bisect<F, Fut>(min: i64, max: i64, at: i64, probe: F) -> Result<i64, sqlx::Error>
+where
+    F: Fn(i64, i64) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<(i64, i64)>, sqlx::Error>>,
+{
+    // Rows below `lo` are older than `at`; the first row at `hi` or after is not (or there is none).
+    let (mut lo, mut hi) = (min, max.saturating_add(1));
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match probe(mid, hi).await? {
+            Some((seq, created_at)) if created_at < at => lo = seq + 1,
+            // The first row from `mid` is recent enough, or there is none before `hi`: nothing in between.
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 const DETAIL_COLUMNS: &str = "id, phone_number_id, recipient, wamid, state, kind, callback_data, created_at, \
      updated_at, not_before, expires_at, attempts, last_error, possibly_duplicated, reconciled";
 
@@ -66,6 +111,10 @@ impl Store {
     /// `(gateway id, wamid)` of status events received since `since` (Unix ms) whose status carries one of
     /// `ids` as `biz_opaque_callback_data`: how a send whose answer was lost is found again. A status event's
     /// payload is the webhook `value` cut down to one item, so the status is `statuses[0]`.
+    ///
+    /// `events.created_at` has no index (one would cost every webhook's intake), so the window is turned into
+    /// a range of seqs first ([`Self::first_seq_created_since`]): a few point lookups on the primary key, then
+    /// one scan of that key's range from there, whatever the size of the log.
     pub async fn statuses_by_callback_data(
         &self,
         ids: &[String],
@@ -74,41 +123,119 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let Some(from_seq) = self.first_seq_created_since(since.saturating_sub(SEQ_SEARCH_MARGIN_MS)).await?
+        else {
+            return Ok(Vec::new());
+        };
         let rows = match self {
             Self::Sqlite(s) => {
                 let list = serde_json::to_string(ids).map_err(|_| StoreError::Inconsistent("id list"))?;
-                sqlx::query(
-                    "SELECT DISTINCT json_extract(payload, '$.statuses[0].biz_opaque_callback_data') AS cb, \
-                     json_extract(payload, '$.statuses[0].id') AS wamid FROM events WHERE kind = 'status' \
-                     AND created_at >= ?1 AND json_extract(payload, '$.statuses[0].biz_opaque_callback_data') \
-                     IN (SELECT value FROM json_each(?2))",
-                )
-                .bind(since)
-                .bind(list)
-                .fetch_all(&s.readers)
-                .await?
-                .iter()
-                .map(|row| Ok((row.try_get::<Option<String>, _>("cb")?, row.try_get::<Option<String>, _>("wamid")?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
+                sqlx::query(STATUSES_BY_CALLBACK_DATA_SQLITE)
+                    .bind(from_seq)
+                    .bind(since)
+                    .bind(list)
+                    .fetch_all(&s.readers)
+                    .await?
+                    .iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get::<Option<String>, _>("cb")?,
+                            row.try_get::<Option<String>, _>("wamid")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
             }
-            Self::Postgres(s) => {
-                // `json`, not `jsonb`: jsonb refuses a `\u0000` anywhere in a payload, which one stored event
-                // would turn into a failure of every lookup over its time range.
-                sqlx::query(
-                    "SELECT DISTINCT payload::json #>> '{statuses,0,biz_opaque_callback_data}' AS cb, \
-                     payload::json #>> '{statuses,0,id}' AS wamid FROM events WHERE kind = 'status' \
-                     AND created_at >= $1 AND payload::json #>> '{statuses,0,biz_opaque_callback_data}' = ANY($2)",
-                )
+            Self::Postgres(s) => sqlx::query(STATUSES_BY_CALLBACK_DATA_PG)
+                .bind(from_seq)
                 .bind(since)
                 .bind(ids)
                 .fetch_all(&s.pool)
                 .await?
                 .iter()
-                .map(|row| Ok((row.try_get::<Option<String>, _>("cb")?, row.try_get::<Option<String>, _>("wamid")?)))
-                .collect::<Result<Vec<_>, sqlx::Error>>()?
-            }
+                .map(|row| {
+                    Ok((row.try_get::<Option<String>, _>("cb")?, row.try_get::<Option<String>, _>("wamid")?))
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()?,
         };
         Ok(rows.into_iter().filter_map(|(cb, wamid)| Some((cb?, wamid?))).collect())
+    }
+
+    /// Where the events stored at `at` (Unix ms) or later begin in the event log: the seq of the first of
+    /// them, or a free seq below it with no event in between (after the last event if every event is
+    /// older), so that `seq >=` it reads exactly them; `None` when the log is empty.
+    ///
+    /// A bisection over the primary key (each step one point lookup, about 25 for a log of millions of
+    /// rows), exact because `created_at` grows with `seq`: events are numbered in commit order and stamped at
+    /// commit. A clock going back (a step of the system clock, instances whose clocks differ) breaks that by
+    /// as much as it went back; [`Self::statuses_by_callback_data`] starts its search earlier by a margin for
+    /// that.
+    pub async fn first_seq_created_since(&self, at: i64) -> Result<Option<i64>, StoreError> {
+        const BOUNDS: &str = "SELECT (SELECT min(seq) FROM events), (SELECT max(seq) FROM events)";
+        Ok(match self {
+            Self::Sqlite(s) => {
+                let (min, max): (Option<i64>, Option<i64>) =
+                    sqlx::query_as(BOUNDS).fetch_one(&s.readers).await?;
+                let (Some(min), Some(max)) = (min, max) else { return Ok(None) };
+                let probe = |from: i64, below: i64| {
+                    sqlx::query_as::<_, (i64, i64)>(
+                        "SELECT seq, created_at FROM events WHERE seq >= ?1 AND seq < ?2 ORDER BY seq LIMIT 1",
+                    )
+                    .bind(from)
+                    .bind(below)
+                    .fetch_optional(&s.readers)
+                };
+                Some(bisect(min, max, at, probe).await?)
+            }
+            Self::Postgres(s) => {
+                let (min, max): (Option<i64>, Option<i64>) =
+                    sqlx::query_as(BOUNDS).fetch_one(&s.pool).await?;
+                let (Some(min), Some(max)) = (min, max) else { return Ok(None) };
+                let probe = |from: i64, below: i64| {
+                    sqlx::query_as::<_, (i64, i64)>(
+                        "SELECT seq, created_at FROM events WHERE seq >= $1 AND seq < $2 ORDER BY seq LIMIT 1",
+                    )
+                    .bind(from)
+                    .bind(below)
+                    .fetch_optional(&s.pool)
+                };
+                Some(bisect(min, max, at, probe).await?)
+            }
+        })
+    }
+
+    /// The query plan of [`Self::statuses_by_callback_data`]'s scan, one line per step (SQLite's `EXPLAIN
+    /// QUERY PLAN` details, PostgreSQL's `EXPLAIN` lines), for the seqs from `from_seq` and events since
+    /// `since`: tests check that it reads a range of the primary key, not the whole log.
+    #[doc(hidden)]
+    pub async fn statuses_by_callback_data_plan(
+        &self,
+        from_seq: i64,
+        since: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let ids = vec!["x".to_owned()];
+        Ok(match self {
+            Self::Sqlite(s) => {
+                let list = serde_json::to_string(&ids).map_err(|_| StoreError::Inconsistent("id list"))?;
+                sqlx::query(&format!("EXPLAIN QUERY PLAN {STATUSES_BY_CALLBACK_DATA_SQLITE}"))
+                    .bind(from_seq)
+                    .bind(since)
+                    .bind(list)
+                    .fetch_all(&s.readers)
+                    .await?
+                    .iter()
+                    .map(|row| row.try_get::<String, _>("detail"))
+                    .collect::<Result<_, _>>()?
+            }
+            Self::Postgres(s) => sqlx::query(&format!("EXPLAIN {STATUSES_BY_CALLBACK_DATA_PG}"))
+                .bind(from_seq)
+                .bind(since)
+                .bind(&ids)
+                .fetch_all(&s.pool)
+                .await?
+                .iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// `(gateway id, the application's callback data)` of the outbound messages among `ids` (unknown ids are
