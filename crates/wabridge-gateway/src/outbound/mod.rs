@@ -7,17 +7,19 @@
 mod completion;
 pub mod echo;
 pub mod embedded;
+mod outage;
 mod pacing;
+mod request;
 mod scheduler;
 mod writer;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use wabridge_cloud::Client;
@@ -34,15 +36,65 @@ use crate::store::{
     Enqueued, IntakeBatchItem, IntakeSender, NewEvent, NewQueued, NewRawWebhook, Store, StoreError,
 };
 
-/// A message to a scheduler.
-#[derive(Debug)]
-pub(crate) enum Control {
-    /// Inbound messages arrived for the number: they count against its level.
-    Inbound(u32),
-    /// Read the number's throughput level again (`THROUGHPUT_UPGRADE`).
-    RereadLevel,
-    /// A contact wrote: its 24-hour window is open.
-    WindowOpened(String),
+/// What webhooks tell a number's scheduler: inbound messages (counted against its level), contacts whose
+/// 24-hour window opened, and a request to read its level again (`THROUGHPUT_UPGRADE`).
+///
+/// Coalesced rather than queued: a bounded channel would drop news under a burst of webhooks (and a dropped
+/// count lets the number exceed its level), an unbounded one would hold one entry per inbound message while
+/// the scheduler is busy. Here a burst of any size costs a counter, a flag and one entry per distinct
+/// contact, and the scheduler takes it all at once when woken; nothing is lost.
+#[derive(Debug, Default)]
+pub(crate) struct ControlInbox {
+    inbound: AtomicU64,
+    reread_level: AtomicBool,
+    /// Contacts that wrote, with when the gateway heard of it (the latest, for a contact that wrote twice).
+    windows: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    notify: Notify,
+}
+
+/// What a scheduler takes from its [`ControlInbox`] at once.
+#[derive(Debug, Default)]
+pub(crate) struct ControlNews {
+    /// Inbound messages since the last take.
+    pub(crate) inbound: u64,
+    /// Whether the level must be read again.
+    pub(crate) reread_level: bool,
+    /// Contacts whose window opened, and when.
+    pub(crate) windows: Vec<(String, std::time::Instant)>,
+}
+
+impl ControlInbox {
+    fn inbound(&self, contacts: Vec<String>) {
+        let now = std::time::Instant::now();
+        self.inbound.fetch_add(contacts.len() as u64, Ordering::Relaxed);
+        let mut windows = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in contacts {
+            windows.insert(c, now);
+        }
+        drop(windows);
+        self.notify.notify_one();
+    }
+
+    fn reread_level(&self) {
+        self.reread_level.store(true, Ordering::Relaxed);
+        self.notify.notify_one();
+    }
+
+    /// Waits until news arrives (at once if some arrived since the last wait).
+    pub(crate) async fn notified(&self) {
+        self.notify.notified().await;
+    }
+
+    /// Takes everything that arrived so far.
+    pub(crate) fn take(&self) -> ControlNews {
+        let windows =
+            std::mem::take(&mut *self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        ControlNews {
+            inbound: self.inbound.swap(0, Ordering::Relaxed),
+            reread_level: self.reread_level.swap(false, Ordering::Relaxed),
+            windows: windows.into_iter().collect(),
+        }
+    }
 }
 
 /// Sets every number's backlog counter (and the backlog gauge) from the store every
@@ -80,7 +132,7 @@ pub(crate) struct NumberHandle {
     /// Whether this instance's scheduler holds the number's lease (sends for it).
     owned: std::sync::atomic::AtomicBool,
     wake: Arc<Notify>,
-    control: mpsc::Sender<Control>,
+    inbox: Arc<ControlInbox>,
     /// When this number's requests may leave (see [`Shared::departure`] and [`Shared::leave`]).
     departures: std::sync::Mutex<Departures>,
 }
@@ -217,7 +269,7 @@ impl Outbound {
         let mut numbers = HashMap::new();
         let mut receivers = Vec::new();
         for n in &config.numbers {
-            let (tx, rx) = mpsc::channel(1024);
+            let inbox = Arc::new(ControlInbox::default());
             let wake = Arc::new(Notify::new());
             let backlog = Arc::new(AtomicI64::new(backlogs.get(&n.id).copied().unwrap_or(0)));
             numbers.insert(
@@ -227,11 +279,11 @@ impl Outbound {
                     backlog,
                     owned: std::sync::atomic::AtomicBool::new(false),
                     wake: wake.clone(),
-                    control: tx,
+                    inbox: inbox.clone(),
                     departures: std::sync::Mutex::default(),
                 },
             );
-            receivers.push((n.id.clone(), n.waba_id.clone(), n.level_mps, rx, wake));
+            receivers.push((n.id.clone(), n.waba_id.clone(), n.level_mps, inbox, wake));
         }
         let shared = Arc::new(Shared {
             pacing: WabaPacing::new(cfg.waba_calls_per_hour, cfg.messaging_limit),
@@ -249,8 +301,8 @@ impl Outbound {
         });
         let mut tasks = vec![tokio::spawn(refresh_backlogs(shared.clone()))];
         if shared.client.is_some() {
-            for (id, waba, level, rx, wake) in receivers {
-                let s = scheduler::Scheduler::new(shared.clone(), &id, &waba, level, rx, wake);
+            for (id, waba, level, inbox, wake) in receivers {
+                let s = scheduler::Scheduler::new(shared.clone(), &id, &waba, level, inbox, wake);
                 tasks.push(tokio::spawn(s.run()));
             }
         }
@@ -263,12 +315,17 @@ impl Outbound {
     }
 
     /// Stops the schedulers (sends in flight finish or stay `sending`, to be reconciled at the next start),
-    /// then the queue writers, which commit what is queued.
+    /// then the queue writers, which commit what is queued, then gives up this instance's number leases, so
+    /// that another instance (a rolling restart's next one) takes the numbers over at its next try instead of
+    /// after `outbound.lease_ms`. Released last: a taker must find every state change of ours committed.
     pub async fn stop(&self) {
         self.shared.cancel.cancel();
         await_all(&self.tasks, "an outbound scheduler").await;
         self.writer_stop.cancel();
         await_all(&self.writers, "an outbound writer").await;
+        if let Err(e) = self.shared.store.release_number_leases(&self.shared.owner_id).await {
+            tracing::warn!(error = %e, "the number leases could not be released; they run out after outbound.lease_ms");
+        }
     }
 
     /// The configuration.
@@ -353,20 +410,20 @@ impl Outbound {
     }
 
     /// Inbound messages from `contacts` reached `number` (counted against its level; their windows open).
+    /// Without a client no scheduler runs to take the news: nothing is kept.
     pub fn inbound(&self, number: &str, contacts: Vec<String>) {
+        if self.shared.client.is_none() {
+            return;
+        }
         if let Some(n) = self.shared.numbers.get(number) {
-            let count = u32::try_from(contacts.len()).unwrap_or(u32::MAX);
-            let _ = n.control.try_send(Control::Inbound(count));
-            for c in contacts {
-                let _ = n.control.try_send(Control::WindowOpened(c));
-            }
+            n.inbox.inbound(contacts);
         }
     }
 
     /// A `THROUGHPUT_UPGRADE` reached `waba`: its numbers read their level again.
     pub fn throughput_upgrade(&self, waba: &str) {
         for n in self.shared.numbers.values().filter(|n| n.waba == waba) {
-            let _ = n.control.try_send(Control::RereadLevel);
+            n.inbox.reread_level();
         }
     }
 }

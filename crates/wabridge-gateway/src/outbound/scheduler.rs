@@ -2,7 +2,9 @@
 //! each when every limit admits it — the number's level (GCRA, inbound messages counted), the pair limit per
 //! recipient, FIFO per recipient, a bounded in-flight window, the WABA's hourly quota and the
 //! messaging-limit tier — then acts on the answer by error class. It sleeps until the next admission time,
-//! a new message, an answer, or a lease renewal, whichever comes first.
+//! a new message, an answer, or a lease renewal, whichever comes first. Messages loaded before their
+//! `send_at` wait aside and join their recipient's FIFO when due; errors about the number rather than the
+//! message back the whole number off (see [`super::outage`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
@@ -10,41 +12,62 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use serde_json::json;
 use tokio::sync::mpsc;
-use wabridge_cloud::CloudError;
 use wabridge_cloud::limiter::{NumberLimiter, PairLimiter, RateLimiter};
 use wabridge_types::error::{ErrorClass, PauseScope};
 use wabridge_types::ids::PhoneNumberId;
-use wabridge_types::limits::Limits;
-use wabridge_types::send::OutboundMessage;
+use wabridge_types::limits::{Limits, ThroughputLevel};
 
-use super::{Control, Shared};
+use super::outage::{self, Outage};
+use super::request::{SendFailure, departure_spacing, error_json, send};
+use super::{ControlInbox, Shared};
 use crate::store::{InDoubt, OutboundOp, QueuedMessage, now_millis};
 
 /// What a send task reports back.
 struct Done {
     message: QueuedMessage,
     outcome: Result<String, SendFailure>,
+    /// The lease term it was sent in (see [`Scheduler::term`]).
+    term: u64,
+    /// When it was dispatched, and the number's [`Outage::stamp`] then.
+    dispatched: Instant,
+    stamp: u64,
 }
 
 /// What a load from the store brought (see [`Scheduler::start_load`]).
 struct Loaded {
     limit: i64,
+    /// The lease term it was started in: rows loaded for an earlier term are not held.
+    term: u64,
     result: Result<Vec<QueuedMessage>, crate::store::StoreError>,
 }
 
-enum SendFailure {
-    /// Marking it `sending` failed: nothing went to Meta.
-    NotStarted,
-    /// It was no longer queued when it was to be marked `sending` (cancelled or expired since it was loaded):
-    /// nothing went to Meta, and nothing will.
-    Gone,
-    /// Meta (or the transport) answered with an error.
-    Cloud(CloudError),
-    /// The stored body no longer reads as a message (stored by another version, say): it never will.
-    Unsendable(String),
+/// A message loaded before its `send_at`, waiting aside until then (by due time, then load order).
+struct Scheduled {
+    due: i64,
+    seq: u64,
+    message: QueuedMessage,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+
+impl Eq for Scheduled {}
+
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,10 +88,14 @@ pub(super) struct Scheduler {
     turns: HashMap<String, Turn>,
     ready: VecDeque<String>,
     waiting: BinaryHeap<Reverse<(Instant, String)>>,
+    /// Messages not tried yet whose `send_at` is ahead: outside their recipient's FIFO until due, so that
+    /// they hold back no later message to the same user. (A message waiting for its retry keeps its place.)
+    scheduled: BinaryHeap<Reverse<Scheduled>>,
+    scheduled_seq: u64,
     held: usize,
-    /// Of `held`, the messages of recipients waiting for a limit or a time (`Turn::Waiting`): they do not
-    /// count against loading more, so that messages parked for long (templates past the tier, backoffs,
-    /// `send_at`) do not keep later ones to other recipients in the store.
+    /// Of `held`, the messages of recipients waiting for a limit or a time (`Turn::Waiting`) and the
+    /// `scheduled` ones: they do not count against loading more, so that messages parked for long
+    /// (templates past the tier, backoffs, `send_at`) do not keep later ones to other recipients in the store.
     parked: usize,
     in_flight: usize,
     /// The ids of the messages in `in_flight`.
@@ -76,6 +103,12 @@ pub(super) struct Scheduler {
     in_doubt: Vec<InDoubt>,
     windows: super::pacing::Windows,
     owner: bool,
+    /// Lease terms taken so far: a term begins each time this instance takes the number's lease. What was
+    /// held, loaded or sent in an earlier term is not this term's (another instance may have sent it since).
+    term: u64,
+    /// Who holds the rows this term loads (`held_by`): the instance and the term, so that a new term loads
+    /// again the rows an earlier one held.
+    holder: String,
     /// Until when the lease held by this instance is certainly still its own (from its last renewal).
     lease_until: Option<Instant>,
     more_in_store: bool,
@@ -84,13 +117,23 @@ pub(super) struct Scheduler {
     /// account still broken costs one refused request per pause, not a whole window.
     probing: bool,
     alerted: bool,
+    /// Whether Meta answers for the number (errors about the number back it off as a whole).
+    outage: Outage,
     done_tx: mpsc::Sender<Done>,
     done_rx: mpsc::Receiver<Done>,
     /// Whether a load from the store is running (at most one at a time).
     loading: bool,
     loaded_tx: mpsc::Sender<Loaded>,
     loaded_rx: mpsc::Receiver<Loaded>,
-    control: mpsc::Receiver<Control>,
+    /// Reading the number's throughput level: whether a read runs, whether another was asked for meanwhile,
+    /// reads failed in a row, and when to try again after a failure.
+    level_reading: bool,
+    level_again: bool,
+    level_failures: u32,
+    level_retry_at: Option<Instant>,
+    level_tx: mpsc::Sender<Result<ThroughputLevel, String>>,
+    level_rx: mpsc::Receiver<Result<ThroughputLevel, String>>,
+    inbox: Arc<ControlInbox>,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -100,7 +143,7 @@ impl Scheduler {
         number: &str,
         waba: &str,
         level_override: Option<u32>,
-        control: mpsc::Receiver<Control>,
+        inbox: Arc<ControlInbox>,
         wake: Arc<tokio::sync::Notify>,
     ) -> Self {
         let cfg = &shared.config;
@@ -125,6 +168,8 @@ impl Scheduler {
         shared.metrics.outbound_level_mps.set(number.as_str(), u64::from(limiter.numbers().level(&number)));
         let (done_tx, done_rx) = mpsc::channel(cfg.in_flight.max(1) * 2);
         let (loaded_tx, loaded_rx) = mpsc::channel(1);
+        let (level_tx, level_rx) = mpsc::channel(1);
+        let holder = format!("{}/0", shared.owner_id);
         Self {
             shared,
             number,
@@ -135,6 +180,8 @@ impl Scheduler {
             turns: HashMap::new(),
             ready: VecDeque::new(),
             waiting: BinaryHeap::new(),
+            scheduled: BinaryHeap::new(),
+            scheduled_seq: 0,
             held: 0,
             parked: 0,
             in_flight: 0,
@@ -142,17 +189,26 @@ impl Scheduler {
             in_doubt: Vec::new(),
             windows: super::pacing::Windows::default(),
             owner: false,
+            term: 0,
+            holder,
             lease_until: None,
             more_in_store: true,
             paused_until: None,
             probing: false,
             alerted: false,
+            outage: Outage::default(),
             done_tx,
             done_rx,
             loading: false,
             loaded_tx,
             loaded_rx,
-            control,
+            level_reading: false,
+            level_again: false,
+            level_failures: 0,
+            level_retry_at: None,
+            level_tx,
+            level_rx,
+            inbox,
             wake,
         }
     }
@@ -175,6 +231,7 @@ impl Scheduler {
         // Messages held in memory at most, parked ones included.
         let max_held = usize::try_from(cfg.load_batch.max(1)).unwrap_or(1000).saturating_mul(10);
         let half_batch = usize::try_from(cfg.load_batch / 2).unwrap_or(1000);
+        let inbox = self.inbox.clone();
         loop {
             let now = Instant::now();
             if now >= renew_at {
@@ -207,6 +264,9 @@ impl Scheduler {
                     self.reconcile(grace).await;
                     reconcile_at = Instant::now() + reconcile_every;
                 }
+                if self.level_retry_at.is_some_and(|at| now >= at) {
+                    self.start_level_read();
+                }
             }
             // Only while the lease is certainly this instance's: a long reconciliation can outlast it, and the
             // next renewal (at the top of the loop) tells whether it still is.
@@ -219,11 +279,17 @@ impl Scheduler {
             if !self.in_doubt.is_empty() {
                 deadline = deadline.min(reconcile_at);
             }
+            if self.owner
+                && let Some(at) = self.level_retry_at
+            {
+                deadline = deadline.min(at);
+            }
             tokio::select! {
                 () = self.shared.cancel.cancelled() => break,
                 Some(done) = self.done_rx.recv() => self.finish(done).await,
                 Some(loaded) = self.loaded_rx.recv() => self.on_loaded(loaded),
-                Some(c) = self.control.recv() => self.on_control(c).await,
+                Some(level) = self.level_rx.recv() => self.on_level(level),
+                () = inbox.notified() => self.on_control(),
                 () = self.wake.notified() => self.more_in_store = true,
                 () = tokio::time::sleep_until(deadline.into()) => {}
             }
@@ -290,9 +356,14 @@ impl Scheduler {
         }
         match renewed {
             Ok(true) if !self.owner => {
+                // A new term: nothing held from an earlier one (another instance may have sent or failed it
+                // since) uses a place here; this term loads the number's queue afresh, rows held before
+                // included.
+                self.forget_held();
+                self.term += 1;
+                self.holder = format!("{}/{}", self.shared.owner_id, self.term);
                 self.set_owner(true);
-                self.more_in_store = true;
-                self.read_level().await;
+                self.start_level_read();
                 match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
                     Ok(mut list) => {
                         // Their grace counts from now: after a downtime, Meta's retried status webhooks
@@ -312,6 +383,7 @@ impl Scheduler {
             Ok(false) => {
                 if self.owner {
                     tracing::warn!(number = %self.number, "lost the number's lease; another instance sends");
+                    self.forget_held();
                 }
                 self.set_owner(false);
             }
@@ -322,44 +394,93 @@ impl Scheduler {
                 let margin = lease / 6;
                 if self.owner && self.lease_until.is_none_or(|end| Instant::now() + margin >= end) {
                     tracing::warn!(number = %self.number, "the number's lease may have run out; not sending until it is renewed");
+                    self.forget_held();
                     self.set_owner(false);
                 }
             }
         }
     }
 
-    async fn read_level(&mut self) {
-        let Some(client) = &self.shared.client else { return };
-        // Bounded well under the lease: the scheduler renews its lease from this same loop.
-        match tokio::time::timeout(LEVEL_READ_TIMEOUT, client.throughput(&self.number)).await {
-            Ok(Ok(t)) => {
-                self.limiter.set_level(&self.number, &t.throughput.level);
-                tracing::info!(number = %self.number, level = ?t.throughput.level,
+    /// Forgets every message held in memory (the lease was lost, or a new term begins): they are queued in
+    /// the store, where whoever holds the number loads them. Sends in flight are still counted until their
+    /// answers come (see [`Self::finish_stale`]).
+    fn forget_held(&mut self) {
+        self.queues.clear();
+        self.turns.clear();
+        self.ready.clear();
+        self.waiting.clear();
+        self.scheduled.clear();
+        self.held = 0;
+        self.parked = 0;
+        self.outage = Outage::default();
+        self.more_in_store = true;
+    }
+
+    /// Reads the number's throughput level in a task of its own (bounded by [`LEVEL_READ_TIMEOUT`]), so that
+    /// admission and lease renewals go on meanwhile; a read asked for while one runs follows it.
+    fn start_level_read(&mut self) {
+        if self.level_reading {
+            self.level_again = true;
+            return;
+        }
+        let Some(client) = self.shared.client.clone() else { return };
+        self.level_reading = true;
+        self.level_retry_at = None;
+        let number = self.number.clone();
+        let read = self.level_tx.clone();
+        tokio::spawn(async move {
+            let level = match tokio::time::timeout(LEVEL_READ_TIMEOUT, client.throughput(&number)).await {
+                Ok(Ok(t)) => Ok(t.throughput.level),
+                Ok(Err(e)) => Err(e.to_string()),
+                Err(_) => Err(format!("no answer within {LEVEL_READ_TIMEOUT:?}")),
+            };
+            let _ = read.send(level).await;
+        });
+    }
+
+    /// A read of the level ended. A failed one is tried again after a growing backoff
+    /// (`outbound.retry_base_ms` doubling up to `outbound.retry_max_ms`); meanwhile the number sends at the
+    /// level in force (the standard level, 80/s, until one read succeeds, or the configured override).
+    fn on_level(&mut self, read: Result<ThroughputLevel, String>) {
+        self.level_reading = false;
+        match read {
+            Ok(level) => {
+                self.level_failures = 0;
+                self.limiter.set_level(&self.number, &level);
+                tracing::info!(number = %self.number, ?level,
                     mps = self.limiter.numbers().level(&self.number), "throughput level read");
             }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, number = %self.number, "reading the throughput level failed")
+            Err(error) => {
+                let wait = outage::backoff_ms(&self.shared.config, self.level_failures, None);
+                self.level_failures = self.level_failures.saturating_add(1);
+                self.level_retry_at = Some(Instant::now() + Duration::from_millis(wait));
+                tracing::warn!(number = %self.number, %error, retry_in_ms = wait,
+                    "reading the throughput level failed; sending at the level in force meanwhile");
             }
-            Err(_) => tracing::warn!(number = %self.number, "reading the throughput level timed out"),
         }
         self.limiter.set_override(&self.number, self.level_override);
         let mps = self.limiter.numbers().level(&self.number);
         self.shared.metrics.outbound_level_mps.set(self.number.as_str(), u64::from(mps));
+        if std::mem::take(&mut self.level_again) {
+            self.start_level_read();
+        }
     }
 
-    async fn on_control(&mut self, control: Control) {
-        match control {
-            Control::Inbound(n) => {
-                let now = Instant::now();
-                for _ in 0..n {
-                    self.limiter.record_inbound(&self.number, now);
-                }
-                self.shared.metrics.outbound_inbound_counted.add(self.number.as_str(), u64::from(n));
+    /// Takes what webhooks told the number since the last look: inbound messages, open windows, upgrades.
+    fn on_control(&mut self) {
+        let news = self.inbox.take();
+        if news.inbound > 0 {
+            let now = Instant::now();
+            for _ in 0..news.inbound {
+                self.limiter.record_inbound(&self.number, now);
             }
-            Control::RereadLevel => self.read_level().await,
-            Control::WindowOpened(contact) => {
-                self.windows.open(contact, Instant::now());
-            }
+            self.shared.metrics.outbound_inbound_counted.add(self.number.as_str(), news.inbound);
+        }
+        for (contact, at) in news.windows {
+            self.windows.open(contact, at);
+        }
+        if news.reread_level {
+            self.start_level_read();
         }
     }
 
@@ -373,18 +494,25 @@ impl Scheduler {
         // A wake while the load runs (a message enqueued after its query) sets this again.
         self.more_in_store = false;
         let store = self.shared.store.clone();
-        let owner = self.shared.owner_id.clone();
+        let holder = self.holder.clone();
         let number = self.number.clone();
         let limit = self.shared.config.load_batch.max(1);
+        let term = self.term;
         let loaded = self.loaded_tx.clone();
         tokio::spawn(async move {
-            let result = store.claim_queued(number.as_str(), &owner, limit).await;
-            let _ = loaded.send(Loaded { limit, result }).await;
+            let result = store.claim_queued(number.as_str(), &holder, limit).await;
+            let _ = loaded.send(Loaded { limit, term, result }).await;
         });
     }
 
     fn on_loaded(&mut self, loaded: Loaded) {
         self.loading = false;
+        if loaded.term != self.term || !self.owner {
+            // Loaded for a term that ended: the rows stay queued, held by that term, and the next load of
+            // whoever holds the number takes them.
+            self.more_in_store = true;
+            return;
+        }
         match loaded.result {
             Ok(rows) => {
                 self.more_in_store |= i64::try_from(rows.len()).unwrap_or(0) >= loaded.limit;
@@ -399,7 +527,23 @@ impl Scheduler {
         }
     }
 
+    /// Holds a loaded message: at the back of its recipient's FIFO, or aside until its `send_at` when it
+    /// was never tried and its time is ahead.
     fn push_back(&mut self, m: QueuedMessage) {
+        if m.attempts == 0
+            && let Some(due) = m.not_before.filter(|nb| *nb > now_millis())
+        {
+            self.scheduled_seq += 1;
+            self.scheduled.push(Reverse(Scheduled { due, seq: self.scheduled_seq, message: m }));
+            self.held += 1;
+            self.parked += 1;
+            return;
+        }
+        self.join_queue(m);
+    }
+
+    /// Puts a held message at the back of its recipient's FIFO.
+    fn join_queue(&mut self, m: QueuedMessage) {
         let r = m.recipient.clone();
         self.queues.entry(r.clone()).or_default().push_back(m);
         self.held += 1;
@@ -421,6 +565,19 @@ impl Scheduler {
     /// Sends what the limits admit now; returns when to look again.
     fn admit(&mut self) -> Option<Instant> {
         let now = Instant::now();
+        // Scheduled messages whose time came join their recipients' FIFOs, in the order they became due.
+        let due_by = now_millis();
+        while self.scheduled.peek().is_some_and(|Reverse(s)| s.due <= due_by) {
+            if let Some(Reverse(s)) = self.scheduled.pop() {
+                self.held = self.held.saturating_sub(1);
+                self.parked = self.parked.saturating_sub(1);
+                self.join_queue(s.message);
+            }
+        }
+        let next_scheduled = self
+            .scheduled
+            .peek()
+            .map(|Reverse(s)| now + Duration::from_millis(u64::try_from(s.due - due_by).unwrap_or(0)));
         while let Some(Reverse((at, _))) = self.waiting.peek() {
             if *at > now {
                 break;
@@ -432,8 +589,8 @@ impl Scheduler {
                 self.ready.push_back(r);
             }
         }
-        let next_waiting = self.waiting.peek().map(|Reverse((at, _))| *at);
-        let earliest = |t: Instant| Some(next_waiting.map_or(t, |w| w.min(t)));
+        let next_waiting = sooner(self.waiting.peek().map(|Reverse((at, _))| *at), next_scheduled);
+        let earliest = |t: Instant| sooner(next_waiting, Some(t));
         if let Some(p) = self.paused_until {
             if p > now {
                 return earliest(p);
@@ -445,13 +602,20 @@ impl Scheduler {
         if let Some(p) = self.shared.pacing.paused_until(&self.waba, now) {
             return earliest(p);
         }
+        if let Some(p) = self.outage.waiting(now) {
+            return earliest(p);
+        }
         // Sends wait out the departure lag before their request; those waiting are not yet requests to Meta,
         // so the window grows by what the lag holds at this number's level (otherwise `in_flight` / lag would
         // cap the rate: 64 / 100 ms = 640 msg/s).
         let level = u64::from(self.limiter.numbers().level(&self.number));
         let lagging =
             usize::try_from((level * self.shared.config.departure_lag_ms).div_ceil(1000)).unwrap_or(0);
-        let window = if self.probing { 1 } else { self.shared.config.in_flight.max(1) + lagging };
+        let window = if self.probing || self.outage.probing() {
+            1
+        } else {
+            self.shared.config.in_flight.max(1) + lagging
+        };
         while self.in_flight < window {
             if let Err(wait) = self.limiter.numbers().peek(&self.number, now) {
                 return earliest(now + wait);
@@ -469,6 +633,7 @@ impl Scheduler {
                 self.shared.metrics.outbound_expired.inc();
                 self.shared.backlog_dec(self.number.as_str());
                 self.shared.completions.finish(&head.id, super::Completion::Expired);
+                self.outage.forget(&head.id);
                 // 410: the On-Premises code of an expired message (the Cloud API has none: Meta never saw it).
                 // Reported once the message is expired in the store (not when it was cancelled meanwhile).
                 let expire = OutboundOp::Expire { id: head.id.clone() };
@@ -508,7 +673,7 @@ impl Scheduler {
             self.in_flight_ids.insert(head.id.clone());
             self.dispatch(head);
         }
-        self.waiting.peek().map(|Reverse((at, _))| *at)
+        sooner(self.waiting.peek().map(|Reverse((at, _))| *at), next_scheduled)
     }
 
     fn pop_head(&mut self, r: &str) {
@@ -536,26 +701,27 @@ impl Scheduler {
         let spacing = departure_spacing(self.limiter.numbers().level(&self.number));
         let depart_at =
             tokio::time::Instant::now() + Duration::from_millis(self.shared.config.departure_lag_ms);
+        let (term, dispatched, stamp) = (self.term, Instant::now(), self.outage.stamp());
         tokio::spawn(async move {
             let outcome = send(&shared, &number, &message, depart_at, spacing).await;
-            let _ = done.send(Done { message, outcome }).await;
+            let _ = done.send(Done { message, outcome, term, dispatched, stamp }).await;
         });
     }
 
     async fn finish(&mut self, done: Done) {
         self.in_flight = self.in_flight.saturating_sub(1);
-        let Done { mut message, outcome } = done;
-        self.in_flight_ids.remove(&message.id);
+        self.in_flight_ids.remove(&done.message.id);
+        if done.term != self.term || !self.owner {
+            self.finish_stale(done).await;
+            return;
+        }
+        let Done { mut message, outcome, dispatched, stamp, .. } = done;
         let r = message.recipient.clone();
         let metrics = self.shared.metrics.clone();
-        let writer = self.shared.writer.clone();
         let now = Instant::now();
         match outcome {
             Ok(wamid) => {
-                metrics.outbound_sent.inc();
-                self.shared.backlog_dec(self.number.as_str());
-                self.shared.completions.finish(&message.id, super::Completion::Sent(wamid.clone()));
-                writer.apply_later(OutboundOp::Sent { id: message.id, wamid }).await;
+                self.record_sent(message.id, wamid).await;
                 self.probing = false;
                 if self.alerted {
                     self.alerted = false;
@@ -579,15 +745,22 @@ impl Scheduler {
                 // meanwhile and sends it: not this scheduler's to finish. A caller waiting on it reads how it
                 // ended from the store.
                 tracing::debug!(number = %self.number, "a loaded message was no longer queued; not sent here");
+                self.outage.forget(&message.id);
             }
             Err(SendFailure::Cloud(e)) => {
                 let c = e.classification();
                 let code = e.code().map_or_else(|| "transport".to_owned(), |c| c.to_string());
                 metrics.outbound_errors.inc(&code);
+                let about_number = outage::about_the_number(&c);
                 // Meta may have accepted it: neither retried nor failed, but reconciled from its statuses (or
                 // sent again, flagged, after the grace period).
                 if e.outcome_unknown() {
                     tracing::warn!(number = %self.number, error = %e, "send outcome unknown; reconciling");
+                    // A timeout while nothing else got through: the way to Meta may be down.
+                    if about_number && self.outage.stamp() == stamp {
+                        self.number_backs_off(dispatched, e.retry_after());
+                    }
+                    self.outage.forget(&message.id);
                     let since = now_millis();
                     self.in_doubt.push(InDoubt { id: message.id, sending_since: since, grace_from: since });
                     metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
@@ -596,6 +769,7 @@ impl Scheduler {
                 }
                 self.limiter.apply_error(&self.number, &r, &e, now);
                 let error_json = error_json(&e);
+                let class = format!("{:?}", c.class);
                 if c.pause == Some(PauseScope::Waba) {
                     self.shared.pacing.pause(&self.waba, now + c.delay.unwrap_or(Duration::from_secs(300)));
                 }
@@ -609,7 +783,7 @@ impl Scheduler {
                         self.shared.set_paused(self.number.as_str(), true);
                     }
                     self.paused_until = Some(now + pause);
-                    metrics.outbound_alerts.inc(&format!("{:?}", c.class).to_lowercase());
+                    metrics.outbound_alerts.inc(&class.to_lowercase());
                     if !self.alerted {
                         self.alerted = true;
                         self.shared
@@ -617,7 +791,12 @@ impl Scheduler {
                             .await;
                     }
                     // A probe while the operator fixes the account: not one of the message's retries.
-                    self.requeue(message, None, &error_json, &format!("{:?}", c.class), false).await;
+                    self.requeue(message, None, &error_json, &class, false).await;
+                } else if about_number && !self.outage.charge(&message.id, stamp) {
+                    // Nothing shows the error is about this message (no other send got through since it last
+                    // failed): the number waits as a whole, and the message keeps its retries.
+                    self.number_backs_off(dispatched, e.retry_after());
+                    self.requeue(message, None, &error_json, &class, false).await;
                 } else if c.retryable || c.pause.is_some() {
                     let limiter_waits = matches!(c.class, ErrorClass::Throughput | ErrorClass::PairLimit)
                         || c.pause.is_some();
@@ -628,7 +807,6 @@ impl Scheduler {
                     }
                     let not_before = (!limiter_waits).then(|| now_millis() + self.backoff(&message, c.delay));
                     // Waiting for a limit (130429, 131056, a pause) does not use up the message's retries.
-                    let class = format!("{:?}", c.class);
                     self.requeue(message, not_before, &error_json, &class, !limiter_waits).await;
                 } else {
                     self.fail(message, error_json).await;
@@ -642,16 +820,67 @@ impl Scheduler {
         }
     }
 
+    /// Meta accepted a message: recorded, and the number's outage (if any) is over.
+    async fn record_sent(&mut self, id: String, wamid: String) {
+        self.shared.metrics.outbound_sent.inc();
+        self.shared.backlog_dec(self.number.as_str());
+        self.shared.completions.finish(&id, super::Completion::Sent(wamid.clone()));
+        if self.outage.accepted(&id) {
+            tracing::info!(number = %self.number, "Meta answers again; the number sends at its level");
+        }
+        self.shared.writer.apply_later(OutboundOp::Sent { id, wamid }).await;
+    }
+
+    /// An error about the number that no message is charged with: the number waits, a growing backoff.
+    fn number_backs_off(&mut self, dispatched: Instant, floor: Option<Duration>) {
+        let cfg = self.shared.config.clone();
+        if let Some(wait) = self.outage.back_off(&cfg, dispatched, floor) {
+            if self.outage.rounds() == 1 {
+                tracing::warn!(number = %self.number, wait_ms = wait.as_millis(),
+                    "Meta does not answer for the number; it waits, then tries one message at a time (nothing fails)");
+            } else {
+                tracing::debug!(number = %self.number, round = self.outage.rounds(), wait_ms = wait.as_millis(),
+                    "Meta still does not answer for the number");
+            }
+        }
+    }
+
+    /// The answer of a send made in an earlier lease term (or after the lease was lost): recorded in the
+    /// store, but it no longer touches what the scheduler holds, which the current term loaded afresh (or
+    /// forgot, without the lease).
+    async fn finish_stale(&mut self, done: Done) {
+        let Done { message, outcome, .. } = done;
+        match outcome {
+            Ok(wamid) => self.record_sent(message.id, wamid).await,
+            // Left `sending`: the owner's scan of the store reconciles it (this scheduler, if it is the owner).
+            Err(SendFailure::Cloud(e)) if e.outcome_unknown() => {
+                if self.owner {
+                    let since = now_millis();
+                    self.in_doubt.push(InDoubt { id: message.id, sending_since: since, grace_from: since });
+                }
+            }
+            // Back to the queue, not counted: whoever holds the number sends it again and acts on the answer.
+            Err(SendFailure::Cloud(e)) => {
+                let op = OutboundOp::Requeue {
+                    id: message.id,
+                    not_before: None,
+                    error: Some(error_json(&e)),
+                    counts: false,
+                };
+                self.shared.writer.apply_later(op).await;
+            }
+            Err(SendFailure::Unsendable(why)) => {
+                let error = json!([{"code": 131_000, "title": "Stored message does not parse",
+                    "message": "Stored message does not parse", "error_data": {"details": why}}]);
+                self.fail(message, error.to_string()).await;
+            }
+            Err(SendFailure::NotStarted | SendFailure::Gone) => {}
+        }
+    }
+
     fn backoff(&self, message: &QueuedMessage, class_delay: Option<Duration>) -> i64 {
-        let cfg = &self.shared.config;
-        let exp = cfg.retry_base_ms.saturating_mul(1u64 << message.attempts.clamp(0, 20));
-        let base = exp
-            .min(cfg.retry_max_ms)
-            .max(class_delay.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(0)));
-        let jitter: f64 = rand::rng().random_range(0.8..1.2);
-        #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-        let ms = (base as f64 * jitter) as i64;
-        ms.max(1)
+        let exponent = u32::try_from(message.attempts.clamp(0, 20)).unwrap_or(20);
+        i64::try_from(outage::backoff_ms(&self.shared.config, exponent, class_delay)).unwrap_or(i64::MAX)
     }
 
     /// Back to the front of its recipient's queue. `counts`: the failure is one of the message's attempts
@@ -676,6 +905,10 @@ impl Scheduler {
     }
 
     fn requeue_front(&mut self, message: QueuedMessage) {
+        if !self.owner {
+            // Without the lease nothing is held: the store has it queued for whoever sends for the number.
+            return;
+        }
         let r = message.recipient.clone();
         self.queues.entry(r.clone()).or_default().push_front(message);
         self.held += 1;
@@ -684,6 +917,7 @@ impl Scheduler {
     }
 
     async fn fail(&mut self, message: QueuedMessage, error: String) {
+        self.outage.forget(&message.id);
         self.shared.metrics.outbound_failed.inc();
         self.shared.backlog_dec(self.number.as_str());
         self.shared.completions.finish(&message.id, super::Completion::Failed(error.clone()));
@@ -760,103 +994,15 @@ pub(super) const DRAIN_SENDS: Duration = Duration::from_secs(10);
 /// How often the pair limiter forgets idle pairs.
 const PAIR_PRUNE_EVERY: Duration = Duration::from_secs(30);
 
-/// How long a read of a number's throughput level may take (it runs in the scheduler's loop, which also
-/// renews the number's lease).
+/// How long a read of a number's throughput level may take before it counts as failed (and is tried again).
 const LEVEL_READ_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The least time between two requests of a number at `level` messages per second.
-fn departure_spacing(level: u32) -> Duration {
-    Duration::from_secs_f64(1.0 / f64::from(level.max(1)))
-}
-
-async fn send(
-    shared: &Shared,
-    number: &PhoneNumberId,
-    message: &QueuedMessage,
-    depart_at: tokio::time::Instant,
-    spacing: Duration,
-) -> Result<String, SendFailure> {
-    let Some(client) = &shared.client else { return Err(SendFailure::NotStarted) };
-    let mut request: OutboundMessage = match serde_json::from_str(&message.body) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(error = %e, "stored message body does not parse; the message fails");
-            return Err(SendFailure::Unsendable(e.to_string()));
-        }
-    };
-    request.biz_opaque_callback_data = Some(message.id.clone());
-    match shared.writer.apply(OutboundOp::MarkSending { id: message.id.clone() }).await {
-        Ok(true) => {}
-        // Cancelled (or expired) since it was loaded: it must not go.
-        Ok(false) => return Err(SendFailure::Gone),
-        Err(_) => return Err(SendFailure::NotStarted),
+/// The earlier of two optional moments.
+fn sooner(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
-    // The limiters admitted this send before its durable mark; marks commit in groups, so sends admitted
-    // apart would leave together when their commit lands. Leaving at admission + a fixed lag keeps the
-    // admitted spacing (per number, per recipient, per WABA); a commit slower than the lag is still spaced
-    // from the number's previous request.
-    let depart = async {
-        tokio::time::sleep_until(depart_at).await;
-        if let Some(at) = shared.departure(number.as_str(), spacing) {
-            tokio::time::sleep_until(at).await;
-        }
-        while let Err(wait) = shared.leave(number.as_str(), spacing) {
-            tokio::time::sleep(wait).await;
-        }
-    };
-    tokio::select! {
-        biased;
-        () = shared.cancel.cancelled() => {
-            // Stopping before it left: back to the queue (durably), not `sending` of unknown outcome.
-            let back = OutboundOp::Unmark { id: message.id.clone() };
-            if shared.writer.apply(back).await.is_err() {
-                tracing::warn!("a send stopped before it left stays `sending`; reconciled at the next start");
-            }
-            return Err(SendFailure::NotStarted);
-        }
-        () = depart => {}
-    }
-    let started = Instant::now();
-    let result = client.send_message(number, &request).await;
-    shared.metrics.outbound_send_seconds.observe(started.elapsed().as_secs_f64());
-    match result {
-        Ok(resp) => match resp.messages.first() {
-            Some(m) => Ok(m.id.to_string()),
-            None => Err(SendFailure::Cloud(CloudError::Unsuccessful)),
-        },
-        Err(e) => Err(SendFailure::Cloud(e)),
-    }
-}
-
-/// Meta's error as stored in `last_error`: a one-element `errors` array like a failed status's.
-///
-/// A failure without a Graph error gets the Graph code that says what happened — 131016 (service
-/// unavailable) when Meta could not be reached or answered 5xx or 429 without an error body (another status
-/// without one, a proxy's 401 or 404 say, is 131000: not a passing outage), 131008/131009 when the
-/// SDK refused the message, 131053 for media, else 131000 (generic) — never 0, which is Meta's
-/// AuthException: a Cloud-compatible caller would read "invalid token".
-fn error_json(e: &CloudError) -> String {
-    let value = match e.graph_error() {
-        Some(g) => json!([{"code": g.code, "title": g.message, "message": g.message,
-            "error_data": {"details": g.details()}}]),
-        None => {
-            let code = match e {
-                CloudError::Http(_) => 131_016,
-                CloudError::Status { status, .. } if *status >= 500 || *status == 429 => 131_016,
-                CloudError::Invalid(wabridge_types::validate::ValidationError::Missing { .. }) => 131_008,
-                CloudError::Invalid(_) => 131_009,
-                CloudError::Media(_) | CloudError::MediaTooLarge { .. } => 131_053,
-                _ => 131_000,
-            };
-            let title = wabridge_types::error::code_info(code).map_or("Something went wrong", |i| i.title);
-            let details = match std::error::Error::source(e) {
-                Some(source) => format!("{e}: {source}"),
-                None => e.to_string(),
-            };
-            json!([{"code": code, "title": title, "message": title, "error_data": {"details": details}}])
-        }
-    };
-    value.to_string()
 }
 
 impl Shared {
@@ -865,31 +1011,5 @@ impl Shared {
             n.backlog.fetch_sub(1, Ordering::Relaxed);
         }
         self.metrics.outbound_backlog.dec();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stored_code(e: &CloudError) -> i64 {
-        let v: serde_json::Value = serde_json::from_str(&error_json(e)).unwrap();
-        v[0]["code"].as_i64().unwrap()
-    }
-
-    /// A failure without a Graph error is stored with a Graph code about the failure, never 0 (Meta's
-    /// AuthException, which a Cloud SDK reads as a bad token).
-    #[test]
-    fn failures_without_a_graph_error_are_stored_with_a_graph_code() {
-        let unavailable =
-            CloudError::Status { status: 503, snippet: "busy".into(), retry_after_header: None };
-        assert_eq!(stored_code(&unavailable), 131_016);
-        let missing =
-            CloudError::Invalid(wabridge_types::validate::ValidationError::Missing { field: "to".into() });
-        assert_eq!(stored_code(&missing), 131_008);
-        assert_eq!(stored_code(&CloudError::Unsuccessful), 131_000);
-        let v: serde_json::Value = serde_json::from_str(&error_json(&unavailable)).unwrap();
-        assert_eq!(v[0]["title"], "Service unavailable");
-        assert!(v[0]["error_data"]["details"].as_str().unwrap().contains("503"), "{v}");
     }
 }

@@ -19,6 +19,7 @@ mod reload;
 mod retention;
 mod sending;
 mod sending_limits;
+mod sending_resilience;
 mod settings;
 mod status_events;
 mod store;

@@ -1,0 +1,295 @@
+//! The scheduler through trouble: an outage of Meta fails nothing and sending resumes, while a message that keeps
+//! failing as others go through still fails; a message scheduled for
+//! later holds back no later message to the same user; a level read that failed at start is tried again;
+//! bursts of inbound messages are all counted; a number's lease is given up on a graceful stop, and what was
+//! held before a lost lease is forgotten.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use wabridge_cloud::{Client, RetryPolicy};
+use wabridge_gateway::store::OutboundOp;
+use wabridge_sandbox::{ChaosConfig, FaultInjection, FaultScope, SentFilter};
+use wabridge_types::ids::PhoneNumberId;
+use wabridge_types::limits::ThroughputLevel;
+use wabridge_types::send::OutboundMessage;
+
+use crate::support::backend::{TestDb, each_backend};
+use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
+
+each_backend!(
+    outage_fails_nothing_and_sending_resumes,
+    a_message_failing_while_others_go_through_ends_failed,
+    scheduled_message_does_not_hold_back_later_ones,
+    level_read_that_failed_at_start_is_retried,
+    inbound_bursts_are_all_counted,
+    lease_is_released_on_graceful_stop,
+    messages_held_before_a_lost_lease_are_forgotten,
+);
+
+const WAIT: Duration = Duration::from_secs(20);
+const GONE_OUT: &[&str] = &["sent", "delivered", "read"];
+
+fn unix_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn unix_millis() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+fn fault(code: i64, next_n: Option<u64>) -> Option<FaultInjection> {
+    Some(FaultInjection { code, next_n, every_nth: None, scope: FaultScope::Messages })
+}
+
+/// Sends `body` and returns the gateway id of the queued message.
+async fn queue(pair: &Pair, body: &serde_json::Value) -> String {
+    let (code, r) = pair.send(body).await;
+    assert_eq!(code, 201, "{r}");
+    r["messages"][0]["id"].as_str().unwrap().to_owned()
+}
+
+/// The value of the `/metrics` line that starts with `series` (name and labels), if present.
+async fn metric(pair: &Pair, series: &str) -> Option<f64> {
+    let text = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Waits until the metric `series` has the value `want`.
+async fn wait_metric(pair: &Pair, series: &str, want: f64) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = metric(pair, series).await;
+        if got == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series} is {got:?}, expected {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Meta answers 131016 (service unavailable) to every send for longer than three attempts take: nothing that
+/// was accepted fails, the number keeps asking, and once Meta answers again every message goes out.
+async fn outage_fails_nothing_and_sending_resumes(db: TestDb) {
+    let mut cfg = config(&db);
+    cfg.outbound.max_attempts = 3;
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    let control = pair.sandbox.control();
+    control.set_fault(fault(131_016, None));
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(queue(&pair, &template(NUMBER, &format!("163155509{i}0"))).await);
+    }
+    // 131016 asks for 5 s between tries: three attempts of a message take 8-12 s, after which it used to
+    // fail. Watch for longer than that.
+    let until = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < until {
+        for id in &ids {
+            let m = pair.message(id).await;
+            assert_ne!(m["state"], "failed", "an outage failed an accepted message: {m}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let refused = control.counters().rejected.get(&131_016).copied().unwrap_or(0);
+    assert!(refused >= 4, "the number stopped asking during the outage: {refused} refusals");
+    control.set_fault(None);
+    for id in &ids {
+        let m = pair.wait_state(id, GONE_OUT, Duration::from_secs(30)).await;
+        assert!(m["wamid"].is_string(), "{m}");
+    }
+    pair.stop().await;
+}
+
+/// A Meta that answers 503 without an error body to every send to `POISON` and accepts the others; counts the
+/// requests for `POISON`. Returns its URL.
+async fn meta_refusing_one_recipient(poison_requests: Arc<AtomicUsize>) -> String {
+    use axum::http::{StatusCode, header};
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+        let poison_requests = poison_requests.clone();
+        async move {
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            if uri.path().ends_with("/message_templates") {
+                return (StatusCode::OK, json, r#"{"data":[]}"#.to_owned());
+            }
+            if !uri.path().ends_with("/messages") {
+                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
+            }
+            if body.contains(POISON) {
+                poison_requests.fetch_add(1, Ordering::SeqCst);
+                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
+            }
+            let to: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let to = to["to"].as_str().unwrap_or_default().to_owned();
+            let answer = json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": format!("wamid.{}", uuid::Uuid::new_v4().simple())}]});
+            (StatusCode::OK, json, answer.to_string())
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+const POISON: &str = "16315550981";
+
+/// One message keeps failing with an error about the number (503 without an error body) while another message
+/// of the number goes through: that shows the error is about the message, which then fails (`max_attempts` 1),
+/// answered through the Cloud-compatible route as 131016 "Service unavailable" — not code 0, Meta's
+/// AuthException, which a Cloud SDK would read as its own access token refused.
+async fn a_message_failing_while_others_go_through_ends_failed(db: TestDb) {
+    let poison_requests = Arc::new(AtomicUsize::new(0));
+    let mut c = config(&db);
+    c.meta.access_token = Some("the-gateway-token".to_owned().into());
+    c.meta.graph_url = meta_refusing_one_recipient(poison_requests.clone()).await;
+    c.numbers = vec![wabridge_gateway::config::NumberConfig {
+        id: NUMBER.to_owned(),
+        waba_id: "102290129340398".to_owned(),
+        display_phone_number: None,
+        level_mps: None,
+    }];
+    c.api.tokens = vec!["an-app-token".to_owned().into()];
+    c.outbound.max_attempts = 1;
+    let gateway = crate::support::gateway::start(c).await;
+    let client = Client::builder()
+        .base_url(gateway.url())
+        .access_token("an-app-token".to_owned())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let text = |to: &str| -> OutboundMessage {
+        serde_json::from_value(json!({"messaging_product": "whatsapp", "to": to, "type": "text",
+            "text": {"body": "hi"}}))
+        .unwrap()
+    };
+    let number = PhoneNumberId::new(NUMBER);
+    let poison = {
+        let (client, number, message) = (client.clone(), number.clone(), text(POISON));
+        tokio::spawn(async move { client.send_message(&number, &message).await })
+    };
+    // Its first failure alone says nothing (the whole number could be down): the number backs off.
+    let deadline = Instant::now() + WAIT;
+    while poison_requests.load(Ordering::SeqCst) == 0 {
+        assert!(Instant::now() < deadline, "the message never reached Meta");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Another message goes through...
+    client.send_message(&number, &text("16315550982")).await.unwrap();
+    // ...and the poisonous one fails at its next refusal.
+    let e = poison.await.unwrap().unwrap_err();
+    assert_eq!((e.code(), e.status()), (Some(131_016), Some(500)), "{e}");
+    gateway.shutdown().await.unwrap();
+}
+
+/// A message scheduled an hour ahead does not hold back messages to the same user that are due now; those go
+/// out in the order they were queued, and a message scheduled a moment ahead goes out once its time comes.
+async fn scheduled_message_does_not_hold_back_later_ones(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let to = "16315550951";
+    let mut later = template(NUMBER, to);
+    later["send_at"] = json!(unix_secs() + 3600);
+    let later_id = queue(&pair, &later).await;
+    let mut soon = template(NUMBER, to);
+    soon["send_at"] = json!(unix_secs() + 2);
+    let soon_id = queue(&pair, &soon).await;
+    let first = queue(&pair, &template(NUMBER, to)).await;
+    let second = queue(&pair, &template(NUMBER, to)).await;
+    let first_m = pair.wait_state(&first, GONE_OUT, WAIT).await;
+    let second_m = pair.wait_state(&second, GONE_OUT, WAIT).await;
+    pair.wait_state(&soon_id, GONE_OUT, WAIT).await;
+    assert_eq!(pair.message(&later_id).await["state"], "queued");
+    // FIFO among the due ones: Meta saw `first` before `second`.
+    let sent = pair.sandbox.control().sent(&SentFilter { to: Some(to.to_owned()), ..SentFilter::default() });
+    let seq = |wamid: &serde_json::Value| sent.iter().find(|s| s.id == wamid.as_str().unwrap()).unwrap().seq;
+    assert!(seq(&first_m["wamid"]) < seq(&second_m["wamid"]), "due messages to one user left out of order");
+    pair.stop().await;
+}
+
+/// Every Graph call takes longer than the level read waits at start; once Meta answers in time again, the
+/// read is tried again and the number's level (HIGH, 1,000/s) applies.
+async fn level_read_that_failed_at_start_is_retried(db: TestDb) {
+    let sandbox = sandbox_config(|s| {
+        s.numbers[0].level = ThroughputLevel::High;
+        s.chaos.latency = Duration::from_secs(4);
+    });
+    let pair = Pair::start(config(&db), sandbox).await;
+    let series = format!("wabridge_outbound_level_mps{{phone_number_id=\"{NUMBER}\"}}");
+    // The read at start gives up after 3 s: meanwhile the number sends at the standard level.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    assert_eq!(metric(&pair, &series).await, Some(80.0), "the read cannot have succeeded yet");
+    pair.sandbox.control().set_chaos(ChaosConfig::default());
+    wait_metric(&pair, &series, 1000.0).await;
+    pair.stop().await;
+}
+
+/// 5,000 inbound messages told to the sending side in a tight loop (as a burst of webhooks does): every one is
+/// counted against the number's level.
+async fn inbound_bursts_are_all_counted(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let outbound = &pair.gateway.state().outbound;
+    for i in 0..5_000 {
+        outbound.inbound(NUMBER, vec![format!("1631{i:07}")]);
+    }
+    let series = format!("wabridge_outbound_inbound_counted_total{{phone_number_id=\"{NUMBER}\"}}");
+    wait_metric(&pair, &series, 5000.0).await;
+    pair.stop().await;
+}
+
+/// After a graceful stop, the next instance can take the number at once: the lease is not left to run out.
+async fn lease_is_released_on_graceful_stop(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    // A message goes out: this instance holds the number's lease.
+    let id = queue(&pair, &template(NUMBER, "16315550961")).await;
+    pair.wait_state(&id, GONE_OUT, WAIT).await;
+    let Pair { gateway, sandbox, .. } = pair;
+    gateway.shutdown().await.unwrap();
+    sandbox.shutdown().await;
+    let store = wabridge_gateway::open_store(&config(&db)).await.unwrap();
+    let taken = store.acquire_number_lease(NUMBER, "next-instance", unix_millis() + 60_000).await.unwrap();
+    store.close().await;
+    assert!(taken, "the stopped instance still holds the number's lease");
+}
+
+/// A message waits an hour for its retry at the head of its recipient's queue; another instance takes the
+/// number's lease and sends it. When this instance takes the number back, the stale copy is gone: a new
+/// message to the same user goes out.
+async fn messages_held_before_a_lost_lease_are_forgotten(db: TestDb) {
+    let mut cfg = config(&db);
+    // Renewed every 300 ms: the loss and the return of the lease show quickly.
+    cfg.outbound.lease_ms = 900;
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    let to = "16315550971";
+    // 131064 (messaging limit reached) asks for an hour before the retry.
+    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
+    let held = queue(&pair, &template(NUMBER, to)).await;
+    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
+        m["state"] == "queued" && m["errors"].to_string().contains("131064")
+    })
+    .await;
+    // Another instance takes the number's lease (for two seconds) and sends that message.
+    let store = wabridge_gateway::open_store(&config(&db)).await.unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        store.clear_number_leases().await.unwrap();
+        if store.acquire_number_lease(NUMBER, "other-instance", unix_millis() + 2_000).await.unwrap() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the lease could not be taken");
+    }
+    let changed = store
+        .apply_outbound_ops(&[
+            OutboundOp::MarkSending { id: held.clone() },
+            OutboundOp::Sent { id: held.clone(), wamid: "wamid.sent-by-the-other-instance".to_owned() },
+        ])
+        .await
+        .unwrap();
+    assert_eq!(changed, [true, true]);
+    store.close().await;
+    // This instance takes the number back when that lease runs out, and sends to the same user again.
+    let next = queue(&pair, &template(NUMBER, to)).await;
+    pair.wait_state(&next, GONE_OUT, WAIT).await;
+    assert_eq!(pair.message(&held).await["state"], "sent");
+    pair.stop().await;
+}
