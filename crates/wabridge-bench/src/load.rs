@@ -323,8 +323,11 @@ async fn run_connection(
     let mut n = 0u64;
     while !stop.load(Ordering::Relaxed) {
         let counted = measuring.load(Ordering::Relaxed);
-        if counted && plan.max_requests.is_some() && budget.fetch_sub(1, Ordering::Relaxed) == 0 {
-            budget.store(0, Ordering::Relaxed);
+        // One request of the budget, if any is left (never below zero, whatever the other connections do).
+        if counted
+            && plan.max_requests.is_some()
+            && budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| b.checked_sub(1)).is_err()
+        {
             break;
         }
         req.clear();
@@ -352,7 +355,9 @@ async fn run_connection(
                 None
             }
         };
-        if !counted {
+        // A timed run counts what completed inside its window (the rate divides by the window); a run with
+        // a request budget counts every request of the budget.
+        if !counted || (plan.max_requests.is_none() && stop.load(Ordering::Relaxed)) {
             continue;
         }
         result.requests += 1;
@@ -403,6 +408,7 @@ pub fn run(plan: LoadPlan, factory: Arc<dyn RequestFactory>) -> LoadReport {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         stop.store(true, Ordering::Relaxed);
+        let window = started.elapsed();
         let mut latencies = Latencies::default();
         let (mut requests, mut errors) = (0, 0);
         let mut statuses: Vec<(u16, u64)> = Vec::new();
@@ -419,7 +425,8 @@ pub fn run(plan: LoadPlan, factory: Arc<dyn RequestFactory>) -> LoadReport {
                 }
             }
         }
-        let seconds = started.elapsed().as_secs_f64();
+        // The window of a timed run; a run with a budget lasts until its last request is answered.
+        let seconds = if plan.max_requests.is_some() { started.elapsed() } else { window }.as_secs_f64();
         statuses.sort_unstable();
         #[allow(clippy::cast_precision_loss)]
         let rps = requests as f64 / seconds;
@@ -562,7 +569,7 @@ mod tests {
         let plan = LoadPlan {
             target,
             connections: 4,
-            threads: 1,
+            threads: 2,
             duration: Duration::from_secs(20),
             max_requests: Some(400),
             warmup: Duration::ZERO,

@@ -180,9 +180,10 @@ pub(crate) fn rejected_item(body: &Bytes, signature_ok: bool, reason: &str) -> I
 }
 
 /// Commits a parsed item through the intake (group commit; answered once durable), then, with `news`, tells
-/// the rest of the gateway what its new events mean. Bodies read again later (`POST /v1/webhooks/reprocess`)
-/// come without news: their messages are old, and must not open windows, count against a level now, move a
-/// template's status back, or fetch media.
+/// the rest of the gateway what its new events mean (on SQLite; on PostgreSQL every instance follows the log
+/// for that, `news::follow`). Bodies read again later (`POST /v1/webhooks/reprocess`) come without news: their
+/// messages are old, and must not open windows, count against a level now, move a template's status back, or
+/// fetch media (on PostgreSQL, see `news` for what the follower makes of them).
 pub(crate) async fn commit(
     state: &AppState,
     mut item: IntakeBatchItem,

@@ -9,7 +9,11 @@
 //!   the load balancer picked) is often not the one holding the number's sending lease. So no instance acts
 //!   on what it received itself; every instance follows the event log instead ([`follow`]) and takes the news
 //!   of every event committed by any instance, its own included, within [`POLL`] of the commit. The scheduler
-//!   of a number this instance does not send for drops what it does not need.
+//!   of a number this instance does not send for drops what it does not need. The follower cannot tell the
+//!   events of bodies read again (`POST /v1/webhooks/reprocess`) from new ones, which the intake keeps
+//!   quiet on SQLite: on PostgreSQL their inbound messages younger than 24 hours count and open windows
+//!   (their windows are still open), and an old template status sets the cache back only until the read of
+//!   Meta's templates it schedules (a couple of seconds).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::AppState;
 use crate::store::{EventFilter, IntakeBatchItem, Store, StoreError, StoredEvent};
 
-/// How often the log is read for news on PostgreSQL (one cheap primary-key read when nothing is new).
+/// How often the log is read for news on PostgreSQL (one read of the log's end when nothing is new; the
+/// events after the position, by primary-key range, otherwise).
 pub const POLL: Duration = Duration::from_millis(100);
 /// Events read per query.
 const PAGE: u32 = 1000;
@@ -141,6 +146,20 @@ pub async fn follow(state: Arc<AppState>, shutdown: CancellationToken) -> Result
                 _ = ticker.tick() => {}
             }
             loop {
+                // The log's end before the read: every event up to it is committed (seqs are taken under the
+                // event-log lock and committed while it is held), so a short page moves the position there
+                // even when none of the events were news — the next read starts past the statuses in between
+                // instead of scanning them again.
+                let head = match state.store.max_seq().await {
+                    Ok(head) => head,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the event log could not be read for news; retrying");
+                        break;
+                    }
+                };
+                if head <= last {
+                    break;
+                }
                 let found = match state.store.events_after(last, &filter, PAGE).await {
                     Ok(found) => found,
                     Err(e) => {
@@ -148,10 +167,14 @@ pub async fn follow(state: Arc<AppState>, shutdown: CancellationToken) -> Result
                         break;
                     }
                 };
-                let Some(newest) = found.last().map(|e| e.seq) else { break };
-                last = newest;
-                News::of_stored(&found, SystemTime::now()).tell(&state);
-                if found.len() < PAGE as usize {
+                let full = found.len() >= PAGE as usize;
+                if let Some(newest) = found.last().map(|e| e.seq) {
+                    last = newest;
+                    News::of_stored(&found, SystemTime::now()).tell(&state);
+                }
+                if !full {
+                    // Everything up to `head` that is news has been read.
+                    last = last.max(head);
                     break;
                 }
             }

@@ -226,8 +226,9 @@ async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
     let resp = client.send_message(&PhoneNumberId::new(NUMBER), &text).await.unwrap();
     assert_eq!(resp.messages[0].message_status.as_deref(), Some("queued"), "{resp:?}");
     let id = resp.messages[0].id.to_string();
+    // Queued, or on its way as one of the number's probes.
     let stored = gateway.state().store.outbound_detail(&id).await.unwrap().unwrap();
-    assert_eq!(stored.state, "queued", "{stored:?}");
+    assert!(matches!(stored.state.as_str(), "queued" | "sending"), "{stored:?}");
     gateway.shutdown().await.unwrap();
 }
 
