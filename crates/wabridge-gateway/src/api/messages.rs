@@ -222,11 +222,11 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Send)?;
-    let number = state.store.outbound_detail(&id).await?.map(|d| d.phone_number_id);
+    let number = state.store.outbound_detail(&id).await?.map(|d| (d.phone_number_id, d.recipient));
     match state.store.cancel_outbound(&id).await? {
         CancelOutcome::Cancelled => {
-            if let Some(n) = number {
-                state.outbound.cancelled(&n);
+            if let Some((n, recipient)) = number {
+                state.outbound.cancelled(&n, &recipient, &id);
             }
             Ok(Json(json!({"messages": [{"id": id, "state": "cancelled"}], "meta": meta()})))
         }

@@ -49,6 +49,8 @@ pub(crate) struct ControlInbox {
     reread_level: AtomicBool,
     /// Contacts that wrote, with when the gateway heard of it (the latest, for a contact that wrote twice).
     windows: std::sync::Mutex<HashMap<String, std::time::Instant>>,
+    /// Messages cancelled through the API, `(recipient, id)`.
+    cancelled: std::sync::Mutex<Vec<(String, String)>>,
     notify: Notify,
 }
 
@@ -61,6 +63,8 @@ pub(crate) struct ControlNews {
     pub(crate) reread_level: bool,
     /// Contacts whose window opened, and when.
     pub(crate) windows: Vec<(String, std::time::Instant)>,
+    /// Messages cancelled, `(recipient, id)`.
+    pub(crate) cancelled: Vec<(String, String)>,
 }
 
 impl ControlInbox {
@@ -72,6 +76,11 @@ impl ControlInbox {
             windows.insert(c, now);
         }
         drop(windows);
+        self.notify.notify_one();
+    }
+
+    fn cancelled(&self, recipient: String, id: String) {
+        self.cancelled.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((recipient, id));
         self.notify.notify_one();
     }
 
@@ -93,6 +102,9 @@ impl ControlInbox {
             inbound: self.inbound.swap(0, Ordering::Relaxed),
             reread_level: self.reread_level.swap(false, Ordering::Relaxed),
             windows: windows.into_iter().collect(),
+            cancelled: std::mem::take(
+                &mut *self.cancelled.lock().unwrap_or_else(std::sync::PoisonError::into_inner),
+            ),
         }
     }
 }
@@ -129,7 +141,7 @@ async fn refresh_backlogs(shared: Arc<Shared>) {
 pub(crate) struct NumberHandle {
     waba: String,
     backlog: Arc<AtomicI64>,
-    /// Whether this instance's scheduler holds the number's lease (sends for it).
+    /// Whether this instance's scheduler holds the lease of the number's WABA (sends for it).
     owned: std::sync::atomic::AtomicBool,
     wake: Arc<Notify>,
     inbox: Arc<ControlInbox>,
@@ -176,6 +188,14 @@ impl Departures {
         self.left.reconfigure(spacing, ahead);
         self.left.check(now)
     }
+}
+
+/// The key of the sending lease of the numbers of `waba` (a row of `number_leases`): one lease per WABA, so
+/// that one instance at a time sends for all of a WABA's numbers and the limits that span the WABA (its
+/// hourly call quota, its messaging-limit tier, an 80007 pause) are kept in one place.
+#[must_use]
+pub fn sending_lease_key(waba: &str) -> String {
+    format!("waba:{waba}")
 }
 
 /// How far ahead of its schedule a number's admission (the limiter) may run: a fifth of the departure lag, 20 ms
@@ -315,7 +335,7 @@ impl Outbound {
     }
 
     /// Stops the schedulers (sends in flight finish or stay `sending`, to be reconciled at the next start),
-    /// then the queue writers, which commit what is queued, then gives up this instance's number leases, so
+    /// then the queue writers, which commit what is queued, then gives up this instance's sending leases, so
     /// that another instance (a rolling restart's next one) takes the numbers over at its next try instead of
     /// after `outbound.lease_ms`. Released last: a taker must find every state change of ours committed.
     pub async fn stop(&self) {
@@ -324,7 +344,7 @@ impl Outbound {
         self.writer_stop.cancel();
         await_all(&self.writers, "an outbound writer").await;
         if let Err(e) = self.shared.store.release_number_leases(&self.shared.owner_id).await {
-            tracing::warn!(error = %e, "the number leases could not be released; they run out after outbound.lease_ms");
+            tracing::warn!(error = %e, "the sending leases could not be released; they run out after outbound.lease_ms");
         }
     }
 
@@ -349,7 +369,7 @@ impl Outbound {
         self.shared.numbers.get(number).map_or(0, |n| n.backlog.load(Ordering::Relaxed))
     }
 
-    /// Whether this instance sends for `number` now (its scheduler holds the number's lease): its outcomes
+    /// Whether this instance sends for `number` now (its scheduler holds the lease of the number's WABA): its outcomes
     /// reach [`Self::watch`] directly; otherwise another instance sends and records them in the store.
     #[must_use]
     pub fn sends_here(&self, number: &str) -> bool {
@@ -404,9 +424,18 @@ impl Outbound {
         paused
     }
 
-    /// A queued message was cancelled through the API.
-    pub fn cancelled(&self, number: &str) {
+    /// Queued message `id` of `number` to `recipient` was cancelled through the API. The number's scheduler
+    /// forgets it at once, if this instance sends for the number: a message waiting for its retry no longer
+    /// holds back later messages to its recipient. (Cancelled through another instance, it is found at the
+    /// sending scheduler's next poll, `outbound.poll_interval_ms`.)
+    pub fn cancelled(&self, number: &str, recipient: &str, id: &str) {
         self.shared.backlog_dec(number);
+        if self.shared.client.is_none() {
+            return;
+        }
+        if let Some(n) = self.shared.numbers.get(number) {
+            n.inbox.cancelled(recipient.to_owned(), id.to_owned());
+        }
     }
 
     /// Inbound messages from `contacts` reached `number` (counted against its level; their windows open).

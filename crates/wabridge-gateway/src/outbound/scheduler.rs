@@ -1,4 +1,4 @@
-//! The scheduler of one business number: it holds the number's lease, loads its queued messages, and sends
+//! The scheduler of one business number: it holds its WABA's sending lease, loads its queued messages, and sends
 //! each when every limit admits it — the number's level (GCRA, inbound messages counted), the pair limit per
 //! recipient, FIFO per recipient, a bounded in-flight window, the WABA's hourly quota and the
 //! messaging-limit tier — then acts on the answer by error class. It sleeps until the next admission time,
@@ -82,6 +82,12 @@ pub(super) struct Scheduler {
     shared: Arc<Shared>,
     number: PhoneNumberId,
     waba: String,
+    /// The key of the sending lease: the WABA's, shared by all its numbers, so that one instance at a time
+    /// sends for every number of a WABA and the WABA-wide limits ([`super::pacing`]) hold across instances.
+    lease_key: String,
+    /// Users this scheduler's admissions counted against the tier for the first time, not yet recorded in the
+    /// store: the next send records them before its own mark.
+    unrecorded: Vec<String>,
     level_override: Option<u32>,
     limiter: RateLimiter,
     queues: HashMap<String, VecDeque<QueuedMessage>>,
@@ -103,7 +109,7 @@ pub(super) struct Scheduler {
     in_doubt: Vec<InDoubt>,
     windows: super::pacing::Windows,
     owner: bool,
-    /// Lease terms taken so far: a term begins each time this instance takes the number's lease. What was
+    /// Lease terms taken so far: a term begins each time this instance takes the lease. What was
     /// held, loaded or sent in an earlier term is not this term's (another instance may have sent it since).
     term: u64,
     /// Who holds the rows this term loads (`held_by`): the instance and the term, so that a new term loads
@@ -174,6 +180,8 @@ impl Scheduler {
             shared,
             number,
             waba: waba.to_owned(),
+            lease_key: super::sending_lease_key(waba),
+            unrecorded: Vec::new(),
             level_override,
             limiter,
             queues: HashMap::new(),
@@ -224,6 +232,7 @@ impl Scheduler {
         let mut poll_at = Instant::now() + poll;
         let mut reconcile_at = Instant::now();
         let mut prune_at = Instant::now() + PAIR_PRUNE_EVERY;
+        let mut reached_prune_at = Instant::now() + REACHED_PRUNE_EVERY;
         // Sends left `sending` without this scheduler tracking them (a state write that failed after its
         // commit, an instance that lost the number mid-send) are found again by a scan of the store.
         let rescan_every = grace.max(Duration::from_secs(1));
@@ -242,6 +251,9 @@ impl Scheduler {
                 if now >= poll_at {
                     self.more_in_store = true;
                     poll_at = now + poll;
+                    if self.shared.store.backend_name() == "postgres" {
+                        self.drop_cancelled_elsewhere().await;
+                    }
                 }
                 if self.more_in_store
                     && !self.loading
@@ -255,6 +267,10 @@ impl Scheduler {
                     // recipients written to lately.
                     self.limiter.pairs_mut().prune(now);
                     prune_at = now + PAIR_PRUNE_EVERY;
+                }
+                if now >= reached_prune_at {
+                    self.prune_reached().await;
+                    reached_prune_at = Instant::now() + REACHED_PRUNE_EVERY;
                 }
                 if now >= rescan_at {
                     self.rescan_in_doubt(grace).await;
@@ -340,6 +356,9 @@ impl Scheduler {
 
     /// Whether this instance sends for the number (it holds the lease); the API reads it too.
     fn set_owner(&mut self, owner: bool) {
+        if self.owner && !owner {
+            self.shared.pacing.leave(&self.waba);
+        }
         self.owner = owner;
         if let Some(n) = self.shared.numbers.get(self.number.as_str()) {
             n.owned.store(owner, Ordering::Relaxed);
@@ -350,12 +369,15 @@ impl Scheduler {
         let asked_at = Instant::now();
         let until = now_millis().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let owner = &self.shared.owner_id;
-        let renewed = self.shared.store.acquire_number_lease(self.number.as_str(), owner, until).await;
+        let renewed = self.shared.store.acquire_number_lease(&self.lease_key, owner, until).await;
         if let Ok(true) = renewed {
             self.lease_until = Some(asked_at + lease);
         }
         match renewed {
             Ok(true) if !self.owner => {
+                if !self.join_waba().await {
+                    return;
+                }
                 // A new term: nothing held from an earlier one (another instance may have sent or failed it
                 // since) uses a place here; this term loads the number's queue afresh, rows held before
                 // included.
@@ -382,22 +404,74 @@ impl Scheduler {
             Ok(true) => {}
             Ok(false) => {
                 if self.owner {
-                    tracing::warn!(number = %self.number, "lost the number's lease; another instance sends");
+                    tracing::warn!(number = %self.number, "lost the WABA's lease; another instance sends for the number");
                     self.forget_held();
                 }
                 self.set_owner(false);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "renewing the number's lease failed");
+                tracing::warn!(error = %e, "renewing the WABA's lease failed");
                 // Past the lease's end (with a margin for clocks), another instance may hold the number by
                 // now: stop sending until a renewal succeeds, or both would send.
                 let margin = lease / 6;
                 if self.owner && self.lease_until.is_none_or(|end| Instant::now() + margin >= end) {
-                    tracing::warn!(number = %self.number, "the number's lease may have run out; not sending until it is renewed");
+                    tracing::warn!(number = %self.number, "the WABA's lease may have run out; not sending until it is renewed");
                     self.forget_held();
                     self.set_owner(false);
                 }
             }
+        }
+    }
+
+    /// This scheduler begins to send for its number (its instance took the WABA's lease). The first of this
+    /// instance's schedulers of the WABA loads the users the WABA reached outside their window in the last
+    /// 24 hours, whoever sent to them (an earlier run, another instance), so that a restart or a failover does
+    /// not grant a second tier within the day; the others wait for that load. False when it failed: the
+    /// scheduler does not send yet, and its next renewal tries again.
+    async fn join_waba(&self) -> bool {
+        let pacing = &self.shared.pacing;
+        let gate = pacing.gate(&self.waba);
+        let _loading = gate.lock().await;
+        if !pacing.join(&self.waba) || self.shared.config.messaging_limit == 0 {
+            return true;
+        }
+        let now_ms = now_millis();
+        let day_ms = i64::try_from(super::pacing::DAY.as_millis()).unwrap_or(i64::MAX);
+        match self.shared.store.waba_reached(&self.waba, now_ms.saturating_sub(day_ms)).await {
+            Ok(rows) => {
+                let now = Instant::now();
+                let users: Vec<(String, Instant)> = rows
+                    .into_iter()
+                    .map(|(user, at)| {
+                        // A time ahead of this clock counts from now; one before this process's clock can
+                        // go back, too: both only keep the user counted longer.
+                        let age = Duration::from_millis(u64::try_from(now_ms - at).unwrap_or(0));
+                        (user, now.checked_sub(age).unwrap_or(now))
+                    })
+                    .collect();
+                tracing::info!(number = %self.number, users = users.len(),
+                    "users reached outside their window in the last 24 hours loaded for the WABA");
+                pacing.restore_reached(&self.waba, users);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "loading the users the WABA reached failed; not sending yet");
+                pacing.leave(&self.waba);
+                false
+            }
+        }
+    }
+
+    /// Deletes the WABA's reached users older than 24 hours from the store (they no longer count).
+    async fn prune_reached(&self) {
+        if self.shared.config.messaging_limit == 0 {
+            return;
+        }
+        let day_ms = i64::try_from(super::pacing::DAY.as_millis()).unwrap_or(i64::MAX);
+        if let Err(e) =
+            self.shared.store.prune_waba_reached(&self.waba, now_millis().saturating_sub(day_ms)).await
+        {
+            tracing::debug!(error = %e, "pruning the WABA's reached users failed; tried again later");
         }
     }
 
@@ -481,6 +555,68 @@ impl Scheduler {
         }
         if news.reread_level {
             self.start_level_read();
+        }
+        if self.owner {
+            for (recipient, id) in news.cancelled {
+                self.drop_cancelled(&recipient, &id);
+            }
+        }
+    }
+
+    /// With several instances, a message may be cancelled through one that does not send for the number: at
+    /// each poll, the heads that recipients wait for (a retry's backoff, a limit) are looked up in the store
+    /// (up to [`WAITING_HEADS_CHECKED`] by primary key), and those no longer queued are forgotten.
+    async fn drop_cancelled_elsewhere(&mut self) {
+        let heads: Vec<(String, String)> = self
+            .turns
+            .iter()
+            .filter(|(_, turn)| **turn == Turn::Waiting)
+            .filter_map(|(r, _)| Some((r.clone(), self.queues.get(r)?.front()?.id.clone())))
+            .take(WAITING_HEADS_CHECKED)
+            .collect();
+        if heads.is_empty() {
+            return;
+        }
+        let ids: Vec<String> = heads.iter().map(|(_, id)| id.clone()).collect();
+        match self.shared.store.outbound_not_queued(&ids).await {
+            Ok(gone) if !gone.is_empty() => {
+                let gone: HashSet<String> = gone.into_iter().collect();
+                for (recipient, id) in heads.iter().filter(|(_, id)| gone.contains(id)) {
+                    self.drop_cancelled(recipient, id);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "looking for cancelled messages failed; tried at the next poll")
+            }
+        }
+    }
+
+    /// Forgets cancelled message `id` to `recipient` if held. When it was the head its recipient waited for
+    /// (a retry's backoff, a limit), the next message to the recipient gets its turn at once instead of after
+    /// that wait. (A message not found is in flight, where marking it `sending` finds it cancelled, or not held.)
+    fn drop_cancelled(&mut self, recipient: &str, id: &str) {
+        let Some(queue) = self.queues.get_mut(recipient) else { return };
+        let Some(pos) = queue.iter().position(|m| m.id == id) else { return };
+        queue.remove(pos);
+        let left = queue.len();
+        self.held = self.held.saturating_sub(1);
+        self.outage.forget(id);
+        if self.turns.get(recipient) != Some(&Turn::Waiting) {
+            return;
+        }
+        self.parked = self.parked.saturating_sub(1);
+        if pos > 0 {
+            return;
+        }
+        // Its entry in `waiting` stays; when it comes, it finds the recipient no longer waiting.
+        self.parked = self.parked.saturating_sub(left);
+        if left == 0 {
+            self.queues.remove(recipient);
+            self.turns.remove(recipient);
+        } else {
+            self.turns.insert(recipient.to_owned(), Turn::Ready);
+            self.ready.push_back(recipient.to_owned());
         }
     }
 
@@ -583,6 +719,10 @@ impl Scheduler {
                 break;
             }
             if let Some(Reverse((_, r))) = self.waiting.pop() {
+                // Woken already (its head was cancelled): not queued for a turn twice.
+                if self.turns.get(&r) != Some(&Turn::Waiting) {
+                    continue;
+                }
                 let queued = self.queues.get(&r).map_or(0, VecDeque::len);
                 self.parked = self.parked.saturating_sub(queued);
                 self.turns.insert(r.clone(), Turn::Ready);
@@ -652,12 +792,15 @@ impl Scheduler {
                 self.wait(r, now + wait);
                 continue;
             }
-            if head.kind == "template"
-                && !self.windows.is_open(&r, now)
-                && let Err(wait) = self.shared.pacing.admit_outside_window(&self.waba, &r, now)
-            {
-                self.wait(r, now + wait);
-                continue;
+            if head.kind == "template" && !self.windows.is_open(&r, now) {
+                match self.shared.pacing.admit_outside_window(&self.waba, &r, now) {
+                    Ok(true) => self.unrecorded.push(r.clone()),
+                    Ok(false) => {}
+                    Err(wait) => {
+                        self.wait(r, now + wait);
+                        continue;
+                    }
+                }
             }
             if let Err(wait) = self.shared.pacing.admit_call(&self.waba, now) {
                 self.ready.push_front(r);
@@ -694,7 +837,9 @@ impl Scheduler {
         }
     }
 
-    fn dispatch(&self, message: QueuedMessage) {
+    fn dispatch(&mut self, message: QueuedMessage) {
+        let reached = std::mem::take(&mut self.unrecorded);
+        let waba = self.waba.clone();
         let shared = self.shared.clone();
         let number = self.number.clone();
         let done = self.done_tx.clone();
@@ -703,6 +848,10 @@ impl Scheduler {
             tokio::time::Instant::now() + Duration::from_millis(self.shared.config.departure_lag_ms);
         let (term, dispatched, stamp) = (self.term, Instant::now(), self.outage.stamp());
         tokio::spawn(async move {
+            // Queued before the send's mark, so committed with it or before it.
+            for recipient in reached {
+                shared.writer.apply_later(OutboundOp::Reached { waba: waba.clone(), recipient }).await;
+            }
             let outcome = send(&shared, &number, &message, depart_at, spacing).await;
             let _ = done.send(Done { message, outcome, term, dispatched, stamp }).await;
         });
@@ -990,6 +1139,13 @@ const RESCAN_MARGIN: Duration = Duration::from_secs(60);
 
 /// How long a stopping scheduler waits for the answers of its sends in flight.
 pub(super) const DRAIN_SENDS: Duration = Duration::from_secs(10);
+
+/// How many heads of waiting recipients a poll looks up (on PostgreSQL) to find messages cancelled through
+/// another instance.
+const WAITING_HEADS_CHECKED: usize = 1000;
+
+/// How often the WABA's reached users older than 24 hours are deleted from the store.
+const REACHED_PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// How often the pair limiter forgets idle pairs.
 const PAIR_PRUNE_EVERY: Duration = Duration::from_secs(30);

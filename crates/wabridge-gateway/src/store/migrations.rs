@@ -29,6 +29,7 @@ pub(super) const SQLITE: &[Embedded] = &[
         include_str!("../../migrations/sqlite/0007_application_callback_kinds.sql"),
     ),
     (8, "outbound retries", include_str!("../../migrations/sqlite/0008_outbound_retries.sql")),
+    (9, "waba reached", include_str!("../../migrations/sqlite/0009_waba_reached.sql")),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[
@@ -44,6 +45,7 @@ pub(super) const POSTGRES: &[Embedded] = &[
         include_str!("../../migrations/postgres/0007_application_callback_kinds.sql"),
     ),
     (8, "outbound retries", include_str!("../../migrations/postgres/0008_outbound_retries.sql")),
+    (9, "waba reached", include_str!("../../migrations/postgres/0009_waba_reached.sql")),
 ];
 
 #[derive(Debug)]

@@ -2,7 +2,8 @@
 //! upgrade) pauses that number only, and the WABA's hourly call quota holds sends back — in both
 //! cases the messages wait, queued, and none fails. The messaging-limit tier holds messages to new users
 //! queued; a `THROUGHPUT_UPGRADE` webhook makes the number read its level again; inbound messages count
-//! against the number's level.
+//! against the number's level. The tier holds across a restart, and the WABA-wide limits across instances:
+//! one instance sends for all the numbers of a WABA.
 
 use std::time::Duration;
 
@@ -10,13 +11,14 @@ use wabridge_gateway::config::NumberConfig;
 use wabridge_sandbox::{FaultInjection, FaultScope, Inbound, LevelChange};
 use wabridge_types::limits::ThroughputLevel;
 
-use crate::support::backend::{TestDb, each_backend};
+use crate::support::backend::{Backend, TestDb, each_backend, run};
 use crate::support::sending::{NUMBER, NUMBER2, Pair, config, sandbox_config, template};
 
 each_backend!(
     maintenance_131057_pauses_the_number_only,
     waba_hourly_quota_holds_the_rest_queued,
     messaging_limit_tier_holds_new_users_queued,
+    messaging_limit_tier_holds_across_a_restart,
     throughput_upgrade_rereads_the_level,
     inbound_messages_count_against_the_level,
 );
@@ -189,5 +191,95 @@ async fn inbound_messages_count_against_the_level(db: TestDb) {
     pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["sent", "delivered", "read"], WAIT).await;
     let other = queued_at.elapsed();
     assert!(other < waited, "the number without inbound traffic took {other:?}, the other {waited:?}");
+    pair.stop().await;
+}
+
+/// The users reached before a restart still count against the tier after it: the restarted gateway does not
+/// grant a second tier within the day.
+async fn messaging_limit_tier_holds_across_a_restart(db: TestDb) {
+    let mut config = config(&db);
+    // Two unique users outside their window per rolling 24 h.
+    config.outbound.messaging_limit = 2;
+    let pair = Pair::start(config.clone(), sandbox_config(|_| {})).await;
+    for to in ["16315550511", "16315550512"] {
+        let (code, r) = pair.send(&template(NUMBER, to)).await;
+        assert_eq!(code, 201, "{r}");
+        pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
+    }
+    pair.stop().await;
+    // The same database, a new process (and a new sandbox: it counts from zero).
+    let pair = Pair::start(config, sandbox_config(|_| {})).await;
+    let (code, r) = pair.send(&template(NUMBER, "16315550513")).await;
+    assert_eq!(code, 201, "{r}");
+    let third = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    // A user reached before the restart counts once: another message to them goes out (after the third
+    // was queued, so the scheduler has looked at the third by then)...
+    let (_, r) = pair.send(&template(NUMBER2, "16315550512")).await;
+    pair.wait_state(r["messages"][0]["id"].as_str().unwrap(), &["read"], WAIT).await;
+    // ...while the third user would be the tier's third in 24 h: queued, not failed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = pair.message(&third).await;
+    assert_eq!(m["state"], "queued", "{m}");
+    assert_eq!(pair.sandbox.control().counters().accepted, 1);
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn a_wabas_numbers_are_sent_by_one_instance() {
+    run(Backend::Postgres, wabas_numbers_sent_by_one_instance).await;
+}
+
+fn unix_millis() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(now.as_millis()).unwrap()
+}
+
+/// Two instances on one database, and a number whose lease a crashed instance held: when that lease runs out,
+/// the instance that sends for the WABA's other number sends for this one too — not the other instance,
+/// which would then admit the WABA's hourly quota (and its tier) a second time.
+async fn wabas_numbers_sent_by_one_instance(db: TestDb) {
+    // A lease of NUMBER2's that a crashed instance held (keyed as a lease per number was), two seconds more.
+    let store = db.open().await;
+    assert!(store.acquire_number_lease(NUMBER2, "crashed-instance", unix_millis() + 2_000).await.unwrap());
+    store.close().await;
+    let started = std::time::Instant::now();
+    let mut config = config(&db);
+    // Spread evenly over the hour: one call, then the next 20 minutes later.
+    config.outbound.waba_calls_per_hour = 3;
+    // Renewed (and tried again) every 20 s: after the crashed lease runs out, the second instance tries first.
+    config.outbound.lease_ms = 60_000;
+    let pair = Pair::start(config, sandbox_config(|_| {})).await;
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pair.gateway.state().outbound.sends_here(NUMBER) {
+        assert!(std::time::Instant::now() < deadline, "the first instance does not send for {NUMBER}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut second_config = (*pair.gateway.state().config).clone();
+    // Tries every 300 ms.
+    second_config.outbound.lease_ms = 900;
+    let second = crate::support::gateway::start(second_config).await;
+    // Past the crashed lease, and a few tries of the second instance after it.
+    tokio::time::sleep(
+        (started + Duration::from_millis(3_500)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let (first_out, second_out) = (&pair.gateway.state().outbound, &second.state().outbound);
+    for number in [NUMBER, NUMBER2] {
+        assert!(!second_out.sends_here(number), "the second instance sends for {number}");
+        assert!(first_out.sends_here(number), "the first instance does not send for {number}");
+    }
+    // One template from each number: the WABA's quota lets one call go now, not one per instance.
+    for (from, to) in [(NUMBER, "16315550521"), (NUMBER2, "16315550522")] {
+        let (code, r) = pair.send(&template(from, to)).await;
+        assert_eq!(code, 201, "{r}");
+    }
+    let deadline = std::time::Instant::now() + WAIT;
+    while pair.sandbox.control().counters().accepted < 1 {
+        assert!(std::time::Instant::now() < deadline, "the quota's first call did not go out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the quota holds the next call 20 minutes");
+    second.shutdown().await.unwrap();
     pair.stop().await;
 }

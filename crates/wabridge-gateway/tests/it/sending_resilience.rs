@@ -2,7 +2,7 @@
 //! failing as others go through still fails; a message scheduled for
 //! later holds back no later message to the same user; a level read that failed at start is tried again;
 //! bursts of inbound messages are all counted; a number's lease is given up on a graceful stop, and what was
-//! held before a lost lease is forgotten.
+//! held before a lost lease is forgotten; a cancelled message waiting for its retry holds back nothing.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,13 +10,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
 use wabridge_cloud::{Client, RetryPolicy};
+use wabridge_gateway::outbound::sending_lease_key;
 use wabridge_gateway::store::OutboundOp;
 use wabridge_sandbox::{ChaosConfig, FaultInjection, FaultScope, SentFilter};
 use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::limits::ThroughputLevel;
 use wabridge_types::send::OutboundMessage;
 
-use crate::support::backend::{TestDb, each_backend};
+use crate::support::backend::{Backend, TestDb, each_backend, run};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
 
 each_backend!(
@@ -27,6 +28,7 @@ each_backend!(
     inbound_bursts_are_all_counted,
     lease_is_released_on_graceful_stop,
     messages_held_before_a_lost_lease_are_forgotten,
+    cancelling_a_message_waiting_for_its_retry_releases_its_recipient,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -244,10 +246,11 @@ async fn lease_is_released_on_graceful_stop(db: TestDb) {
     let id = queue(&pair, &template(NUMBER, "16315550961")).await;
     pair.wait_state(&id, GONE_OUT, WAIT).await;
     let Pair { gateway, sandbox, .. } = pair;
+    let key = sending_lease_key(sandbox.waba_id());
     gateway.shutdown().await.unwrap();
     sandbox.shutdown().await;
     let store = wabridge_gateway::open_store(&config(&db)).await.unwrap();
-    let taken = store.acquire_number_lease(NUMBER, "next-instance", unix_millis() + 60_000).await.unwrap();
+    let taken = store.acquire_number_lease(&key, "next-instance", unix_millis() + 60_000).await.unwrap();
     store.close().await;
     assert!(taken, "the stopped instance still holds the number's lease");
 }
@@ -273,7 +276,8 @@ async fn messages_held_before_a_lost_lease_are_forgotten(db: TestDb) {
     let deadline = Instant::now() + WAIT;
     loop {
         store.clear_number_leases().await.unwrap();
-        if store.acquire_number_lease(NUMBER, "other-instance", unix_millis() + 2_000).await.unwrap() {
+        let key = sending_lease_key(pair.sandbox.waba_id());
+        if store.acquire_number_lease(&key, "other-instance", unix_millis() + 2_000).await.unwrap() {
             break;
         }
         assert!(Instant::now() < deadline, "the lease could not be taken");
@@ -291,5 +295,58 @@ async fn messages_held_before_a_lost_lease_are_forgotten(db: TestDb) {
     let next = queue(&pair, &template(NUMBER, to)).await;
     pair.wait_state(&next, GONE_OUT, WAIT).await;
     assert_eq!(pair.message(&held).await["state"], "sent");
+    pair.stop().await;
+}
+
+/// A message waits an hour for its retry at the head of its recipient's queue; cancelling it lets the next
+/// message to that user go at once, not after the hour.
+async fn cancelling_a_message_waiting_for_its_retry_releases_its_recipient(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let to = "16315550981";
+    // 131064 (messaging limit reached) asks for an hour before the retry.
+    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
+    let held = queue(&pair, &template(NUMBER, to)).await;
+    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
+        m["state"] == "queued" && m["errors"].to_string().contains("131064")
+    })
+    .await;
+    // The next message to the same user waits behind it...
+    let next = queue(&pair, &template(NUMBER, to)).await;
+    assert_eq!(pair.message(&next).await["state"], "queued");
+    // ...until it is cancelled: then it goes.
+    assert_eq!(pair.cancel(&held).await, 200);
+    pair.wait_state(&next, GONE_OUT, WAIT).await;
+    assert_eq!(pair.message(&held).await["state"], "cancelled");
+    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the cancelled message was not sent");
+    pair.stop().await;
+}
+
+#[tokio::test]
+async fn cancelling_through_another_instance_releases_the_recipient() {
+    run(Backend::Postgres, cancelled_through_another_instance).await;
+}
+
+/// The same, with the cancellation reaching an instance that does not send for the number: the sending one
+/// finds it in the store at its next poll.
+async fn cancelled_through_another_instance(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let to = "16315550982";
+    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
+    let held = queue(&pair, &template(NUMBER, to)).await;
+    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
+        m["state"] == "queued" && m["errors"].to_string().contains("131064")
+    })
+    .await;
+    assert!(pair.gateway.state().outbound.sends_here(NUMBER));
+    let second = crate::support::gateway::start((*pair.gateway.state().config).clone()).await;
+    assert!(!second.state().outbound.sends_here(NUMBER));
+    let next = queue(&pair, &template(NUMBER, to)).await;
+    let url = format!("{}/v1/messages/{held}", second.url());
+    let status = pair.http.delete(url).bearer_auth(&pair.key).send().await.unwrap().status();
+    assert_eq!(status, 200);
+    pair.wait_state(&next, GONE_OUT, WAIT).await;
+    assert_eq!(pair.message(&held).await["state"], "cancelled");
+    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the cancelled message was not sent");
+    second.shutdown().await.unwrap();
     pair.stop().await;
 }

@@ -9,6 +9,7 @@
 
 mod ops;
 mod queue;
+mod reached;
 mod reads;
 
 /// A message to enqueue.
@@ -89,6 +90,10 @@ pub enum OutboundOp {
     /// A message whose outcome stayed unknown past the grace period, to be sent again: back in the queue,
     /// held by no scheduler (so that one loads it again), marked possibly duplicated.
     Resend { id: String },
+    /// The scheduler admitted a template to `recipient` outside the user's 24-hour window, the first in 24
+    /// hours: the user counts against `waba`'s messaging-limit tier (`waba_reached`), also for the instance
+    /// that takes the WABA's lease next.
+    Reached { waba: String, recipient: String },
 }
 
 /// A message whose send outcome is unknown (it was `sending` when its sender stopped).

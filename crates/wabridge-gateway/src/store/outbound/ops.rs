@@ -104,12 +104,23 @@ macro_rules! op_sql {
                 $p,
                 "2 AND state = 'sending'"
             ),
+            // Reached (2 = the WABA, 3 = the user): a user reached again after 24 hours counts from now.
+            concat!(
+                "INSERT INTO waba_reached (waba_id, recipient, reached_at) VALUES (",
+                $p,
+                "2, ",
+                $p,
+                "3, ",
+                $p,
+                "1) ON CONFLICT (waba_id, recipient) DO UPDATE SET reached_at = excluded.reached_at \
+                WHERE waba_reached.reached_at < excluded.reached_at - 86400000"
+            ),
         ]
     };
 }
 
-const SQLITE_OPS: [&str; 7] = op_sql!("?");
-const PG_OPS: [&str; 7] = op_sql!("$");
+const SQLITE_OPS: [&str; 8] = op_sql!("?");
+const PG_OPS: [&str; 8] = op_sql!("$");
 
 /// On the SQLite writer thread (`store/sqlite_intake.rs`): one transaction, cached statements.
 fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
@@ -135,6 +146,9 @@ fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec
             OutboundOp::Expire { id } => tx.prepare_cached(SQLITE_OPS[4])?.execute(params![now, id])?,
             OutboundOp::Resend { id } => tx.prepare_cached(SQLITE_OPS[5])?.execute(params![now, id])?,
             OutboundOp::Unmark { id } => tx.prepare_cached(SQLITE_OPS[6])?.execute(params![now, id])?,
+            OutboundOp::Reached { waba, recipient } => {
+                tx.prepare_cached(SQLITE_OPS[7])?.execute(params![now, waba, recipient])?
+            }
         };
         changed.push(rows > 0);
     }
@@ -166,6 +180,9 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError
             OutboundOp::Expire { id } => sqlx::query(PG_OPS[4]).bind(now).bind(id),
             OutboundOp::Resend { id } => sqlx::query(PG_OPS[5]).bind(now).bind(id),
             OutboundOp::Unmark { id } => sqlx::query(PG_OPS[6]).bind(now).bind(id),
+            OutboundOp::Reached { waba, recipient } => {
+                sqlx::query(PG_OPS[7]).bind(now).bind(waba).bind(recipient)
+            }
         };
         changed.push(q.execute(&mut *tx).await?.rows_affected() > 0);
     }

@@ -99,8 +99,9 @@ impl Store {
         })
     }
 
-    /// Takes or renews the lease on sending for `number` until `until` (Unix ms); false when another
-    /// instance holds a lease that has not expired.
+    /// Takes or renews the sending lease `number` until `until` (Unix ms); false when another instance holds
+    /// a lease that has not expired. The schedulers key it by their WABA
+    /// ([`crate::outbound::sending_lease_key`]), all numbers of a WABA sharing one row.
     pub async fn acquire_number_lease(
         &self,
         number: &str,

@@ -274,6 +274,35 @@ impl Store {
         Ok(pairs)
     }
 
+    /// The ids among `ids` of messages no longer queued (cancelled, expired, or taken by another instance
+    /// meanwhile): a scheduler holding them drops them. By primary key.
+    pub async fn outbound_not_queued(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let gone = match self {
+            Self::Sqlite(s) => {
+                let list = serde_json::to_string(ids).map_err(|_| StoreError::Inconsistent("id list"))?;
+                sqlx::query_scalar(
+                    "SELECT id FROM outbound_messages WHERE id IN (SELECT value FROM json_each(?1)) \
+                     AND state <> 'queued'",
+                )
+                .bind(list)
+                .fetch_all(&s.readers)
+                .await?
+            }
+            Self::Postgres(s) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM outbound_messages WHERE id = ANY($1) AND state <> 'queued'",
+                )
+                .bind(ids)
+                .fetch_all(&s.pool)
+                .await?
+            }
+        };
+        Ok(gone)
+    }
+
     /// The message queued with this `Idempotency-Key`, if any: its id and the hash of its request.
     pub async fn outbound_by_idempotency_key(
         &self,
