@@ -18,6 +18,9 @@ pub const SETTINGS_LOCK_CLASS: i32 = 0x5741_4253;
 /// How long a change of the settings waits on PostgreSQL for the one in progress (on any instance).
 const SETTINGS_LOCK_WAIT: Duration = Duration::from_secs(30);
 
+/// How long releasing the lock may take before its session is closed instead.
+const SETTINGS_UNLOCK_WAIT: Duration = Duration::from_secs(5);
+
 /// Changes of the settings on SQLite: one file is one instance, so one process's lock is enough (one for the
 /// process rather than for the store, as two stores opened on one file in a process are one instance too).
 static SQLITE_SETTINGS: Mutex<()> = Mutex::const_new(());
@@ -54,17 +57,19 @@ impl SettingsLock {
         if let Held::Postgres { session, .. } = &mut self.held
             && let Some(conn) = session.as_mut()
         {
-            let unlocked: Result<bool, sqlx::Error> =
-                sqlx::query_scalar("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
+            // Bounded: a server that does not answer must not hold this instance's settings changes (they
+            // wait for the local mutex this lock keeps); the session is closed instead, which ends the lock.
+            let unlocking =
+                sqlx::query_scalar::<_, bool>("SELECT pg_advisory_unlock($1, hashtext(current_schema()))")
                     .bind(SETTINGS_LOCK_CLASS)
-                    .fetch_one(&mut **conn)
-                    .await;
-            match unlocked {
-                Ok(true) => drop(session.take()),
-                Ok(false) => tracing::warn!("the settings lock was not held by its session; closing it"),
-                Err(e) => {
+                    .fetch_one(&mut **conn);
+            match tokio::time::timeout(SETTINGS_UNLOCK_WAIT, unlocking).await {
+                Ok(Ok(true)) => drop(session.take()),
+                Ok(Ok(false)) => tracing::warn!("the settings lock was not held by its session; closing it"),
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "the settings lock could not be released; closing its session")
                 }
+                Err(_) => tracing::warn!("releasing the settings lock took too long; closing its session"),
             }
         }
     }
