@@ -33,6 +33,7 @@ each_backend!(
     writer_shutdown_commits_what_is_queued,
     intake_and_scheduler_writes_share_the_writer,
     a_loaded_message_cancelled_is_not_marked_sending,
+    only_cancelled_messages_are_reported_gone,
     a_resent_message_is_loaded_again,
     only_counted_failures_use_up_attempts,
     a_delivery_waiting_behind_a_retry_is_not_due,
@@ -955,6 +956,20 @@ async fn a_loaded_message_cancelled_is_not_marked_sending(db: TestDb) {
     assert_eq!(marked, vec![false, true]);
     assert_eq!(store.outbound_detail("c-1").await.unwrap().unwrap().state, "cancelled");
     assert_eq!(store.outbound_detail("c-2").await.unwrap().unwrap().state, "sending");
+    store.close().await;
+}
+
+/// What a scheduler drops from memory as cancelled elsewhere: a cancelled message only — not one of its own whose
+/// send failed and whose requeue has not committed yet (still `sending`), nor a queued one.
+async fn only_cancelled_messages_are_reported_gone(db: TestDb) {
+    let store = db.open().await;
+    store.enqueue_outbound(&[queued_row("g-1"), queued_row("g-2"), queued_row("g-3")]).await.unwrap();
+    let loaded = store.claim_queued("pn-q", "owner-a", 10).await.unwrap();
+    assert_eq!(loaded.len(), 3);
+    store.apply_outbound_ops(&[OutboundOp::MarkSending { id: "g-1".to_owned() }]).await.unwrap();
+    assert!(matches!(store.cancel_outbound("g-2").await.unwrap(), CancelOutcome::Cancelled));
+    let ids: Vec<String> = ["g-1", "g-2", "g-3"].map(str::to_owned).to_vec();
+    assert_eq!(store.outbound_not_queued(&ids).await.unwrap(), vec!["g-2".to_owned()]);
     store.close().await;
 }
 

@@ -274,8 +274,9 @@ impl Store {
         Ok(pairs)
     }
 
-    /// The ids among `ids` of messages no longer queued (cancelled, expired, or taken by another instance
-    /// meanwhile): a scheduler holding them drops them. By primary key.
+    /// The ids among `ids` of messages cancelled meanwhile (through another instance): a scheduler holding
+    /// them drops them. By primary key. Only `cancelled`: a message of this scheduler's whose send just
+    /// failed is still `sending` until its requeue commits, and must stay where it is in memory.
     pub async fn outbound_not_queued(&self, ids: &[String]) -> Result<Vec<String>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -285,7 +286,7 @@ impl Store {
                 let list = serde_json::to_string(ids).map_err(|_| StoreError::Inconsistent("id list"))?;
                 sqlx::query_scalar(
                     "SELECT id FROM outbound_messages WHERE id IN (SELECT value FROM json_each(?1)) \
-                     AND state <> 'queued'",
+                     AND state = 'cancelled'",
                 )
                 .bind(list)
                 .fetch_all(&s.readers)
@@ -293,7 +294,7 @@ impl Store {
             }
             Self::Postgres(s) => {
                 sqlx::query_scalar(
-                    "SELECT id FROM outbound_messages WHERE id = ANY($1) AND state <> 'queued'",
+                    "SELECT id FROM outbound_messages WHERE id = ANY($1) AND state = 'cancelled'",
                 )
                 .bind(ids)
                 .fetch_all(&s.pool)
