@@ -578,7 +578,30 @@ impl Config {
         config.check_http()?;
         config.check_database_url()?;
         config.check_appsecret_proof()?;
+        config.check_numbers()?;
         Ok(config)
+    }
+
+    /// Every number needs its id and its WABA's (the sending lease and the WABA-wide limits are the WABA's:
+    /// numbers with an empty WABA id would share one), and a number is configured once.
+    fn check_numbers(&self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for n in &self.numbers {
+            let blank = |s: &str| s.trim().is_empty() || s.trim() != s;
+            let problem = if blank(&n.id) {
+                Some("an id without spaces is required".to_owned())
+            } else if blank(&n.waba_id) {
+                Some(format!("number {}: a waba_id without spaces is required", n.id))
+            } else if !seen.insert(n.id.as_str()) {
+                Some(format!("number {} is configured twice", n.id))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError(Box::new(figment::Error::from(format!("numbers: {problem}")))));
+            }
+        }
+        Ok(())
     }
 
     /// A proof needs an app secret to be made with.
@@ -828,6 +851,26 @@ mod tests {
             let err = backend(bad).unwrap_err().to_string();
             assert!(err.contains("database.url") && !err.contains("pw-secret"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn numbers_need_their_ids_and_appear_once() {
+        let dir = std::env::temp_dir().join(format!("wabridge-cfg-numbers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let load = |numbers: &str| {
+            let file = dir.join("wabridge.toml");
+            std::fs::write(&file, numbers).unwrap();
+            Config::load(Some(&file), Vec::new())
+        };
+        let good = "[[numbers]]\nid = \"1\"\nwaba_id = \"10\"\n[[numbers]]\nid = \"2\"\nwaba_id = \"10\"\n";
+        assert_eq!(load(good).unwrap().numbers.len(), 2);
+        let no_waba = "[[numbers]]\nid = \"1\"\nwaba_id = \"\"\n";
+        assert!(load(no_waba).unwrap_err().to_string().contains("waba_id"));
+        let no_id = "[[numbers]]\nid = \" \"\nwaba_id = \"10\"\n";
+        assert!(load(no_id).unwrap_err().to_string().contains("id"));
+        let twice = "[[numbers]]\nid = \"1\"\nwaba_id = \"10\"\n[[numbers]]\nid = \"1\"\nwaba_id = \"11\"\n";
+        assert!(load(twice).unwrap_err().to_string().contains("twice"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
