@@ -67,6 +67,10 @@ pub enum CloudError {
     /// Meta answered `{"success": false}` to an action.
     #[error("Meta answered success=false")]
     Unsuccessful,
+    /// The file of an upload from disk ([`crate::Client::upload_media_file`]) could not be opened; nothing
+    /// was sent. (A read that fails once the upload has started ends it as [`CloudError::Http`].)
+    #[error("could not open the media file to upload")]
+    File(#[source] std::io::Error),
     /// A media download is larger than any media file WhatsApp allows; reading stopped there.
     #[error("the media download is larger than the {limit} bytes WhatsApp allows for any media")]
     MediaTooLarge {
@@ -161,6 +165,7 @@ impl CloudError {
             | Self::Media(_)
             | Self::Url(_)
             | Self::Unsuccessful
+            | Self::File(_)
             | Self::MediaTooLarge { .. } => classified(ErrorClass::InvalidRequest, false, None),
         }
     }

@@ -1,5 +1,6 @@
 //! How one Graph call is made: URL, headers, token, `appsecret_proof`, retries, and reading the answer.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -41,8 +42,26 @@ pub(crate) enum Target {
 pub(crate) enum Body {
     None,
     Json(Vec<u8>),
-    Multipart { file: Bytes, mime: String, filename: String },
+    /// A media upload from memory: the multipart `file` part is these bytes (cloned for each attempt, which
+    /// costs a reference count).
+    Multipart {
+        file: Bytes,
+        mime: String,
+        filename: String,
+    },
+    /// A media upload from a file: its first `len` bytes are the `file` part, read in chunks of
+    /// [`FILE_CHUNK`] bytes as they are sent. The file is opened again for each attempt, so a retried upload
+    /// sends it whole again.
+    MultipartFile {
+        path: PathBuf,
+        len: u64,
+        mime: String,
+        filename: String,
+    },
 }
+
+/// How much of a file being uploaded is read at a time ([`Body::MultipartFile`]).
+const FILE_CHUNK: usize = 64 * 1024;
 
 impl Call {
     pub(crate) fn new(method: Method, segments: &[&str]) -> Self {
@@ -221,15 +240,14 @@ impl Client {
                 let part = reqwest::multipart::Part::stream_with_length(
                     reqwest::Body::from(file.clone()),
                     file.len() as u64,
-                )
-                .file_name(filename.clone())
-                .mime_str(mime)
-                .map_err(CloudError::http)?;
-                let form = reqwest::multipart::Form::new()
-                    .text("messaging_product", wabridge_types::MESSAGING_PRODUCT)
-                    .text("type", mime.clone())
-                    .part("file", part);
-                request.multipart(form)
+                );
+                request.multipart(media_form(part, mime, filename)?)
+            }
+            Body::MultipartFile { path, len, mime, filename } => {
+                let file = tokio::fs::File::open(path).await.map_err(CloudError::File)?;
+                let stream = reqwest::Body::wrap_stream(file_chunks(file, *len));
+                let part = reqwest::multipart::Part::stream_with_length(stream, *len);
+                request.multipart(media_form(part, mime, filename)?)
             }
         };
         let response = request.send().await.map_err(|e| {
@@ -250,6 +268,45 @@ impl Client {
         }
         Err(error_from(status, &body, retry_after))
     }
+}
+
+/// The multipart form of a media upload (`cloud-api.md` §4): `messaging_product`, `type` and the `file` part
+/// (named `filename`, of type `mime`).
+fn media_form(
+    part: reqwest::multipart::Part,
+    mime: &str,
+    filename: &str,
+) -> Result<reqwest::multipart::Form, CloudError> {
+    let part = part.file_name(filename.to_owned()).mime_str(mime).map_err(CloudError::http)?;
+    Ok(reqwest::multipart::Form::new()
+        .text("messaging_product", wabridge_types::MESSAGING_PRODUCT)
+        .text("type", mime.to_owned())
+        .part("file", part))
+}
+
+/// The first `len` bytes of `file`, in chunks of at most [`FILE_CHUNK`] bytes, read as the body is sent: no
+/// more than a chunk or two of it is in memory at a time. A file shorter than `len` ends the stream with an
+/// error (the request announced `len` bytes; it fails rather than sending a truncated file).
+fn file_chunks(
+    file: tokio::fs::File,
+    len: u64,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    use tokio::io::AsyncReadExt as _;
+    futures_util::stream::try_unfold(file.take(len), |mut file| async move {
+        let left = file.limit();
+        if left == 0 {
+            return Ok(None);
+        }
+        let mut buf = BytesMut::with_capacity(usize::try_from(left).unwrap_or(FILE_CHUNK).min(FILE_CHUNK));
+        let n = file.read_buf(&mut buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the media file ended {left} bytes short of its announced length"),
+            ));
+        }
+        Ok(Some((buf.freeze(), file)))
+    })
 }
 
 /// Reads a body of at most `limit` bytes, refusing a longer one as soon as it is known to be longer (from

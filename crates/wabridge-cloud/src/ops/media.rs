@@ -1,5 +1,7 @@
 //! Media: upload, look up, download, delete (`cloud-api.md` §4).
 
+use std::path::Path;
+
 use bytes::Bytes;
 use reqwest::{Method, Url};
 use wabridge_types::ids::{MediaId, PhoneNumberId};
@@ -41,7 +43,9 @@ pub fn check_media(mime: &str, size: u64) -> Result<MediaKind, MediaError> {
 impl Client {
     /// Uploads a file for a business number (`POST /{phone-number-id}/media`, multipart `file`, `type`,
     /// `messaging_product`) and returns its media id, valid for 30 days. The MIME type and size are checked
-    /// against Meta's limits first ([`check_media`]); a file Meta would refuse is never sent.
+    /// against Meta's limits first ([`check_media`]); a file Meta would refuse is never sent. The bytes are held
+    /// until the call ends (a retry sends them again); to upload a large file from disk without holding it in
+    /// memory, see [`Client::upload_media_file`].
     ///
     /// # Errors
     /// [`CloudError::Media`], or any error of the call.
@@ -56,6 +60,36 @@ impl Client {
         check_media(mime, file.len() as u64)?;
         let mut call = Call::post(&[number.as_str(), "media"]).media_transfer(None);
         call.body = Body::Multipart { file, mime: mime.to_owned(), filename: filename.to_owned() };
+        let answer: MediaUploadResponse = self.call(call).await?;
+        Ok(answer.id)
+    }
+
+    /// Uploads the first `len` bytes of the file at `path` for a business number, like
+    /// [`Client::upload_media`], streaming it: the file is read in small chunks as the request is sent, never
+    /// held whole in memory. The MIME type and `len` are checked against Meta's limits first
+    /// ([`check_media`]); a file Meta would refuse is never opened. The file is opened again for each attempt
+    /// the retry policy makes (an upload is tried again only when Meta refused it, as
+    /// [`Client::upload_media`]), so it must stay in place, unchanged, until this returns.
+    ///
+    /// # Errors
+    /// [`CloudError::Media`]; [`CloudError::File`] when the file cannot be opened; [`CloudError::Http`]
+    /// when reading it fails during the upload, or when it is shorter than `len`; or any error of the call.
+    pub async fn upload_media_file(
+        &self,
+        number: &PhoneNumberId,
+        path: impl AsRef<Path>,
+        len: u64,
+        mime: &str,
+        filename: &str,
+    ) -> Result<MediaId, CloudError> {
+        check_media(mime, len)?;
+        let mut call = Call::post(&[number.as_str(), "media"]).media_transfer(None);
+        call.body = Body::MultipartFile {
+            path: path.as_ref().to_owned(),
+            len,
+            mime: mime.to_owned(),
+            filename: filename.to_owned(),
+        };
         let answer: MediaUploadResponse = self.call(call).await?;
         Ok(answer.id)
     }

@@ -340,3 +340,199 @@ fn split_bytes<'a>(mut hay: &'a [u8], delimiter: &[u8]) -> Vec<&'a [u8]> {
     out.push(hay);
     out
 }
+
+/// A file of one test under the system's temporary directory, removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn with(name: &str, bytes: &[u8]) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("wabridge-cloud-{name}-{}-{n}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Bytes that are not all alike, so a chunk sent twice or out of order shows.
+fn patterned(len: usize) -> Vec<u8> {
+    (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect()
+}
+
+/// An upload from a file sends the form an upload from memory sends, with a length: the file's first `len`
+/// bytes (more than one chunk of it here), named and typed as given.
+#[tokio::test]
+async fn a_file_upload_sends_the_same_multipart_form() {
+    let example = Example::find("Media", "Upload Image");
+    let server = MockServer::start().await;
+    server.reply(200, &example.response);
+    let client = server.client().build().unwrap();
+
+    let content = patterned(200_000);
+    // What follows the announced length is not sent.
+    let file = TempFile::with("form", &[&content[..], b"not sent"].concat());
+    let number = PhoneNumberId::new(PHONE_ID);
+    let len = content.len() as u64;
+    let id = client.upload_media_file(&number, &file.0, len, "image/jpeg", "photo.jpg").await.unwrap();
+    assert_eq!(id.as_str(), "4490709327384033");
+
+    let req = server.only_request();
+    assert_graph_call(&req, "POST", &graph_path(&[PHONE_ID, "media"]));
+    // Every part's length is known, so the request has a Content-Length (no chunked encoding).
+    assert_eq!(req.header("content-length"), Some(req.body.len().to_string().as_str()));
+    let content_type = req.header("content-type").unwrap();
+    let boundary = content_type.strip_prefix("multipart/form-data; boundary=").expect("multipart");
+    let parts = multipart_parts(&req.body, boundary);
+    assert_eq!(parts.iter().find(|p| p.name == "messaging_product").unwrap().body, b"whatsapp");
+    assert_eq!(parts.iter().find(|p| p.name == "type").unwrap().body, b"image/jpeg");
+    let part = parts.iter().find(|p| p.name == "file").unwrap();
+    assert_eq!(part.filename.as_deref(), Some("photo.jpg"));
+    assert_eq!(part.content_type.as_deref(), Some("image/jpeg"));
+    assert!(part.body == content, "the file part is not the file's first {len} bytes");
+}
+
+/// The type and the announced length are checked before the file is opened; a file that cannot be opened
+/// is [`CloudError::File`], not retried, and nothing is sent either way.
+#[tokio::test]
+async fn a_file_upload_is_checked_before_anything_is_sent() {
+    let server = MockServer::start().await;
+    let client = server.client().retry(RetryPolicy::default()).build().unwrap();
+    let number = PhoneNumberId::new(PHONE_ID);
+    let missing = std::env::temp_dir().join(format!("wabridge-cloud-missing-{}", std::process::id()));
+
+    let too_big = MediaKind::Image.max_bytes() + 1;
+    let err = client.upload_media_file(&number, &missing, too_big, "image/jpeg", "a.jpg").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::TooLarge { kind: MediaKind::Image, .. })), "{err:?}");
+    let err = client.upload_media_file(&number, &missing, 10, "image/gif", "a.gif").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::UnsupportedType { .. })), "{err:?}");
+    let err = client.upload_media_file(&number, &missing, 0, "image/png", "a.png").await.unwrap_err();
+    assert!(matches!(err, CloudError::Media(MediaError::Empty)), "{err:?}");
+
+    let err = client.upload_media_file(&number, &missing, 10, "image/png", "a.png").await.unwrap_err();
+    match &err {
+        CloudError::File(io) => assert_eq!(io.kind(), std::io::ErrorKind::NotFound),
+        other => panic!("expected a file error, got {other:?}"),
+    }
+    assert!(!err.is_retryable() && !err.outcome_unknown());
+    assert!(server.requests().is_empty(), "the server saw {:?}", server.requests());
+}
+
+/// A file shorter than its announced length fails the upload (rather than sending a truncated file), and it
+/// is not tried again: the server may have seen part of it.
+#[tokio::test]
+async fn a_file_shorter_than_announced_fails_the_upload() {
+    let server = MockServer::start().await;
+    server.reply(200, &json!({"id": "1"}));
+    let clock = wabridge_cloud::time::ManualClock::new();
+    let client = server.client().retry(RetryPolicy::default()).sleeper(clock.clone()).build().unwrap();
+    let file = TempFile::with("short", &patterned(1000));
+    let err = client
+        .upload_media_file(&PhoneNumberId::new(PHONE_ID), &file.0, 5000, "image/png", "a.png")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CloudError::Http(_)), "{err:?}");
+    assert!(clock.sleeps().is_empty(), "retried: {:?}", clock.sleeps());
+}
+
+/// Meta refusing an upload from a file for a transient reason: the retry opens the file again and sends it
+/// whole.
+#[tokio::test]
+async fn a_retried_file_upload_sends_the_whole_file_again() {
+    let example = Example::find("Media", "Upload Image");
+    let server = MockServer::start().await;
+    let unavailable = json!({"error": {"message": "(#2) Service temporarily unavailable", "type": "OAuthException",
+        "code": 2, "fbtrace_id": "T"}});
+    server.reply(503, &unavailable).reply(200, &example.response);
+    let clock = wabridge_cloud::time::ManualClock::new();
+    let client = server
+        .client()
+        .retry(RetryPolicy::default())
+        .sleeper(clock.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let content = patterned(150_000);
+    let file = TempFile::with("retried", &content);
+    let number = PhoneNumberId::new(PHONE_ID);
+    let id =
+        client.upload_media_file(&number, &file.0, content.len() as u64, "image/png", "a.png").await.unwrap();
+    assert_eq!(id.as_str(), "4490709327384033");
+    assert_eq!(clock.sleeps().len(), 1);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    for req in requests {
+        let content_type = req.header("content-type").unwrap();
+        let boundary = content_type.strip_prefix("multipart/form-data; boundary=").unwrap();
+        let parts = multipart_parts(&req.body, boundary);
+        assert!(parts.iter().find(|p| p.name == "file").unwrap().body == content, "a partial file was sent");
+    }
+}
+
+/// A sandbox and a client for it (the given retry policy, a manual clock: retries do not wait).
+async fn sandbox_client(
+    policy: RetryPolicy,
+) -> (wabridge_sandbox::Sandbox, Client, wabridge_cloud::time::ManualClock) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let sandbox = wabridge_sandbox::Sandbox::start(wabridge_sandbox::SandboxConfig::for_tests(), listener)
+        .await
+        .unwrap();
+    let clock = wabridge_cloud::time::ManualClock::new();
+    let mut builder = Client::builder()
+        .base_url(sandbox.base_url())
+        .access_token(sandbox.access_token())
+        .no_proxy()
+        .retry(policy)
+        .sleeper(clock.clone())
+        .clock(clock.clone());
+    if let Some(secret) = sandbox.app_secret() {
+        builder = builder.app_secret(secret);
+    }
+    (sandbox, builder.build().unwrap(), clock)
+}
+
+/// A 20 MiB document streamed from disk reaches the emulator whole: its media node has the file's size and
+/// its download is the file.
+#[tokio::test]
+async fn a_large_file_upload_reaches_the_sandbox_whole() {
+    let (sandbox, client, _) = sandbox_client(RetryPolicy::default().with_max_attempts(1)).await;
+    let number = PhoneNumberId::new(sandbox.phone_number_ids()[0].clone());
+    let content = patterned(20 * 1024 * 1024);
+    let file = TempFile::with("large", &content);
+    let id = client
+        .upload_media_file(&number, &file.0, content.len() as u64, "application/pdf", "big.pdf")
+        .await
+        .unwrap();
+    let info = client.media_info(&id).await.unwrap();
+    assert_eq!((info.mime_type.as_str(), info.file_size.bytes), ("application/pdf", content.len() as u64));
+    let downloaded = client.download_media(&info.url).await.unwrap();
+    assert!(downloaded.as_ref() == content.as_slice(), "the sandbox has other bytes than the file's");
+    sandbox.shutdown().await;
+}
+
+/// The emulator refusing an upload from a file once (an injected transient error): the client tries again,
+/// reopening the file, and the second attempt's bytes are the file's.
+#[tokio::test]
+async fn a_file_upload_is_retried_after_a_transient_failure() {
+    let (sandbox, client, clock) = sandbox_client(RetryPolicy::default()).await;
+    let number = PhoneNumberId::new(sandbox.phone_number_ids()[0].clone());
+    sandbox.control().set_fault(Some(wabridge_sandbox::FaultInjection {
+        code: 2,
+        next_n: Some(1),
+        every_nth: None,
+        scope: wabridge_sandbox::FaultScope::All,
+    }));
+    let content = patterned(100_000);
+    let file = TempFile::with("sandbox-retry", &content);
+    let id =
+        client.upload_media_file(&number, &file.0, content.len() as u64, "image/png", "a.png").await.unwrap();
+    assert_eq!(clock.sleeps().len(), 1, "one retry after the injected error");
+    let info = client.media_info(&id).await.unwrap();
+    assert_eq!(client.download_media(&info.url).await.unwrap().as_ref(), content.as_slice());
+    sandbox.shutdown().await;
+}

@@ -14,7 +14,7 @@ use wabridge_types::ids::MediaId;
 use super::{GraphApiError, GraphPrincipal, is_graph_version};
 use crate::AppState;
 use crate::auth::Scope;
-use crate::media::MediaError;
+use crate::media::{MediaError, Spool};
 
 fn graph_media_error(e: &MediaError) -> GraphApiError {
     match e {
@@ -53,41 +53,72 @@ fn check_version(version: &str) -> Result<(), GraphApiError> {
     }
 }
 
-/// `POST /{version}/{phone-number-id}/media` (multipart `file`, `type`, `messaging_product`) → `{"id"}`.
+/// `POST /{version}/{phone-number-id}/media` (multipart `file`, `type`, `messaging_product`) → `{"id"}`. The
+/// `file` field is spooled to disk as it arrives (see [`crate::media::spool`]) and streamed from there to
+/// the Cloud API; its file is removed whatever the outcome.
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     principal: GraphPrincipal,
     Path((version, number)): Path<(String, String)>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Result<Json<Value>, GraphApiError> {
     principal.require(Scope::Send)?;
     check_version(&version)?;
     if !state.config.numbers.iter().any(|n| n.id == number) {
         return Err(GraphApiError::new(100, format!("Object with ID '{number}' does not exist")));
     }
-    // The fields are read only with a turn (memory for a few uploads at once, whatever the number of clients).
+    // The fields are read only with a turn (a bounded number of spool files, whatever the number of clients).
     let _turn = state.media.upload_turn().await;
     let mut file = None;
+    let uploaded = receive_and_upload(&state, &number, form, &mut file).await;
+    if let Some((spool, _, _)) = file {
+        spool.remove().await;
+    }
+    let id = uploaded?;
+    Ok(Json(json!({"id": id})))
+}
+
+/// The spooled `file` field of an upload: the spool, the field's Content-Type, its file name.
+type SpooledFile = (Spool, Option<String>, String);
+
+/// The upload of `POST /{version}/{phone-number-id}/media`: the form's fields, the `file` into a spool left
+/// in `file` (for the caller to remove), then the spooled file to Meta.
+async fn receive_and_upload(
+    state: &AppState,
+    number: &str,
+    mut form: Multipart,
+    file: &mut Option<SpooledFile>,
+) -> Result<String, GraphApiError> {
     let mut declared_type = None;
-    while let Some(field) = form.next_field().await.map_err(|e| GraphApiError::new(100, e.body_text()))? {
+    while let Some(mut field) = form.next_field().await.map_err(|e| GraphApiError::new(100, e.body_text()))? {
         match field.name() {
             Some("file") => {
                 let mime = field.content_type().map(str::to_owned);
                 let name = field.file_name().unwrap_or("upload").to_owned();
-                let bytes = field.bytes().await.map_err(|e| GraphApiError::new(100, e.body_text()))?;
-                file = Some((bytes, mime, name));
+                // A second `file` field replaces the first (as before): its spool goes now.
+                if let Some((earlier, _, _)) = file.take() {
+                    earlier.remove().await;
+                }
+                // The type may come after the file: the whole field is written (the form's limit bounds it).
+                let spool = state.media.spool(u64::MAX).await.map_err(|e| graph_media_error(&e.into()))?;
+                let (spool, _, _) = file.insert((spool, mime, name));
+                while let Some(chunk) =
+                    field.chunk().await.map_err(|e| GraphApiError::new(100, e.body_text()))?
+                {
+                    spool.push(&chunk).await.map_err(|e| graph_media_error(&e.into()))?;
+                }
             }
             Some("type") => declared_type = field.text().await.ok(),
             _ => {}
         }
     }
-    let Some((bytes, mime, name)) = file else {
+    let Some((spool, mime, name)) = file.as_mut() else {
         return Err(GraphApiError::new(100, "The parameter file is required"));
     };
-    let mime =
-        declared_type.or(mime).ok_or_else(|| GraphApiError::new(100, "The parameter type is required"))?;
-    let id = state.media.upload(&number, bytes, &mime, &name).await.map_err(|e| graph_media_error(&e))?;
-    Ok(Json(json!({"id": id})))
+    let mime = declared_type
+        .or_else(|| mime.clone())
+        .ok_or_else(|| GraphApiError::new(100, "The parameter type is required"))?;
+    state.media.upload_spooled(number, spool, &mime, name).await.map_err(|e| graph_media_error(&e))
 }
 
 /// `GET /{version}/{media-id}` → Meta's answer, with `url` pointing at this gateway.

@@ -4,14 +4,15 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
+use futures_util::StreamExt as _;
 use serde_json::{Value, json};
+use wabridge_types::limits::MediaKind;
 
-use super::MediaError;
+use super::{MediaError, Spool};
 use crate::AppState;
 use crate::api::settings::{NumberQuery, client_and_number, cloud_error};
 use crate::api_error::{ApiError, meta};
@@ -50,7 +51,8 @@ pub(crate) fn upload_error(e: &MediaError) -> ApiError {
     }
 }
 
-/// `POST /v1/media` → 201 `{"media":[{"id"}]}`.
+/// `POST /v1/media` → 201 `{"media":[{"id"}]}`. The body is spooled to disk as it arrives (see
+/// [`super::spool`]) and streamed from there to the Cloud API; its file is removed whatever the outcome.
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -66,34 +68,50 @@ pub async fn upload(
         .map(|m| m.split(';').next().unwrap_or(m).trim().to_owned())
         .filter(|m| !m.is_empty())
         .ok_or_else(|| ApiError::missing("Content-Type: the media's type, e.g. image/jpeg"))?;
-    // The body is read only with a turn (memory for a few uploads at once, whatever the number of clients).
+    // The body is read only with a turn (a bounded number of spool files, whatever the number of clients).
     let _turn = state.media.upload_turn().await;
-    let body: Bytes = axum::body::to_bytes(body, crate::MEDIA_BODY_LIMIT).await.map_err(|e| {
-        // `to_bytes` says "length limit exceeded" (http-body-util's error) when the body is over the limit.
-        let mut chain: Option<&dyn std::error::Error> = Some(&e);
-        let mut too_large = false;
-        while let Some(err) = chain {
-            too_large |= err.to_string().contains("length limit exceeded");
-            chain = err.source();
+    // Beyond its type's limit an upload is only counted, not written: it is refused for its size (an
+    // unknown type has no limit that passes, so nothing of it is written).
+    let keep = MediaKind::from_mime(&mime).map_or(0, MediaKind::max_bytes);
+    let mut spool = state.media.spool(keep).await.map_err(|e| ApiError::internal(&e))?;
+    let uploaded = receive_and_upload(&state, &q, body, &mut spool, &mime).await;
+    spool.remove().await;
+    let id = uploaded?;
+    Ok((StatusCode::CREATED, Json(json!({"media": [{"id": id}], "meta": meta()}))))
+}
+
+/// The upload of `POST /v1/media` once it has a spool: the body into it, then the spooled file to Meta.
+async fn receive_and_upload(
+    state: &AppState,
+    q: &NumberQuery,
+    body: axum::body::Body,
+    spool: &mut Spool,
+    mime: &str,
+) -> Result<String, ApiError> {
+    let limit = crate::MEDIA_BODY_LIMIT as u64;
+    let too_large = || ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: 1009,
+        title: "Parameter value is not valid",
+        details: format!("the media is larger than {} bytes", crate::MEDIA_BODY_LIMIT),
+    };
+    // A body announced larger than the limit is refused before any of it is read.
+    if hyper::body::Body::size_hint(&body).lower() > limit {
+        return Err(too_large());
+    }
+    let mut chunks = body.into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::invalid(format!("the body could not be read: {e}")))?;
+        if spool.len() + chunk.len() as u64 > limit {
+            return Err(too_large());
         }
-        if too_large {
-            ApiError {
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: 1009,
-                title: "Parameter value is not valid",
-                details: format!("the media is larger than {} bytes", crate::MEDIA_BODY_LIMIT),
-            }
-        } else {
-            ApiError::invalid(format!("the body could not be read: {e}"))
-        }
-    })?;
-    if body.is_empty() {
+        spool.push(&chunk).await.map_err(|e| ApiError::internal(&e))?;
+    }
+    if spool.is_empty() {
         return Err(ApiError::missing("the body: the media's bytes"));
     }
-    let (_, number) = client_and_number(&state, q.phone_number_id())?;
-    let id =
-        state.media.upload(number.as_str(), body, &mime, "upload").await.map_err(|e| upload_error(&e))?;
-    Ok((StatusCode::CREATED, Json(json!({"media": [{"id": id}], "meta": meta()}))))
+    let (_, number) = client_and_number(state, q.phone_number_id())?;
+    state.media.upload_spooled(number.as_str(), spool, mime, "upload").await.map_err(|e| upload_error(&e))
 }
 
 /// `GET /v1/media/{id}` → the file with its Content-Type.

@@ -4,10 +4,14 @@
 //! minutes), checked against the webhook's `sha256` (base64) or the media node's (hex), and kept under
 //! `<data_dir>/media` until the cache passes [`DEFAULT_LIMIT_BYTES`]; the least recently written files go
 //! first. `GET /v1/media/{id}` serves from the cache (streaming the file), fetching on a miss.
+//!
+//! Uploads are spooled to a file under `<data_dir>/tmp` as their body arrives and streamed from there to the
+//! Cloud API ([`spool`]).
 
 pub mod api;
+pub mod spool;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -16,6 +20,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use wabridge_cloud::{Client, CloudError};
 use wabridge_types::ids::{MediaId, PhoneNumberId};
+
+pub use spool::Spool;
 
 /// The cache's size limit: 512 MiB.
 pub const DEFAULT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
@@ -96,25 +102,39 @@ const FETCH_LOCKS: usize = 64;
 #[derive(Debug, Clone)]
 pub struct MediaCache {
     dir: PathBuf,
+    /// Where uploads are spooled: `tmp` beside the cache directory (`<data_dir>/tmp`).
+    spool_dir: PathBuf,
     limit_bytes: u64,
     client: Option<Client>,
     fetching: Arc<[tokio::sync::Mutex<()>]>,
     prefetching: Arc<tokio::sync::Semaphore>,
     prefetch_waiting: Arc<std::sync::atomic::AtomicUsize>,
-    /// Uploads whose body is being read or sent: each holds up to 101 MiB in memory until Meta has it.
+    /// Uploads whose body is being received or sent: each holds a spool file of up to 101 MiB until Meta
+    /// answered.
     uploading: Arc<tokio::sync::Semaphore>,
 }
 
-/// Uploads read and sent at once; more wait for a turn before their body is read, so that memory stays
-/// within this many times the largest upload (about 400 MiB) whatever the number of clients.
-pub const UPLOADS_AT_ONCE: usize = 4;
+/// Uploads received and sent at once; more wait for a turn before their body is read. An upload holds a few
+/// 64 KiB chunks in memory (its body is spooled to disk and streamed from there), so the limit is on disk
+/// and on the uplink to Meta: at most this many spool files of up to [`crate::MEDIA_BODY_LIMIT`] each
+/// (about 1.6 GiB) under `<data_dir>/tmp`, whatever the number of clients. Sixteen keep a busy gateway's
+/// uploads moving (each waits on Meta most of its time) without letting a burst of large ones fill a small
+/// disk.
+pub const UPLOADS_AT_ONCE: usize = 16;
 
 impl MediaCache {
-    /// A cache in `dir` holding at most `limit_bytes`.
+    /// A cache in `dir` holding at most `limit_bytes`. Uploads are spooled to `tmp` beside `dir`
+    /// (`<data_dir>/tmp` for the gateway's `<data_dir>/media`); spool files a previous run left there are
+    /// removed now (see [`spool::sweep`]).
     #[must_use]
     pub fn new(dir: PathBuf, limit_bytes: u64, client: Option<Client>) -> Self {
+        // Beside the cache, not in it: the cache directory is listed for eviction, and an upload must not
+        // depend on the cache (which may be unusable, a full disk aside: a file in its place, say).
+        let spool_dir = dir.with_file_name("tmp");
+        spool::sweep(&spool_dir);
         Self {
             dir,
+            spool_dir,
             limit_bytes,
             client,
             fetching: (0..FETCH_LOCKS).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -122,6 +142,20 @@ impl MediaCache {
             prefetch_waiting: Arc::default(),
             uploading: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
         }
+    }
+
+    /// Where uploads are spooled.
+    #[must_use]
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    /// A new spool file for an upload's body, writing at most `keep` bytes of it ([`Spool::create`]).
+    ///
+    /// # Errors
+    /// The spool directory or file could not be created.
+    pub async fn spool(&self, keep: u64) -> std::io::Result<Spool> {
+        Spool::create(&self.spool_dir, keep).await
     }
 
     /// A turn to read an upload's body and send it on (see [`UPLOADS_AT_ONCE`]); held until dropped.
@@ -149,6 +183,39 @@ impl MediaCache {
         filename: &str,
     ) -> Result<String, MediaError> {
         let id = self.client()?.upload_media(&PhoneNumberId::new(number), bytes, mime, filename).await?;
+        Ok(id.as_str().to_owned())
+    }
+
+    /// Uploads the body received in `spool` for `number`, streamed from its file; answers Meta's media id.
+    /// The type and size are checked against Meta's limits first ([`wabridge_cloud::check_media`], the
+    /// SDK's own check): a refusal is the SDK's [`CloudError::Media`], as for an upload from memory. The
+    /// spool is left to the caller to remove.
+    ///
+    /// # Errors
+    /// No client, Meta's limits or refusal, or the spool file failing.
+    pub async fn upload_spooled(
+        &self,
+        number: &str,
+        spool: &mut Spool,
+        mime: &str,
+        filename: &str,
+    ) -> Result<String, MediaError> {
+        let client = self.client()?;
+        wabridge_cloud::check_media(mime, spool.len()).map_err(CloudError::from)?;
+        spool.finish().await?;
+        if !spool.is_complete() {
+            // Only an upload larger than its type allows is cut short, and the check above refused it.
+            return Err(MediaError::Io(std::io::Error::other("the spooled upload is incomplete")));
+        }
+        let number = PhoneNumberId::new(number);
+        let uploaded = client.upload_media_file(&number, spool.path(), spool.len(), mime, filename).await;
+        let id = uploaded.map_err(|e| match e {
+            // The spool file could not be opened: the gateway's failure (never "no such media").
+            CloudError::File(io) => {
+                MediaError::Io(std::io::Error::other(format!("the spooled upload could not be opened: {io}")))
+            }
+            e => MediaError::Cloud(e),
+        })?;
         Ok(id.as_str().to_owned())
     }
 

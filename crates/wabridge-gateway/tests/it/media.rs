@@ -10,6 +10,7 @@ use wabridge_sandbox::Inbound;
 use wabridge_types::ids::{MediaId, PhoneNumberId};
 
 use crate::support::backend::{TestDb, each_backend};
+use crate::support::raw_http::{self, Framing};
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config};
 
 each_backend!(
@@ -19,7 +20,10 @@ each_backend!(
     cloud_media_url_uses_the_public_url,
     a_download_that_cannot_be_cached_is_still_answered,
     deleting_media_meta_no_longer_has_removes_the_cached_copy,
-    an_upload_refused_with_code_100_is_not_a_missing_resource
+    an_upload_refused_with_code_100_is_not_a_missing_resource,
+    uploads_leave_no_spool_file,
+    a_client_that_disconnects_mid_upload_leaves_no_spool_file,
+    a_large_upload_goes_through
 );
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same";
@@ -273,5 +277,218 @@ async fn an_upload_refused_with_code_100_is_not_a_missing_resource(db: TestDb) {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["errors"][0]["code"], 1000, "{body}");
     pair.sandbox.control().set_fault(None);
+    pair.stop().await;
+}
+
+/// The spool files (uploads being received or sent) the gateway of `pair` has.
+fn spool_files(pair: &Pair) -> Vec<String> {
+    wabridge_gateway::media::spool::files_in(pair.gateway.state().media.spool_dir())
+}
+
+/// The gateway's address, for requests written by hand.
+fn addr(pair: &Pair) -> std::net::SocketAddr {
+    pair.url.trim_start_matches("http://").parse().unwrap()
+}
+
+/// A multipart form as the Cloud API takes it: `messaging_product`, `type` (when given), then `file`.
+fn cloud_form(kind: Option<&str>, file: Vec<u8>, file_type: &str) -> reqwest::multipart::Form {
+    let form = reqwest::multipart::Form::new().text("messaging_product", "whatsapp");
+    let form = match kind {
+        Some(kind) => form.text("type", kind.to_owned()),
+        None => form,
+    };
+    let part = reqwest::multipart::Part::bytes(file).file_name("f").mime_str(file_type).unwrap();
+    form.part("file", part)
+}
+
+/// Every upload leaves no spool file behind once it is answered, whatever the answer: taken, refused for its
+/// type or size (the type's or the route's), empty, refused by Meta; on both routes. Spool files a previous
+/// run left are removed at start.
+async fn uploads_leave_no_spool_file(db: TestDb) {
+    let cfg = config(&db);
+    let spool_dir = cfg.data_dir.join("tmp");
+    std::fs::create_dir_all(&spool_dir).unwrap();
+    std::fs::write(spool_dir.join("upload-left-by-a-crash.part"), JPEG).unwrap();
+    let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
+    assert_eq!(pair.gateway.state().media.spool_dir(), spool_dir.as_path());
+    assert_eq!(spool_files(&pair), Vec::<String>::new(), "a previous run's spool file was not swept");
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let post = |kind: &str, body: Vec<u8>| {
+        let request = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", kind).body(body);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+
+    // Taken.
+    let (status, body) = post("image/jpeg", JPEG.to_vec()).await;
+    assert_eq!(status, 201, "{body}");
+    assert!(spool_files(&pair).is_empty(), "after a success: {:?}", spool_files(&pair));
+    // A type Meta does not take: 400 / 1009, as before.
+    let (status, body) = post("application/x-foo", JPEG.to_vec()).await;
+    assert_eq!((status, &body["errors"][0]["code"]), (400, &json!(1009)), "{body}");
+    assert!(spool_files(&pair).is_empty(), "after a refused type: {:?}", spool_files(&pair));
+    // Larger than its type allows (images: 5 MB): 400 / 1009 with the SDK's words, as before.
+    let (status, body) = post("image/jpeg", vec![0xff; 5 * 1024 * 1024 + 1]).await;
+    assert_eq!((status, &body["errors"][0]["code"]), (400, &json!(1009)), "{body}");
+    let details = body["errors"][0]["details"].as_str().unwrap();
+    assert!(details.contains("5242881 bytes"), "{body}");
+    assert!(spool_files(&pair).is_empty(), "after a refused size: {:?}", spool_files(&pair));
+    // Empty: 400 / 1008.
+    let (status, body) = post("image/jpeg", Vec::new()).await;
+    assert_eq!((status, &body["errors"][0]["code"]), (400, &json!(1008)), "{body}");
+    // Meta refusing it.
+    pair.sandbox.control().set_fault(Some(wabridge_sandbox::FaultInjection {
+        code: 131_053,
+        next_n: Some(1),
+        every_nth: None,
+        scope: wabridge_sandbox::FaultScope::All,
+    }));
+    let (status, _) = post("image/jpeg", JPEG.to_vec()).await;
+    assert_eq!(status, 400);
+    assert!(spool_files(&pair).is_empty(), "after Meta refused: {:?}", spool_files(&pair));
+    // Larger than any upload may be, without a length (counted as it arrives) and with one (refused before
+    // it is read): 413 / 1009.
+    let headers =
+        [("authorization", format!("Bearer {}", pair.key)), ("content-type", "image/jpeg".to_owned())];
+    let path = format!("/v1/media?phone_number_id={NUMBER}");
+    let over = vec![0u8; wabridge_gateway::MEDIA_BODY_LIMIT + 1];
+    for framing in [Framing::Chunked, Framing::Length] {
+        let status = raw_http::post(addr(&pair), &path, &headers, over.clone(), framing).await;
+        assert_eq!(status, Some(413), "{framing:?}");
+        assert!(spool_files(&pair).is_empty(), "after 413 ({framing:?}): {:?}", spool_files(&pair));
+    }
+
+    // The Cloud-compatible route: taken, a type Meta does not take (131053), no type at all (100).
+    let cloud = format!("{}/v23.0/{NUMBER}/media", pair.url);
+    let send = |form: reqwest::multipart::Form| {
+        let request = pair.http.post(&cloud).bearer_auth(&pair.key).multipart(form);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let (status, body) = send(cloud_form(Some("image/jpeg"), JPEG.to_vec(), "image/jpeg")).await;
+    assert!(status == 200 && body["id"].is_string(), "{status} {body}");
+    let (status, body) =
+        send(cloud_form(Some("application/x-foo"), JPEG.to_vec(), "application/x-foo")).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!(131_053)), "{body}");
+    let (status, body) =
+        send(cloud_form(Some("image/jpeg"), vec![0xff; 5 * 1024 * 1024 + 1], "image/jpeg")).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!(131_053)), "{body}");
+    let no_type = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .part("file", reqwest::multipart::Part::bytes(JPEG.to_vec()).file_name("f"));
+    let (status, body) = send(no_type).await;
+    assert_eq!((status, &body["error"]["code"]), (400, &json!(100)), "{body}");
+    // The type after the file, from the file's own Content-Type: taken.
+    let late_type = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(JPEG.to_vec()).file_name("f").mime_str("image/jpeg").unwrap(),
+        )
+        .text("type", "image/jpeg");
+    let (status, body) = send(late_type).await;
+    assert!(status == 200 && body["id"].is_string(), "{status} {body}");
+    assert!(spool_files(&pair).is_empty(), "after the Cloud-compatible uploads: {:?}", spool_files(&pair));
+    pair.stop().await;
+}
+
+/// Waits until `done`, polling; the bound only keeps a broken gateway from hanging the run.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A client that goes away in the middle of its upload's body, on either route: the upload's spool file
+/// (which had some of the body) is removed.
+async fn a_client_that_disconnects_mid_upload_leaves_no_spool_file(db: TestDb) {
+    use tokio::io::AsyncWriteExt as _;
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let auth = format!("Bearer {}", pair.key);
+    let boundary = "wabridge-test-boundary";
+    let form_head = format!(
+        "--{boundary}\r\ncontent-disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"type\"\r\n\r\napplication/pdf\r\n\
+         --{boundary}\r\ncontent-disposition: form-data; name=\"file\"; filename=\"a.pdf\"\r\n\
+         content-type: application/pdf\r\n\r\n"
+    );
+    let routes = [
+        (format!("/v1/media?phone_number_id={NUMBER}"), "application/pdf".to_owned(), Vec::new()),
+        (
+            format!("/v23.0/{NUMBER}/media"),
+            format!("multipart/form-data; boundary={boundary}"),
+            form_head.into_bytes(),
+        ),
+    ];
+    for (path, content_type, prefix) in routes {
+        let mut stream = tokio::net::TcpStream::connect(addr(&pair)).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\nauthorization: {auth}\r\ncontent-type: {content_type}\r\n\
+             content-length: {}\r\n\r\n",
+            addr(&pair),
+            10 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&prefix).await.unwrap();
+        stream.write_all(&vec![b'%'; 1024 * 1024]).await.unwrap();
+        stream.flush().await.unwrap();
+        // Some of the body is on disk.
+        let dir = pair.gateway.state().media.spool_dir().to_owned();
+        until("part of the body written to a spool file", || {
+            spool_files(&pair).iter().any(|name| std::fs::metadata(dir.join(name)).is_ok_and(|m| m.len() > 0))
+        })
+        .await;
+        drop(stream);
+        until("the spool file removed", || spool_files(&pair).is_empty()).await;
+    }
+    // The gateway goes on taking uploads.
+    upload(&pair).await;
+    assert!(spool_files(&pair).is_empty());
+    pair.stop().await;
+}
+
+/// A 20 MiB document goes through both routes (the Cloud-compatible one from the SDK's streamed upload) and
+/// comes back whole.
+async fn a_large_upload_goes_through(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let content: Vec<u8> = (0..20 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let url = format!("{}/v1/media?phone_number_id={NUMBER}", pair.url);
+    let resp = pair.http.post(&url).bearer_auth(&pair.key).header("content-type", "application/pdf");
+    let resp = resp.body(content.clone()).send().await.unwrap();
+    assert_eq!(resp.status(), 201);
+    let body: Value = resp.json().await.unwrap();
+    let id = body["media"][0]["id"].as_str().unwrap().to_owned();
+    let (status, kind, len, bytes) = download(&pair, &id).await;
+    assert_eq!(
+        (status, kind.as_deref(), len),
+        (200, Some("application/pdf"), Some(content.len().to_string()))
+    );
+    assert!(bytes.as_ref() == content.as_slice(), "the downloaded document is not the uploaded one");
+
+    let path = pair.gateway.state().config.data_dir.join("large-upload.pdf");
+    std::fs::write(&path, &content).unwrap();
+    let client = Client::builder()
+        .base_url(pair.url.clone())
+        .access_token(pair.key.clone())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap();
+    let number = PhoneNumberId::new(NUMBER);
+    let id = client
+        .upload_media_file(&number, &path, content.len() as u64, "application/pdf", "large.pdf")
+        .await
+        .unwrap();
+    let info = client.media_info(&id).await.unwrap();
+    assert_eq!(info.file_size.bytes, content.len() as u64);
+    let bytes = client.download_media(&info.url).await.unwrap();
+    assert!(bytes.as_ref() == content.as_slice(), "the downloaded document is not the uploaded one");
+    std::fs::remove_file(&path).unwrap();
+    assert!(spool_files(&pair).is_empty(), "{:?}", spool_files(&pair));
     pair.stop().await;
 }
