@@ -104,8 +104,9 @@ pub(super) struct Scheduler {
     /// (templates past the tier, backoffs, `send_at`) do not keep later ones to other recipients in the store.
     parked: usize,
     in_flight: usize,
-    /// The ids of the messages in `in_flight`.
-    in_flight_ids: HashSet<String>,
+    /// The messages in `in_flight`: id → recipient. Sends of an earlier lease term included: their recipients
+    /// stay in flight for the next term (see [`Self::forget_held`]).
+    in_flight_ids: HashMap<String, String>,
     in_doubt: Vec<InDoubt>,
     windows: super::pacing::Windows,
     owner: bool,
@@ -193,7 +194,7 @@ impl Scheduler {
             held: 0,
             parked: 0,
             in_flight: 0,
-            in_flight_ids: HashSet::new(),
+            in_flight_ids: HashMap::new(),
             in_doubt: Vec::new(),
             windows: super::pacing::Windows::default(),
             owner: false,
@@ -346,7 +347,8 @@ impl Scheduler {
         let cutoff = now_millis().saturating_sub(i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
         let known: HashSet<String> = self.in_doubt.iter().map(|d| d.id.clone()).collect();
         for d in list {
-            if d.sending_since <= cutoff && !known.contains(&d.id) && !self.in_flight_ids.contains(&d.id) {
+            if d.sending_since <= cutoff && !known.contains(&d.id) && !self.in_flight_ids.contains_key(&d.id)
+            {
                 tracing::warn!(number = %self.number, "a send of unknown outcome was untracked; reconciling it");
                 self.in_doubt.push(d);
             }
@@ -388,6 +390,9 @@ impl Scheduler {
                 self.start_level_read();
                 match self.shared.store.outbound_in_doubt(self.number.as_str()).await {
                     Ok(mut list) => {
+                        // A send of an earlier term still in flight here is not of unknown outcome: its answer
+                        // comes (`finish_stale`), and reconciling it as well would send it again.
+                        list.retain(|d| !self.in_flight_ids.contains_key(&d.id));
                         // Their grace counts from now: after a downtime, Meta's retried status webhooks
                         // still have time to reconcile them before any is sent again.
                         let now_ms = now_millis();
@@ -477,10 +482,14 @@ impl Scheduler {
 
     /// Forgets every message held in memory (the lease was lost, or a new term begins): they are queued in
     /// the store, where whoever holds the number loads them. Sends in flight are still counted until their
-    /// answers come (see [`Self::finish_stale`]).
+    /// answers come (see [`Self::finish_stale`]), and their recipients stay in flight: a new term holds their
+    /// next messages back until then (FIFO per recipient), as a send retried after such an answer goes first.
     fn forget_held(&mut self) {
         self.queues.clear();
         self.turns.clear();
+        for r in self.in_flight_ids.values() {
+            self.turns.insert(r.clone(), Turn::InFlight);
+        }
         self.ready.clear();
         self.waiting.clear();
         self.scheduled.clear();
@@ -653,6 +662,13 @@ impl Scheduler {
             Ok(rows) => {
                 self.more_in_store |= i64::try_from(rows.len()).unwrap_or(0) >= loaded.limit;
                 for m in rows {
+                    // Held already: a send of an earlier term put back at the front of its recipient's FIFO
+                    // (`finish_stale`), whose row is still marked held by that term, or sent from there.
+                    if self.in_flight_ids.contains_key(&m.id)
+                        || self.queues.get(&m.recipient).is_some_and(|q| q.iter().any(|h| h.id == m.id))
+                    {
+                        continue;
+                    }
                     self.push_back(m);
                 }
             }
@@ -813,7 +829,7 @@ impl Scheduler {
             self.pop_head(&r);
             self.turns.insert(r.clone(), Turn::InFlight);
             self.in_flight += 1;
-            self.in_flight_ids.insert(head.id.clone());
+            self.in_flight_ids.insert(head.id.clone(), r.clone());
             self.dispatch(head);
         }
         sooner(self.waiting.peek().map(|Reverse((at, _))| *at), next_scheduled)
@@ -861,7 +877,14 @@ impl Scheduler {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.in_flight_ids.remove(&done.message.id);
         if done.term != self.term || !self.owner {
+            let r = done.message.recipient.clone();
             self.finish_stale(done).await;
+            // Its recipient's next messages, held back meanwhile, get their turn (unless it went back to the
+            // front of the FIFO, or another send to the recipient is still on its way).
+            let other = self.in_flight_ids.values().any(|o| *o == r);
+            if self.owner && !other && self.turns.get(&r) == Some(&Turn::InFlight) {
+                self.after_removal(&r);
+            }
             return;
         }
         let Done { mut message, outcome, dispatched, stamp, .. } = done;
@@ -995,8 +1018,9 @@ impl Scheduler {
     }
 
     /// The answer of a send made in an earlier lease term (or after the lease was lost): recorded in the
-    /// store, but it no longer touches what the scheduler holds, which the current term loaded afresh (or
-    /// forgot, without the lease).
+    /// store. A message to send again goes back to the front of its recipient's FIFO when this instance holds
+    /// the number (its recipient was kept in flight meanwhile), so that it still goes before the recipient's
+    /// later messages; otherwise whoever holds the number loads it from the store.
     async fn finish_stale(&mut self, done: Done) {
         let Done { message, outcome, .. } = done;
         match outcome {
@@ -1011,19 +1035,28 @@ impl Scheduler {
             // Back to the queue, not counted: whoever holds the number sends it again and acts on the answer.
             Err(SendFailure::Cloud(e)) => {
                 let op = OutboundOp::Requeue {
-                    id: message.id,
+                    id: message.id.clone(),
                     not_before: None,
                     error: Some(error_json(&e)),
                     counts: false,
                 };
                 self.shared.writer.apply_later(op).await;
+                let mut message = message;
+                message.not_before = None;
+                self.requeue_front(message);
+            }
+            // Not marked `sending`: still queued in the store.
+            Err(SendFailure::NotStarted) => {
+                let mut message = message;
+                message.not_before = Some(now_millis() + 1000);
+                self.requeue_front(message);
             }
             Err(SendFailure::Unsendable(why)) => {
                 let error = json!([{"code": 131_000, "title": "Stored message does not parse",
                     "message": "Stored message does not parse", "error_data": {"details": why}}]);
                 self.fail(message, error.to_string()).await;
             }
-            Err(SendFailure::NotStarted | SendFailure::Gone) => {}
+            Err(SendFailure::Gone) => {}
         }
     }
 

@@ -476,6 +476,8 @@ impl PgStore {
     pub(super) async fn record_outbound_wamid(&self, id: &str, wamid: &str) -> Result<bool, StoreError> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
+        // As the schedulers' ops do (`store/outbound/ops.rs`): no intake of this wamid's statuses in between.
+        lock_event_log(&mut tx).await?;
         let done = sqlx::query("UPDATE outbound_messages SET wamid = $1, updated_at = $2 WHERE id = $3")
             .bind(wamid)
             .bind(now)
@@ -487,25 +489,18 @@ impl PgStore {
         }
         apply_statuses(&mut tx, &[wamid], now).await?;
         tx.commit().await?;
-        apply_statuses_after_intake(self, &[wamid]).await?;
         Ok(true)
     }
 }
 
-/// After a transaction that recorded wamids has committed: a webhook transaction may have stored statuses of
-/// these wamids concurrently, each transaction blind to the other's rows. Applies them again once ours is
-/// visible, after the intake transactions holding the event-log lock have committed.
-pub(super) async fn apply_statuses_after_intake(store: &PgStore, wamids: &[&str]) -> Result<(), StoreError> {
-    if wamids.is_empty() {
-        return Ok(());
-    }
-    let mut tx = store.pool.begin().await?;
+/// Takes the event log's lock until the transaction ends. A transaction recording wamids takes it before
+/// anything else, so that statuses stored by a concurrent intake (which writes them, and moves the messages
+/// with known wamids, under this lock) are either visible to its [`apply_statuses`] or find its wamids.
+pub(super) async fn lock_event_log(tx: &mut sqlx::Transaction<'_, Postgres>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
         .bind(EVENT_LOG_LOCK_CLASS)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-    apply_statuses(&mut tx, wamids, now_millis()).await?;
-    tx.commit().await?;
     Ok(())
 }
 

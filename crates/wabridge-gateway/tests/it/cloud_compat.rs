@@ -314,14 +314,14 @@ async fn unrouted_and_unsupported_paths_answer_in_their_dialect(db: TestDb) {
 
 /// A send the pair limit holds back (one message per minute to a user) is answered `queued` — with the
 /// gateway's id — before the caller's own timeout, never left to time out: the SDK would read a timeout as
-/// retryable, and its retry would send the message twice. The wait is lowered to 3 s and the client's
-/// timeout with it (4.5 s: 20 s and 30 s, the defaults, in proportion; `outbound.cloud_send_wait_ms`'s unit
-/// test checks the defaults).
+/// retryable, and its retry would send the message twice. The wait is lowered to 2 s and the client's
+/// timeout to 10 s (the defaults, 20 s and 30 s, are checked by `outbound.cloud_send_wait_ms`'s unit test):
+/// room for a loaded machine, while a send held until it goes (a minute, for the pair limit) still times out.
 async fn a_held_send_answers_queued_before_the_clients_timeout(db: TestDb) {
     let mut c = config(&db);
     c.outbound.pair_interval_ms = 60_000;
     c.outbound.pair_burst = 1;
-    c.outbound.cloud_send_wait_ms = 3_000;
+    c.outbound.cloud_send_wait_ms = 2_000;
     let pair = Pair::start(
         c,
         sandbox_config(|s| {
@@ -333,17 +333,26 @@ async fn a_held_send_answers_queued_before_the_clients_timeout(db: TestDb) {
     let client = Client::builder()
         .base_url(pair.url.clone())
         .access_token(pair.key.clone())
-        .request_timeout(Duration::from_millis(4_500))
+        .request_timeout(Duration::from_secs(10))
         .retry(RetryPolicy::default().with_max_attempts(1))
         .build()
         .unwrap();
     let number = PhoneNumberId::new(NUMBER);
+    // The first message to the user goes out (however long a loaded machine takes), using up the pair limit.
+    let (code, r) = pair.send(&template(NUMBER, "16315550777")).await;
+    assert_eq!(code, 201, "{r}");
+    let first = r["messages"][0]["id"].as_str().unwrap();
+    pair.wait_state(first, &["sent", "delivered", "read"], Duration::from_secs(60)).await;
+    // The second to the same user waits a minute for the pair limit.
     let hello = message(json!({"messaging_product": "whatsapp", "to": "16315550777", "type": "template",
         "template": {"name": "hello_world", "language": {"code": "en_US"}}}));
-    let first = client.send_message(&number, &hello).await.unwrap();
-    assert!(first.messages[0].id.to_string().starts_with("wamid."), "{first:?}");
-    // The second to the same user waits a minute for the pair limit.
+    let started = std::time::Instant::now();
     let second = client.send_message(&number, &hello).await.expect("answered before the client's timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_900),
+        "answered after the wait: {:?}",
+        started.elapsed()
+    );
     assert_eq!(second.messages[0].message_status.as_deref(), Some("queued"), "{second:?}");
     let id = second.messages[0].id.to_string();
     assert!(!id.starts_with("wamid."), "the gateway's own id: {id}");

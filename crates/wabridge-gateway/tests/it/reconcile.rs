@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wabridge_gateway::store::{NewQueued, OutboundOp};
+use wabridge_gateway::store::{
+    IntakeBatchItem, NewEvent, NewQueued, NewRawWebhook, OutboundOp, StatusUpdate,
+};
 
-use crate::support::backend::{TestDb, each_backend};
+use crate::support::backend::{Backend, TestDb, each_backend, run};
 use crate::support::sending::{NUMBER, Pair, config, read_with_three_statuses, sandbox_config, template};
 
 each_backend!(sending_message_whose_status_arrives_is_reconciled, sending_message_without_status_is_resent,);
@@ -96,4 +98,149 @@ async fn sending_message_without_status_is_resent(db: TestDb) {
     let metrics = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wabridge_outbound_resent_total 1"), "{metrics}");
     pair.stop().await;
+}
+
+/// A status webhook for `wamid` as intake stores it: the raw body, one status event per status, the statuses.
+fn statuses_webhook(body: &str, wamid: &str, statuses: &[&str]) -> IntakeBatchItem {
+    let events = statuses
+        .iter()
+        .map(|s| NewEvent {
+            dedupe_key: format!("status:{wamid}:{s}"),
+            kind: "status".to_owned(),
+            field: "messages".to_owned(),
+            waba_id: "waba-1".to_owned(),
+            phone_number_id: Some(NUMBER.to_owned()),
+            contact: Some(TO.to_owned()),
+            payload: format!(r#"{{"statuses":[{{"id":"{wamid}","status":"{s}"}}]}}"#),
+        })
+        .collect();
+    let statuses = statuses
+        .iter()
+        .zip(1..)
+        .map(|(s, t)| StatusUpdate {
+            wamid: wamid.to_owned(),
+            status: (*s).to_owned(),
+            timestamp: t,
+            errors: None,
+        })
+        .collect();
+    IntakeBatchItem {
+        raw: NewRawWebhook::accepted(body.to_owned(), true),
+        events,
+        inbound: Vec::new(),
+        statuses,
+    }
+}
+
+/// PostgreSQL: the backend that `blocker` (a backend pid) holds up, once there is one.
+async fn blocked_by(admin: &sqlx::PgPool, blocker: i32) -> i32 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let found: Option<i32> =
+            sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid))")
+                .bind(blocker)
+                .fetch_optional(admin)
+                .await
+                .unwrap();
+        if let Some(pid) = found {
+            return pid;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "nothing waits for backend {blocker}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL: a message's wamid is recorded while a webhook with its statuses is being stored (the send's
+/// answer and Meta's statuses race, as they do at every send under load), and the process dies right then
+/// (`kill -9`; here its transaction's connection is terminated). Whatever has committed must leave the
+/// message consistent: either its wamid with its statuses applied (`read`), or no wamid (still `sending`, for
+/// reconciliation). Before the fix, the wamid's transaction and the intake's could each miss the other's
+/// rows, and a second transaction meant to apply the statuses after both was lost with the process: the
+/// message stayed `sent` for good with its `read` stored (seen in `sending_crash.rs` on CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wamid_recorded_during_its_statuses_intake_gets_them_also_if_the_process_dies() {
+    run(Backend::Postgres, |db| async move {
+        use std::str::FromStr;
+
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+        let TestDb::Postgres { url, schema } = &db else { unreachable!("a PostgreSQL test") };
+        let store = db.open().await;
+        let mut config = config(&db);
+        config.outbound.unknown_outcome_grace_ms = 60_000;
+        let (id, wamid) = ("raced", "wamid.raced");
+        // Another message, sent before, whose row the intake's update of states will wait for.
+        let (other, other_wamid) = ("other", "wamid.other");
+        store.close().await;
+        leave_in_sending(&config, id).await;
+        leave_in_sending(&config, other).await;
+        let store = db.open().await;
+        let sent = OutboundOp::Sent { id: other.to_owned(), wamid: other_wamid.to_owned() };
+        store.apply_outbound_ops(&[sent]).await.unwrap();
+
+        let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema.as_str())]);
+        let admin = PgPoolOptions::new().max_connections(2).connect_with(options).await.unwrap();
+        // A transaction holding the other message's row (a cancel, a claim, another status).
+        let mut holder = admin.begin().await.unwrap();
+        let holder_pid: i32 =
+            sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *holder).await.unwrap();
+        sqlx::query("SELECT id FROM outbound_messages WHERE id = $1 FOR UPDATE")
+            .bind(other)
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+
+        // The intake of a webhook with both wamids' statuses: its statuses are written, and its update of the
+        // messages' states (whose snapshot has no wamid for `raced`) waits for the other message's row.
+        let intake = tokio::spawn({
+            let store = store.clone();
+            let items = vec![
+                statuses_webhook("raced statuses", wamid, &["sent", "delivered", "read"]),
+                statuses_webhook("other statuses", other_wamid, &["delivered"]),
+            ];
+            async move { store.commit_intake(&items).await }
+        });
+        let intake_pid = blocked_by(&admin, holder_pid).await;
+
+        // The send's answer is recorded meanwhile; the process dies while that write waits for the intake.
+        let record = tokio::spawn({
+            let store = store.clone();
+            let sent = OutboundOp::Sent { id: id.to_owned(), wamid: wamid.to_owned() };
+            async move { store.apply_outbound_ops(&[sent]).await }
+        });
+        let writer_pid = blocked_by(&admin, intake_pid).await;
+        let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+            .bind(writer_pid)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        assert!(killed);
+        let _ = record.await.unwrap();
+        holder.commit().await.unwrap();
+        intake.await.unwrap().unwrap();
+        store.close().await;
+
+        let store = db.open().await;
+        let m = store.outbound_detail(id).await.unwrap().unwrap();
+        match m.wamid.as_deref() {
+            Some(w) => {
+                assert_eq!(w, wamid);
+                assert_eq!(
+                    m.state, "read",
+                    "the wamid is stored with its statuses, which must have moved it"
+                );
+            }
+            None => {
+                assert_eq!(m.state, "sending", "nothing recorded: reconciliation finds it from its statuses")
+            }
+        }
+        // Recorded again (the reconciliation after the restart, or the writer's retry): read at once.
+        let again = OutboundOp::Reconciled { id: id.to_owned(), wamid: wamid.to_owned() };
+        store.apply_outbound_ops(&[again]).await.unwrap();
+        assert_eq!(store.outbound_detail(id).await.unwrap().unwrap().state, "read");
+        assert_eq!(store.outbound_detail(other).await.unwrap().unwrap().state, "delivered");
+        store.close().await;
+        admin.close().await;
+    })
+    .await;
 }

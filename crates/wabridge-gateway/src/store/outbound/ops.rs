@@ -160,9 +160,18 @@ fn sqlite_ops(conn: &mut rusqlite::Connection, ops: &[OutboundOp]) -> Result<Vec
     Ok(changed)
 }
 
+/// On PostgreSQL a transaction that records wamids holds the event log's lock from its start: an intake
+/// transaction storing statuses of those wamids then commits either before it (and the statuses are applied
+/// here) or after it (and it finds the wamids, applying its statuses itself). Without the lock each could miss
+/// the other's rows, leaving a message `sent` with its `read` stored; a second transaction applying them after
+/// the commit (as before) is lost when the process dies in between, or when it fails.
 async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError> {
     let now = now_millis();
     let mut tx = s.pool.begin().await?;
+    if ops.iter().any(|op| matches!(op, OutboundOp::Sent { .. } | OutboundOp::Reconciled { .. })) {
+        // First, before any row lock: an intake holding the lock never waits for a row this one holds.
+        postgres::lock_event_log(&mut tx).await?;
+    }
     let mut wamids = Vec::new();
     let mut changed = Vec::with_capacity(ops.len());
     for op in ops {
@@ -190,11 +199,5 @@ async fn pg_ops(s: &PgStore, ops: &[OutboundOp]) -> Result<Vec<bool>, StoreError
         postgres::apply_statuses(&mut tx, &wamids, now).await?;
     }
     tx.commit().await?;
-    // Committed: the answer must say so (a scheduler told "failed" would try its sends again and find them
-    // no longer queued). If this second step fails, a message whose status raced its wamid keeps its older
-    // state until its next status moves it on (logged).
-    if let Err(e) = postgres::apply_statuses_after_intake(s, &wamids).await {
-        tracing::warn!(error = %e, "applying statuses that arrived before their wamid failed");
-    }
     Ok(changed)
 }
