@@ -189,35 +189,18 @@ async fn unavailable_meta() -> String {
             (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "text/plain")], "try again later")
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    crate::support::fake_meta::serve(app).await
 }
 
 /// Meta answering 503 with no error body to every send: never code 0, Meta's AuthException, which a Cloud SDK
 /// reads as its own access token refused (HTTP 401) — the number waits out the outage and the caller hears
 /// that its message is queued.
 async fn a_send_failing_without_a_graph_error_is_not_an_auth_error(db: TestDb) {
-    let mut c = config(&db);
-    c.meta.access_token = Some("the-gateway-token".to_owned().into());
-    c.meta.graph_url = unavailable_meta().await;
-    c.numbers = vec![wabridge_gateway::config::NumberConfig {
-        id: NUMBER.to_owned(),
-        waba_id: "102290129340398".to_owned(),
-        display_phone_number: None,
-        level_mps: None,
-    }];
-    c.api.tokens = vec!["an-app-token".to_owned().into()];
+    let mut c = crate::support::fake_meta::gateway_config(&db, unavailable_meta().await);
     c.outbound.max_attempts = 1;
     c.outbound.cloud_send_wait_ms = 1_500;
     let gateway = crate::support::gateway::start(c).await;
-    let client = Client::builder()
-        .base_url(gateway.url())
-        .access_token("an-app-token".to_owned())
-        .retry(RetryPolicy::default().with_max_attempts(1))
-        .build()
-        .unwrap();
+    let client = crate::support::fake_meta::sdk(&gateway);
     let text = message(json!({"messaging_product": "whatsapp", "to": "16315551234", "type": "text",
         "text": {"body": "hi"}}));
     // Meta unavailable for every send is an outage: the message is not failed (let alone as an auth error)

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use wabridge_cloud::{Client, RetryPolicy};
 use wabridge_gateway::outbound::sending_lease_key;
 use wabridge_gateway::store::OutboundOp;
 use wabridge_sandbox::{ChaosConfig, FaultInjection, FaultScope, SentFilter};
@@ -18,6 +17,7 @@ use wabridge_types::limits::ThroughputLevel;
 use wabridge_types::send::OutboundMessage;
 
 use crate::support::backend::{Backend, TestDb, each_backend, run};
+use crate::support::fake_meta;
 use crate::support::sending::{NUMBER, Pair, config, sandbox_config, template};
 
 each_backend!(
@@ -134,16 +134,10 @@ async fn meta_refusing_one_recipient(poison_requests: Arc<AtomicUsize>) -> Strin
                 return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
             }
             let to: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            let to = to["to"].as_str().unwrap_or_default().to_owned();
-            let answer = json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                "messages": [{"id": format!("wamid.{}", uuid::Uuid::new_v4().simple())}]});
-            (StatusCode::OK, json, answer.to_string())
+            (StatusCode::OK, json, fake_meta::accepted(to["to"].as_str().unwrap_or_default()))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    fake_meta::serve(app).await
 }
 
 const POISON: &str = "16315550981";
@@ -154,24 +148,10 @@ const POISON: &str = "16315550981";
 /// AuthException, which a Cloud SDK would read as its own access token refused.
 async fn a_message_failing_while_others_go_through_ends_failed(db: TestDb) {
     let poison_requests = Arc::new(AtomicUsize::new(0));
-    let mut c = config(&db);
-    c.meta.access_token = Some("the-gateway-token".to_owned().into());
-    c.meta.graph_url = meta_refusing_one_recipient(poison_requests.clone()).await;
-    c.numbers = vec![wabridge_gateway::config::NumberConfig {
-        id: NUMBER.to_owned(),
-        waba_id: "102290129340398".to_owned(),
-        display_phone_number: None,
-        level_mps: None,
-    }];
-    c.api.tokens = vec!["an-app-token".to_owned().into()];
+    let mut c = fake_meta::gateway_config(&db, meta_refusing_one_recipient(poison_requests.clone()).await);
     c.outbound.max_attempts = 1;
     let gateway = crate::support::gateway::start(c).await;
-    let client = Client::builder()
-        .base_url(gateway.url())
-        .access_token("an-app-token".to_owned())
-        .retry(RetryPolicy::default().with_max_attempts(1))
-        .build()
-        .unwrap();
+    let client = fake_meta::sdk(&gateway);
     let text = |to: &str| -> OutboundMessage {
         serde_json::from_value(json!({"messaging_product": "whatsapp", "to": to, "type": "text",
             "text": {"body": "hi"}}))
@@ -390,16 +370,10 @@ async fn meta_holding_the_first_send(
                 let _ = release.wait_for(|r| *r).await;
                 return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
             }
-            let to = v["to"].as_str().unwrap_or_default().to_owned();
-            let answer = json!({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                "messages": [{"id": format!("wamid.{}", uuid::Uuid::new_v4().simple())}]});
-            (StatusCode::OK, json, answer.to_string())
+            (StatusCode::OK, json, fake_meta::accepted(v["to"].as_str().unwrap_or_default()))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    fake_meta::serve(app).await
 }
 
 /// A send to a user is still on its way when the instance's lease term ends and a new one begins (the lease
@@ -409,26 +383,13 @@ async fn a_new_lease_term_keeps_a_recipients_order_behind_a_send_still_in_flight
     let received = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let (release, released) = tokio::sync::watch::channel(false);
     let waba = "102290129340398";
-    let mut c = config(&db);
-    c.meta.access_token = Some("the-gateway-token".to_owned().into());
-    c.meta.graph_url = meta_holding_the_first_send(received.clone(), released).await;
-    c.numbers = vec![wabridge_gateway::config::NumberConfig {
-        id: NUMBER.to_owned(),
-        waba_id: waba.to_owned(),
-        display_phone_number: None,
-        level_mps: None,
-    }];
-    c.api.tokens = vec!["an-app-token".to_owned().into()];
+    let mut c = fake_meta::gateway_config(&db, meta_holding_the_first_send(received.clone(), released).await);
+    assert_eq!(c.numbers[0].waba_id, waba);
     // Renewed every 300 ms: the loss and the return of the lease show quickly.
     c.outbound.lease_ms = 900;
     let store = wabridge_gateway::open_store(&c).await.unwrap();
     let gateway = crate::support::gateway::start(c).await;
-    let client = Client::builder()
-        .base_url(gateway.url())
-        .access_token("an-app-token".to_owned())
-        .retry(RetryPolicy::default().with_max_attempts(1))
-        .build()
-        .unwrap();
+    let client = fake_meta::sdk(&gateway);
     let number = PhoneNumberId::new(NUMBER);
     let send = |body: &str| {
         let message: OutboundMessage = serde_json::from_value(json!({"messaging_product": "whatsapp",
