@@ -255,13 +255,7 @@ async fn messages_held_before_a_lost_lease_are_forgotten(db: TestDb) {
     cfg.outbound.lease_ms = 900;
     let pair = Pair::start(cfg, sandbox_config(|_| {})).await;
     let to = "16315550971";
-    // 131064 (messaging limit reached) asks for an hour before the retry.
-    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
-    let held = queue(&pair, &template(NUMBER, to)).await;
-    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
-        m["state"] == "queued" && m["errors"].to_string().contains("131064")
-    })
-    .await;
+    let held = held_an_hour(&pair, to).await;
     // Another instance takes the number's lease (for two seconds) and sends that message.
     let store = wabridge_gateway::open_store(&config(&db)).await.unwrap();
     let deadline = Instant::now() + WAIT;
@@ -289,18 +283,24 @@ async fn messages_held_before_a_lost_lease_are_forgotten(db: TestDb) {
     pair.stop().await;
 }
 
+/// Queues a template to `to` that Meta refuses once with 131064 (messaging limit reached), which asks for an
+/// hour before the retry: it waits at the head of its recipient's queue. Its id.
+async fn held_an_hour(pair: &Pair, to: &str) -> String {
+    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
+    let held = queue(pair, &template(NUMBER, to)).await;
+    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
+        m["state"] == "queued" && m["errors"].to_string().contains("131064")
+    })
+    .await;
+    held
+}
+
 /// A message waits an hour for its retry at the head of its recipient's queue; cancelling it lets the next
 /// message to that user go at once, not after the hour.
 async fn cancelling_a_message_waiting_for_its_retry_releases_its_recipient(db: TestDb) {
     let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
     let to = "16315550981";
-    // 131064 (messaging limit reached) asks for an hour before the retry.
-    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
-    let held = queue(&pair, &template(NUMBER, to)).await;
-    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
-        m["state"] == "queued" && m["errors"].to_string().contains("131064")
-    })
-    .await;
+    let held = held_an_hour(&pair, to).await;
     // The next message to the same user waits behind it...
     let next = queue(&pair, &template(NUMBER, to)).await;
     assert_eq!(pair.message(&next).await["state"], "queued");
@@ -322,12 +322,7 @@ async fn cancelling_through_another_instance_releases_the_recipient() {
 async fn cancelled_through_another_instance(db: TestDb) {
     let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
     let to = "16315550982";
-    pair.sandbox.control().set_fault(fault(131_064, Some(1)));
-    let held = queue(&pair, &template(NUMBER, to)).await;
-    pair.wait_message(&held, WAIT, "a retry an hour ahead", |m| {
-        m["state"] == "queued" && m["errors"].to_string().contains("131064")
-    })
-    .await;
+    let held = held_an_hour(&pair, to).await;
     assert!(pair.gateway.state().outbound.sends_here(NUMBER));
     let second = crate::support::gateway::start((*pair.gateway.state().config).clone()).await;
     assert!(!second.state().outbound.sends_here(NUMBER));
