@@ -905,10 +905,7 @@ impl Scheduler {
                 self.requeue_front(message);
             }
             Err(SendFailure::Unsendable(why)) => {
-                // Not a Graph error: 131000 (generic), never 0, which reads as Meta's AuthException.
-                let error = json!([{"code": 131_000, "title": "Stored message does not parse",
-                    "message": "Stored message does not parse", "error_data": {"details": why}}]);
-                self.fail(message, error.to_string()).await;
+                self.fail(message, unparseable(&why)).await;
                 self.after_removal(&r);
                 return;
             }
@@ -1052,9 +1049,7 @@ impl Scheduler {
                 self.requeue_front(message);
             }
             Err(SendFailure::Unsendable(why)) => {
-                let error = json!([{"code": 131_000, "title": "Stored message does not parse",
-                    "message": "Stored message does not parse", "error_data": {"details": why}}]);
-                self.fail(message, error.to_string()).await;
+                self.fail(message, unparseable(&why)).await;
             }
             Err(SendFailure::Gone) => {}
         }
@@ -1201,4 +1196,12 @@ impl Shared {
         }
         self.metrics.outbound_backlog.dec();
     }
+}
+
+/// The stored error of a message that does not parse: not a Graph error, so 131000 (generic), never 0, which
+/// reads as Meta's AuthException.
+fn unparseable(why: &str) -> String {
+    json!([{"code": 131_000, "title": "Stored message does not parse",
+        "message": "Stored message does not parse", "error_data": {"details": why}}])
+    .to_string()
 }

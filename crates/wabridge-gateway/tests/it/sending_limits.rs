@@ -77,13 +77,7 @@ async fn waba_hourly_quota_holds_the_rest_queued(db: TestDb) {
         assert_eq!(code, 201, "{r}");
         ids.push(r["messages"][0]["id"].as_str().unwrap().to_owned());
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    while pair.sandbox.control().counters().accepted < 1 {
-        assert!(std::time::Instant::now() < deadline, "the quota's first call did not go out");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the quota holds the next call 20 minutes");
+    only_the_first_call_goes_out(&pair).await;
     let mut states = Vec::new();
     for id in &ids {
         states.push(pair.message(id).await["state"].as_str().unwrap().to_owned());
@@ -92,6 +86,17 @@ async fn waba_hourly_quota_holds_the_rest_queued(db: TestDb) {
     assert_eq!(queued, 4, "{states:?}");
     assert!(states.iter().all(|s| s != "failed"), "{states:?}");
     pair.stop().await;
+}
+
+/// With an hourly quota of 3 calls (one every 20 minutes), the first call goes out and the next is held.
+async fn only_the_first_call_goes_out(pair: &Pair) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while pair.sandbox.control().counters().accepted < 1 {
+        assert!(std::time::Instant::now() < deadline, "the quota's first call did not go out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the quota holds the next call 20 minutes");
 }
 
 /// The value of the `/metrics` line that starts with `series` (name and labels), if present.
@@ -273,13 +278,7 @@ async fn wabas_numbers_sent_by_one_instance(db: TestDb) {
         let (code, r) = pair.send(&template(from, to)).await;
         assert_eq!(code, 201, "{r}");
     }
-    let deadline = std::time::Instant::now() + WAIT;
-    while pair.sandbox.control().counters().accepted < 1 {
-        assert!(std::time::Instant::now() < deadline, "the quota's first call did not go out");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    assert_eq!(pair.sandbox.control().counters().accepted, 1, "the quota holds the next call 20 minutes");
+    only_the_first_call_goes_out(&pair).await;
     second.shutdown().await.unwrap();
     pair.stop().await;
 }

@@ -118,26 +118,19 @@ async fn outage_fails_nothing_and_sending_resumes(db: TestDb) {
 /// A Meta that answers 503 without an error body to every send to `POISON` and accepts the others; counts the
 /// requests for `POISON`. Returns its URL.
 async fn meta_refusing_one_recipient(poison_requests: Arc<AtomicUsize>) -> String {
-    use axum::http::{StatusCode, header};
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+    use axum::http::StatusCode;
+    fake_meta::serve_sends(move |body: String| {
         let poison_requests = poison_requests.clone();
         async move {
-            let json = [(header::CONTENT_TYPE, "application/json")];
-            if uri.path().ends_with("/message_templates") {
-                return (StatusCode::OK, json, r#"{"data":[]}"#.to_owned());
-            }
-            if !uri.path().ends_with("/messages") {
-                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
-            }
             if body.contains(POISON) {
                 poison_requests.fetch_add(1, Ordering::SeqCst);
-                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
+                return (StatusCode::SERVICE_UNAVAILABLE, String::new());
             }
             let to: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-            (StatusCode::OK, json, fake_meta::accepted(to["to"].as_str().unwrap_or_default()))
+            (StatusCode::OK, fake_meta::accepted(to["to"].as_str().unwrap_or_default()))
         }
-    });
-    fake_meta::serve(app).await
+    })
+    .await
 }
 
 const POISON: &str = "16315550981";
@@ -343,17 +336,10 @@ async fn meta_holding_the_first_send(
     received: Arc<std::sync::Mutex<Vec<String>>>,
     release: tokio::sync::watch::Receiver<bool>,
 ) -> String {
-    use axum::http::{StatusCode, header};
-    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+    use axum::http::StatusCode;
+    fake_meta::serve_sends(move |body: String| {
         let (received, mut release) = (received.clone(), release.clone());
         async move {
-            let json = [(header::CONTENT_TYPE, "application/json")];
-            if uri.path().ends_with("/message_templates") {
-                return (StatusCode::OK, json, r#"{"data":[]}"#.to_owned());
-            }
-            if !uri.path().ends_with("/messages") {
-                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
-            }
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let text = v["text"]["body"].as_str().unwrap_or_default().to_owned();
             let held = {
@@ -363,12 +349,12 @@ async fn meta_holding_the_first_send(
             };
             if held {
                 let _ = release.wait_for(|r| *r).await;
-                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
+                return (StatusCode::SERVICE_UNAVAILABLE, String::new());
             }
-            (StatusCode::OK, json, fake_meta::accepted(v["to"].as_str().unwrap_or_default()))
+            (StatusCode::OK, fake_meta::accepted(v["to"].as_str().unwrap_or_default()))
         }
-    });
-    fake_meta::serve(app).await
+    })
+    .await
 }
 
 /// A send to a user is still on its way when the instance's lease term ends and a new one begins (the lease

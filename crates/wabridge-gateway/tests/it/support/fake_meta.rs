@@ -20,6 +20,31 @@ pub async fn serve(app: axum::Router) -> String {
     url
 }
 
+/// Serves a Meta whose template list is empty, whose other calls but sends are answered 503, and whose sends
+/// (`POST …/messages`, their JSON body) `answer` answers with a status and a JSON body; its base URL.
+pub async fn serve_sends<F, Fut>(answer: F) -> String
+where
+    F: Fn(String) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (axum::http::StatusCode, String)> + Send + 'static,
+{
+    use axum::http::{StatusCode, header};
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri, body: String| {
+        let answer = answer.clone();
+        async move {
+            let json = [(header::CONTENT_TYPE, "application/json")];
+            if uri.path().ends_with("/message_templates") {
+                return (StatusCode::OK, json, r#"{"data":[]}"#.to_owned());
+            }
+            if !uri.path().ends_with("/messages") {
+                return (StatusCode::SERVICE_UNAVAILABLE, json, String::new());
+            }
+            let (status, body) = answer(body).await;
+            (status, json, body)
+        }
+    });
+    serve(app).await
+}
+
 /// Meta's answer to an accepted send to `to`, with a fresh wamid.
 #[must_use]
 pub fn accepted(to: &str) -> String {
