@@ -192,6 +192,13 @@ impl CloudError {
     /// - a 502 or 504 without a Graph error body: a proxy on the way lost or timed out the answer, not
     ///   necessarily the request.
     ///
+    /// A 500 or 503 without a Graph body is read as a refusal, and so retried: a decision, not a certainty.
+    /// Meta's own server errors carry a Graph body (codes 1, 2, 131000), and a proxy answers a bare 503 when
+    /// it could not reach Meta at all; taking them as unknown would put every message of an outage in doubt
+    /// (the gateway waits `outbound.unknown_outcome_grace_ms` for its status, then resends it flagged as a
+    /// possible duplicate) instead of retrying it shortly. A proxy that answers 500 after forwarding a send
+    /// is the one case this reading gets wrong.
+    ///
     /// A Graph error is Meta refusing: nothing was done.
     #[must_use]
     pub fn outcome_unknown(&self) -> bool {

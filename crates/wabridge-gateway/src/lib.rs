@@ -341,11 +341,14 @@ impl Gateway {
             generated_admin_password: std::sync::Mutex::new(generated_admin_password),
             readiness: readiness.clone(),
             templates: template_cache.clone(),
-            media: Arc::new(media::MediaCache::new(
-                config.data_dir.join("media"),
-                media::DEFAULT_LIMIT_BYTES,
-                cloud.clone(),
-            )),
+            media: Arc::new(
+                media::MediaCache::new(
+                    config.data_dir.join("media"),
+                    media::DEFAULT_LIMIT_BYTES,
+                    cloud.clone(),
+                )
+                .with_deletions(store.clone()),
+            ),
             cloud,
             sent_status,
             secrets,
@@ -353,6 +356,11 @@ impl Gateway {
         });
         let addr = listener.local_addr()?;
         let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
+        let _media_sweeper = media::spawn_sweeper(
+            Arc::clone(&state.media),
+            Duration::from_secs(config.retention.max_age_secs),
+            shutdown.clone(),
+        );
         let _settings_refresh = settings::spawn_refresh(
             store.clone(),
             state.sent_status.clone(),

@@ -32,6 +32,12 @@ pub async fn prune_once(
         .checked_sub(Duration::from_secs(config.rejected_max_age_secs))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let rejected = store.prune_rejected(cutoff).await?;
+    // Notes of deleted media go with the events: by then no cache holds the media (each instance's cache
+    // keeps files no longer than `max_age_secs`, `media::sweep_cache`).
+    let media_cutoff = SystemTime::now()
+        .checked_sub(Duration::from_secs(config.max_age_secs))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    store.prune_media_deleted(media_cutoff).await?;
     if rejected > 0 {
         tracing::warn!(
             rejected,

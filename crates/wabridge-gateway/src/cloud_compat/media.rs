@@ -31,6 +31,10 @@ fn graph_media_error(e: &MediaError) -> GraphApiError {
             tracing::error!(error = %io, "media cache failed");
             GraphApiError::new(131_000, "internal error; see the gateway's log")
         }
+        MediaError::Store(e) => {
+            tracing::error!(error = %e, "the store failed while serving media");
+            GraphApiError::new(131_000, "internal error; see the gateway's log")
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::value::RawValue;
 
 pub use api::{EventPage, EventsQuery, WireEvent};
 pub use feed::{EventFeed, FeedBatch};
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionError};
 
 use crate::store::{EventFilter, StoredEvent};
 

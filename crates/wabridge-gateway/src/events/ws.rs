@@ -53,7 +53,7 @@ pub(super) async fn upgrade(
     let Query(query) = query.map_err(|e| ApiError::invalid(e.body_text()))?;
     let after = query.after()?;
     let filter = query.filter()?;
-    let subscription = Subscription::new(
+    let mut subscription = Subscription::new(
         state.feed.clone(),
         state.store.clone(),
         state.hooks.clone(),
@@ -65,6 +65,10 @@ pub(super) async fn upgrade(
     // answer says how far that went, as `GET /v1/events` does with `pruned_through`.
     // (A store that cannot say leaves the header out rather than refusing the subscriber.)
     let pruned_through = crate::retention::pruned_through(&state.store).await.ok();
+    // Retention running while it catches up could delete events it has not read yet, after the header was
+    // sent: the subscription then ends (code 4001) before it hands out anything past the gap, and the
+    // subscriber's next upgrade tells it the new mark.
+    subscription.watch_pruning(pruned_through.unwrap_or(0));
     let mut response = ws
         .write_buffer_size(WRITE_BUFFER)
         .read_buffer_size(READ_BUFFER)
@@ -96,10 +100,33 @@ impl Drop for Connected {
 
 /// Why a subscription ended, as told in the close frame.
 const REVOKED: &str = "credential no longer valid";
+const PRUNED: &str = "events after your seq were pruned while you caught up; reconnect to read the new mark";
+
+/// The close code when retention deleted events the subscriber had not read yet (a private-use code,
+/// RFC 6455 7.4.2): reconnect with `after` = the last seq handled, and read `X-Wabridge-Pruned-Through`.
+pub const CLOSE_PRUNED: u16 = 4001;
+
+/// What one wait for events gives back: the subscription itself with its result. The wait owns the
+/// subscription, so it survives the other branches of the connection's loop (pings, frames from the peer)
+/// instead of being dropped and started again: a page read from the store that takes longer than the ping
+/// interval would otherwise never complete.
+type NextEvents = std::pin::Pin<
+    Box<
+        dyn Future<Output = (Subscription, Result<Option<Vec<super::FeedEvent>>, super::SubscriptionError>)>
+            + Send,
+    >,
+>;
+
+fn next_events(mut subscription: Subscription) -> NextEvents {
+    Box::pin(async move {
+        let next = subscription.next().await;
+        (subscription, next)
+    })
+}
 
 async fn serve(
     socket: WebSocket,
-    mut subscription: Subscription,
+    subscription: Subscription,
     state: Arc<AppState>,
     credential: Option<Credential>,
 ) {
@@ -112,6 +139,8 @@ async fn serve(
     ping.reset();
     let (mut sink, mut stream) = socket.split();
     let mut heard = Instant::now();
+    let mut cursor = subscription.cursor();
+    let mut waiting = next_events(subscription);
     let reason = loop {
         tokio::select! {
             () = state.shutdown.cancelled() => break "shutdown",
@@ -134,7 +163,10 @@ async fn serve(
                     break "ping could not be written";
                 }
             },
-            next = subscription.next() => match next {
+            (subscription, next) = &mut waiting => {
+                cursor = subscription.cursor();
+                waiting = next_events(subscription);
+                match next {
                 Ok(Some(events)) => {
                     let mut sent = 0_u64;
                     let mut stalled = false;
@@ -153,16 +185,25 @@ async fn serve(
                     }
                 }
                 Ok(None) => break "feed stopped",
+                Err(super::SubscriptionError::Pruned { cursor, through }) => {
+                    tracing::info!(cursor, through, "retention deleted events a subscriber had not read; closing it");
+                    break PRUNED;
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "a subscriber could not read the log; closing it");
                     break "store error";
                 }
+                }
             },
         }
     };
-    tracing::debug!(reason, cursor = subscription.cursor(), "WebSocket subscriber ends");
-    // 1008: policy violation, the code for "no longer allowed" (RFC 6455, 7.4.1).
-    let code = if reason == REVOKED { 1008 } else { 1000 };
+    tracing::debug!(reason, cursor, "WebSocket subscriber ends");
+    let code = match reason {
+        // 1008: policy violation, the code for "no longer allowed" (RFC 6455, 7.4.1).
+        REVOKED => 1008,
+        PRUNED => CLOSE_PRUNED,
+        _ => 1000,
+    };
     let close = CloseFrame { code, reason: reason.into() };
     let _ = timeout(Duration::from_secs(1), sink.send(Message::Close(Some(close)))).await;
 }

@@ -48,6 +48,7 @@ pub(crate) fn upload_error(e: &MediaError) -> ApiError {
             ApiError::not_found("no such media")
         }
         MediaError::Io(io) => ApiError::internal(io),
+        MediaError::Store(e) => ApiError::internal(e),
     }
 }
 

@@ -23,6 +23,8 @@ use wabridge_types::ids::{MediaId, PhoneNumberId};
 
 pub use spool::Spool;
 
+use crate::store::Store;
+
 /// The cache's size limit: 512 MiB.
 pub const DEFAULT_LIMIT_BYTES: u64 = 512 * 1024 * 1024;
 
@@ -41,6 +43,9 @@ pub enum MediaError {
     /// The cache directory failed.
     #[error("media cache: {0}")]
     Io(#[from] std::io::Error),
+    /// The store, which notes media deleted through any instance, could not be read or written.
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// Media to answer with: its MIME type and its content.
@@ -112,6 +117,8 @@ pub struct MediaCache {
     /// Uploads whose body is being received or sent: each holds a spool file of up to 101 MiB until Meta
     /// answered.
     uploading: Arc<tokio::sync::Semaphore>,
+    /// Where deletions are noted for every instance on the database ([`Self::with_deletions`]).
+    deletions: Option<Store>,
 }
 
 /// Uploads received and sent at once; more wait for a turn before their body is read. An upload holds a few
@@ -141,7 +148,17 @@ impl MediaCache {
             prefetching: Arc::new(tokio::sync::Semaphore::new(PREFETCH_CONCURRENCY)),
             prefetch_waiting: Arc::default(),
             uploading: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
+            deletions: None,
         }
+    }
+
+    /// Notes media deleted through this cache in `store`, and checks there before serving a cached copy, so
+    /// that media deleted through any instance on the database is no longer served by the others (each
+    /// keeps a cache of its own under its `data_dir`). See [`sweep`] for the cached files themselves.
+    #[must_use]
+    pub fn with_deletions(mut self, store: Store) -> Self {
+        self.deletions = Some(store);
+        self
     }
 
     /// Where uploads are spooled.
@@ -245,7 +262,26 @@ impl MediaCache {
         // delete whatever the id names with the gateway's token. A media node reads as media info; any other
         // node does not.
         let deleted = match client.media_info(&MediaId::new(id)).await {
-            Ok(_) => client.delete_media(&MediaId::new(id)).await,
+            Ok(_) => {
+                // Noted before Meta is asked, so that no instance serves its copy once Meta deleted it (a note
+                // written after could fail, with the media gone at Meta and still served elsewhere). If Meta
+                // then refuses, the note this call wrote is taken back.
+                let noted = match &self.deletions {
+                    Some(store) => store.record_media_deleted(id).await?,
+                    None => false,
+                };
+                let deleted = client.delete_media(&MediaId::new(id)).await;
+                if let (Err(e), Some(store)) = (&deleted, &self.deletions)
+                    && noted
+                    && !is_gone(e)
+                    && let Err(forget) = store.forget_media_deleted(id).await
+                {
+                    tracing::error!(media = id, error = %forget,
+                        "Meta refused to delete media, and its deletion note could not be taken back: \
+                         the gateway will not serve it although Meta still has it");
+                }
+                deleted
+            }
             Err(CloudError::Decode { .. }) => return Err(not_found()),
             Err(e) => Err(e),
         };
@@ -254,9 +290,25 @@ impl MediaCache {
                 self.remove_cached(id).await;
                 Ok(())
             }
-            Err(e) if is_gone(&e) && self.remove_cached(id).await => Ok(()),
+            Err(e) if is_gone(&e) => {
+                // Gone at Meta (expired, or deleted through another instance): no instance serves it any more.
+                if let Some(store) = &self.deletions {
+                    store.record_media_deleted(id).await?;
+                }
+                if self.remove_cached(id).await { Ok(()) } else { Err(e.into()) }
+            }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Fails with `NotFound` when media `id` was deleted through any instance (removing this cache's copy).
+    async fn check_not_deleted(&self, id: &str) -> Result<(), MediaError> {
+        let Some(store) = &self.deletions else { return Ok(()) };
+        if store.media_deleted(id).await? {
+            self.remove_cached(id).await;
+            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+        }
+        Ok(())
     }
 
     /// Removes the cached files of `id`; whether there was a cached copy.
@@ -278,6 +330,9 @@ impl MediaCache {
         if !is_safe_id(id) {
             return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
         }
+        // Deleted through another instance: its copy here may still be cached, and Meta may not have
+        // forgotten the id yet.
+        self.check_not_deleted(id).await?;
         if let Some(cached) = self.cached(id).await {
             return Ok(cached);
         }
@@ -450,4 +505,135 @@ pub fn prefetch(cache: &Arc<MediaCache>, media: Vec<(String, Option<String>)>) {
             }
         });
     }
+}
+
+/// How often each instance removes the cached files of media deleted through any instance.
+const SWEEP_DELETIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often each instance goes through its whole cache directory: files older than the retention age go,
+/// and so do those of media deleted while the instance was stopped (the first pass runs at start).
+const SWEEP_CACHE_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How far before the last deletion it saw each pass looks again: a deletion is noted with the clock of the
+/// instance that made it, and instances' clocks differ.
+const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
+/// Deletions read per query.
+const DELETIONS_PAGE: u32 = 1000;
+
+/// Where the pass over recent deletions has got to: the last deletion seen, `(deleted_at, media id)`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeletionCursor {
+    at_ms: i64,
+    id: String,
+}
+
+impl DeletionCursor {
+    /// A cursor at `now_ms` (a pass looks back `CLOCK_MARGIN_MS` before it).
+    #[must_use]
+    pub fn from_time(now_ms: i64) -> Self {
+        Self { at_ms: now_ms, id: String::new() }
+    }
+}
+
+impl MediaCache {
+    /// Removes the cached files of media deleted through any instance since `cursor` (less the clock margin);
+    /// answers where the next pass starts. Without a store to read deletions from, nothing.
+    ///
+    /// # Errors
+    /// The store could not be read; files removed before that stay removed.
+    pub async fn sweep_deletions(&self, cursor: DeletionCursor) -> Result<DeletionCursor, MediaError> {
+        let Some(store) = &self.deletions else { return Ok(cursor) };
+        let mut at = DeletionCursor { at_ms: cursor.at_ms - CLOCK_MARGIN_MS, id: String::new() };
+        let mut seen = cursor;
+        loop {
+            let page = store.media_deleted_after(at.at_ms, &at.id, DELETIONS_PAGE).await?;
+            for (id, deleted_at) in &page {
+                self.remove_cached(id).await;
+                if (*deleted_at, id.as_str()) > (seen.at_ms, seen.id.as_str()) {
+                    seen = DeletionCursor { at_ms: *deleted_at, id: id.clone() };
+                }
+            }
+            match page.last() {
+                Some((id, deleted_at)) if page.len() == DELETIONS_PAGE as usize => {
+                    at = DeletionCursor { at_ms: *deleted_at, id: id.clone() };
+                }
+                _ => return Ok(seen),
+            }
+        }
+    }
+
+    /// Goes through the whole cache: files written more than `max_age` ago go (the cache keeps media no
+    /// longer than the event log keeps its messages), and so do files of media deleted through any
+    /// instance. Answers how many media files were removed.
+    ///
+    /// # Errors
+    /// The store could not be read; files removed before that stay removed. A directory that cannot be
+    /// listed (none yet) is an empty cache.
+    pub async fn sweep_cache(&self, max_age: std::time::Duration) -> Result<usize, MediaError> {
+        let Ok(mut dir) = tokio::fs::read_dir(&self.dir).await else { return Ok(0) };
+        let mut removed = 0;
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "bin") {
+                continue;
+            }
+            let Some(id) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else { continue };
+            let Ok(meta) = entry.metadata().await else { continue };
+            let expired =
+                meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > max_age);
+            let deleted = !expired
+                && match &self.deletions {
+                    Some(store) => store.media_deleted(&id).await?,
+                    None => false,
+                };
+            if (expired || deleted) && self.remove_cached(&id).await {
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
+
+/// Keeps this instance's cache in line with deletions made through any instance and with the retention age
+/// (see [`MediaCache::sweep_deletions`] and [`MediaCache::sweep_cache`]); stops with `shutdown`. A failed
+/// pass is logged and tried again at the next tick (a download checks the store itself meanwhile).
+pub fn spawn_sweeper(
+    cache: Arc<MediaCache>,
+    max_age: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut deletions = tokio::time::interval(SWEEP_DELETIONS_EVERY);
+        let mut whole = tokio::time::interval(SWEEP_CACHE_EVERY);
+        deletions.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        whole.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut cursor = None;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = whole.tick() => {
+                    // Every deletion noted before this pass started is covered by it.
+                    let started = DeletionCursor::from_time(crate::store::now_millis());
+                    match cache.sweep_cache(max_age).await {
+                        Ok(removed) => {
+                            if removed > 0 {
+                                tracing::info!(removed, "media cache: expired or deleted media removed");
+                            }
+                            cursor.get_or_insert(started);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "media cache: the sweep failed; tried again later"),
+                    }
+                }
+                _ = deletions.tick() => {
+                    // Until the first whole pass succeeded, it covers the deletions too.
+                    let Some(from) = cursor.take() else { continue };
+                    cursor = Some(match cache.sweep_deletions(from.clone()).await {
+                        Ok(next) => next,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "media cache: deletions could not be read; tried again later");
+                            from
+                        }
+                    });
+                }
+            }
+        }
+    })
 }

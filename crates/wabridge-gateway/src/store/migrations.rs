@@ -30,6 +30,7 @@ pub(super) const SQLITE: &[Embedded] = &[
     ),
     (8, "outbound retries", include_str!("../../migrations/sqlite/0008_outbound_retries.sql")),
     (9, "waba reached", include_str!("../../migrations/sqlite/0009_waba_reached.sql")),
+    (10, "media deleted", include_str!("../../migrations/sqlite/0010_media_deleted.sql")),
 ];
 
 pub(super) const POSTGRES: &[Embedded] = &[
@@ -46,6 +47,7 @@ pub(super) const POSTGRES: &[Embedded] = &[
     ),
     (8, "outbound retries", include_str!("../../migrations/postgres/0008_outbound_retries.sql")),
     (9, "waba reached", include_str!("../../migrations/postgres/0009_waba_reached.sql")),
+    (10, "media deleted", include_str!("../../migrations/postgres/0010_media_deleted.sql")),
 ];
 
 #[derive(Debug)]

@@ -8,6 +8,7 @@
 
 mod callbacks;
 mod error;
+mod media;
 mod migrations;
 mod outbound;
 mod postgres;

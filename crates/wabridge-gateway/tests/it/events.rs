@@ -37,6 +37,7 @@ each_backend!(
     a_subscriber_counts_against_the_connection_limit,
     a_revoked_key_ends_its_subscription,
     the_upgrade_tells_how_far_retention_went,
+    a_catch_up_page_slower_than_the_ping_interval_completes,
 );
 
 pub const TOKEN: &str = "test-api-token";
@@ -676,5 +677,20 @@ async fn the_upgrade_tells_how_far_retention_went(db: TestDb) {
     let store = &gw.state().store;
     assert_eq!(wabridge_gateway::retention::prune_once(store, &retention, None).await.unwrap().0, 3);
     assert_eq!(pruned_header(&gw).await, "3");
+    gw.shutdown().await.unwrap();
+}
+
+/// A page read from the store while catching up is not abandoned when a ping falls due (or a frame arrives)
+/// before it completes: with a ping every millisecond and pages of 3,000 events, the subscriber still gets
+/// every event.
+async fn a_catch_up_page_slower_than_the_ping_interval_completes(db: TestDb) {
+    let mut config = config(&db);
+    config.events.ping_interval_ms = 1;
+    config.events.page_size = 3_000;
+    let gw = gateway::start(config).await;
+    commit_messages(&gw, "many", 6_000, 100, NUMBER_ID, &["111", "222"]).await;
+    let mut socket = connect(&gw, "after=0").await;
+    let events = read_events(&mut socket, 6_000, Duration::from_secs(60)).await;
+    assert_eq!(seqs(&events), (1..=6_000).collect::<Vec<i64>>());
     gw.shutdown().await.unwrap();
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use wabridge_cloud::{Client, RetryPolicy};
+use wabridge_gateway::media::DeletionCursor;
 use wabridge_sandbox::Inbound;
 use wabridge_types::ids::{MediaId, PhoneNumberId};
 
@@ -23,8 +24,18 @@ each_backend!(
     an_upload_refused_with_code_100_is_not_a_missing_resource,
     uploads_leave_no_spool_file,
     a_client_that_disconnects_mid_upload_leaves_no_spool_file,
-    a_large_upload_goes_through
+    a_large_upload_goes_through,
+    media_deleted_elsewhere_is_swept_from_the_cache
 );
+
+#[tokio::test]
+async fn media_deleted_through_another_instance_is_not_served_by_this_one() {
+    crate::support::backend::run(
+        crate::support::backend::Backend::Postgres,
+        deleted_through_another_instance,
+    )
+    .await;
+}
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 not really a jpeg, but bytes all the same";
 
@@ -491,4 +502,89 @@ async fn a_large_upload_goes_through(db: TestDb) {
     std::fs::remove_file(&path).unwrap();
     assert!(spool_files(&pair).is_empty(), "{:?}", spool_files(&pair));
     pair.stop().await;
+}
+
+/// Two instances on one PostgreSQL database, each with a cache of its own: media deleted through one is no
+/// longer served by the other, whose cached copy goes at its next download (and at its next sweep).
+async fn deleted_through_another_instance(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let mut other_config = (*pair.gateway.state().config).clone();
+    let TestDb::Postgres { schema, .. } = &db else {
+        unreachable!("two instances share a PostgreSQL database")
+    };
+    let other_dir = std::env::temp_dir().join(format!("{schema}-other"));
+    other_config.data_dir.clone_from(&other_dir);
+    let other = crate::support::gateway::start(other_config).await;
+    let get = |base: String, id: String| {
+        let request = pair.http.get(format!("{base}/v1/media/{id}")).bearer_auth(&pair.key);
+        async move {
+            let resp = request.send().await.unwrap();
+            (resp.status().as_u16(), resp.bytes().await.unwrap())
+        }
+    };
+    let (first, second) = (upload(&pair).await, upload(&pair).await);
+    for id in [&first, &second] {
+        assert_eq!(get(other.url(), id.clone()).await, (200, bytes::Bytes::from_static(JPEG)));
+        assert!(other.state().media.is_cached(id), "the other instance caches what it served");
+    }
+    let delete =
+        |id: &str| pair.http.delete(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send();
+    assert_eq!(delete(&first).await.unwrap().status(), 200);
+    assert_eq!(delete(&second).await.unwrap().status(), 200);
+    // A download through the other instance finds the deletion noted and drops its copy.
+    assert_eq!(get(other.url(), first.clone()).await.0, 404);
+    assert!(!other.state().media.is_cached(&first));
+    // The other copy goes with the sweep of recent deletions, without anyone asking for it.
+    assert!(other.state().media.is_cached(&second));
+    let since = DeletionCursor::from_time(now_millis() - 60_000);
+    other.state().media.sweep_deletions(since).await.unwrap();
+    assert!(!other.state().media.is_cached(&second));
+    assert_eq!(get(other.url(), second).await.0, 404);
+    other.shutdown().await.unwrap();
+    pair.stop().await;
+    let _ = std::fs::remove_dir_all(other_dir);
+}
+
+/// The cache's sweeps on one instance: media whose deletion is noted (by another instance, here written to
+/// the store directly) goes from the cache, in a pass over recent deletions or over the whole cache; files
+/// older than the retention age go in the whole pass; and notes go with retention.
+async fn media_deleted_elsewhere_is_swept_from_the_cache(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let state = pair.gateway.state();
+    let media = &state.media;
+    let ids = [upload(&pair).await, upload(&pair).await, upload(&pair).await];
+    for id in &ids {
+        assert_eq!(download(&pair, id).await.0, 200);
+        assert!(media.is_cached(id));
+    }
+    let start = DeletionCursor::from_time(now_millis());
+    // Nothing deleted: both passes keep every file.
+    assert_eq!(media.sweep_deletions(start.clone()).await.unwrap(), start);
+    assert_eq!(media.sweep_cache(Duration::from_secs(3600)).await.unwrap(), 0);
+    assert!(ids.iter().all(|id| media.is_cached(id)));
+    // The first one deleted elsewhere: the pass over recent deletions removes it and moves on past it.
+    assert!(state.store.record_media_deleted(&ids[0]).await.unwrap());
+    assert!(!state.store.record_media_deleted(&ids[0]).await.unwrap(), "the first note stands");
+    let next = media.sweep_deletions(start.clone()).await.unwrap();
+    assert_ne!(next, start);
+    assert!(!media.is_cached(&ids[0]) && media.is_cached(&ids[1]));
+    // The second one: the whole pass finds it too (an instance that was stopped when it was deleted).
+    state.store.record_media_deleted(&ids[1]).await.unwrap();
+    assert_eq!(media.sweep_cache(Duration::from_secs(3600)).await.unwrap(), 1);
+    assert!(!media.is_cached(&ids[1]) && media.is_cached(&ids[2]));
+    // Past the retention age, the whole pass removes what is left.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(media.sweep_cache(Duration::from_millis(10)).await.unwrap(), 1);
+    assert!(!media.is_cached(&ids[2]));
+    assert!(state.store.media_deleted(&ids[0]).await.unwrap());
+    // Retention forgets the notes older than its cutoff, and only those.
+    let pruned = state.store.prune_media_deleted(std::time::SystemTime::now() + Duration::from_secs(1));
+    assert_eq!(pruned.await.unwrap(), 2);
+    assert!(!state.store.media_deleted(&ids[0]).await.unwrap());
+    pair.stop().await;
+}
+
+fn now_millis() -> i64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
 }
