@@ -28,6 +28,8 @@ pub(crate) struct Facts {
     pub callback: Option<String>,
     /// Pricing category: `service` for free-form messages, the template's category otherwise.
     pub category: String,
+    /// Whether Meta charges for it under PMP (the current shape); the legacy CBP shape bills every
+    /// conversation the sandbox opens (see `pricing`).
     pub billable: bool,
     /// PMP pricing type: `regular` or `free_customer_service`.
     pub pricing_type: &'static str,
@@ -215,8 +217,14 @@ pub(crate) fn webhook_error(code: i64, details: Option<&str>) -> WebhookError {
 }
 
 fn pricing(facts: &Facts, current: bool) -> Pricing {
+    // Under conversation-based pricing (the legacy shape) every conversation was billable except one opened
+    // from a free entry point (a click-to-WhatsApp ad or a Page's call-to-action, `origin.type`
+    // `referral_conversion`), which the sandbox does not simulate. Meta's CBP examples show a user-initiated
+    // (service) conversation as `"billable": true` ("Status: Message Sent - User Initiated"), so the
+    // per-message `free_customer_service` reading of `facts.billable` only holds for PMP.
+    let billable = if current { facts.billable } else { true };
     Pricing {
-        billable: Some(facts.billable),
+        billable: Some(billable),
         pricing_model: Some(if current { PricingModel::Pmp } else { PricingModel::Cbp }),
         kind: current.then(|| facts.pricing_type.to_owned()),
         category: Some(facts.category.clone()),

@@ -276,6 +276,11 @@ fn check_parameters(t: &TemplateDefinition, send: &Template) -> Result<(), ApiEr
 
 /// The template button type a send's `sub_type` fills; an unknown sub-type is refused (131009) rather
 /// than read as whatever the template's button is.
+///
+/// Meta reads the sub-type without regard to case: its own "Send Catalog Template Message" example sends
+/// `"sub_type": "CATALOG"` and is answered 200. The wire type keeps any spelling other than the lower-case
+/// one in `Other` so that a request is forwarded byte for byte as the application wrote it; the
+/// case-insensitive reading is therefore done here, where the send is judged, and not in the type.
 fn button_kind(sub: &ButtonSubType, component: usize) -> Result<&'static str, ApiError> {
     Ok(match sub {
         ButtonSubType::QuickReply => "QUICK_REPLY",
@@ -285,6 +290,17 @@ fn button_kind(sub: &ButtonSubType, component: usize) -> Result<&'static str, Ap
         ButtonSubType::Catalog => "CATALOG",
         ButtonSubType::Mpm => "MPM",
         ButtonSubType::Other(other) => {
+            const KNOWN: [(&str, &str); 6] = [
+                ("quick_reply", "QUICK_REPLY"),
+                ("url", "URL"),
+                ("copy_code", "COPY_CODE"),
+                ("flow", "FLOW"),
+                ("catalog", "CATALOG"),
+                ("mpm", "MPM"),
+            ];
+            if let Some((_, kind)) = KNOWN.iter().find(|(name, _)| name.eq_ignore_ascii_case(other)) {
+                return Ok(kind);
+            }
             return Err(ApiError::new(
                 131_009,
                 format!(

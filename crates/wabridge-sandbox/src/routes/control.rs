@@ -51,6 +51,10 @@ pub(super) fn router(shared: Arc<Shared>) -> Router<Arc<Shared>> {
         .route("/callbacks", get(callbacks).post(add_callback).delete(remove_callback))
         .route("/templates/{id}/status", post(template_status))
         .route("/users/{wa_id}", post(user))
+        // Without a fallback of its own, an unknown `/_sandbox/…` path that no Graph route matches either
+        // (one segment, or four and more) would reach the Graph fallback and ask for a Graph access token;
+        // the control API answers in its own shape instead.
+        .fallback(|| async { control_error(StatusCode::NOT_FOUND, "no such control route") })
         .layer(middleware::from_fn_with_state(shared, guard))
 }
 

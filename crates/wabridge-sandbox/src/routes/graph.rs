@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use wabridge_types::response::Success;
@@ -176,4 +177,21 @@ pub(super) async fn edge_delete(
         (Node::Waba, "subscribed_apps") => Ok(numbers::unsubscribe(&shared)),
         _ => Err(ApiError::unknown_object(&format!("{id}/{edge}"), "delete")),
     }
+}
+
+/// A path no route matches (`/v23.0/a/b/c`, `/v23.0`, `/anything`): Graph's code 100, HTTP 400, naming the
+/// components it could not place — those after `/{version}/{node}/{edge}`, or the whole path when it does
+/// not even start with a node.
+pub(super) async fn unknown_path(uri: Uri) -> ApiError {
+    let segments: Vec<&str> = uri.path().split('/').filter(|s| !s.is_empty()).collect();
+    let unknown = if segments.len() > 3 { &segments[3..] } else { &segments[..] };
+    ApiError::new(100, format!("Unknown path components: /{}", unknown.join("/")))
+}
+
+/// A known path with a method Graph has no operation for there (`PATCH /{phone-number-id}`): Graph's
+/// "Unsupported … request" code 100, as for an object that does not support the operation.
+pub(super) async fn unsupported_method(method: Method, uri: Uri) -> ApiError {
+    let path = uri.path().trim_matches('/');
+    let object = path.split_once('/').map_or(path, |(_, rest)| rest);
+    ApiError::unknown_object(object, &method.as_str().to_ascii_lowercase())
 }

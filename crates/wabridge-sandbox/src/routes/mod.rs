@@ -2,8 +2,9 @@
 //! quota and chaos applied by one middleware), the media download URL, and the control API under
 //! `/_sandbox`.
 //!
-//! Graph paths are `/{vNN.0}/{node}` and `/{vNN.0}/{node}/{edge}`; what a node is (phone number, WABA,
-//! media, template) is decided by looking its id up, as Graph does.
+//! Graph paths are `/{vNN.0}/{node}` and `/{vNN.0}/{node}/{edge}`, with or without one trailing slash; what
+//! a node is (phone number, WABA, media, template) is decided by looking its id up, as Graph does. Any other
+//! path or method is answered with Graph's code 100 in its error envelope.
 
 mod control;
 mod graph;
@@ -36,12 +37,21 @@ pub(crate) const DOWNLOAD_PATH: &str = "/lookaside/whatsapp_business/attachments
 /// The sandbox's routes, to serve or to mount in another server.
 pub fn router(state: SandboxState) -> Router {
     let shared = state.0;
+    let node = || get(graph::node_get).post(graph::node_post).delete(graph::node_delete);
+    let edge = || get(graph::edge_get).post(graph::edge_post).put(graph::edge_put).delete(graph::edge_delete);
+    // Graph ignores one trailing slash: Meta's own "Delete Media" example calls `DELETE /{media-id}/`. Both
+    // spellings are routed (rather than the URI rewritten in front of the router) so that `router()` stays
+    // a plain `Router` that other servers can mount and layer.
     let graph = Router::new()
-        .route("/{version}/{node}", get(graph::node_get).post(graph::node_post).delete(graph::node_delete))
-        .route(
-            "/{version}/{node}/{edge}",
-            get(graph::edge_get).post(graph::edge_post).put(graph::edge_put).delete(graph::edge_delete),
-        )
+        .route("/{version}/{node}", node())
+        .route("/{version}/{node}/", node())
+        .route("/{version}/{node}/{edge}", edge())
+        .route("/{version}/{node}/{edge}/", edge())
+        // Anything else answers in Graph's error envelope, as Meta does, never axum's empty 404 / 405: a
+        // client reads the envelope to classify the error. Both fallbacks sit under `graph_gate`, so such
+        // calls are authenticated, counted against the WABA's call quota and logged like any Graph call.
+        .method_not_allowed_fallback(graph::unsupported_method)
+        .fallback(graph::unknown_path)
         .layer(middleware::from_fn_with_state(shared.clone(), graph_gate))
         .layer(DefaultBodyLimit::max(graph::UPLOAD_BODY_MAX));
     // The media download URL is not a Graph call (`cloud-api.md`: fetched "with the same Bearer token"):

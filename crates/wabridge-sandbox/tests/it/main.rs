@@ -13,5 +13,6 @@ mod limits;
 mod media;
 mod messages;
 mod numbers;
+mod paths;
 mod templates;
 mod webhooks;

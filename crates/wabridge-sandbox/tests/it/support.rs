@@ -274,3 +274,22 @@ pub fn webp(animated: bool, size: usize) -> Vec<u8> {
     file.resize(size, 0);
     file
 }
+
+/// The request body of one example of Meta's collection (`shared/reference/meta-examples/
+/// requests_and_responses.json`), by section and name, so a test sends Meta's own bytes rather than a
+/// retyped copy of them.
+pub fn meta_example_body(section: &str, name: &str) -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/reference/meta-examples/requests_and_responses.json"
+    );
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {path} (shared/ must sit beside the repository): {e}"));
+    let all: Value = serde_json::from_str(&text).unwrap();
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["section"] == section && e["name"] == name)
+        .unwrap_or_else(|| panic!("no example {section} / {name}"))["body"]
+        .clone()
+}

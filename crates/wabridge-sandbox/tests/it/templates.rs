@@ -8,7 +8,7 @@ use wabridge_types::send::{ButtonSubType, Component, Media, OutboundMessage, Par
 use wabridge_types::template::{CreateTemplate, TemplateStatus};
 use wabridge_types::webhook::ChangeValue;
 
-use crate::support::{Harness, USER, WAIT, code, eventually};
+use crate::support::{Harness, USER, WAIT, code, eventually, meta_example_body};
 
 #[tokio::test]
 async fn builtin_templates_are_listed_with_paging_and_filters() {
@@ -179,5 +179,36 @@ async fn template_sends_are_checked_like_meta() {
     );
     control.set_template_status(&id, TemplateStatus::Approved).unwrap();
     h.client.send_message(&h.number(), &send(Template::new("hello_world", "en_US"))).await.unwrap();
+    h.sandbox.shutdown().await;
+}
+
+/// Meta's own catalog-template send spells the button's sub_type in upper case (`"CATALOG"`); Meta answers
+/// it 200, so the sandbox must too.
+#[tokio::test]
+async fn meta_catalog_template_example_is_accepted() {
+    let h = Harness::for_tests().await;
+    let create = meta_example_body("Templates", "Create catalog template");
+    let (status, created) =
+        h.post_raw(&format!("{}/message_templates", h.waba().as_str()), &create.to_string()).await;
+    assert_eq!(status, 200, "{created}");
+    let name = create["name"].as_str().unwrap().to_owned();
+    // Wait out the review: the template is sendable once approved.
+    let mut approved = false;
+    for _ in 0..200 {
+        let page = h.client.list_templates(&h.waba(), &TemplateFilter::default().name(&name)).await.unwrap();
+        if page.data.iter().any(|t| t.status == Some(TemplateStatus::Approved)) {
+            approved = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(approved, "the catalog template was not approved");
+
+    let mut send = meta_example_body("Messages", "Send Catalog Template Message");
+    assert_eq!(send["template"]["components"][1]["sub_type"], "CATALOG", "the example's own spelling");
+    send["to"] = json!(USER);
+    let (status, body) = h.post_raw(&format!("{}/messages", h.number().as_str()), &send.to_string()).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["messages"][0]["id"].as_str().unwrap().starts_with("wamid."), "{body}");
     h.sandbox.shutdown().await;
 }

@@ -100,7 +100,9 @@ async fn window_closed_and_unreachable_fail_asynchronously() {
     let open = h.client.send_message(&h.number(), &text).await.unwrap().message_id().unwrap().to_string();
     assert!(eventually(WAIT, || receiver.statuses_of(&open) == ["sent", "delivered", "read"]).await);
     let status = receiver.statuses().into_iter().find(|s| s.id.as_str() == open).unwrap();
-    assert_eq!(status.pricing.unwrap().kind.as_deref(), Some("free_customer_service"));
+    let pricing = status.pricing.unwrap();
+    assert_eq!(pricing.kind.as_deref(), Some("free_customer_service"));
+    assert_eq!(pricing.billable, Some(false), "PMP: a reply inside the window is free");
     let counters = h.sandbox.control().counters();
     assert_eq!((counters.failed[&131_047], counters.failed[&131_026]), (1, 1));
     h.sandbox.shutdown().await;
@@ -238,5 +240,31 @@ async fn unsubscribed_apps_get_no_webhooks() {
     h.sandbox.control().inject_inbound(Inbound::text(USER, "anyone?")).unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(receiver.messages().is_empty());
+    h.sandbox.shutdown().await;
+}
+
+/// Under conversation-based pricing a user-initiated (service) conversation is billable: Meta's CBP
+/// examples ("Status: Message Sent - User Initiated") say `"pricing_model": "CBP", "billable": true`. Only
+/// the PMP shape makes a free-form reply inside the window free.
+#[tokio::test]
+async fn older_shape_bills_service_conversations() {
+    let mut config = SandboxConfig::for_tests();
+    config.webhooks.shape = WebhookShape::Legacy;
+    let (h, receiver) = Harness::with_receiver(config).await;
+    h.sandbox.control().inject_inbound(Inbound::text(USER, "hi!")).unwrap();
+    let text = OutboundMessage::text(USER, "a reply inside the window");
+    let wamid = h.client.send_message(&h.number(), &text).await.unwrap().message_id().unwrap().to_string();
+    assert!(
+        eventually(WAIT, || receiver.statuses_of(&wamid) == ["sent", "delivered", "read"]).await,
+        "{:?}",
+        receiver.statuses_of(&wamid)
+    );
+    let statuses: Vec<_> = receiver.statuses().into_iter().filter(|s| s.id.as_str() == wamid).collect();
+    for status in &statuses {
+        let pricing = status.pricing.as_ref().unwrap();
+        assert_eq!(pricing.pricing_model, Some(PricingModel::Cbp));
+        assert_eq!(pricing.billable, Some(true));
+        assert_eq!(pricing.category.as_deref(), Some("service"));
+    }
     h.sandbox.shutdown().await;
 }
