@@ -21,13 +21,18 @@ use crate::store::CallbackRecord;
 
 /// The stored application settings over the defaults.
 async fn current(state: &AppState) -> Result<Value, ApiError> {
-    let mut doc = defaults(state.config.outbound.sent_status);
-    if let Some(stored) = state.store.api_setting(APPLICATION).await?
-        && let Ok(stored) = serde_json::from_str::<Value>(&stored)
-    {
-        doc = stored;
-    }
-    Ok(doc)
+    Ok(stored(state).await?.1)
+}
+
+/// The stored application settings as stored (`None`: never set, or reset) and as a document (over the
+/// defaults).
+async fn stored(state: &AppState) -> Result<(Option<String>, Value), ApiError> {
+    let text = state.store.api_setting(APPLICATION).await?;
+    let doc = text
+        .as_deref()
+        .and_then(|t| serde_json::from_str::<Value>(t).ok())
+        .unwrap_or_else(|| defaults(state.config.outbound.sent_status));
+    Ok((text, doc))
 }
 
 /// The settings document as answered: with `wa_id`, the business number's WhatsApp id (the digits of its
@@ -74,9 +79,10 @@ where
     task.await.map_err(|e| ApiError::internal(&e))?
 }
 
-/// `PATCH /v1/settings/application`: merges the body into the settings, applies them, then stores them. If
-/// applying or storing fails, the callback is brought back to the stored settings, so what is live is what is
-/// stored.
+/// `PATCH /v1/settings/application`: merges the body into the settings, stores them, then applies them. A
+/// failed store changes nothing; if applying fails (each change of the callback is one transaction, so the
+/// callback is as it was), the settings stored before are put back: what is live is what is stored, and the
+/// callback's undelivered events and cursor are kept.
 pub async fn patch_application(
     State(state): State<Arc<AppState>>,
     principal: Principal,
@@ -90,18 +96,15 @@ pub async fn patch_application(
         map.remove("wa_id");
     }
     one_change(state, move |state| async move {
-        let stored = current(&state).await?;
+        let (before, stored) = stored(&state).await?;
         let mut doc = stored.clone();
         merge(&mut doc, &patch)?;
         settle_secret(&mut doc);
-        let applied = match apply_callback(&state, &doc).await {
-            Ok(()) => {
-                state.store.set_api_setting(APPLICATION, &doc.to_string()).await.map_err(ApiError::from)
-            }
-            Err(e) => Err(e),
-        };
-        if let Err(e) = applied {
-            restore_callback(&state, &stored).await;
+        // Stored first: putting a document back loses nothing, whereas undoing a new `webhooks.url` cannot bring
+        // back the old receiver's deliveries (replacing the callback drops them).
+        state.store.set_api_setting(APPLICATION, &doc.to_string()).await?;
+        if let Err(e) = apply_callback(&state, &doc).await {
+            put_back(&state, before.as_deref()).await;
             return Err(e);
         }
         state.sent_status.set(doc.get("sent_status").and_then(Value::as_bool).unwrap_or(true));
@@ -110,18 +113,19 @@ pub async fn patch_application(
     .await
 }
 
-/// `DELETE /v1/settings/application`: back to the defaults (the `webhooks.url` callback is removed first;
-/// if the stored settings cannot be deleted after, it is brought back).
+/// `DELETE /v1/settings/application`: back to the defaults. The stored settings are deleted first, then the
+/// `webhooks.url` callback (in one transaction); if that fails, the settings are put back, and the callback
+/// and its undelivered events are as they were.
 pub async fn delete_application(
     State(state): State<Arc<AppState>>,
     principal: Principal,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
     one_change(state, |state| async move {
-        let stored = current(&state).await?;
-        state.callbacks.remove(CALLBACK_ID).await?;
-        if let Err(e) = state.store.delete_api_setting(APPLICATION).await {
-            restore_callback(&state, &stored).await;
+        let (before, _) = stored(&state).await?;
+        state.store.delete_api_setting(APPLICATION).await?;
+        if let Err(e) = state.callbacks.remove(CALLBACK_ID).await {
+            put_back(&state, before.as_deref()).await;
             return Err(e.into());
         }
         state.sent_status.set(state.config.outbound.sent_status);
@@ -130,11 +134,17 @@ pub async fn delete_application(
     .await
 }
 
-/// After a change failed half-way: the callback as the stored settings `stored` say (logged if that fails
-/// too; the next change of the settings tries again).
-async fn restore_callback(state: &AppState, stored: &Value) {
-    if let Err(e) = apply_callback(state, stored).await {
-        tracing::error!(error = %e.details, "the application callback could not be brought back to the stored settings");
+/// After a change was stored but could not be applied: the settings stored before (`None`: none) go back, so
+/// that the stored settings say what is live (logged if that fails too; the next change of the settings
+/// applies what it stores).
+async fn put_back(state: &AppState, before: Option<&str>) {
+    let restored = match before {
+        Some(text) => state.store.set_api_setting(APPLICATION, text).await,
+        None => state.store.delete_api_setting(APPLICATION).await,
+    };
+    if let Err(e) = restored {
+        tracing::error!(error = %e, "the application settings could not be put back after a failed change; \
+            they say what the failed change asked for until the next change");
     }
 }
 
@@ -157,16 +167,13 @@ async fn apply_callback(state: &AppState, doc: &Value) -> Result<(), ApiError> {
         doc.pointer("/webhooks/max_concurrent_requests").and_then(Value::as_u64).unwrap_or(6);
     // The id is reserved for this setting (the callbacks API and the configuration refuse it), so the
     // callback there is this setting's. The same URL keeps its cursor and pending deliveries; another URL
-    // (or none) replaces it, and a new one starts at the log's head.
-    let existing = match state.store.callback(CALLBACK_ID).await? {
-        Some(c) if c.url == url => Some(c),
-        Some(_) => {
-            state.callbacks.remove(CALLBACK_ID).await?;
-            None
-        }
-        None => None,
-    };
+    // (or none) replaces it, and a new one starts at the log's head. Each change below is one transaction: on
+    // an error the callback is as it was.
+    let existing = state.store.callback(CALLBACK_ID).await?;
     if url.is_empty() {
+        if existing.is_some() {
+            state.callbacks.remove(CALLBACK_ID).await?;
+        }
         return Ok(());
     }
     let secret = doc.pointer("/webhooks/secret").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -185,10 +192,11 @@ async fn apply_callback(state: &AppState, doc: &Value) -> Result<(), ApiError> {
         created_at: SystemTime::now(),
     };
     match existing {
+        // Another receiver: it starts at the log's head, and the old one's undelivered events go with it.
+        Some(current) if current.url != record.url => state.callbacks.replace(record).await?,
         // Settings changed under the same URL (its concurrency, say) take effect now.
         Some(current)
-            if current.url != record.url
-                || current.secret != record.secret
+            if current.secret != record.secret
                 || current.max_concurrent != record.max_concurrent
                 || current.shape != record.shape
                 || current.kinds != record.kinds =>
@@ -196,10 +204,10 @@ async fn apply_callback(state: &AppState, doc: &Value) -> Result<(), ApiError> {
             state.callbacks.update(record).await?;
         }
         Some(_) => {}
-        // A new URL, or the callback was deleted meanwhile (`DELETE /v1/callbacks/application`).
+        // None yet, or it was deleted meanwhile (`DELETE /v1/callbacks/application`).
         None => {
             if !state.callbacks.add(record.clone()).await? {
-                // Left over from a change that failed half-way: take the new settings.
+                // There after all (created since it was read): take the new settings.
                 state.callbacks.update(record).await?;
             }
         }

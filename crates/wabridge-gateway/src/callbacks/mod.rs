@@ -221,7 +221,21 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Deletes a callback, its delivery state and its worker; whether it existed.
+    /// Puts `record` in the place of the callback of its id (starting at the end of the log, without the old
+    /// one's delivery state), in one transaction, and restarts its worker with it: a new receiver for the id.
+    /// On an error nothing changed: the old callback keeps its cursor, its undelivered events and its worker.
+    pub async fn replace(&self, mut record: CallbackRecord) -> Result<(), StoreError> {
+        record.scan_seq = self.inner.feed.head();
+        self.inner.store.replace_callback(&record).await?;
+        // The old worker, here or on another instance, may still be in a round: the store refuses its
+        // statements for the replaced record, so it neither queues nor claims the new one's events with the
+        // old settings.
+        self.spawn_worker(record.id);
+        Ok(())
+    }
+
+    /// Deletes a callback, its delivery state and its worker; whether it existed. On an error nothing was
+    /// deleted, and the callback keeps being served.
     pub async fn remove(&self, id: &str) -> Result<bool, StoreError> {
         // Until the record is deleted, `discover` (which may have read it just before) must not start a worker
         // for it again: that worker would run with the old settings on the rows of a callback re-created under
@@ -230,7 +244,7 @@ impl Dispatcher {
         let worker = self.inner.workers.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
         // Stopped, and done with the round it was in: it claims and queues no more. (Requests in flight
         // finish; their outcomes concern rows deleted below.)
-        let _quiet = match worker {
+        let quiet = match worker {
             Some(w) => {
                 w.stop.cancel();
                 Some(w.stepping.lock_owned().await)
@@ -240,6 +254,11 @@ impl Dispatcher {
         self.inner.forget_figures(id);
         let deleted = self.inner.store.delete_callback(id).await;
         self.inner.removing.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        if deleted.is_err() && quiet.is_some() {
+            // Still stored (the deletion is one transaction): its worker goes on, not only once `discover`
+            // finds it without one.
+            self.spawn_worker(id.to_owned());
+        }
         deleted
     }
 

@@ -120,6 +120,17 @@ pub(super) async fn run(
     while in_flight.join_next().await.is_some() {}
 }
 
+/// What [`CallbackWorker::reload`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reloaded {
+    /// The record it held (another instance may have moved the cursor).
+    Same,
+    /// Another record: changed, or created anew under the same id.
+    Changed,
+    /// None: the callback was deleted.
+    Gone,
+}
+
 struct CallbackWorker {
     inner: Arc<Inner>,
     record: Arc<CallbackRecord>,
@@ -138,22 +149,41 @@ impl CallbackWorker {
         Self { inner, record, filter, scan_seq, queued: 0, loaded: false }
     }
 
-    /// Takes the stored settings (URL, secret, shape, concurrency, filter) when they differ from the ones it
-    /// runs with; the cursor and pending deliveries stay.
+    /// Takes the stored callback: its cursor, and its settings (URL, secret, shape, concurrency, filter) when
+    /// it was changed or created anew (through another instance's API, or this one's) since the worker read
+    /// it. Cursor and record are taken together: a worker never queues or sends from a cursor with the
+    /// settings of an older record (the store refuses its statements until it has taken the new one).
     fn adopt(&mut self, fresh: CallbackRecord) {
+        self.scan_seq = fresh.scan_seq;
         let r = &self.record;
         let same = r.url == fresh.url
             && r.secret == fresh.secret
             && r.shape == fresh.shape
             && r.max_concurrent == fresh.max_concurrent
             && r.kinds == fresh.kinds
-            && r.phone_number_id == fresh.phone_number_id;
+            && r.phone_number_id == fresh.phone_number_id
+            && r.created_at == fresh.created_at;
         if same {
             return;
         }
-        tracing::info!(callback = %fresh.id, "the callback's settings changed; using them");
+        tracing::info!(callback = %fresh.id, "the callback was changed or created anew; using the stored one");
         self.filter = filter_of(&fresh);
         self.record = Arc::new(fresh);
+        // A callback created anew has none of the old one's rows.
+        self.loaded = false;
+    }
+
+    /// Reads the callback again after the store refused a statement for the record this worker holds, and
+    /// takes it with its cursor and pending count.
+    async fn reload(&mut self) -> Result<Reloaded, StoreError> {
+        // Gone: its worker stops at its next look (see `run`).
+        let Some(fresh) = self.inner.store.callback(&self.record.id).await? else {
+            return Ok(Reloaded::Gone);
+        };
+        let held = Arc::clone(&self.record);
+        self.adopt(fresh);
+        self.reload_queued().await;
+        Ok(if Arc::ptr_eq(&held, &self.record) { Reloaded::Same } else { Reloaded::Changed })
     }
 
     async fn reload_queued(&mut self) {
@@ -207,14 +237,24 @@ impl CallbackWorker {
             let claimed = self
                 .inner
                 .store
-                .claim_deliveries(
-                    &self.record.id,
+                .claim_deliveries_for(
+                    &self.record,
                     u32::try_from(free).unwrap_or(u32::MAX),
                     SystemTime::now() + lease,
                 )
                 .await?;
-            for claim in claimed {
-                in_flight.spawn(deliver(self.inner.clone(), self.record.clone(), claim));
+            match claimed {
+                // Claimed as the record it holds: each goes out with that record's URL, secret and shape.
+                Some(claimed) => {
+                    for claim in claimed {
+                        in_flight.spawn(deliver(self.inner.clone(), self.record.clone(), claim));
+                    }
+                }
+                // Changed or created anew meanwhile: the next round, at once, claims with the stored record.
+                None => {
+                    let changed = self.reload().await? == Reloaded::Changed;
+                    return Ok(changed.then_some(Duration::ZERO));
+                }
             }
         }
         if in_flight.len() >= capacity {
@@ -240,14 +280,15 @@ impl CallbackWorker {
                 to = to.max(head);
             }
             let deliveries: Vec<NewDelivery> = found.iter().map(new_delivery).collect();
-            if self.inner.store.queue_deliveries(&self.record.id, self.scan_seq, to, &deliveries).await? {
+            if self.inner.store.queue_deliveries_for(&self.record, self.scan_seq, to, &deliveries).await? {
                 self.scan_seq = to;
                 self.queued += deliveries.len() as u64;
             } else {
-                // Another instance moved the cursor: take it from the store.
-                let current = self.inner.store.callback(&self.record.id).await?;
-                self.scan_seq = current.map_or(to, |c| c.scan_seq);
-                self.reload_queued().await;
+                // Another instance moved the cursor, or the callback was changed or created anew: take it from
+                // the store, cursor and settings together.
+                if self.reload().await? == Reloaded::Gone {
+                    return Ok(());
+                }
             }
             if short {
                 return Ok(());

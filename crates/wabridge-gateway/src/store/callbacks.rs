@@ -8,6 +8,14 @@
 //! while the cursor moves on). Both survive restarts; a lease on a row being sent lets a crashed
 //! instance's work be taken again.
 //!
+//! Which record a worker works for: a callback deleted and created again under the same id, or given other
+//! settings, is another callback to the workers of other instances, which hold the record they loaded until
+//! they read it again. So the worker's statements ([`Store::queue_deliveries_for`],
+//! [`Store::claim_deliveries_for`]) name the whole record and do nothing once the stored one differs in a
+//! setting that shapes its deliveries or in its creation time: an event committed after a change is never
+//! queued under the old filter nor sent to the old URL with the old secret. (No version column is needed: two
+//! records alike in all of that deliver alike.)
+//!
 //! Statements that are the same on both backends are written once in PostgreSQL's `$N` form; for SQLite the
 //! `$` becomes `?`, the same positional parameter (`?N`). Where the dialects differ, each has its own text.
 
@@ -133,12 +141,46 @@ where
         secret: row.try_get("secret")?,
         shape: row.try_get("shape")?,
         max_concurrent: u32::try_from(row.try_get::<i64, _>("max_concurrent")?).unwrap_or(1),
-        kinds: kinds.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect(),
+        // Read back exactly as written (empty entries kept): the worker's statements compare the text again.
+        kinds: if kinds.is_empty() { Vec::new() } else { kinds.split(',').map(str::to_owned).collect() },
         phone_number_id: row.try_get("phone_number_id")?,
         source: row.try_get("source")?,
         scan_seq: row.try_get("scan_seq")?,
         created_at: from_millis(row.try_get("created_at")?),
     })
+}
+
+/// `WHERE` conditions that hold while the stored callback is still `record` as a worker holds it (see the
+/// module's documentation), on the columns of `callbacks` under `alias` (`"c."`, or `""` for the table an
+/// `UPDATE` writes), with the parameters `$n`…`$n+6`, bound by [`bind_same!`].
+fn same_callback(pg: bool, alias: &str, n: usize) -> String {
+    // `phone_number_id` may be NULL on both sides.
+    let same = if pg { "IS NOT DISTINCT FROM" } else { "IS" };
+    format!(
+        "{alias}url = ${} AND {alias}secret = ${} AND {alias}shape = ${} AND {alias}max_concurrent = ${} \
+         AND {alias}kinds = ${} AND {alias}phone_number_id {same} ${} AND {alias}created_at = ${}",
+        n,
+        n + 1,
+        n + 2,
+        n + 3,
+        n + 4,
+        n + 5,
+        n + 6
+    )
+}
+
+/// Binds the parameters of [`same_callback`] to the values of `$record`, in order.
+macro_rules! bind_same {
+    ($query:expr, $record:expr) => {
+        $query
+            .bind(&$record.url)
+            .bind(&$record.secret)
+            .bind(&$record.shape)
+            .bind(i32::try_from($record.max_concurrent).unwrap_or(i32::MAX))
+            .bind($record.kinds.join(","))
+            .bind(&$record.phone_number_id)
+            .bind(super::to_millis($record.created_at))
+    };
 }
 
 const COLUMNS: &str = "id, url, secret, shape, CAST(max_concurrent AS BIGINT) AS max_concurrent, kinds, phone_number_id, source, \
@@ -176,6 +218,53 @@ impl Store {
                 .rows_affected()
         });
         Ok(done == 1)
+    }
+
+    /// Puts `callback` in the place of the callback of its id, if any, in one transaction: the old one's
+    /// delivery state goes, and the new one starts after its `scan_seq`, as a callback created anew. Either the
+    /// whole change is made or none of it: a failure leaves the old callback, its cursor and its undelivered
+    /// events as they were.
+    pub async fn replace_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError> {
+        on_backend!(self, |w, _r, sql, _pg| {
+            let mut tx = w.begin().await?;
+            sqlx::query(&sql("DELETE FROM callback_deliveries WHERE callback_id = $1"))
+                .bind(&callback.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(&sql(
+                "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, phone_number_id, source, \
+                 scan_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
+                 shape = excluded.shape, max_concurrent = excluded.max_concurrent, kinds = excluded.kinds, \
+                 phone_number_id = excluded.phone_number_id, source = excluded.source, \
+                 scan_seq = excluded.scan_seq, created_at = excluded.created_at",
+            ))
+            .bind(&callback.id)
+            .bind(&callback.url)
+            .bind(&callback.secret)
+            .bind(&callback.shape)
+            .bind(i32::try_from(callback.max_concurrent).unwrap_or(i32::MAX))
+            .bind(callback.kinds.join(","))
+            .bind(&callback.phone_number_id)
+            .bind(&callback.source)
+            .bind(callback.scan_seq)
+            .bind(super::to_millis(callback.created_at))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Whether the stored callback of `record`'s id is still `record` as a worker holds it (see the module's
+    /// documentation); `false` when it was deleted, created anew or given other settings.
+    pub async fn callback_is_current(&self, record: &CallbackRecord) -> Result<bool, StoreError> {
+        let n: i64 = on_backend!(self, |_w, r, sql, pg| {
+            let statement =
+                format!("SELECT count(*) FROM callbacks WHERE id = $1 AND {}", same_callback(pg, "", 2));
+            bind_same!(sqlx::query_scalar(&sql(&statement)).bind(&record.id), record).fetch_one(r).await?
+        });
+        Ok(n > 0)
     }
 
     /// Deletes the callbacks of `source` whose id is not in `keep` (and their delivery state).
@@ -239,17 +328,42 @@ impl Store {
         to_scan_seq: i64,
         deliveries: &[NewDelivery],
     ) -> Result<bool, StoreError> {
+        self.queue(callback_id, None, from_scan_seq, to_scan_seq, deliveries).await
+    }
+
+    /// [`queue_deliveries`](Self::queue_deliveries) by the worker of `record`: also `Ok(false)` when the stored
+    /// callback is no longer `record` (see the module's documentation), whose filter chose `deliveries`.
+    pub async fn queue_deliveries_for(
+        &self,
+        record: &CallbackRecord,
+        from_scan_seq: i64,
+        to_scan_seq: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
+        self.queue(&record.id, Some(record), from_scan_seq, to_scan_seq, deliveries).await
+    }
+
+    async fn queue(
+        &self,
+        callback_id: &str,
+        held: Option<&CallbackRecord>,
+        from_scan_seq: i64,
+        to_scan_seq: i64,
+        deliveries: &[NewDelivery],
+    ) -> Result<bool, StoreError> {
         let now = now_millis();
-        Ok(on_backend!(self, |w, _r, sql, _pg| {
+        Ok(on_backend!(self, |w, _r, sql, pg| {
             let mut tx = w.begin().await?;
-            let moved =
-                sqlx::query(&sql("UPDATE callbacks SET scan_seq = $1 WHERE id = $2 AND scan_seq = $3"))
-                    .bind(to_scan_seq)
-                    .bind(callback_id)
-                    .bind(from_scan_seq)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            // The conditions are on the row being written (no subquery): on PostgreSQL, an update waiting for a
+            // concurrent change of the row checks them again on the row as changed.
+            let same = held.map(|_| format!(" AND {}", same_callback(pg, "", 4))).unwrap_or_default();
+            let statement =
+                sql(&format!("UPDATE callbacks SET scan_seq = $1 WHERE id = $2 AND scan_seq = $3{same}"));
+            let mut cas = sqlx::query(&statement).bind(to_scan_seq).bind(callback_id).bind(from_scan_seq);
+            if let Some(record) = held {
+                cas = bind_same!(cas, record);
+            }
+            let moved = cas.execute(&mut *tx).await?.rows_affected();
             if moved == 1 {
                 // `queued_at` starts the count toward `delivery.max_age_ms`: from the event's commit (as Meta's
                 // seven days of retries count from the webhook's first attempt), so that a callback that was down
@@ -284,9 +398,48 @@ impl Store {
         limit: u32,
         lease_until: SystemTime,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.claim(callback_id, None, limit, lease_until).await
+    }
+
+    /// [`claim_deliveries`](Self::claim_deliveries) by the worker of `record`, which sends them with its URL,
+    /// secret and shape: `Ok(None)` (nothing claimed) when the stored callback is no longer `record` (see the
+    /// module's documentation).
+    ///
+    /// A delivery queued before a change may still be claimed by a worker that read the callback before the
+    /// change was committed, as one already in flight goes out: only events from before the change go with
+    /// the old settings.
+    pub async fn claim_deliveries_for(
+        &self,
+        record: &CallbackRecord,
+        limit: u32,
+        lease_until: SystemTime,
+    ) -> Result<Option<Vec<ClaimedDelivery>>, StoreError> {
+        let claimed = self.claim(&record.id, Some(record), limit, lease_until).await?;
+        // Nothing claimed: nothing due, or the callback changed (told apart only then, to spare a read).
+        if claimed.is_empty() && !self.callback_is_current(record).await? {
+            return Ok(None);
+        }
+        Ok(Some(claimed))
+    }
+
+    async fn claim(
+        &self,
+        callback_id: &str,
+        held: Option<&CallbackRecord>,
+        limit: u32,
+        lease_until: SystemTime,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let now = now_millis();
         let lease = super::to_millis(lease_until);
         let rows = on_backend!(self, |w, _r, sql, pg| {
+            let same = held
+                .map(|_| {
+                    format!(
+                        " AND EXISTS (SELECT 1 FROM callbacks c WHERE c.id = $2 AND {})",
+                        same_callback(pg, "c.", 5)
+                    )
+                })
+                .unwrap_or_default();
             let statement = format!(
                 "UPDATE callback_deliveries SET lease_until = $1 \
                  WHERE callback_id = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until <= $3) \
@@ -295,15 +448,17 @@ impl Store {
                    AND (d.lease_until IS NULL OR d.lease_until <= $3) \
                    AND NOT EXISTS (SELECT 1 FROM callback_deliveries e WHERE e.callback_id = d.callback_id \
                      AND e.contact_key = d.contact_key AND e.state = 'pending' AND e.seq < d.seq) \
-                   ORDER BY d.seq LIMIT $4{}) \
+                   ORDER BY d.seq LIMIT $4{}){same} \
                  RETURNING seq, CAST(attempts AS BIGINT) AS attempts, queued_at",
                 if pg { " FOR UPDATE SKIP LOCKED" } else { "" }
             );
-            sqlx::query(&sql(&statement))
-                .bind(lease)
-                .bind(callback_id)
-                .bind(now)
-                .bind(i64::from(limit))
+            let statement = sql(&statement);
+            let mut query =
+                sqlx::query(&statement).bind(lease).bind(callback_id).bind(now).bind(i64::from(limit));
+            if let Some(record) = held {
+                query = bind_same!(query, record);
+            }
+            query
                 .fetch_all(w)
                 .await?
                 .iter()

@@ -1,6 +1,8 @@
 //! Application callbacks, on both backends: a receiver that is down, then answers 500, then times out, then
 //! comes back gets everything in order per contact, also across a gateway restart; signatures and shapes;
-//! the API (create, list, status, delete); failed events and their replay; the hook on this path too.
+//! the API (create, list, status, delete); failed events and their replay; the hook on this path too. A
+//! callback changed through one instance is never served with its old settings by another, and a change of
+//! the application settings that fails loses none of the callback's undelivered events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use serde_json::{Value, json};
 use wabridge_gateway::GatewayBuilder;
 use wabridge_gateway::callbacks::signing;
 use wabridge_gateway::config::{CallbackConfig, CallbackShape, Config};
+use wabridge_gateway::store::{CallbackRecord, NewDelivery};
 
 use crate::events::{
     NUMBER_ID, TOKEN, TestHook, WABA, commit_messages, config as events_config, status_body, submit,
@@ -32,6 +35,9 @@ each_backend!(
     a_redirect_is_a_failed_attempt,
     a_failing_contact_does_not_fill_the_window,
     the_backlog_gauge_counts_what_is_not_queued_yet,
+    the_store_refuses_a_worker_holding_a_replaced_callback,
+    a_callback_changed_through_one_instance_is_not_served_with_the_old_url_by_another,
+    a_failed_settings_change_loses_no_undelivered_event,
 );
 
 const SECRET: &str = "callback-secret";
@@ -521,5 +527,323 @@ async fn the_backlog_gauge_counts_what_is_not_queued_yet(db: TestDb) {
     }
     let status = callback_status(&gw.url(), "app").await;
     assert_eq!((status["pending"].as_u64(), status["backlog"].as_u64()), (Some(2), Some(10)), "{status}");
+    gw.shutdown().await.unwrap();
+}
+
+fn record(id: &str, url: &str, kinds: &[&str], created_at: SystemTime) -> CallbackRecord {
+    CallbackRecord {
+        id: id.to_owned(),
+        url: url.to_owned(),
+        secret: "s".to_owned(),
+        shape: "cloud".to_owned(),
+        max_concurrent: 4,
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        phone_number_id: None,
+        source: "api".to_owned(),
+        scan_seq: 0,
+        created_at,
+    }
+}
+
+/// A worker holds the callback record it read. Once the stored one was replaced (another URL), changed in
+/// place (another secret) or deleted and created again with the same settings, the store refuses to queue or
+/// claim for the record held, whatever the cursor says; the record read again works.
+async fn the_store_refuses_a_worker_holding_a_replaced_callback(db: TestDb) {
+    let store = db.open().await;
+    let at = SystemTime::now();
+    let lease = || SystemTime::now() + Duration::from_secs(30);
+    let delivery = |seq: i64| NewDelivery { seq, contact_key: format!("c{seq}"), event_at: at };
+    // Kinds with an empty entry: what a worker holds is compared with what is stored, text for text.
+    assert!(
+        store
+            .put_callback(&record("moving", "http://127.0.0.1:9/one", &["message", ""], at), false)
+            .await
+            .unwrap()
+    );
+    let first = store.callback("moving").await.unwrap().unwrap();
+    assert!(store.queue_deliveries_for(&first, 0, 5, &[delivery(5)]).await.unwrap());
+    assert_eq!(store.claim_deliveries_for(&first, 10, lease()).await.unwrap().map(|c| c.len()), Some(1));
+    // Nothing left to claim is not a change.
+    assert_eq!(store.claim_deliveries_for(&first, 10, lease()).await.unwrap().map(|c| c.len()), Some(0));
+
+    // Another URL in its place, from the same cursor: the old record may neither queue nor claim.
+    let mut second = record("moving", "http://127.0.0.1:9/two", &[], at + Duration::from_millis(5));
+    second.scan_seq = 5;
+    store.replace_callback(&second).await.unwrap();
+    assert!(!store.queue_deliveries_for(&first, 5, 6, &[delivery(6)]).await.unwrap());
+    let second = store.callback("moving").await.unwrap().unwrap();
+    assert_eq!((second.url.as_str(), second.scan_seq), ("http://127.0.0.1:9/two", 5));
+    assert_eq!(store.delivery_stats("moving").await.unwrap().pending, 0, "the old receiver's rows went");
+    assert!(store.queue_deliveries_for(&second, 5, 6, &[delivery(6)]).await.unwrap());
+    assert_eq!(store.claim_deliveries_for(&first, 10, lease()).await.unwrap(), None);
+    let claimed = store.claim_deliveries_for(&second, 10, lease()).await.unwrap().unwrap();
+    assert_eq!(claimed.iter().map(|c| c.seq).collect::<Vec<_>>(), vec![6]);
+
+    // Changed in place (the rows stay): refused to the record read before.
+    let mut third = second.clone();
+    third.secret = "another".to_owned();
+    store.put_callback(&third, true).await.unwrap();
+    store.delivery_failed("moving", 6, None, SystemTime::now(), "HTTP 500", false).await.unwrap();
+    assert_eq!(store.claim_deliveries_for(&second, 10, lease()).await.unwrap(), None);
+    assert!(!store.queue_deliveries_for(&second, 6, 7, &[delivery(7)]).await.unwrap());
+    let third = store.callback("moving").await.unwrap().unwrap();
+    assert_eq!(store.claim_deliveries_for(&third, 10, lease()).await.unwrap().map(|c| c.len()), Some(1));
+
+    // Deleted and created again with the same settings: another callback all the same.
+    store.delete_callback("moving").await.unwrap();
+    let mut fourth = third.clone();
+    fourth.created_at = at + Duration::from_secs(1);
+    assert!(store.put_callback(&fourth, false).await.unwrap());
+    assert!(!store.queue_deliveries_for(&third, 6, 7, &[delivery(7)]).await.unwrap());
+    assert_eq!(store.claim_deliveries_for(&third, 10, lease()).await.unwrap(), None);
+    let fourth = store.callback("moving").await.unwrap().unwrap();
+    assert!(store.queue_deliveries_for(&fourth, 6, 7, &[delivery(7)]).await.unwrap());
+    store.delete_callback("moving").await.unwrap();
+    assert_eq!(store.claim_deliveries_for(&fourth, 10, lease()).await.unwrap(), None, "deleted");
+    store.close().await;
+}
+
+/// Several instances on one database, each serving every callback: a callback re-created through one
+/// instance with another URL (deleted and created again under its id, or the `webhooks.url` setting changed)
+/// while another instance's worker holds the old record. The events committed right after the change (on the
+/// instance with the stale worker, which sees them first) all reach the new URL, and none the old one.
+async fn a_callback_changed_through_one_instance_is_not_served_with_the_old_url_by_another(db: TestDb) {
+    let mut config = events_config(&db);
+    config.delivery.poll_interval_ms = 50;
+    config.delivery.initial_backoff_ms = 10;
+    config.delivery.max_backoff_ms = 100;
+    let changer = gateway::start(config.clone()).await;
+    let stale = gateway::start(config).await;
+    let client = reqwest::Client::new();
+    let contacts = ["111", "222", "333", "444", "555", "666"];
+    let mut seq = 0;
+    for round in 0..4 {
+        let old = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
+        let new = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
+        let through_settings = round % 2 == 1;
+        let id = if through_settings { "application" } else { "moving" };
+        // Set up through the instance that will hold the old record: its worker starts with it at once.
+        if through_settings {
+            let set = client
+                .patch(format!("{}/v1/settings/application", stale.url()))
+                .bearer_auth(TOKEN)
+                .json(&json!({"webhooks": {"url": old.url()}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(set.status(), 200, "round {round}");
+        } else {
+            let created = client
+                .post(format!("{}/v1/callbacks", stale.url()))
+                .bearer_auth(TOKEN)
+                .json(&json!({"id": id, "url": old.url(), "secret": "s1"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201, "round {round}");
+        }
+        commit_messages(&stale, &format!("before{round}"), 3, 1, NUMBER_ID, &contacts).await;
+        let before = seq + 3;
+        old.wait_until(Duration::from_secs(20), "the events before the change", |r| {
+            (seq + 1..=before).all(|s| r.accepted_seqs().contains(&s))
+        })
+        .await;
+
+        // The change, through the other instance; the events at once after it.
+        if through_settings {
+            let changed = client
+                .patch(format!("{}/v1/settings/application", changer.url()))
+                .bearer_auth(TOKEN)
+                .json(&json!({"webhooks": {"url": new.url()}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(changed.status(), 200, "round {round}");
+        } else {
+            let deleted = client
+                .delete(format!("{}/v1/callbacks/{id}", changer.url()))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(deleted.status(), 200, "round {round}");
+            let created = client
+                .post(format!("{}/v1/callbacks", changer.url()))
+                .bearer_auth(TOKEN)
+                .json(&json!({"id": id, "url": new.url(), "secret": "s2"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(created.status(), 201, "round {round}");
+        }
+        commit_messages(&stale, &format!("after{round}"), 6, 1, NUMBER_ID, &contacts).await;
+        seq = before + 6;
+        let late = || old.accepted_seqs().into_iter().filter(|s| *s > before).collect::<Vec<_>>();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while !(before + 1..=seq).all(|s| new.accepted_seqs().contains(&s)) {
+            assert_eq!(
+                late(),
+                Vec::<i64>::new(),
+                "round {round}: the old URL got events committed after the change"
+            );
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the new URL did not get them all"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Time for a stale request to arrive, were one sent.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            late(),
+            Vec::<i64>::new(),
+            "round {round}: the old URL got events committed after the change"
+        );
+        // The next round starts from no callback.
+        let removed = if through_settings {
+            client
+                .delete(format!("{}/v1/settings/application", changer.url()))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+        } else {
+            client.delete(format!("{}/v1/callbacks/{id}", changer.url())).bearer_auth(TOKEN).send().await
+        };
+        assert_eq!(removed.unwrap().status(), 200, "round {round}");
+    }
+    changer.shutdown().await.unwrap();
+    stale.shutdown().await.unwrap();
+}
+
+/// Writes the test's database refuses from now on, as a database can (a full disk, a lost permission).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// Storing or deleting the application settings.
+    Settings,
+    /// Changing the URL of a callback, or deleting one.
+    CallbackChanges,
+}
+
+/// The triggers that refuse each kind of write: (name, table, event, condition).
+const REFUSALS: [(Refused, &str, &str, &str, &str); 5] = [
+    (Refused::Settings, "refuse_settings_insert", "api_settings", "INSERT", "NEW.name = 'application'"),
+    (Refused::Settings, "refuse_settings_update", "api_settings", "UPDATE", "NEW.name = 'application'"),
+    (Refused::Settings, "refuse_settings_delete", "api_settings", "DELETE", "OLD.name = 'application'"),
+    (Refused::CallbackChanges, "refuse_callback_url", "callbacks", "UPDATE", "NEW.url <> OLD.url"),
+    (Refused::CallbackChanges, "refuse_callback_delete", "callbacks", "DELETE", "1 = 1"),
+];
+
+/// Makes the test's database refuse `what` (with triggers, made on a connection of the test's own) or, with
+/// `None`, lifts every refusal.
+async fn refuse(db: &TestDb, what: Option<Refused>) {
+    let pg = matches!(db, TestDb::Postgres { .. });
+    let statements: Vec<String> = REFUSALS
+        .iter()
+        .filter_map(|&(kind, name, table, event, when)| match what {
+            None if pg => Some(format!("DROP TRIGGER IF EXISTS {name} ON {table}")),
+            None => Some(format!("DROP TRIGGER IF EXISTS {name}")),
+            Some(refused) if refused != kind => None,
+            Some(_) if pg => Some(format!(
+                "CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN ({when}) \
+                 EXECUTE FUNCTION refused()"
+            )),
+            Some(_) => Some(format!(
+                "CREATE TRIGGER {name} BEFORE {event} ON {table} FOR EACH ROW WHEN ({when}) \
+                 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+            )),
+        })
+        .collect();
+    match db {
+        TestDb::Sqlite { dir } => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new()
+                .filename(dir.join("wabridge.db"))
+                .busy_timeout(Duration::from_secs(10));
+            let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+            for statement in &statements {
+                sqlx::query(statement).execute(&mut conn).await.unwrap();
+            }
+            sqlx::Connection::close(conn).await.unwrap();
+        }
+        TestDb::Postgres { .. } => {
+            let session = crate::settings::session(db).await;
+            sqlx::query(
+                "CREATE OR REPLACE FUNCTION refused() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+            )
+            .execute(&session)
+            .await
+            .unwrap();
+            for statement in &statements {
+                sqlx::query(statement).execute(&session).await.unwrap();
+            }
+            session.close().await;
+        }
+    }
+}
+
+/// The `application` callback's receiver is down: two events are pending (the window) and four wait in the
+/// log. Changes of the settings that fail — the settings cannot be stored, or the callback cannot be changed
+/// — answer an error and lose none of them: the callback keeps its URL, its pending deliveries and its
+/// cursor, the stored settings still name it, and once the receiver is back it gets all six.
+async fn a_failed_settings_change_loses_no_undelivered_event(db: TestDb) {
+    let down = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Error500).await;
+    let elsewhere = CallbackReceiver::start("127.0.0.1:0".parse().unwrap(), Mode::Ok).await;
+    let mut config = events_config(&db);
+    config.delivery.poll_interval_ms = 50;
+    config.delivery.initial_backoff_ms = 10;
+    config.delivery.max_backoff_ms = 100;
+    config.delivery.window = 2;
+    let gw = gateway::start(config).await;
+    let client = reqwest::Client::new();
+    let settings = format!("{}/v1/settings/application", gw.url());
+    let call = |method: reqwest::Method, body: Option<Value>| {
+        let mut request = client.request(method, &settings).bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    let (code, set) = call(reqwest::Method::PATCH, Some(json!({"webhooks": {"url": down.url()}}))).await;
+    assert_eq!(code, 200, "{set}");
+    let contacts = ["111", "222", "333", "444", "555", "666"];
+    commit_messages(&gw, "kept", 6, 1, NUMBER_ID, &contacts).await;
+    let base = gw.url();
+    let held = || async {
+        let status = callback_status(&base, "application").await;
+        (status["pending"].as_u64(), status["backlog"].as_u64(), status["queued_through_seq"].as_i64())
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while held().await != (Some(2), Some(6), Some(2)) || down.attempts() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "never held: {:?}", held().await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    for refused in [Refused::Settings, Refused::CallbackChanges] {
+        refuse(&db, Some(refused)).await;
+        let (code, r) =
+            call(reqwest::Method::PATCH, Some(json!({"webhooks": {"url": elsewhere.url()}}))).await;
+        assert_eq!(code, 500, "{refused:?}: {r}");
+        let (code, r) = call(reqwest::Method::DELETE, None).await;
+        assert_eq!(code, 500, "{refused:?}: {r}");
+        refuse(&db, None).await;
+        assert_eq!(held().await, (Some(2), Some(6), Some(2)), "{refused:?}: the deliveries and the cursor");
+        let callback = gw.state().store.callback("application").await.unwrap().unwrap();
+        assert_eq!(callback.url, down.url(), "{refused:?}");
+        let (_, read) = call(reqwest::Method::GET, None).await;
+        assert_eq!(read["settings"]["application"]["webhooks"]["url"], down.url(), "{refused:?}: {read}");
+        assert_eq!(
+            read["settings"]["application"]["webhooks"]["secret"],
+            callback.secret.as_str(),
+            "{refused:?}"
+        );
+    }
+
+    down.set_mode(Mode::Ok);
+    down.wait_until(Duration::from_secs(20), "the six events", |r| r.accepted_seqs().len() == 6).await;
+    assert_eq!(down.accepted_seqs(), (1..=6).collect());
+    assert_eq!(elsewhere.attempts(), 0);
     gw.shutdown().await.unwrap();
 }

@@ -196,7 +196,7 @@ async fn different_settings_through_two_instances(db: TestDb) {
 }
 
 /// A session of the test's own on the test's schema (a pool of one connection).
-async fn session(db: &TestDb) -> PgPool {
+pub(crate) async fn session(db: &TestDb) -> PgPool {
     let TestDb::Postgres { url, schema } = db else { panic!("PostgreSQL only") };
     let options = PgConnectOptions::from_str(url).unwrap().options([("search_path", schema.as_str())]);
     PgPoolOptions::new().max_connections(1).connect_with(options).await.unwrap()
