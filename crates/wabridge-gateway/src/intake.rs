@@ -190,7 +190,7 @@ pub(crate) async fn commit(
     inbound_media: InboundMedia,
     news: bool,
 ) -> Result<crate::store::IntakeOutcome, crate::store::StoreError> {
-    crate::outbound::echo::attach_application_data(&state.store, &mut item).await;
+    crate::outbound::echo::attach_application_data(&state.store, &mut item).await?;
     // On PostgreSQL every instance takes the news from the log instead (`news::follow`).
     let news_here = (news && !crate::news::follows_log(&state.store)).then(|| News::of_item(&item));
     let outcome = state.intake.submit(item).await?;

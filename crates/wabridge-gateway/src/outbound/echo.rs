@@ -11,14 +11,18 @@ use std::collections::HashMap;
 
 use serde_json::{Value, json};
 
-use crate::store::{IntakeBatchItem, Store};
+use crate::store::{IntakeBatchItem, Store, StoreError};
 
 /// The key added to a status object.
 pub const STATUS_KEY: &str = "wabridge";
 
 /// Adds the `wabridge` object to the status events of `item` whose callback data names a gateway message.
-/// A failed lookup leaves the events as Meta sent them (logged): intake never fails for it.
-pub async fn attach_application_data(store: &Store, item: &mut IntakeBatchItem) {
+///
+/// # Errors
+/// The lookup failed. The webhook must then not be stored: its events would keep Meta's form for good (a
+/// redelivery is a duplicate), and the application would never get its data back for them. Answered 500,
+/// Meta delivers it again.
+pub async fn attach_application_data(store: &Store, item: &mut IntakeBatchItem) -> Result<(), StoreError> {
     let mut wanted: Vec<(usize, Value, String)> = Vec::new();
     for (i, event) in item.events.iter().enumerate() {
         if event.kind != "status" || !event.payload.contains("biz_opaque_callback_data") {
@@ -34,18 +38,13 @@ pub async fn attach_application_data(store: &Store, item: &mut IntakeBatchItem) 
         }
     }
     if wanted.is_empty() {
-        return;
+        return Ok(());
     }
     let mut ids: Vec<String> = wanted.iter().map(|(_, _, id)| id.clone()).collect();
     ids.sort_unstable();
     ids.dedup();
-    let known: HashMap<String, Option<String>> = match store.outbound_callback_data(&ids).await {
-        Ok(pairs) => pairs.into_iter().collect(),
-        Err(e) => {
-            tracing::warn!(error = %e, "looking up the callback data of outbound messages failed");
-            return;
-        }
-    };
+    let known: HashMap<String, Option<String>> =
+        store.outbound_callback_data(&ids).await?.into_iter().collect();
     for (i, mut payload, id) in wanted {
         let Some(app_data) = known.get(&id) else { continue };
         let Some(status) = payload.pointer_mut("/statuses/0").and_then(Value::as_object_mut) else {
@@ -56,4 +55,5 @@ pub async fn attach_application_data(store: &Store, item: &mut IntakeBatchItem) 
             event.payload = text;
         }
     }
+    Ok(())
 }
