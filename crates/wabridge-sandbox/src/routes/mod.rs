@@ -83,7 +83,14 @@ async fn graph_gate(State(shared): State<Arc<Shared>>, request: Request, next: N
     let uri = request.uri().clone();
     let response = match admit(&shared, request.headers(), uri.query(), &method, uri.path()).await {
         Ok(()) => next.run(request).await,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            // The request's body is read before it is refused, as Graph's front end does: a refusal sent while
+            // a client is still writing a large upload, followed by the connection's close, reaches it as a
+            // broken pipe — a transport error after the request went out, whose outcome a client cannot know
+            // (and so must not retry for an upload or a send) — instead of the Graph error it is.
+            let _ = axum::body::to_bytes(request.into_body(), graph::UPLOAD_BODY_MAX).await;
+            e.into_response()
+        }
     };
     let code = response.extensions().get::<RefusedCode>().map(|c| c.0);
     if let Some(code) = code {
