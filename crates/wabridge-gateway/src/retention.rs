@@ -28,16 +28,16 @@ pub async fn prune_once(
     let keep_after = oldest_needed.map(|seq| seq - 1);
     // The store raises `pruned_through` before each chunk it deletes.
     let counts = store.prune(cutoff, keep_after).await?;
+    // Notes of deleted media go with the events: by then no cache holds the media (each instance's cache
+    // keeps files no longer than `max_age_secs`, `media::MediaCache::sweep_cache`). A failure here is tried
+    // again at the next pass, and does not hide what was pruned.
+    if let Err(e) = store.prune_media_deleted(cutoff).await {
+        tracing::warn!(error = %e, "notes of deleted media could not be pruned; tried again at the next pass");
+    }
     let cutoff = SystemTime::now()
         .checked_sub(Duration::from_secs(config.rejected_max_age_secs))
         .unwrap_or(SystemTime::UNIX_EPOCH);
     let rejected = store.prune_rejected(cutoff).await?;
-    // Notes of deleted media go with the events: by then no cache holds the media (each instance's cache
-    // keeps files no longer than `max_age_secs`, `media::sweep_cache`).
-    let media_cutoff = SystemTime::now()
-        .checked_sub(Duration::from_secs(config.max_age_secs))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    store.prune_media_deleted(media_cutoff).await?;
     if rejected > 0 {
         tracing::warn!(
             rejected,

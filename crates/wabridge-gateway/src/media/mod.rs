@@ -252,10 +252,18 @@ impl MediaCache {
     /// # Errors
     /// Meta's refusal, no client, or not a media id (`NotFound`).
     pub async fn delete(&self, id: &str) -> Result<(), MediaError> {
-        let not_found = || MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media"));
         if !is_media_id(id) {
             return Err(not_found());
         }
+        // In a task of its own: a caller that goes away (its client disconnected) must not stop it between
+        // the note and Meta's answer, which would leave the media noted as deleted but still at Meta.
+        let (this, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move { this.delete_now(&id).await })
+            .await
+            .map_err(|e| MediaError::Io(std::io::Error::other(format!("the delete stopped: {e}"))))?
+    }
+
+    async fn delete_now(&self, id: &str) -> Result<(), MediaError> {
         let client = self.client()?;
         let _one = self.lock_of(id).lock().await;
         // Only a media object is deleted: account, number and template ids are numbers too, and Meta would
@@ -264,8 +272,7 @@ impl MediaCache {
         let deleted = match client.media_info(&MediaId::new(id)).await {
             Ok(_) => {
                 // Noted before Meta is asked, so that no instance serves its copy once Meta deleted it (a note
-                // written after could fail, with the media gone at Meta and still served elsewhere). If Meta
-                // then refuses, the note this call wrote is taken back.
+                // written after could fail, with the media gone at Meta and still served elsewhere).
                 let noted = match &self.deletions {
                     Some(store) => store.record_media_deleted(id).await?,
                     None => false,
@@ -274,11 +281,8 @@ impl MediaCache {
                 if let (Err(e), Some(store)) = (&deleted, &self.deletions)
                     && noted
                     && !is_gone(e)
-                    && let Err(forget) = store.forget_media_deleted(id).await
                 {
-                    tracing::error!(media = id, error = %forget,
-                        "Meta refused to delete media, and its deletion note could not be taken back: \
-                         the gateway will not serve it although Meta still has it");
+                    self.take_back_note(client, store, id).await;
                 }
                 deleted
             }
@@ -292,12 +296,28 @@ impl MediaCache {
             }
             Err(e) if is_gone(&e) => {
                 // Gone at Meta (expired, or deleted through another instance): no instance serves it any more.
+                let had_copy = self.remove_cached(id).await;
                 if let Some(store) = &self.deletions {
                     store.record_media_deleted(id).await?;
                 }
-                if self.remove_cached(id).await { Ok(()) } else { Err(e.into()) }
+                if had_copy { Ok(()) } else { Err(e.into()) }
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// After Meta answered a delete with an error: the note this call wrote goes again only if Meta still has
+    /// the media. An error does not say that the delete was not done (a timeout, a proxy's 5xx), and another
+    /// instance's delete may have gone through meanwhile; when Meta cannot say, the note stays (the media is
+    /// then not served until it is deleted again, which Meta answers as gone).
+    async fn take_back_note(&self, client: &Client, store: &Store, id: &str) {
+        if client.media_info(&MediaId::new(id)).await.is_err() {
+            return;
+        }
+        if let Err(e) = store.forget_media_deleted(id).await {
+            tracing::error!(media = id, error = %e,
+                "Meta refused to delete media, and its deletion note could not be taken back: \
+                 the gateway will not serve it although Meta still has it");
         }
     }
 
@@ -306,7 +326,7 @@ impl MediaCache {
         let Some(store) = &self.deletions else { return Ok(()) };
         if store.media_deleted(id).await? {
             self.remove_cached(id).await;
-            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+            return Err(not_found());
         }
         Ok(())
     }
@@ -328,7 +348,7 @@ impl MediaCache {
     /// No client, Meta's refusal, or a checksum mismatch.
     pub async fn get(&self, id: &str, expected_sha256: Option<&str>) -> Result<MediaFile, MediaError> {
         if !is_safe_id(id) {
-            return Err(MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media")));
+            return Err(not_found());
         }
         // Deleted through another instance: its copy here may still be cached, and Meta may not have
         // forgotten the id yet.
@@ -451,6 +471,11 @@ impl MediaCache {
     }
 }
 
+/// The answer for media that is not there (a 404 on both API dialects).
+fn not_found() -> MediaError {
+    MediaError::Io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such media"))
+}
+
 /// Whether Meta's answer says the media does not exist (any more): HTTP 404, or code 100 (Graph's answer
 /// to an object that does not exist).
 #[must_use]
@@ -545,10 +570,14 @@ impl MediaCache {
         let mut seen = cursor;
         loop {
             let page = store.media_deleted_after(at.at_ms, &at.id, DELETIONS_PAGE).await?;
+            // A note carries the clock of the instance that wrote it: one running ahead must not carry the
+            // cursor past notes that instances with a right clock write later.
+            let now = crate::store::now_millis();
             for (id, deleted_at) in &page {
                 self.remove_cached(id).await;
-                if (*deleted_at, id.as_str()) > (seen.at_ms, seen.id.as_str()) {
-                    seen = DeletionCursor { at_ms: *deleted_at, id: id.clone() };
+                let at_ms = (*deleted_at).min(now);
+                if (at_ms, id.as_str()) > (seen.at_ms, seen.id.as_str()) {
+                    seen = DeletionCursor { at_ms, id: id.clone() };
                 }
             }
             match page.last() {
@@ -565,11 +594,13 @@ impl MediaCache {
     /// instance. Answers how many media files were removed.
     ///
     /// # Errors
-    /// The store could not be read; files removed before that stay removed. A directory that cannot be
-    /// listed (none yet) is an empty cache.
+    /// The store could not be read for some file: the pass still goes through every file (those past the
+    /// age go whatever the store says), then answers the store's error. A directory that cannot be listed
+    /// (none yet) is an empty cache.
     pub async fn sweep_cache(&self, max_age: std::time::Duration) -> Result<usize, MediaError> {
         let Ok(mut dir) = tokio::fs::read_dir(&self.dir).await else { return Ok(0) };
         let mut removed = 0;
+        let mut failed = None;
         while let Ok(Some(entry)) = dir.next_entry().await {
             let path = entry.path();
             if path.extension().is_none_or(|e| e != "bin") {
@@ -579,16 +610,21 @@ impl MediaCache {
             let Ok(meta) = entry.metadata().await else { continue };
             let expired =
                 meta.modified().ok().and_then(|m| m.elapsed().ok()).is_some_and(|age| age > max_age);
-            let deleted = !expired
-                && match &self.deletions {
-                    Some(store) => store.media_deleted(&id).await?,
-                    None => false,
-                };
+            let deleted = match (&self.deletions, expired) {
+                (Some(store), false) => store.media_deleted(&id).await.unwrap_or_else(|e| {
+                    failed = Some(e);
+                    false
+                }),
+                _ => false,
+            };
             if (expired || deleted) && self.remove_cached(&id).await {
                 removed += 1;
             }
         }
-        Ok(removed)
+        match failed {
+            Some(e) => Err(e.into()),
+            None => Ok(removed),
+        }
     }
 }
 

@@ -25,27 +25,6 @@ use sqlx::Row;
 
 use super::{Store, StoreError, from_millis, now_millis};
 
-/// Runs `$body` against the backend's pools: `$w` writes, `$r` reads (SQLite has separate reader
-/// connections), `$sql` adapts a `$N` statement, `$pg` says which backend it is.
-macro_rules! on_backend {
-    ($store:expr, |$w:ident, $r:ident, $sql:ident, $pg:ident| $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let ($w, $r, $pg) = (&s.writer, &s.readers, false);
-                let $sql = |q: &str| q.replace('$', "?");
-                let _ = $pg;
-                $body
-            }
-            Store::Postgres(p) => {
-                let ($w, $r, $pg) = (&p.pool, &p.pool, true);
-                let $sql = |q: &str| q.to_owned();
-                let _ = $pg;
-                $body
-            }
-        }
-    };
-}
-
 /// A callback target as stored.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CallbackRecord {
@@ -183,6 +162,33 @@ macro_rules! bind_same {
     };
 }
 
+/// A callback row, with every column bound by [`bind_callback!`].
+const INSERT_CALLBACK: &str = "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, phone_number_id, \
+     source, scan_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+/// What a changed callback takes of the row given to [`INSERT_CALLBACK`] (its cursor and creation time stay,
+/// unless a replacement says otherwise).
+const UPDATE_SETTINGS: &str = " ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
+     shape = excluded.shape, max_concurrent = excluded.max_concurrent, kinds = excluded.kinds, \
+     phone_number_id = excluded.phone_number_id, source = excluded.source";
+
+/// Binds the columns of [`INSERT_CALLBACK`] to the fields of `$callback`, in order.
+macro_rules! bind_callback {
+    ($query:expr, $callback:expr) => {
+        $query
+            .bind(&$callback.id)
+            .bind(&$callback.url)
+            .bind(&$callback.secret)
+            .bind(&$callback.shape)
+            .bind(i32::try_from($callback.max_concurrent).unwrap_or(i32::MAX))
+            .bind($callback.kinds.join(","))
+            .bind(&$callback.phone_number_id)
+            .bind(&$callback.source)
+            .bind($callback.scan_seq)
+            .bind(super::to_millis($callback.created_at))
+    };
+}
+
 const COLUMNS: &str = "id, url, secret, shape, CAST(max_concurrent AS BIGINT) AS max_concurrent, kinds, phone_number_id, source, \
      scan_seq, created_at";
 
@@ -190,32 +196,10 @@ impl Store {
     /// Inserts a callback starting after `scan_seq`; `Ok(false)` when the id is taken. With `replace`, an
     /// existing callback of that id keeps its delivery state and takes the new settings.
     pub async fn put_callback(&self, callback: &CallbackRecord, replace: bool) -> Result<bool, StoreError> {
-        let conflict = if replace {
-            " ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
-              shape = excluded.shape, max_concurrent = excluded.max_concurrent, kinds = excluded.kinds, \
-              phone_number_id = excluded.phone_number_id, source = excluded.source"
-        } else {
-            " ON CONFLICT (id) DO NOTHING"
-        };
-        let statement = format!(
-            "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, phone_number_id, source, \
-             scan_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10){conflict}"
-        );
+        let conflict = if replace { UPDATE_SETTINGS } else { " ON CONFLICT (id) DO NOTHING" };
+        let statement = format!("{INSERT_CALLBACK}{conflict}");
         let done = on_backend!(self, |w, _r, sql, _pg| {
-            sqlx::query(&sql(&statement))
-                .bind(&callback.id)
-                .bind(&callback.url)
-                .bind(&callback.secret)
-                .bind(&callback.shape)
-                .bind(i32::try_from(callback.max_concurrent).unwrap_or(i32::MAX))
-                .bind(callback.kinds.join(","))
-                .bind(&callback.phone_number_id)
-                .bind(&callback.source)
-                .bind(callback.scan_seq)
-                .bind(super::to_millis(callback.created_at))
-                .execute(w)
-                .await?
-                .rows_affected()
+            bind_callback!(sqlx::query(&sql(&statement)), callback).execute(w).await?.rows_affected()
         });
         Ok(done == 1)
     }
@@ -225,32 +209,20 @@ impl Store {
     /// whole change is made or none of it: a failure leaves the old callback, its cursor and its undelivered
     /// events as they were.
     pub async fn replace_callback(&self, callback: &CallbackRecord) -> Result<(), StoreError> {
+        // The callback's row first, then its deliveries: on PostgreSQL, a worker of the old record queueing at
+        // the same time either waits for this row and is then refused (its conditions no longer hold), or
+        // committed its rows before this row was written, and the delete below (a statement of its own, so a
+        // snapshot taken after that commit) removes them.
+        let statement = format!(
+            "{INSERT_CALLBACK}{UPDATE_SETTINGS}, scan_seq = excluded.scan_seq, created_at = excluded.created_at"
+        );
         on_backend!(self, |w, _r, sql, _pg| {
             let mut tx = w.begin().await?;
+            bind_callback!(sqlx::query(&sql(&statement)), callback).execute(&mut *tx).await?;
             sqlx::query(&sql("DELETE FROM callback_deliveries WHERE callback_id = $1"))
                 .bind(&callback.id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query(&sql(
-                "INSERT INTO callbacks (id, url, secret, shape, max_concurrent, kinds, phone_number_id, source, \
-                 scan_seq, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (id) DO UPDATE SET url = excluded.url, secret = excluded.secret, \
-                 shape = excluded.shape, max_concurrent = excluded.max_concurrent, kinds = excluded.kinds, \
-                 phone_number_id = excluded.phone_number_id, source = excluded.source, \
-                 scan_seq = excluded.scan_seq, created_at = excluded.created_at",
-            ))
-            .bind(&callback.id)
-            .bind(&callback.url)
-            .bind(&callback.secret)
-            .bind(&callback.shape)
-            .bind(i32::try_from(callback.max_concurrent).unwrap_or(i32::MAX))
-            .bind(callback.kinds.join(","))
-            .bind(&callback.phone_number_id)
-            .bind(&callback.source)
-            .bind(callback.scan_seq)
-            .bind(super::to_millis(callback.created_at))
-            .execute(&mut *tx)
-            .await?;
             tx.commit().await?;
         });
         Ok(())

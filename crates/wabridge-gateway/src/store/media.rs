@@ -1,5 +1,6 @@
 //! Media deleted through the gateway (migration 0010): a note per media id, so that every instance on the
-//! database stops serving its cached copy (see `media/mod.rs`).
+//! database stops serving its cached copy (see `media/mod.rs`). Each statement is written once, in
+//! PostgreSQL's `$N` form ([`on_backend!`]).
 
 use std::time::SystemTime;
 
@@ -9,68 +10,35 @@ impl Store {
     /// Notes that media `id` was deleted; whether this call wrote the note (the first note stands).
     pub async fn record_media_deleted(&self, id: &str) -> Result<bool, StoreError> {
         let now = now_millis();
-        let done = match self {
-            Self::Sqlite(s) => {
-                sqlx::query(
-                    "INSERT INTO media_deleted (media_id, deleted_at) VALUES (?1, ?2) \
-                     ON CONFLICT (media_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&s.writer)
-                .await?
-            }
-            .rows_affected(),
-            Self::Postgres(s) => {
-                sqlx::query(
-                    "INSERT INTO media_deleted (media_id, deleted_at) VALUES ($1, $2) \
-                     ON CONFLICT (media_id) DO NOTHING",
-                )
-                .bind(id)
-                .bind(now)
-                .execute(&s.pool)
-                .await?
-            }
-            .rows_affected(),
-        };
+        let done = on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql(
+                "INSERT INTO media_deleted (media_id, deleted_at) VALUES ($1, $2) ON CONFLICT (media_id) DO NOTHING",
+            ))
+            .bind(id)
+            .bind(now)
+            .execute(w)
+            .await?
+            .rows_affected()
+        });
         Ok(done == 1)
     }
 
     /// Takes back the note of media `id` (a delete that Meta then refused).
     pub async fn forget_media_deleted(&self, id: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(s) => {
-                sqlx::query("DELETE FROM media_deleted WHERE media_id = ?1")
-                    .bind(id)
-                    .execute(&s.writer)
-                    .await?;
-            }
-            Self::Postgres(s) => {
-                sqlx::query("DELETE FROM media_deleted WHERE media_id = $1")
-                    .bind(id)
-                    .execute(&s.pool)
-                    .await?;
-            }
-        }
+        on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql("DELETE FROM media_deleted WHERE media_id = $1")).bind(id).execute(w).await?;
+        });
         Ok(())
     }
 
     /// Whether media `id` was deleted through the gateway (and the note is not pruned yet).
     pub async fn media_deleted(&self, id: &str) -> Result<bool, StoreError> {
-        let found: Option<i64> = match self {
-            Self::Sqlite(s) => {
-                sqlx::query_scalar("SELECT deleted_at FROM media_deleted WHERE media_id = ?1")
-                    .bind(id)
-                    .fetch_optional(&s.readers)
-                    .await?
-            }
-            Self::Postgres(s) => {
-                sqlx::query_scalar("SELECT deleted_at FROM media_deleted WHERE media_id = $1")
-                    .bind(id)
-                    .fetch_optional(&s.pool)
-                    .await?
-            }
-        };
+        let found: Option<i64> = on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query_scalar(&sql("SELECT deleted_at FROM media_deleted WHERE media_id = $1"))
+                .bind(id)
+                .fetch_optional(r)
+                .await?
+        });
         Ok(found.is_some())
     }
 
@@ -82,48 +50,27 @@ impl Store {
         id: &str,
         limit: u32,
     ) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(match self {
-            Self::Sqlite(s) => {
-                sqlx::query_as(
-                    "SELECT media_id, deleted_at FROM media_deleted \
-                     WHERE deleted_at > ?1 OR (deleted_at = ?1 AND media_id > ?2) \
-                     ORDER BY deleted_at, media_id LIMIT ?3",
-                )
-                .bind(at_ms)
-                .bind(id)
-                .bind(i64::from(limit))
-                .fetch_all(&s.readers)
-                .await?
-            }
-            Self::Postgres(s) => {
-                sqlx::query_as(
-                    "SELECT media_id, deleted_at FROM media_deleted \
-                     WHERE deleted_at > $1 OR (deleted_at = $1 AND media_id > $2) \
-                     ORDER BY deleted_at, media_id LIMIT $3",
-                )
-                .bind(at_ms)
-                .bind(id)
-                .bind(i64::from(limit))
-                .fetch_all(&s.pool)
-                .await?
-            }
-        })
+        Ok(on_backend!(self, |_w, r, sql, _pg| {
+            sqlx::query_as(&sql("SELECT media_id, deleted_at FROM media_deleted \
+                 WHERE deleted_at > $1 OR (deleted_at = $1 AND media_id > $2) \
+                 ORDER BY deleted_at, media_id LIMIT $3"))
+            .bind(at_ms)
+            .bind(id)
+            .bind(i64::from(limit))
+            .fetch_all(r)
+            .await?
+        }))
     }
 
     /// Forgets deletions noted before `older_than`; how many.
     pub async fn prune_media_deleted(&self, older_than: SystemTime) -> Result<u64, StoreError> {
         let cutoff = to_millis(older_than);
-        Ok(match self {
-            Self::Sqlite(s) => sqlx::query("DELETE FROM media_deleted WHERE deleted_at < ?1")
+        Ok(on_backend!(self, |w, _r, sql, _pg| {
+            sqlx::query(&sql("DELETE FROM media_deleted WHERE deleted_at < $1"))
                 .bind(cutoff)
-                .execute(&s.writer)
+                .execute(w)
                 .await?
-                .rows_affected(),
-            Self::Postgres(s) => sqlx::query("DELETE FROM media_deleted WHERE deleted_at < $1")
-                .bind(cutoff)
-                .execute(&s.pool)
-                .await?
-                .rows_affected(),
-        })
+                .rows_affected()
+        }))
     }
 }

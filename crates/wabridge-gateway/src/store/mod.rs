@@ -6,6 +6,29 @@
 //!
 //! Every timestamp is stored as Unix epoch milliseconds; the API speaks [`SystemTime`].
 
+/// Runs `$body` against the backend's pools, for statements written once in PostgreSQL's `$N` form: `$w`
+/// writes, `$r` reads (SQLite has separate reader connections), `$sql` adapts a `$N` statement (for SQLite
+/// `$` becomes `?`, the same positional parameter `?N`), `$pg` says which backend it is. Defined before the
+/// submodules, which use it.
+macro_rules! on_backend {
+    ($store:expr, |$w:ident, $r:ident, $sql:ident, $pg:ident| $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let ($w, $r, $pg) = (&s.writer, &s.readers, false);
+                let $sql = |q: &str| q.replace('$', "?");
+                let _ = $pg;
+                $body
+            }
+            Store::Postgres(p) => {
+                let ($w, $r, $pg) = (&p.pool, &p.pool, true);
+                let $sql = |q: &str| q.to_owned();
+                let _ = $pg;
+                $body
+            }
+        }
+    };
+}
+
 mod callbacks;
 mod error;
 mod media;

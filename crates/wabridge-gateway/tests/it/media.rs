@@ -25,7 +25,8 @@ each_backend!(
     uploads_leave_no_spool_file,
     a_client_that_disconnects_mid_upload_leaves_no_spool_file,
     a_large_upload_goes_through,
-    media_deleted_elsewhere_is_swept_from_the_cache
+    media_deleted_elsewhere_is_swept_from_the_cache,
+    a_delete_meta_refuses_takes_its_note_back
 );
 
 #[tokio::test]
@@ -587,4 +588,27 @@ async fn media_deleted_elsewhere_is_swept_from_the_cache(db: TestDb) {
 fn now_millis() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     i64::try_from(since.as_millis()).unwrap()
+}
+
+/// Meta refusing a delete (here code 10, permission, on the delete call only): the deletion note written
+/// before asking Meta is taken back, since Meta still has the media, which is still served.
+async fn a_delete_meta_refuses_takes_its_note_back(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let id = upload(&pair).await;
+    assert_eq!(download(&pair, &id).await.0, 200);
+    // Graph calls from now: the media lookup (1), the delete (2, refused), the lookup that finds it still there.
+    pair.sandbox.control().set_fault(Some(wabridge_sandbox::FaultInjection {
+        code: 10,
+        next_n: Some(1),
+        every_nth: Some(2),
+        scope: wabridge_sandbox::FaultScope::All,
+    }));
+    let del =
+        pair.http.delete(format!("{}/v1/media/{id}", pair.url)).bearer_auth(&pair.key).send().await.unwrap();
+    assert!(del.status().is_client_error() || del.status().is_server_error(), "{}", del.status());
+    pair.sandbox.control().set_fault(None);
+    assert!(!pair.gateway.state().store.media_deleted(&id).await.unwrap(), "the note was taken back");
+    let (status, _, _, bytes) = download(&pair, &id).await;
+    assert_eq!((status, bytes.as_ref()), (200, JPEG));
+    pair.stop().await;
 }
