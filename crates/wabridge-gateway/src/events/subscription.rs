@@ -173,25 +173,7 @@ mod tests {
     #[tokio::test]
     async fn an_empty_batch_at_a_new_head_sends_a_follower_to_the_store() {
         let dir = std::env::temp_dir().join(format!("wabridge-sub-{}", std::process::id()));
-        let store = Store::open_sqlite(dir.join("t.db"), SqliteOptions::default()).await.unwrap();
-        store.migrate().await.unwrap();
-        let items: Vec<IntakeBatchItem> = (1..=3)
-            .map(|n| IntakeBatchItem {
-                raw: NewRawWebhook::accepted(format!("body {n}"), true),
-                events: vec![NewEvent {
-                    dedupe_key: format!("k{n}"),
-                    kind: "change".to_owned(),
-                    field: "messages".to_owned(),
-                    waba_id: "w".to_owned(),
-                    phone_number_id: None,
-                    contact: None,
-                    payload: "{}".to_owned(),
-                }],
-                inbound: Vec::new(),
-                statuses: Vec::new(),
-            })
-            .collect();
-        store.commit_intake(&items).await.unwrap();
+        let store = store_with_events(&dir, 3).await;
 
         let (batches, _) = broadcast::channel(8);
         let (head_tx, head) = watch::channel(0);
@@ -207,11 +189,11 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// Ten events, one per body, on a new store in `dir`.
-    async fn store_with_ten_events(dir: &std::path::Path) -> Store {
+    /// `n` events, one per body, on a new store in `dir`.
+    async fn store_with_events(dir: &std::path::Path, n: usize) -> Store {
         let store = Store::open_sqlite(dir.join("t.db"), SqliteOptions::default()).await.unwrap();
         store.migrate().await.unwrap();
-        let items: Vec<IntakeBatchItem> = (1..=10)
+        let items: Vec<IntakeBatchItem> = (1..=n)
             .map(|n| IntakeBatchItem {
                 raw: NewRawWebhook::accepted(format!("body {n}"), true),
                 events: vec![NewEvent {
@@ -237,7 +219,7 @@ mod tests {
     #[tokio::test]
     async fn pruning_past_a_catching_up_cursor_ends_the_subscription() {
         let dir = std::env::temp_dir().join(format!("wabridge-sub-pruned-{}", std::process::id()));
-        let store = store_with_ten_events(&dir).await;
+        let store = store_with_events(&dir, 10).await;
         let (batches, _) = broadcast::channel(8);
         let (_head_tx, head) = watch::channel(10);
         let feed = Arc::new(EventFeed { batches, head });
