@@ -149,12 +149,7 @@ async fn inbound_media_is_cached(db: TestDb) {
 
 async fn cloud_media_routes_through_the_sdk(db: TestDb) {
     let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
-    let client = Client::builder()
-        .base_url(pair.url.clone())
-        .access_token(pair.key.clone())
-        .retry(RetryPolicy::default().with_max_attempts(1))
-        .build()
-        .unwrap();
+    let client = gateway_sdk(&pair);
     let id =
         client.upload_media(&PhoneNumberId::new(NUMBER), JPEG.to_vec(), "image/jpeg", "a.jpg").await.unwrap();
     let info = client.media_info(&id).await.unwrap();
@@ -485,12 +480,7 @@ async fn a_large_upload_goes_through(db: TestDb) {
 
     let path = pair.gateway.state().config.data_dir.join("large-upload.pdf");
     std::fs::write(&path, &content).unwrap();
-    let client = Client::builder()
-        .base_url(pair.url.clone())
-        .access_token(pair.key.clone())
-        .retry(RetryPolicy::default().with_max_attempts(1))
-        .build()
-        .unwrap();
+    let client = gateway_sdk(&pair);
     let number = PhoneNumberId::new(NUMBER);
     let id = client
         .upload_media_file(&number, &path, content.len() as u64, "application/pdf", "large.pdf")
@@ -611,4 +601,14 @@ async fn a_delete_meta_refuses_takes_its_note_back(db: TestDb) {
     let (status, _, _, bytes) = download(&pair, &id).await;
     assert_eq!((status, bytes.as_ref()), (200, JPEG));
     pair.stop().await;
+}
+
+/// The SDK pointed at the gateway's Cloud-compatible routes with the pair's API key, without retries.
+fn gateway_sdk(pair: &Pair) -> Client {
+    Client::builder()
+        .base_url(pair.url.clone())
+        .access_token(pair.key.clone())
+        .retry(RetryPolicy::default().with_max_attempts(1))
+        .build()
+        .unwrap()
 }
