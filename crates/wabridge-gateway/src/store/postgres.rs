@@ -242,7 +242,37 @@ impl PgStore {
                 _ => return Err(StoreError::Inconsistent("unknown row from wabridge_intake")),
             }
         }
-        IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)
+        let outcomes = IntakePlan::outcomes(items, &inserted_raws, &raw_ids, &inserted_events)?;
+        self.dedupe_rebatched_by_body(items, &outcomes).await;
+        Ok(outcomes)
+    }
+
+    /// Marks the bodies stored by this batch whose events all came with other bodies (Meta re-batched them)
+    /// to be deduplicated by their hash: no event links to such a row, so without the mark a redelivery of
+    /// the same body would be stored again. Rare, so it is a statement of its own after the intake call rather
+    /// than a step of every call, and best effort: a body left unmarked (a failure here, or another instance
+    /// marking the same body first, which the partial unique index refuses) is only kept once more if Meta
+    /// delivers it again.
+    async fn dedupe_rebatched_by_body(&self, items: &[IntakeBatchItem], outcomes: &[ItemOutcome]) {
+        let ids: Vec<i64> = items
+            .iter()
+            .zip(outcomes)
+            .filter(|(item, o)| !item.events.is_empty() && !o.raw_duplicate && o.events_inserted == 0)
+            .map(|(_, o)| o.raw_id)
+            .collect();
+        if ids.is_empty() {
+            return;
+        }
+        let marked = sqlx::query(
+            "UPDATE raw_webhooks AS r SET dedupe_by_body = true WHERE r.id = ANY($1) AND NOT r.dedupe_by_body \
+             AND NOT EXISTS (SELECT 1 FROM raw_webhooks AS o WHERE o.body_sha256 = r.body_sha256 AND o.dedupe_by_body)",
+        )
+        .bind(&ids)
+        .execute(&self.pool)
+        .await;
+        if let Err(e) = marked {
+            tracing::debug!(error = %e, bodies = ids.len(), "re-batched webhook bodies left to be deduplicated by their events");
+        }
     }
 
     /// Cancels this database's intake calls that have run longer than [`INTAKE_CALL_TIMEOUT`] (every caller

@@ -179,6 +179,10 @@ const RELINK_EVENTS: &str = "UPDATE events SET raw_id = ?1 WHERE raw_id = ?2";
 
 const DELETE_RAW: &str = "DELETE FROM raw_webhooks WHERE id = ?1";
 
+/// A body kept whose events all came with other bodies (Meta re-batched them): found by its hash from now on.
+/// No other row has its hash marked, or [`RAW_BY_HASH`] would have found it before it was stored.
+const DEDUPE_BY_BODY: &str = "UPDATE raw_webhooks SET dedupe_by_body = 1 WHERE id = ?1";
+
 /// A timeline row, keyed by the seq of its status event (migration 0006): written only with a new event.
 const INSERT_STATUS: &str = "INSERT INTO message_statuses \
      (id, wamid, status, status_timestamp, errors, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -296,6 +300,10 @@ fn commit(
                     tx.prepare_cached(DELETE_RAW)?.execute([new_raw])?;
                     outcome.raw_id = original;
                     outcome.raw_duplicate = true;
+                } else if outcome.events_inserted == 0 {
+                    // Every event came with other bodies: no event links to this row, so nothing would find
+                    // it again. Deduplicated by its hash from now on, a redelivery of this body is found above.
+                    tx.prepare_cached(DEDUPE_BY_BODY)?.execute([new_raw])?;
                 }
             }
             for s in &item.statuses {

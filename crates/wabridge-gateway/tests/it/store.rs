@@ -233,9 +233,17 @@ async fn dedupe_survives_reopen(db: TestDb) {
     let outcome = sender.submit(item("body a+c", vec![event("wamid.a"), event("wamid.c")])).await.unwrap();
     assert!(!outcome.item.raw_duplicate);
     assert_eq!((outcome.item.events_inserted, outcome.item.events_duplicate), (0, 2));
+    // Meta delivers that re-batched body again: no event links to its row, yet it is found, not kept twice.
+    let again = sender.submit(item("body a+c", vec![event("wamid.a"), event("wamid.c")])).await.unwrap().item;
+    assert!(again.raw_duplicate, "{again:?}");
+    assert_eq!(again.raw_id, outcome.item.raw_id);
+    assert_eq!((again.events_inserted, again.events_duplicate), (0, 2));
     drop(sender);
     writer.await.unwrap();
     assert_eq!(all_seqs(&store).await, before);
+    // Three events, three bodies: "body a", "body c", "body a+c".
+    let counts = store.prune(SystemTime::now() + Duration::from_secs(60), None).await.unwrap();
+    assert_eq!((counts.events, counts.raw_webhooks), (3, 3));
     store.close().await;
 }
 
