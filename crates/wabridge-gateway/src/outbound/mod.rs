@@ -143,6 +143,8 @@ pub(crate) struct NumberHandle {
     backlog: Arc<AtomicI64>,
     /// Whether this instance's scheduler holds the lease of the number's WABA (sends for it).
     owned: std::sync::atomic::AtomicBool,
+    /// Sends of unknown outcome its scheduler holds (the metric is the sum over every number).
+    in_doubt: std::sync::atomic::AtomicU64,
     wake: Arc<Notify>,
     inbox: Arc<ControlInbox>,
     /// When this number's requests may leave (see [`Shared::departure`] and [`Shared::leave`]).
@@ -298,6 +300,7 @@ impl Outbound {
                     waba: n.waba_id.clone(),
                     backlog,
                     owned: std::sync::atomic::AtomicBool::new(false),
+                    in_doubt: std::sync::atomic::AtomicU64::new(0),
                     wake: wake.clone(),
                     inbox: inbox.clone(),
                     departures: std::sync::Mutex::default(),

@@ -353,10 +353,21 @@ impl Scheduler {
                 self.in_doubt.push(d);
             }
         }
-        self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+        self.publish_in_doubt();
     }
 
     /// Whether this instance sends for the number (it holds the lease); the API reads it too.
+    /// Publishes this number's sends of unknown outcome: the gauge is the sum over every number, each
+    /// scheduler writing only its own count (one number's empty list must not hide another's).
+    fn publish_in_doubt(&self) {
+        let numbers = &self.shared.numbers;
+        if let Some(n) = numbers.get(self.number.as_str()) {
+            n.in_doubt.store(self.in_doubt.len() as u64, Ordering::Relaxed);
+        }
+        let total = numbers.values().map(|n| n.in_doubt.load(Ordering::Relaxed)).sum();
+        self.shared.metrics.outbound_in_doubt.set(total);
+    }
+
     fn set_owner(&mut self, owner: bool) {
         if self.owner && !owner {
             self.shared.pacing.leave(&self.waba);
@@ -399,8 +410,8 @@ impl Scheduler {
                         for d in &mut list {
                             d.grace_from = d.grace_from.max(now_ms);
                         }
-                        self.shared.metrics.outbound_in_doubt.set(list.len() as u64);
                         self.in_doubt = list;
+                        self.publish_in_doubt();
                     }
                     Err(e) => tracing::warn!(error = %e, "reading sends of unknown outcome failed"),
                 }
@@ -932,7 +943,7 @@ impl Scheduler {
                     self.outage.forget(&message.id);
                     let since = now_millis();
                     self.in_doubt.push(InDoubt { id: message.id, sending_since: since, grace_from: since });
-                    metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+                    self.publish_in_doubt();
                     self.after_removal(&r);
                     return;
                 }
@@ -1027,6 +1038,7 @@ impl Scheduler {
                 if self.owner {
                     let since = now_millis();
                     self.in_doubt.push(InDoubt { id: message.id, sending_since: since, grace_from: since });
+                    self.publish_in_doubt();
                 }
             }
             // Back to the queue, not counted: whoever holds the number sends it again and acts on the answer.
@@ -1158,7 +1170,7 @@ impl Scheduler {
             }
         }
         self.in_doubt = keep;
-        self.shared.metrics.outbound_in_doubt.set(self.in_doubt.len() as u64);
+        self.publish_in_doubt();
     }
 }
 

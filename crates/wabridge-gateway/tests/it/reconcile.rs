@@ -9,9 +9,15 @@ use wabridge_gateway::store::{
 };
 
 use crate::support::backend::{Backend, TestDb, each_backend, run};
-use crate::support::sending::{NUMBER, Pair, config, read_with_three_statuses, sandbox_config, template};
+use crate::support::sending::{
+    NUMBER, NUMBER2, Pair, config, read_with_three_statuses, sandbox_config, template,
+};
 
-each_backend!(sending_message_whose_status_arrives_is_reconciled, sending_message_without_status_is_resent,);
+each_backend!(
+    sending_message_whose_status_arrives_is_reconciled,
+    sending_message_without_status_is_resent,
+    sends_in_doubt_are_counted_over_every_number,
+);
 
 const WAIT: Duration = Duration::from_secs(20);
 const TO: &str = "16315550101";
@@ -97,6 +103,32 @@ async fn sending_message_without_status_is_resent(db: TestDb) {
     assert_eq!(pair.sandbox.control().counters().accepted, 1);
     let metrics = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("wabridge_outbound_resent_total 1"), "{metrics}");
+    pair.stop().await;
+}
+
+/// `wabridge_outbound_in_doubt` of the gateway's `/metrics`.
+async fn in_doubt(pair: &Pair) -> String {
+    let text = pair.http.get(format!("{}/metrics", pair.url)).send().await.unwrap().text().await.unwrap();
+    text.lines().find(|l| l.starts_with("wabridge_outbound_in_doubt ")).unwrap_or("").to_owned()
+}
+
+async fn sends_in_doubt_are_counted_over_every_number(db: TestDb) {
+    let mut config = config(&db);
+    // Held in doubt for the whole test: neither reconciled nor sent again.
+    config.outbound.unknown_outcome_grace_ms = 120_000;
+    leave_in_sending(&config, "in-doubt").await;
+    let pair = Pair::start(config, sandbox_config(|_| {})).await;
+    // The other number's scheduler, with nothing in doubt, is sending too, and its count must not hide the first
+    // number's send (each scheduler used to set the one gauge to its own count).
+    let (code, r) = pair.send(&template(NUMBER2, TO)).await;
+    assert_eq!(code, 201, "{r}");
+    let other = r["messages"][0]["id"].as_str().unwrap().to_owned();
+    pair.wait_message(&other, WAIT, "read with three statuses", read_with_three_statuses).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while in_doubt(&pair).await != "wabridge_outbound_in_doubt 1" {
+        assert!(tokio::time::Instant::now() < deadline, "{}", in_doubt(&pair).await);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     pair.stop().await;
 }
 
