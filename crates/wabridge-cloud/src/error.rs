@@ -149,8 +149,20 @@ impl CloudError {
                 needs_operator: true,
                 ..classified(ErrorClass::Auth, false, None)
             },
+            // The number (or WABA) a call is made on does not exist for this token: no message is at fault,
+            // and every send of the number would fail the same way until an operator fixes the configuration.
+            Self::Graph { error, .. } if is_unreachable_node(error) => Classification {
+                pause: Some(PauseScope::Number),
+                needs_operator: true,
+                ..classified(ErrorClass::Permission, false, None)
+            },
             Self::Graph { status, error, .. } => {
-                Classification::with_http_status(error.code, *status).transient(error.is_transient)
+                let c = Classification::with_http_status(error.code, *status);
+                // A code outside the table that says it is a rate limit is one (Graph has many such codes).
+                if c.class == ErrorClass::Unknown && is_rate_limit_wording(error) {
+                    return classified(ErrorClass::CallQuota, true, Some(Duration::from_secs(60)));
+                }
+                c.transient(error.is_transient)
             }
             // -1 is no Graph code: the HTTP status alone decides (5xx transient, 429 throughput).
             Self::Status { status, .. } => Classification::with_http_status(-1, *status),
@@ -256,6 +268,27 @@ pub fn is_appsecret_proof_refusal(error: &GraphError) -> bool {
             let text = text.to_ascii_lowercase();
             WORDINGS.iter().any(|w| text.contains(w))
         })
+}
+
+/// Whether Meta refused a POST because the object it was made on does not exist for this token: code 100,
+/// subcode 33, "Unsupported post request. Object with ID '…' does not exist, cannot be loaded due to missing
+/// permissions, or does not support this operation". Every POST of the Cloud API is made on a phone number
+/// or a WABA (messages, media, registration, templates), and each supports it, so the object is missing or
+/// out of the token's reach: a mistyped phone-number id, or a system user taken off the WABA. A GET or DELETE
+/// of a media id that does not exist has the same code with its own method in the wording, and stays an
+/// invalid request: that media is at fault.
+#[must_use]
+pub fn is_unreachable_node(error: &GraphError) -> bool {
+    error.code == 100
+        && error.error_subcode == Some(33)
+        && error.message.to_ascii_lowercase().contains("unsupported post request")
+}
+
+/// Whether an error's own words say it is a rate limit ("(#613) Calls to this api have exceeded the rate
+/// limit.", "Too many calls").
+fn is_rate_limit_wording(error: &GraphError) -> bool {
+    let message = error.message.to_ascii_lowercase();
+    message.contains("rate limit") || message.contains("too many calls")
 }
 
 fn classified(class: ErrorClass, retryable: bool, delay: Option<Duration>) -> Classification {

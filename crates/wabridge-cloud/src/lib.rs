@@ -44,7 +44,7 @@ pub use client::{
     Client, ClientBuilder, DEFAULT_API_VERSION, DEFAULT_BASE_URL, DEFAULT_MEDIA_TIMEOUT,
     DEFAULT_REQUEST_TIMEOUT, DEFAULT_USER_AGENT,
 };
-pub use error::{CloudError, MediaError, is_appsecret_proof_refusal};
+pub use error::{CloudError, MediaError, is_appsecret_proof_refusal, is_unreachable_node};
 pub use ops::{BUSINESS_PROFILE_FIELDS, MediaDownload, TemplateFilter, check_media};
 pub use retry::RetryPolicy;
 pub use token::{AccessToken, AppSecret, AppSecretProvider, StaticToken, TokenError, TokenProvider};

@@ -390,8 +390,12 @@ impl Classification {
             130429 => Self::new(C::Throughput).retry(Some(Duration::from_secs(1))),
             // Pair limit: 1 message per 6 s to the same user; wait at least that long.
             131056 => Self::new(C::PairLimit).retry(secs(6)).pause(P::Recipient),
-            // App-level call limit: back off a minute.
-            4 => Self::new(C::CallQuota).retry(secs(60)),
+            // App-level call limit: back off a minute. 17 (user), 32 (page) and 613 (a call-specific limit)
+            // are Graph's other call limits: not in Meta's WhatsApp table, but answered by the same Graph API,
+            // with HTTP 400, so without them a throttle would fail the message for good [R].
+            4 | 17 | 32 | 613 => Self::new(C::CallQuota).retry(secs(60)),
+            // The management API's business use-case limit (templates, phone numbers): back off [R].
+            80008 => Self::new(C::CallQuota).retry(secs(300)),
             // WABA hourly quota: every number of the WABA waits.
             80007 => Self::new(C::CallQuota).retry(secs(300)).pause(P::Waba),
             // Spam rate limit is quality based: the number waits for an operator [R].

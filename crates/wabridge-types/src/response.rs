@@ -39,10 +39,20 @@ impl SendResponse {
 }
 
 /// `contacts[]` of a send response: what was sent as `to`, and the user's WhatsApp id.
+///
+/// Every field is optional when read: an accepted send must never read as an error because of the
+/// `contacts` entry (only `messages[].id` is required), or a message Meta took would be held as of unknown
+/// outcome and possibly sent twice. A send to a business-scoped user id (`US.…`) may name the user by
+/// `user_id` rather than `wa_id` (webhook contacts already come without `wa_id` in that case) [R].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SendContact {
-    pub input: String,
-    pub wa_id: WaId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wa_id: Option<WaId>,
+    /// The user's business-scoped id, when Meta gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

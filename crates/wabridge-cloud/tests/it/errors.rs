@@ -202,6 +202,55 @@ async fn a_refused_appsecret_proof_pauses_the_number() {
 }
 
 #[tokio::test]
+async fn a_number_out_of_the_tokens_reach_pauses_the_number() {
+    let server = MockServer::start().await;
+    let missing = |method: &str| {
+        json!({"error": {"message": format!("Unsupported {method} request. Object with ID '{PHONE_ID}' does not \
+            exist, cannot be loaded due to missing permissions, or does not support this operation. Please read \
+            the Graph API documentation at https://developers.facebook.com/docs/graph-api"),
+            "type": "GraphMethodException", "code": 100, "error_subcode": 33, "fbtrace_id": "Ab1"}})
+    };
+    server.reply(400, &missing("post"));
+    server.reply(400, &missing("get"));
+    let client = server.client().build().unwrap();
+    let e = client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap_err();
+    let c = e.classification();
+    assert_eq!(
+        (c.class, c.pause, c.needs_operator, c.retryable),
+        (ErrorClass::Permission, Some(PauseScope::Number), true, false),
+        "{e}"
+    );
+    assert!(!c.fails_message(), "no message is at fault: {e}");
+    // The same code for a GET of an object that does not exist (a media id): that object is at fault.
+    let e = client.media_info(&wabridge_types::MediaId::new("4490709327384033")).await.unwrap_err();
+    assert_eq!((e.class(), e.classification().pause), (ErrorClass::InvalidRequest, None), "{e}");
+}
+
+#[tokio::test]
+async fn graphs_other_rate_limits_are_waited_out() {
+    let server = MockServer::start().await;
+    for (code, message) in [
+        (613, "(#613) Calls to this api have exceeded the rate limit."),
+        (17, "(#17) User request limit reached"),
+        (32, "(#32) Page request limit reached"),
+        (80008, "(#80008) There have been too many calls to this WhatsApp Business account."),
+        // A code of no table, known only by its words.
+        (80099, "(#80099) Too many calls were made to this endpoint."),
+    ] {
+        server.reply(400, &json!({"error": {"message": message, "type": "OAuthException", "code": code}}));
+    }
+    let client = server.client().build().unwrap();
+    for code in [613, 17, 32, 80008, 80099] {
+        let e = client.send_message(&PhoneNumberId::new(PHONE_ID), &text()).await.unwrap_err();
+        assert_eq!(e.code(), Some(code));
+        let c = e.classification();
+        assert_eq!((c.class, c.retryable), (ErrorClass::CallQuota, true), "{e}");
+        assert!(c.delay >= Some(Duration::from_secs(60)), "{e}: {c:?}");
+        assert!(!c.fails_message(), "{e}");
+    }
+}
+
+#[tokio::test]
 async fn transport_errors_are_retryable() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

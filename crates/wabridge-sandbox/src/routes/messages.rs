@@ -248,7 +248,12 @@ fn accept(
     shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
     let response = SendResponse {
         messaging_product: wabridge_types::MESSAGING_PRODUCT.to_owned(),
-        contacts: vec![SendContact { input: message.to.clone(), wa_id: wa_id.into(), extra: Map::new() }],
+        contacts: vec![SendContact {
+            input: Some(message.to.clone()),
+            wa_id: Some(wa_id.into()),
+            user_id: None,
+            extra: Map::new(),
+        }],
         messages: vec![SentMessage {
             id: wamid.into(),
             message_status: template_category.map(|_| "accepted".to_owned()),

@@ -16,7 +16,7 @@ fn send_response_with_and_without_message_status() {
             "messages":[{"id":"wamid.HBgLMTY1MDUwNzY1MjAVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA"}]}"#,
     )
     .unwrap();
-    assert_eq!(plain.contacts[0].wa_id.as_str(), "16505551234");
+    assert_eq!(plain.contacts[0].wa_id.as_ref().map(|w| w.as_str()), Some("16505551234"));
     assert!(plain.message_id().unwrap().as_str().starts_with("wamid."));
     assert_eq!(plain.messages[0].message_status, None);
     let tpl: SendResponse = serde_json::from_str(
@@ -25,6 +25,27 @@ fn send_response_with_and_without_message_status() {
     )
     .unwrap();
     assert_eq!(tpl.messages[0].message_status.as_deref(), Some("accepted"));
+}
+
+#[test]
+fn an_accepted_send_reads_whatever_its_contacts_entry_holds() {
+    // A send to a business-scoped user id: the user named by `user_id`, no `wa_id`.
+    let scoped: SendResponse = serde_json::from_str(
+        r#"{"messaging_product":"whatsapp","contacts":[{"input":"US.1349","user_id":"US.1349"}],
+            "messages":[{"id":"wamid.X"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(scoped.message_id().unwrap().as_str(), "wamid.X");
+    assert_eq!(
+        (scoped.contacts[0].wa_id.as_ref(), scoped.contacts[0].user_id.as_deref()),
+        (None, Some("US.1349"))
+    );
+    for body in [r#"{"contacts":[{}],"messages":[{"id":"wamid.Y"}]}"#, r#"{"messages":[{"id":"wamid.Y"}]}"#] {
+        let sent: SendResponse = serde_json::from_str(body).unwrap();
+        assert_eq!(sent.message_id().unwrap().as_str(), "wamid.Y", "{body}");
+    }
+    // The message id is what must be there.
+    assert!(serde_json::from_str::<SendResponse>(r#"{"contacts":[{"input":"1"}],"messages":[{}]}"#).is_err());
 }
 
 #[test]
