@@ -232,6 +232,9 @@ impl Accounts {
                 .map_err(|_| StoreError::Inconsistent("password hash"))??;
             self.store.set_admin_password_hash(user, &hash).await?;
             let revoked = self.store.revoke_sessions(user, true).await?;
+            // At once on this instance, as a revocation is: the cache does not say whose session an entry is,
+            // so it is emptied (it fills again with one store read per live credential).
+            self.forget_all();
             tracing::info!(sessions = revoked, "admin password changed at login; its other sessions revoked");
         }
         let token = random_secret(32);
@@ -291,6 +294,12 @@ impl Accounts {
             return Ok(None);
         }
         Ok(Some(Principal { scopes: parse_scopes(&credential.scopes).unwrap_or_default() }))
+    }
+
+    fn forget_all(&self) {
+        if let Ok(mut cache) = self.cache.write() {
+            cache.clear();
+        }
     }
 
     fn forget(&self, hash: &str) {

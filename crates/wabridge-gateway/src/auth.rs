@@ -75,7 +75,11 @@ impl Credential {
     #[must_use]
     pub fn from_request(headers: &axum::http::HeaderMap, uri: &axum::http::Uri) -> Option<Self> {
         if let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-            let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?;
+            // The scheme is case-insensitive (RFC 9110 §11.1): `BEARER` is a bearer token too.
+            let (scheme, token) = value.trim_start().split_once(' ')?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return None;
+            }
             return Some(Self::Bearer(SecretString::from(token.trim().to_owned())));
         }
         let path = uri.path().trim_end_matches('/');
@@ -241,6 +245,27 @@ mod tests {
         assert!(token_of("/v23.0/123/messages?access_token=t"), "Graph takes it in the query");
         assert!(!token_of("/v1/messages?access_token=t"));
         assert!(!token_of("/v1/events?access_token=t"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        let token_of = |header: &str| {
+            let (parts, ()) = http::Request::builder()
+                .uri("/v1/messages")
+                .header(AUTHORIZATION, header)
+                .body(())
+                .unwrap()
+                .into_parts();
+            match Credential::from_parts(&parts) {
+                Some(Credential::Bearer(t)) => Some(t.expose_secret().to_owned()),
+                _ => None,
+            }
+        };
+        for header in ["Bearer tok", "bearer tok", "BEARER tok", "BeArEr  tok "] {
+            assert_eq!(token_of(header).as_deref(), Some("tok"), "{header}");
+        }
+        assert_eq!(token_of("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(token_of("Bearertok"), None);
     }
 
     #[test]

@@ -49,6 +49,31 @@ pub fn defaults(sent_status: bool) -> Value {
     })
 }
 
+/// A stored document over the [`defaults`]: what it holds wins, member by member in objects, and a setting
+/// it lacks comes from the defaults. A document stored by an earlier version lacks the settings added since,
+/// which could then be neither read nor changed.
+#[must_use]
+pub fn over_defaults(stored: Value, sent_status: bool) -> Value {
+    fn overlay(base: &mut Value, top: Value) {
+        match (base, top) {
+            (Value::Object(base), Value::Object(top)) => {
+                for (key, value) in top {
+                    match base.get_mut(&key) {
+                        Some(slot) => overlay(slot, value),
+                        None => {
+                            base.insert(key, value);
+                        }
+                    }
+                }
+            }
+            (slot, top) => *slot = top,
+        }
+    }
+    let mut doc = defaults(sent_status);
+    overlay(&mut doc, stored);
+    doc
+}
+
 /// Merges `patch` into `current` (objects member by member), checking every member's name and range.
 ///
 /// # Errors

@@ -16,7 +16,7 @@ use wabridge_types::response::BusinessProfile;
 use crate::AppState;
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
-use crate::settings::{APPLICATION, CALLBACK_ID, defaults, merge};
+use crate::settings::{APPLICATION, CALLBACK_ID, defaults, merge, over_defaults};
 use crate::store::CallbackRecord;
 
 /// The stored application settings over the defaults.
@@ -28,10 +28,11 @@ async fn current(state: &AppState) -> Result<Value, ApiError> {
 /// defaults).
 async fn stored(state: &AppState) -> Result<(Option<String>, Value), ApiError> {
     let text = state.store.api_setting(APPLICATION).await?;
+    let sent_status = state.config.outbound.sent_status;
     let doc = text
         .as_deref()
         .and_then(|t| serde_json::from_str::<Value>(t).ok())
-        .unwrap_or_else(|| defaults(state.config.outbound.sent_status));
+        .map_or_else(|| defaults(sent_status), |stored| over_defaults(stored, sent_status));
     Ok((text, doc))
 }
 

@@ -14,7 +14,10 @@ use wabridge_gateway::store::SETTINGS_LOCK_CLASS;
 use crate::support::backend::{Backend, TestDb, each_backend, run};
 use crate::support::sending::{Pair, config, sandbox_config};
 
-each_backend!(a_settings_document_read_can_be_sent_back);
+each_backend!(
+    a_settings_document_read_can_be_sent_back,
+    settings_added_since_a_document_was_stored_can_be_changed
+);
 
 async fn call(pair: &Pair, method: reqwest::Method, body: Option<Value>) -> (u16, Value) {
     call_at(&pair.http, &pair.url, &pair.key, method, body).await
@@ -61,6 +64,28 @@ async fn a_settings_document_read_can_be_sent_back(db: TestDb) {
     assert_eq!((code, &r["errors"][0]["code"]), (400, &json!(1009)), "{r}");
     let (_, now) = call(&pair, reqwest::Method::GET, None).await;
     assert_eq!(now["settings"]["application"]["webhooks"]["secret"], secret.as_str());
+    pair.stop().await;
+}
+
+/// A document stored by an earlier version, without the settings added since: they read as their defaults
+/// and can be changed (the On-Premises example document, sent whole, is taken).
+async fn settings_added_since_a_document_was_stored_can_be_changed(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let mut older = wabridge_gateway::settings::defaults(true);
+    let map = older.as_object_mut().unwrap();
+    map.remove("db_garbagecollector_enable");
+    map.remove("garbagecollector_enable");
+    map.insert("heartbeat_interval".to_owned(), json!(7));
+    pair.gateway.state().store.set_api_setting("application", &older.to_string()).await.unwrap();
+    let (code, read) = call(&pair, reqwest::Method::GET, None).await;
+    assert_eq!(code, 200, "{read}");
+    assert_eq!(read["settings"]["application"]["db_garbagecollector_enable"], true, "{read}");
+    assert_eq!(read["settings"]["application"]["heartbeat_interval"], 7, "what was stored stays: {read}");
+    let patch = json!({"sent_status": false, "db_garbagecollector_enable": false});
+    let (code, r) = call(&pair, reqwest::Method::PATCH, Some(patch)).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["settings"]["application"]["db_garbagecollector_enable"], false, "{r}");
+    assert_eq!(r["settings"]["application"]["heartbeat_interval"], 7, "{r}");
     pair.stop().await;
 }
 
