@@ -28,14 +28,38 @@ use crate::config::Config;
 /// The routes of this module.
 pub fn routes() -> Router<Arc<AppState>> {
     // One parameter name per position: axum's router requires it of overlapping paths.
+    // Each path also with one trailing slash, which Graph takes (Meta's own "Delete Media" example has one).
+    let upload = || post(media::upload).layer(axum::extract::DefaultBodyLimit::max(crate::MEDIA_BODY_LIMIT));
+    let messages = || post(messages::send).put(read_receipt_by_put);
     Router::new()
-        .route("/{version}/{node}/messages", post(messages::send))
-        .route(
-            "/{version}/{node}/media",
-            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(crate::MEDIA_BODY_LIMIT)),
-        )
+        .route("/{version}/{node}/messages", messages())
+        .route("/{version}/{node}/messages/", messages())
+        .route("/{version}/{node}/media", upload())
+        .route("/{version}/{node}/media/", upload())
         .route("/{version}/{node}/download", get(media::download))
+        .route("/{version}/{node}/download/", get(media::download))
         .route("/{version}/{node}", get(media::info).delete(media::delete))
+        .route("/{version}/{node}/", get(media::info).delete(media::delete))
+}
+
+/// `PUT /{version}/{phone-number-id}/messages`: the older form of a read receipt, as in Meta's "Mark Message
+/// As Read" example. Only a read receipt is taken this way; anything else is refused as Graph refuses it.
+async fn read_receipt_by_put(
+    state: axum::extract::State<Arc<AppState>>,
+    arrived: Option<axum::extract::Extension<Arrived>>,
+    principal: GraphPrincipal,
+    path: axum::extract::Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, GraphApiError> {
+    let receipt = serde_json::from_slice::<serde_json::Value>(&body)
+        .is_ok_and(|v| v.get("status").and_then(serde_json::Value::as_str) == Some("read"));
+    if !receipt {
+        return Err(GraphApiError::new(
+            100,
+            "Unsupported put request: PUT on messages only marks a message as read (\"status\": \"read\")",
+        ));
+    }
+    messages::send(state, arrived, principal, path, body).await
 }
 
 /// The Cloud API client of the gateway (`meta.graph_url`, `meta.api_version`, the current access token of

@@ -26,7 +26,8 @@ each_backend!(
     a_client_that_disconnects_mid_upload_leaves_no_spool_file,
     a_large_upload_goes_through,
     media_deleted_elsewhere_is_swept_from_the_cache,
-    a_delete_meta_refuses_takes_its_note_back
+    a_delete_meta_refuses_takes_its_note_back,
+    cloud_routes_take_a_trailing_slash_and_a_read_receipt_by_put
 );
 
 #[tokio::test]
@@ -183,6 +184,53 @@ async fn cloud_media_routes_through_the_sdk(db: TestDb) {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"]["code"], 131_053);
+    pair.stop().await;
+}
+
+/// Graph takes one trailing slash on a path (Meta's "Delete Media" example has one) and a read receipt by
+/// `PUT …/messages` (its "Mark Message As Read" example); so do the Cloud-compatible routes.
+async fn cloud_routes_take_a_trailing_slash_and_a_read_receipt_by_put(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let call = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut req = pair.http.request(method, format!("{}{path}", pair.url)).bearer_auth(&pair.key);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let id = upload(&pair).await;
+    let (code, info) = call(reqwest::Method::GET, format!("/v23.0/{id}/"), None).await;
+    assert_eq!((code, info["id"].as_str()), (200, Some(id.as_str())), "{info}");
+    let (code, gone) =
+        call(reqwest::Method::DELETE, format!("/v23.0/{id}/?phone_number_id={NUMBER}"), None).await;
+    assert_eq!((code, &gone), (200, &json!({"success": true})));
+
+    let template = json!({"messaging_product": "whatsapp", "to": "16315550803", "type": "template",
+        "template": {"name": "hello_world", "language": {"code": "en_US"}}});
+    let (code, sent) =
+        call(reqwest::Method::POST, format!("/v23.0/{NUMBER}/messages/"), Some(template.clone())).await;
+    assert_eq!(code, 200, "{sent}");
+    assert!(sent["messages"][0]["id"].as_str().is_some_and(|w| w.starts_with("wamid.")), "{sent}");
+
+    let inbound = pair.sandbox.control().inject_inbound(Inbound::text("16315550803", "hello")).unwrap();
+    let receipt = json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound});
+    let (code, read) = call(reqwest::Method::PUT, format!("/v23.0/{NUMBER}/messages"), Some(receipt)).await;
+    assert_eq!((code, &read), (200, &json!({"success": true})));
+    // Anything but a read receipt by PUT is refused, as Graph refuses it, and nothing is sent.
+    let before = pair.sandbox.control().counters().accepted;
+    let (code, refused) =
+        call(reqwest::Method::PUT, format!("/v23.0/{NUMBER}/messages"), Some(template)).await;
+    assert_eq!((code, &refused["error"]["code"]), (400, &json!(100)), "{refused}");
+    assert_eq!(pair.sandbox.control().counters().accepted, before);
+    // An unknown `/v1` path still answers in the On-Premises shape, with or without the slash.
+    for path in ["/v1/nothing-here", "/v1/nothing-here/"] {
+        let (code, body) = call(reqwest::Method::GET, path.to_owned(), None).await;
+        assert_eq!(code, 404, "{path}: {body}");
+        assert!(body["errors"].is_array(), "{path}: {body}");
+    }
     pair.stop().await;
 }
 
