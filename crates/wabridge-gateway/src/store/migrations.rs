@@ -87,6 +87,61 @@ mod tests {
 
     use super::{POSTGRES, SQLITE};
 
+    /// The start of the SHA-256 of every migration as released. sqlx keeps a checksum of each migration it
+    /// applied and refuses to start on a database whose migration has changed since, so a released
+    /// migration is never edited, not even its comments: a change is a new migration. (`.gitattributes`
+    /// keeps the files' line ends as committed, which the checksum also covers.)
+    const RELEASED: &[(&str, i64, &str)] = &[
+        ("sqlite", 1, "b6826baaba928281"),
+        ("sqlite", 2, "72b6f3682ec6f05d"),
+        ("sqlite", 3, "d08f8ab05e5d3aa8"),
+        ("sqlite", 4, "5bfa2283306d90d3"),
+        ("sqlite", 5, "4d2bb122ed5098f5"),
+        ("sqlite", 6, "ac6a53410255f0b0"),
+        ("sqlite", 7, "fb1bac6574f86f48"),
+        ("sqlite", 8, "c154e9272dcd3f28"),
+        ("sqlite", 9, "f323382fa130a19c"),
+        ("sqlite", 10, "92d052dcb540da89"),
+        ("postgres", 1, "8d14e9cbd6cf66e0"),
+        ("postgres", 2, "a2970199de7de1de"),
+        ("postgres", 3, "126b49b5300d1441"),
+        ("postgres", 4, "5bfa2283306d90d3"),
+        ("postgres", 5, "d8b0797224712196"),
+        ("postgres", 6, "75de1521beb351d2"),
+        ("postgres", 7, "fb1bac6574f86f48"),
+        ("postgres", 8, "dbb50d61d244ba4c"),
+        ("postgres", 9, "a81051cbd9064123"),
+        ("postgres", 10, "6d774c99a2738912"),
+    ];
+
+    #[test]
+    fn released_migrations_are_never_edited() {
+        use sha2::Digest as _;
+        for (backend, list) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+            for &(version, _, sql) in list {
+                let digest = hex::encode(sha2::Sha256::digest(sql.as_bytes()));
+                match RELEASED.iter().find(|(b, v, _)| *b == backend && *v == version) {
+                    Some((_, _, pinned)) => assert!(
+                        digest.starts_with(pinned),
+                        "{backend} migration {version} was edited after its release (sha256 {digest}): a database \
+                         migrated before would refuse to start; put the change in a new migration"
+                    ),
+                    // A migration not released yet: pinned when it is (add its line above).
+                    None => assert!(
+                        version
+                            > RELEASED
+                                .iter()
+                                .filter(|(b, _, _)| *b == backend)
+                                .map(|(_, v, _)| *v)
+                                .max()
+                                .unwrap(),
+                        "{backend} migration {version} is missing from RELEASED"
+                    ),
+                }
+            }
+        }
+    }
+
     /// Three status events of body 1 and the timeline rows of migration 5 (one key per (wamid, status,
     /// timestamp), so `delivered` twice; `w3` without an event), the same SQL on both backends.
     const TIMELINE_AT_5: &str = "
