@@ -37,9 +37,20 @@ impl Secrets {
     /// removed: a configuration without one (a variable missing from the environment of a reload, say) keeps
     /// the current token — logged — as every Cloud API call would fail without one; removing it takes a
     /// restart. (Adding one to a gateway started without is refused by `wabridge serve` likewise.)
+    ///
+    /// App secrets are replaced, never emptied, for the same reason: with none, every webhook would be
+    /// refused (401) and Meta would give up on them after its retries; removing the last takes a restart.
     pub fn replace(&self, config: &Config) {
-        *self.app_secrets.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            config.meta.app_secrets.clone();
+        let mut secrets = self.app_secrets.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if config.meta.app_secrets.is_empty() && !secrets.is_empty() {
+            tracing::error!(
+                "reload: the new configuration has no meta.app_secrets; the current ones are kept (every webhook \
+                 would be refused without one; removing them takes a restart)"
+            );
+        } else {
+            secrets.clone_from(&config.meta.app_secrets);
+        }
+        drop(secrets);
         let mut token = self.access_token.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         match &config.meta.access_token {
             Some(fresh) => *token = Some(fresh.clone()),
@@ -65,5 +76,34 @@ impl TokenProvider for ReloadableToken {
     fn token(&self, _refresh: bool) -> BoxFuture<'_, Result<AccessToken, TokenError>> {
         let token = self.0.access_token().ok_or_else(|| TokenError::from("no access token is configured"));
         Box::pin(std::future::ready(token))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::{ExposeSecret, SecretString};
+
+    use super::Secrets;
+    use crate::config::Config;
+
+    fn with_secrets(secrets: &[&str]) -> Config {
+        let mut config = Config::load(None, Vec::new()).unwrap();
+        config.meta.app_secrets = secrets.iter().map(|s| SecretString::from((*s).to_owned())).collect();
+        config
+    }
+
+    fn exposed(secrets: &Secrets) -> Vec<String> {
+        secrets.app_secrets().iter().map(|s| s.expose_secret().to_owned()).collect()
+    }
+
+    #[test]
+    fn app_secrets_are_replaced_but_never_emptied() {
+        let secrets = Secrets::new(&with_secrets(&["first"]));
+        secrets.replace(&with_secrets(&["second", "first"]));
+        assert_eq!(exposed(&secrets), ["second", "first"]);
+        secrets.replace(&with_secrets(&[]));
+        assert_eq!(exposed(&secrets), ["second", "first"], "kept: every webhook would be refused");
+        secrets.replace(&with_secrets(&["third"]));
+        assert_eq!(exposed(&secrets), ["third"]);
     }
 }

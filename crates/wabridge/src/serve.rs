@@ -20,14 +20,30 @@ pub struct ConfigArgs {
 impl ConfigArgs {
     /// Loads defaults, the file, then the `WABRIDGE_*` environment.
     pub fn load(&self) -> anyhow::Result<Config> {
-        let path = match &self.config {
+        Ok(Config::load(self.file()?.as_deref(), std::env::vars())?)
+    }
+
+    /// The configuration file to read: the one given (which must exist), else `wabridge.toml` if present.
+    fn file(&self) -> anyhow::Result<Option<PathBuf>> {
+        match &self.config {
             Some(p) => {
                 anyhow::ensure!(p.exists(), "the configuration file {} does not exist", p.display());
-                Some(p.clone())
+                Ok(Some(p.clone()))
             }
-            None => Some(PathBuf::from("wabridge.toml")).filter(|p| p.exists()),
-        };
-        Ok(Config::load(path.as_deref(), std::env::vars())?)
+            None => Ok(Some(PathBuf::from("wabridge.toml")).filter(|p| p.exists())),
+        }
+    }
+
+    /// The configuration again, for a reload: as [`load`](Self::load), except that a file read at start must
+    /// still be there. Without this, a default `wabridge.toml` moved away (or caught mid-rewrite) would reload
+    /// the built-in defaults: no API tokens, and whatever else the file held, gone.
+    fn reload(&self, read_at_start: bool) -> anyhow::Result<Config> {
+        let file = self.file()?;
+        anyhow::ensure!(
+            file.is_some() || !read_at_start,
+            "the configuration file wabridge.toml read at start is no longer there"
+        );
+        Ok(Config::load(file.as_deref(), std::env::vars())?)
     }
 }
 
@@ -187,8 +203,21 @@ async fn reload_on_sighup(
     sandbox: Option<(String, String, Option<String>)>,
     receive_only: bool,
 ) {
+    let read_at_start = config.file().is_ok_and(|f| f.is_some());
     while hup.recv().await.is_some() {
-        let mut fresh = match config.load() {
+        // The process's environment does not change: a reloadable secret set there wins over the file at every
+        // reload, so a new value in the file would not take. Said, so that nobody waits for it.
+        for variable in ["WABRIDGE_META__ACCESS_TOKEN", "WABRIDGE_META__APP_SECRETS", "WABRIDGE_API__TOKENS"]
+        {
+            if std::env::var_os(variable).is_some() {
+                tracing::warn!(
+                    variable,
+                    "SIGHUP: this setting comes from the environment, which a reload reads unchanged; to change it \
+                     without a restart, set it in the configuration file instead"
+                );
+            }
+        }
+        let mut fresh = match config.reload(read_at_start) {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(error = %e, "SIGHUP: the configuration does not load; nothing changed");
@@ -234,7 +263,27 @@ pub async fn migrate(args: ConfigArgs) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::wants_built_in_sandbox;
+    use super::{ConfigArgs, wants_built_in_sandbox};
+
+    #[test]
+    fn a_reload_needs_the_file_read_at_start() {
+        // No `wabridge.toml` in the crate's directory, where tests run.
+        assert!(!std::path::Path::new("wabridge.toml").exists());
+        let default = ConfigArgs { config: None };
+        assert!(default.reload(false).is_ok(), "started without a file: the defaults and the environment");
+        let e = default.reload(true).unwrap_err();
+        assert!(e.to_string().contains("no longer there"), "{e}");
+
+        let dir = std::env::temp_dir().join(format!("wabridge-reload-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("gateway.toml");
+        std::fs::write(&file, "[api]\ntokens = [\"a-token\"]\n").unwrap();
+        let given = ConfigArgs { config: Some(file.clone()) };
+        assert_eq!(given.reload(true).unwrap().api.tokens.len(), 1);
+        std::fs::remove_file(&file).unwrap();
+        assert!(given.reload(true).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
     use wabridge_gateway::config::{Config, NumberConfig};
 
     #[test]
