@@ -96,6 +96,8 @@ async fn receive_and_upload(
         title: "Parameter value is not valid",
         details: format!("the media is larger than {} bytes", crate::MEDIA_BODY_LIMIT),
     };
+    // Which number, and whether there is a way to Meta at all, before reading up to the limit to disk.
+    let (_, number) = client_and_number(state, q.phone_number_id())?;
     // A body announced larger than the limit is refused before any of it is read.
     if hyper::body::Body::size_hint(&body).lower() > limit {
         return Err(too_large());
@@ -111,7 +113,6 @@ async fn receive_and_upload(
     if spool.is_empty() {
         return Err(ApiError::missing("the body: the media's bytes"));
     }
-    let (_, number) = client_and_number(state, q.phone_number_id())?;
     state.media.upload_spooled(number.as_str(), spool, mime, "upload").await.map_err(|e| upload_error(&e))
 }
 

@@ -27,7 +27,8 @@ each_backend!(
     a_large_upload_goes_through,
     media_deleted_elsewhere_is_swept_from_the_cache,
     a_delete_meta_refuses_takes_its_note_back,
-    cloud_routes_take_a_trailing_slash_and_a_read_receipt_by_put
+    cloud_routes_take_a_trailing_slash_and_a_read_receipt_by_put,
+    an_upload_for_a_number_not_configured_is_refused_before_its_body_is_read
 );
 
 #[tokio::test]
@@ -458,6 +459,38 @@ async fn until(what: &str, mut done: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "never happened: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// An upload naming a number this gateway does not have is answered before its body is read (not after
+/// spooling up to 100 MiB of it to disk).
+async fn an_upload_for_a_number_not_configured_is_refused_before_its_body_is_read(db: TestDb) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let mut stream = tokio::net::TcpStream::connect(addr(&pair)).await.unwrap();
+    let head = format!(
+        "POST /v1/media?phone_number_id=999 HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/pdf\r\ncontent-length: {}\r\n\r\n",
+        addr(&pair),
+        pair.key,
+        50 * 1024 * 1024
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[b'%'; 4096]).await.unwrap();
+    stream.flush().await.unwrap();
+    // The rest of the body never comes: only an answer given before reading it arrives.
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), async {
+        while !answer.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap_or(0) == 1 {
+            answer.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer while the body was still coming");
+    let head = String::from_utf8_lossy(&answer);
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert!(spool_files(&pair).is_empty());
+    pair.stop().await;
 }
 
 /// A client that goes away in the middle of its upload's body, on either route: the upload's spool file
