@@ -19,17 +19,21 @@ use tokio::time::Sleep;
 #[error("the request body did not arrive within {0:?} (http.body_read_timeout_secs)")]
 pub struct BodyTooSlow(Duration);
 
-/// Puts a deadline of `limit` from now on the body of `request`.
+/// Puts a deadline of `limit` from now on the body of `request`; a `limit` too far off for the clock to
+/// represent puts none.
 #[must_use]
 pub fn limit(request: Request, limit: Duration) -> Request {
-    let deadline = tokio::time::Instant::now() + limit;
+    // Checked: `http.body_read_timeout_secs` is bounded at load, but an unrepresentable instant would panic in
+    // every request, and a deadline that far off is no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(limit);
     request.map(|body| Body::new(Deadline { body, limit, deadline, sleep: None }))
 }
 
 struct Deadline {
     body: Body,
     limit: Duration,
-    deadline: tokio::time::Instant,
+    /// `None`: no deadline (see [`limit`]).
+    deadline: Option<tokio::time::Instant>,
     /// Armed at the first read that has to wait: a body that has arrived with its headers (a webhook, most
     /// often) is read without a timer ever being registered.
     sleep: Option<Pin<Box<Sleep>>>,
@@ -47,7 +51,7 @@ impl hyper::body::Body for Deadline {
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        let deadline = this.deadline;
+        let Some(deadline) = this.deadline else { return Poll::Pending };
         let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
         match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(axum::Error::new(BodyTooSlow(this.limit))))),
@@ -77,6 +81,24 @@ mod tests {
         let request = Request::new(Body::from("hello"));
         let body = super::limit(request, Duration::from_secs(5)).into_body();
         assert_eq!(axum::body::to_bytes(body, usize::MAX).await.unwrap().as_ref(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn a_limit_past_what_the_clock_holds_is_no_deadline() {
+        for limit in [Duration::MAX, Duration::from_secs(u64::MAX)] {
+            let request = Request::new(Body::from("hello"));
+            let body = super::limit(request, limit).into_body();
+            assert_eq!(axum::body::to_bytes(body, usize::MAX).await.unwrap().as_ref(), b"hello");
+            // A body that keeps the reader waiting is read whole too, without a timer.
+            let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(1);
+            let chunks =
+                futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+            let body = super::limit(Request::new(Body::from_stream(chunks)), limit).into_body();
+            let read = tokio::spawn(axum::body::to_bytes(body, usize::MAX));
+            tx.send(Ok(bytes::Bytes::from_static(b"later"))).await.unwrap();
+            drop(tx);
+            assert_eq!(read.await.unwrap().unwrap().as_ref(), b"later");
+        }
     }
 
     #[tokio::test]

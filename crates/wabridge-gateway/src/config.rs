@@ -85,7 +85,7 @@ pub struct DatabaseConfig {
     pub sqlite_synchronous: String,
     /// PostgreSQL `synchronous_commit`: `on` (default) or `off`, `local`, `remote_write`.
     pub postgres_synchronous_commit: String,
-    /// PostgreSQL pool size. Default 16.
+    /// PostgreSQL pool size, at least 1. Default 16.
     pub max_connections: u32,
     /// PostgreSQL schema holding wabridge's tables (`search_path`); absent: the server's default. Letters,
     /// digits and `_` only.
@@ -220,7 +220,7 @@ pub struct NumberConfig {
     #[serde(default)]
     pub display_phone_number: Option<String>,
     /// Messages per second to hold this number to, instead of the level Meta reports (e.g. 20 for a
-    /// number shared with the WhatsApp Business app). Optional.
+    /// number shared with the WhatsApp Business app); at least 1. Optional.
     #[serde(default)]
     pub level_mps: Option<u32>,
 }
@@ -235,7 +235,8 @@ pub struct HttpConfig {
     /// Default 4,096.
     pub max_connections: usize,
     /// Seconds a request's whole body may take to arrive, counted from its headers; a slower body is
-    /// refused (400) and its connection closed. Default 60 (a 100 MB media upload needs ~1.7 MB/s).
+    /// refused (400) and its connection closed. From 1 to 86,400 (a day). Default 60 (a 100 MB media upload
+    /// needs ~1.7 MB/s).
     pub body_read_timeout_secs: u64,
     /// Largest JSON body of an API route (`/v1`, Cloud-compatible), in bytes; larger → 413. Media uploads
     /// take up to 101 MiB (Meta's largest document plus a multipart envelope). Default 1 MiB.
@@ -264,7 +265,7 @@ impl Default for HttpConfig {
 pub struct WebhookConfig {
     /// Path of the webhook endpoint. Default `/webhook`.
     pub path: String,
-    /// Largest accepted body in bytes; larger → 413. Default 3 MiB (Meta's payloads are at most 3 MB).
+    /// Largest accepted body in bytes, at least 1; larger → 413. Default 3 MiB (Meta's payloads are at most 3 MB).
     pub max_body_bytes: usize,
     /// Accept webhooks without checking their signature. Never in production; warned about at every start.
     pub insecure_skip_signature: bool,
@@ -337,10 +338,11 @@ pub struct ApiConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
-    /// Milliseconds between two pings the server sends a WebSocket subscriber. Default 15,000.
+    /// Milliseconds between two pings the server sends a WebSocket subscriber, at least 1. Default 15,000.
     pub ping_interval_ms: u64,
     /// Milliseconds without a frame from a subscriber (nor progress writing to it) after which it is
-    /// considered dead and closed. Default 45,000.
+    /// considered dead and closed; longer than `ping_interval_ms` (a quiet subscriber is heard from when it answers
+    /// a ping). Default 45,000.
     pub idle_timeout_ms: u64,
     /// Milliseconds between two reads of the log by the feed when no local commit woke it (picks up other
     /// instances' commits on PostgreSQL). Default 200.
@@ -371,15 +373,16 @@ impl Default for EventsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryConfig {
-    /// Milliseconds before the first retry of a failed request; doubles at each attempt (with jitter).
-    /// Default 1,000.
+    /// Milliseconds before the first retry of a failed request, at least 1; doubles at each attempt (with
+    /// jitter). Default 1,000.
     pub initial_backoff_ms: u64,
-    /// Longest wait between two attempts, in milliseconds. Default 600,000 (10 minutes).
+    /// Longest wait between two attempts, in milliseconds; not under `initial_backoff_ms`. Default 600,000
+    /// (10 minutes).
     pub max_backoff_ms: u64,
     /// Milliseconds after its commit (or replay) after which an undelivered event is marked failed at its next
     /// failed attempt (replayable). Default 604,800,000 (7 days).
     pub max_age_ms: u64,
-    /// Milliseconds a callback request may take before it counts as failed. Default 10,000.
+    /// Milliseconds a callback request may take before it counts as failed, at least 1. Default 10,000.
     pub request_timeout_ms: u64,
     /// Milliseconds between two checks for due retries when nothing else wakes the dispatcher. Default 1,000.
     pub poll_interval_ms: u64,
@@ -427,10 +430,11 @@ pub struct CallbackConfig {
     /// `cloud` (default) or `onprem`.
     #[serde(default)]
     pub shape: CallbackShape,
-    /// Requests in flight at once at most. Default 6.
+    /// Requests in flight at once at most, from 1 to 256. Default 6.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: u32,
-    /// Only events of these kinds (`message`, `status`, `payment`, `error`, `change`). Empty: all.
+    /// Only events of these kinds ([`crate::callbacks::EVENT_KINDS`]: `message`, `status`, `payment`, `error`,
+    /// `change`, `alert`); any other is refused. Empty: all.
     #[serde(default)]
     pub events: Vec<String>,
     /// Only events of this business number. Absent: all.
@@ -451,7 +455,8 @@ pub struct AdminConfig {
     /// The admin password; set at every start when given. Absent (the default): the first start generates
     /// one, stores its argon2 hash and prints it once.
     pub password: Option<SecretString>,
-    /// Seconds a login token is valid (`expires_after`). Default 604,800 (7 days, as the On-Premises API).
+    /// Seconds a login token is valid (`expires_after`), at least 1. Default 604,800 (7 days, as the On-Premises
+    /// API).
     pub token_ttl_secs: u64,
 }
 
@@ -466,7 +471,7 @@ impl Default for AdminConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
     /// Messages not yet sent (queued or sending) per number beyond which `POST /v1/messages` answers 1016
-    /// "System overloaded". Default 100,000.
+    /// "System overloaded"; at least 1. Default 100,000.
     pub max_backlog_per_number: i64,
     /// Milliseconds between two reads of the backlog counts from the store (each instance counts its own
     /// sends in between; with several instances, the others' show at the next read). Default 2,000.
@@ -476,7 +481,7 @@ pub struct OutboundConfig {
     /// Milliseconds between a send's admission by the limiters and its request to Meta. The durable
     /// "sending" mark is committed in between; leaving at admission + this lag keeps the requests exactly as
     /// far apart as the limiters admitted them (Meta counts requests as they arrive), whatever the commit's
-    /// jitter. Must exceed the usual mark commit time. Default 100.
+    /// jitter. Must exceed the usual mark commit time; at most 60,000. Default 100.
     pub departure_lag_ms: u64,
     /// Queued messages a scheduler loads from the store at a time. Default 2,000.
     pub load_batch: i64,
@@ -489,11 +494,12 @@ pub struct OutboundConfig {
     /// Milliseconds without any status after which a message whose send outcome is unknown (the gateway
     /// stopped during the request) is sent again, flagged `possibly_duplicated`. Default 60,000.
     pub unknown_outcome_grace_ms: u64,
-    /// First backoff of a retryable error, in milliseconds; doubles per attempt, ±20 % jitter. Default 1,000.
+    /// First backoff of a retryable error, in milliseconds, at least 1; doubles per attempt, ±20 % jitter.
+    /// Default 1,000.
     pub retry_base_ms: u64,
-    /// Longest backoff, in milliseconds. Default 300,000.
+    /// Longest backoff, in milliseconds; from `retry_base_ms` to 86,400,000 (a day). Default 300,000.
     pub retry_max_ms: u64,
-    /// Attempts after which a message failing with retryable errors fails. Default 10.
+    /// Attempts after which a message failing with retryable errors fails, at least 1. Default 10.
     pub max_attempts: i64,
     /// Milliseconds a number pauses after an error that needs an operator (token, account, payment) before
     /// it tries one message again. Default 60,000.
@@ -502,7 +508,7 @@ pub struct OutboundConfig {
     pub pair_interval_ms: u64,
     /// Messages to the same user in a burst before the pair limit applies. Default 45 (Meta).
     pub pair_burst: u32,
-    /// API calls per WABA per rolling hour. Default 11,880,000 (Meta).
+    /// API calls per WABA per rolling hour, at least 1. Default 11,880,000 (Meta).
     pub waba_calls_per_hour: u64,
     /// Unique users reached outside their 24-hour window per rolling 24 h (the messaging-limit tier);
     /// 0 = unlimited. Default 250 (a new business; set your tier).
@@ -572,14 +578,25 @@ impl Config {
         // Lossy: a variable's text reads as a number or a boolean where the field is one, and stays text
         // where the field is text (an all-digit verify token or password).
         let config: Config = figment.extract_lossy().map_err(|e| ConfigError(Box::new(redact_secrets(e))))?;
-        config.refuse_empty_secrets()?;
-        config.check_webhook_path()?;
-        config.check_callback_ids()?;
-        config.check_http()?;
-        config.check_database_url()?;
-        config.check_appsecret_proof()?;
-        config.check_numbers()?;
+        config.validate()?;
         Ok(config)
+    }
+
+    /// Refuses what parses but would not work: empty secrets, a webhook path taken by another route, callbacks
+    /// the gateway cannot serve as defined, numeric settings outside the range they work in, and the like.
+    /// [`Config::load`] calls it; a program that builds its `Config` otherwise can too.
+    ///
+    /// # Errors
+    /// The first problem found, naming its setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.refuse_empty_secrets()?;
+        self.check_webhook_path()?;
+        self.check_callbacks()?;
+        self.check_ranges()?;
+        self.check_database_url()?;
+        self.check_appsecret_proof()?;
+        self.check_numbers()?;
+        Ok(())
     }
 
     /// Every number needs its id and its WABA's (the sending lease and the WABA-wide limits are the WABA's:
@@ -594,6 +611,9 @@ impl Config {
                 Some(format!("number {}: a waba_id without spaces is required", n.id))
             } else if !seen.insert(n.id.as_str()) {
                 Some(format!("number {} is configured twice", n.id))
+            } else if n.level_mps == Some(0) {
+                // The limiter would hold it to one message a second, not to Meta's level nor to no limit.
+                Some(format!("number {}: level_mps must be at least 1 (leave it out for Meta's level)", n.id))
             } else {
                 None
             };
@@ -628,25 +648,153 @@ impl Config {
         )))))
     }
 
-    /// Zero connections, an instant body deadline or an empty body limit would refuse every request.
-    fn check_http(&self) -> Result<(), ConfigError> {
-        let h = &self.http;
-        if h.max_connections == 0 || h.body_read_timeout_secs == 0 || h.max_json_body_bytes == 0 {
-            return Err(ConfigError(Box::new(figment::Error::from(
-                "http: max_connections, body_read_timeout_secs and max_json_body_bytes must be at least 1"
-                    .to_owned(),
-            ))));
+    /// Numeric settings that parse but break the gateway at run time (a zero that is taken for "off" or
+    /// "unlimited" and means neither, a wait that never grows, an instant past what the clock holds): each
+    /// refused with its name, its value and why.
+    fn check_ranges(&self) -> Result<(), ConfigError> {
+        const ANY: i128 = i128::MAX;
+        const DAY_SECS: i128 = 86_400;
+        const DAY_MS: i128 = DAY_SECS * 1_000;
+        let (e, d, o) = (&self.events, &self.delivery, &self.outbound);
+        let bounds = [
+            Bounded::new(
+                "database.max_connections",
+                self.database.max_connections,
+                1..=ANY,
+                "a pool of none never gives a query a connection",
+            ),
+            Bounded::new(
+                "http.max_connections",
+                self.http.max_connections,
+                1..=ANY,
+                "none refuses every request",
+            ),
+            Bounded::new(
+                "http.body_read_timeout_secs",
+                self.http.body_read_timeout_secs,
+                1..=DAY_SECS,
+                "0 refuses every body, and a body that has not arrived within a day is not arriving (a deadline \
+                 far enough off does not fit the clock)",
+            ),
+            Bounded::new(
+                "http.max_json_body_bytes",
+                self.http.max_json_body_bytes,
+                1..=ANY,
+                "0 refuses every JSON body",
+            ),
+            Bounded::new(
+                "webhook.max_body_bytes",
+                self.webhook.max_body_bytes,
+                1..=ANY,
+                "0 refuses every webhook (413), and Meta gives up on a webhook refused long enough",
+            ),
+            Bounded::new(
+                "events.ping_interval_ms",
+                e.ping_interval_ms,
+                1..=ANY,
+                "0 pings every WebSocket subscriber every millisecond",
+            ),
+            Bounded::new(
+                "events.idle_timeout_ms",
+                e.idle_timeout_ms,
+                i128::from(e.ping_interval_ms) + 1..=ANY,
+                "it must be longer than events.ping_interval_ms: a quiet subscriber is heard from when it \
+                 answers a ping, so a shorter timeout closes it at the next ping",
+            ),
+            // Doubling from any positive start backs off (from 1 ms, past a second within ten retries); from 0
+            // it stays at the floor of a millisecond for good.
+            Bounded::new(
+                "delivery.initial_backoff_ms",
+                d.initial_backoff_ms,
+                1..=ANY,
+                "the wait doubles from it, and from 0 every retry would follow the last within a millisecond",
+            ),
+            Bounded::new(
+                "delivery.max_backoff_ms",
+                d.max_backoff_ms,
+                i128::from(d.initial_backoff_ms)..=ANY,
+                "it caps the wait from the first retry, so it must not be under delivery.initial_backoff_ms (at \
+                 0 every retry would follow the last within a millisecond)",
+            ),
+            Bounded::new(
+                "delivery.request_timeout_ms",
+                d.request_timeout_ms,
+                1..=ANY,
+                "0 is not \"no timeout\": every request would time out at once, and no event be delivered",
+            ),
+            Bounded::new(
+                "admin.token_ttl_secs",
+                self.admin.token_ttl_secs,
+                1..=ANY,
+                "a login token would have expired when issued",
+            ),
+            Bounded::new(
+                "outbound.max_backlog_per_number",
+                o.max_backlog_per_number,
+                1..=ANY,
+                "a limit of 0 or less refuses every send",
+            ),
+            Bounded::new(
+                "outbound.max_attempts",
+                o.max_attempts,
+                1..=ANY,
+                "0 or less does not mean unlimited: every message would fail at its first retryable error",
+            ),
+            Bounded::new(
+                "outbound.retry_base_ms",
+                o.retry_base_ms,
+                1..=ANY,
+                "the backoff doubles from it, and from 0 every retry would follow the last within a millisecond, \
+                 through a whole outage of Meta's",
+            ),
+            Bounded::new(
+                "outbound.retry_max_ms",
+                o.retry_max_ms,
+                i128::from(o.retry_base_ms)..=DAY_MS,
+                "it caps the backoff from the first retry, so it must not be under outbound.retry_base_ms (at 0 \
+                 every retry would follow the last within a millisecond); and a message is not kept waiting more \
+                 than a day between two attempts (far longer waits overflow the retry's timestamp)",
+            ),
+            Bounded::new(
+                "outbound.departure_lag_ms",
+                o.departure_lag_ms,
+                0..=60_000,
+                "every send waits this long before its request: it covers a commit's jitter, and a lag past a \
+                 minute would hold every message back (or, far enough, never send one)",
+            ),
+            Bounded::new(
+                "outbound.waba_calls_per_hour",
+                o.waba_calls_per_hour,
+                1..=ANY,
+                "0 does not mean unlimited (as outbound.messaging_limit's does): it would allow one call an hour",
+            ),
+        ];
+        match bounds.into_iter().find(|b| !b.range.contains(&b.value)) {
+            None => Ok(()),
+            Some(b) => Err(ConfigError(Box::new(figment::Error::from(b.refusal())))),
         }
-        Ok(())
     }
 
-    /// The id `application` belongs to the settings' `webhooks.url` callback (`PATCH /v1/settings/application`).
-    fn check_callback_ids(&self) -> Result<(), ConfigError> {
-        if self.callbacks.iter().any(|c| c.id.as_deref() == Some(crate::settings::CALLBACK_ID)) {
-            return Err(ConfigError(Box::new(figment::Error::from(format!(
-                "callbacks: the id {:?} is reserved for the webhooks.url application setting",
-                crate::settings::CALLBACK_ID
-            )))));
+    /// Configured callbacks are checked as the API checks a new one ([`crate::callbacks::check_definition`]), and
+    /// the id `application` belongs to the settings' `webhooks.url` callback (`PATCH /v1/settings/application`).
+    fn check_callbacks(&self) -> Result<(), ConfigError> {
+        for (i, c) in self.callbacks.iter().enumerate() {
+            // Named by position and id: the URL may hold the receiver's credentials.
+            let which = match &c.id {
+                Some(id) => format!("callbacks[{i}] (id {id:?})"),
+                None => format!("callbacks[{i}]"),
+            };
+            let problem = if c.id.as_deref() == Some(crate::settings::CALLBACK_ID) {
+                format!(
+                    "the id {:?} is reserved for the webhooks.url application setting",
+                    crate::settings::CALLBACK_ID
+                )
+            } else if let Err(e) = crate::callbacks::check_definition(&c.url, c.max_concurrent, &c.events) {
+                e.to_string()
+            } else {
+                continue;
+            };
+            return Err(ConfigError(Box::new(figment::Error::from(format!("{which}: {problem}")))));
         }
         Ok(())
     }
@@ -674,6 +822,34 @@ impl Config {
         Err(ConfigError(Box::new(figment::Error::from(format!(
             "{field} holds an empty secret: remove it, or give it a value"
         )))))
+    }
+}
+
+/// A numeric setting, its value and the values it works with, for [`Config::check_ranges`]. Values of every
+/// integer type are held as `i128`, which holds them all.
+struct Bounded {
+    setting: &'static str,
+    value: i128,
+    range: std::ops::RangeInclusive<i128>,
+    /// Why a value outside `range` is refused.
+    why: &'static str,
+}
+
+impl Bounded {
+    fn new(
+        setting: &'static str,
+        value: impl TryInto<i128>,
+        range: std::ops::RangeInclusive<i128>,
+        why: &'static str,
+    ) -> Self {
+        Self { setting, value: value.try_into().unwrap_or(i128::MAX), range, why }
+    }
+
+    fn refusal(&self) -> String {
+        let (low, high) = (*self.range.start(), *self.range.end());
+        let wanted =
+            if high == i128::MAX { format!("at least {low}") } else { format!("between {low} and {high}") };
+        format!("{} is {}, and must be {wanted}: {}", self.setting, self.value, self.why)
     }
 }
 
@@ -1052,6 +1228,120 @@ level_mps = 20
         assert!(wait + std::time::Duration::from_secs(5) <= wabridge_cloud::DEFAULT_REQUEST_TIMEOUT);
         let c = Config::load(None, env(&[("WABRIDGE_OUTBOUND__CLOUD_SEND_WAIT_MS", "1500")])).unwrap();
         assert_eq!(c.outbound.cloud_send_wait_ms, 1500);
+    }
+
+    /// Each numeric setting that would parse and then break the gateway at run time is refused at load, with
+    /// its name in the error.
+    #[test]
+    fn numeric_settings_outside_their_range_are_refused_naming_them() {
+        for (var, value, setting) in [
+            ("WABRIDGE_DATABASE__MAX_CONNECTIONS", "0", "database.max_connections"),
+            ("WABRIDGE_HTTP__MAX_CONNECTIONS", "0", "http.max_connections"),
+            ("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "0", "http.body_read_timeout_secs"),
+            ("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "86401", "http.body_read_timeout_secs"),
+            ("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "18446744073709551615", "http.body_read_timeout_secs"),
+            ("WABRIDGE_HTTP__MAX_JSON_BODY_BYTES", "0", "http.max_json_body_bytes"),
+            ("WABRIDGE_WEBHOOK__MAX_BODY_BYTES", "0", "webhook.max_body_bytes"),
+            ("WABRIDGE_EVENTS__PING_INTERVAL_MS", "0", "events.ping_interval_ms"),
+            ("WABRIDGE_EVENTS__IDLE_TIMEOUT_MS", "0", "events.idle_timeout_ms"),
+            ("WABRIDGE_EVENTS__IDLE_TIMEOUT_MS", "15000", "events.idle_timeout_ms"),
+            ("WABRIDGE_DELIVERY__INITIAL_BACKOFF_MS", "0", "delivery.initial_backoff_ms"),
+            ("WABRIDGE_DELIVERY__MAX_BACKOFF_MS", "0", "delivery.max_backoff_ms"),
+            ("WABRIDGE_DELIVERY__MAX_BACKOFF_MS", "999", "delivery.max_backoff_ms"),
+            ("WABRIDGE_DELIVERY__REQUEST_TIMEOUT_MS", "0", "delivery.request_timeout_ms"),
+            ("WABRIDGE_ADMIN__TOKEN_TTL_SECS", "0", "admin.token_ttl_secs"),
+            ("WABRIDGE_OUTBOUND__MAX_BACKLOG_PER_NUMBER", "0", "outbound.max_backlog_per_number"),
+            ("WABRIDGE_OUTBOUND__MAX_BACKLOG_PER_NUMBER", "-5", "outbound.max_backlog_per_number"),
+            ("WABRIDGE_OUTBOUND__MAX_ATTEMPTS", "0", "outbound.max_attempts"),
+            ("WABRIDGE_OUTBOUND__MAX_ATTEMPTS", "-1", "outbound.max_attempts"),
+            ("WABRIDGE_OUTBOUND__RETRY_BASE_MS", "0", "outbound.retry_base_ms"),
+            ("WABRIDGE_OUTBOUND__RETRY_MAX_MS", "0", "outbound.retry_max_ms"),
+            ("WABRIDGE_OUTBOUND__RETRY_MAX_MS", "86400001", "outbound.retry_max_ms"),
+            ("WABRIDGE_OUTBOUND__DEPARTURE_LAG_MS", "60001", "outbound.departure_lag_ms"),
+            ("WABRIDGE_OUTBOUND__WABA_CALLS_PER_HOUR", "0", "outbound.waba_calls_per_hour"),
+            ("WABRIDGE_NUMBERS", r#"[{id = "1", waba_id = "10", level_mps = 0}]"#, "level_mps"),
+        ] {
+            let err = match Config::load(None, env(&[(var, value)])) {
+                Ok(_) => panic!("{var}={value} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(setting), "{var}={value}: {err}");
+        }
+    }
+
+    /// The defaults pass the checks, and so do the ends of each range.
+    #[test]
+    fn defaults_and_the_ends_of_the_ranges_load() {
+        Config::default().validate().unwrap();
+        for (var, value) in [
+            ("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "86400"),
+            ("WABRIDGE_HTTP__BODY_READ_TIMEOUT_SECS", "1"),
+            ("WABRIDGE_EVENTS__IDLE_TIMEOUT_MS", "15001"),
+            ("WABRIDGE_DELIVERY__INITIAL_BACKOFF_MS", "1"),
+            ("WABRIDGE_DELIVERY__MAX_BACKOFF_MS", "1000"),
+            ("WABRIDGE_ADMIN__TOKEN_TTL_SECS", "1"),
+            ("WABRIDGE_OUTBOUND__MAX_BACKLOG_PER_NUMBER", "1"),
+            ("WABRIDGE_OUTBOUND__MAX_ATTEMPTS", "1"),
+            ("WABRIDGE_OUTBOUND__RETRY_MAX_MS", "1000"),
+            ("WABRIDGE_OUTBOUND__RETRY_MAX_MS", "86400000"),
+            ("WABRIDGE_OUTBOUND__DEPARTURE_LAG_MS", "0"),
+            ("WABRIDGE_OUTBOUND__DEPARTURE_LAG_MS", "60000"),
+            ("WABRIDGE_OUTBOUND__MESSAGING_LIMIT", "0"),
+        ] {
+            if let Err(e) = Config::load(None, env(&[(var, value)])) {
+                panic!("{var}={value} was refused: {e}");
+            }
+        }
+        let c = Config::load(
+            None,
+            env(&[
+                ("WABRIDGE_DELIVERY__INITIAL_BACKOFF_MS", "5"),
+                ("WABRIDGE_DELIVERY__MAX_BACKOFF_MS", "5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((c.delivery.initial_backoff_ms, c.delivery.max_backoff_ms), (5, 5));
+    }
+
+    /// A configured callback is checked as `POST /v1/callbacks` checks one: a filter on a kind no event has
+    /// (which would skip those events for good), a URL the gateway cannot POST to, a concurrency out of range.
+    #[test]
+    fn callbacks_of_the_configuration_are_checked_as_the_apis() {
+        let load = |callbacks: &str| Config::load(None, env(&[("WABRIDGE_CALLBACKS", callbacks)]));
+        for (callbacks, expected) in [
+            (
+                r#"[{url = "http://127.0.0.1:9/x", secret = "s", events = ["message", "statuses"]}]"#,
+                &["callbacks[0]", "\"statuses\"", "message, status, payment, error, change, alert"][..],
+            ),
+            (
+                r#"[{id = "app", url = "http://127.0.0.1:9/x", secret = "s", events = ["messages"]}]"#,
+                &["callbacks[0] (id \"app\")", "\"messages\""][..],
+            ),
+            (
+                r#"[{url = "ftp://u:pw-secret@h/x", secret = "s"}]"#,
+                &["callbacks[0]", "url", "http or https"][..],
+            ),
+            (r#"[{url = "not a url", secret = "s"}]"#, &["callbacks[0]", "url"][..]),
+            (
+                r#"[{url = "http://h/a", secret = "s"}, {url = "http://h/b", secret = "s", max_concurrent = 0}]"#,
+                &["callbacks[1]", "max_concurrent"][..],
+            ),
+            (r#"[{url = "http://h/a", secret = "s", max_concurrent = 257}]"#, &["max_concurrent"][..]),
+        ] {
+            let err = match load(callbacks) {
+                Ok(_) => panic!("{callbacks} was accepted"),
+                Err(e) => e.to_string(),
+            };
+            for part in expected {
+                assert!(err.contains(part), "{callbacks}: {part:?} not in {err}");
+            }
+            assert!(!err.contains("pw-secret"), "the URL is never quoted: {err}");
+        }
+        let c = load(
+            r#"[{url = "https://h/a", secret = "s", max_concurrent = 256, events = ["message", "alert"]}]"#,
+        )
+        .unwrap();
+        assert_eq!(c.callbacks[0].events, ["message", "alert"]);
     }
 
     #[test]

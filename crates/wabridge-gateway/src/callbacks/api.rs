@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::shape_name;
+use super::{check_definition, shape_name};
 use crate::AppState;
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
@@ -115,10 +115,9 @@ async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     principal.require(Scope::Admin)?;
     let Json(new) = body.map_err(|e| ApiError::invalid(e.body_text()))?;
-    let url = reqwest::Url::parse(&new.url).map_err(|e| ApiError::invalid(format!("url: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ApiError::invalid("url: http or https only"));
-    }
+    let max_concurrent = new.max_concurrent.unwrap_or(6);
+    // The same checks as a callback of the configuration, before anything is stored.
+    check_definition(&new.url, max_concurrent, &new.events).map_err(|e| ApiError::invalid(e.to_string()))?;
     if new.secret.is_empty() {
         return Err(ApiError::missing("secret: every callback signs its requests with a secret of its own"));
     }
@@ -130,10 +129,6 @@ async fn create(
         return Err(ApiError::invalid(
             "id: \"application\" is the webhooks.url application setting (PATCH /v1/settings/application)",
         ));
-    }
-    let max_concurrent = new.max_concurrent.unwrap_or(6);
-    if !(1..=256).contains(&max_concurrent) {
-        return Err(ApiError::invalid("max_concurrent: between 1 and 256"));
     }
     let record = CallbackRecord {
         id,

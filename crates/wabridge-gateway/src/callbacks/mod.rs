@@ -129,6 +129,46 @@ pub fn shape_name(shape: CallbackShape) -> &'static str {
     }
 }
 
+/// The kinds of the event log (`kind` in `docs/events.md`): what a callback's `events` may name. A kind outside
+/// these matches no event, yet the callback's cursor still moves past every event it skips, so a typo (the
+/// On-Premises `messages`, say) would lose those events for good: it is refused where a callback is defined.
+pub const EVENT_KINDS: [&str; 6] = ["message", "status", "payment", "error", "change", "alert"];
+
+/// The requests in flight at once a callback may ask for.
+const MAX_CONCURRENT: std::ops::RangeInclusive<u32> = 1..=256;
+
+/// Why a callback cannot be served as defined. The message names the field, never the URL (it may hold the
+/// receiver's credentials).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidCallback {
+    #[error("url: {0}")]
+    Url(String),
+    #[error("max_concurrent: between {low} and {high}, not {0}", low = MAX_CONCURRENT.start(), high = MAX_CONCURRENT.end())]
+    MaxConcurrent(u32),
+    #[error("events: {0:?} is not an event kind; the kinds are {kinds}", kinds = EVENT_KINDS.join(", "))]
+    UnknownKind(String),
+}
+
+/// Checks a callback's definition, wherever it comes from (the configuration, `POST /v1/callbacks`), so that
+/// both refuse the same things: a URL the gateway cannot POST to, a concurrency out of range, an unknown kind.
+///
+/// # Errors
+/// The first problem found.
+pub fn check_definition(url: &str, max_concurrent: u32, kinds: &[String]) -> Result<(), InvalidCallback> {
+    // The parser's message describes the problem without quoting the URL.
+    let parsed = reqwest::Url::parse(url).map_err(|e| InvalidCallback::Url(e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(InvalidCallback::Url("http or https only".to_owned()));
+    }
+    if !MAX_CONCURRENT.contains(&max_concurrent) {
+        return Err(InvalidCallback::MaxConcurrent(max_concurrent));
+    }
+    if let Some(unknown) = kinds.iter().find(|k| !EVENT_KINDS.contains(&k.as_str())) {
+        return Err(InvalidCallback::UnknownKind(unknown.clone()));
+    }
+    Ok(())
+}
+
 impl Dispatcher {
     /// Stores the configured callbacks (new ones start at the end of the log; known ones keep their
     /// delivery state; ones removed from the configuration are deleted) and starts a worker for every
@@ -193,6 +233,16 @@ impl Dispatcher {
             }),
         };
         for record in store.callbacks().await? {
+            // Created through the API before unknown kinds were refused: served as stored, and said at every
+            // start, since the events its owner meant are skipped.
+            if let Some(kind) = record.kinds.iter().find(|k| !EVENT_KINDS.contains(&k.as_str())) {
+                tracing::warn!(
+                    callback = %record.id,
+                    kind = %kind,
+                    "a stored callback filters on a kind no event has, which matches nothing; delete it and \
+                     create it again with the kinds of docs/events.md"
+                );
+            }
             dispatcher.spawn_worker(record.id);
         }
         dispatcher.inner.tasks.spawn(discover(dispatcher.inner.clone()));

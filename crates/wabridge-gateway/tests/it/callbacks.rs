@@ -1,6 +1,7 @@
 //! Application callbacks, on both backends: a receiver that is down, then answers 500, then times out, then
 //! comes back gets everything in order per contact, also across a gateway restart; signatures and shapes;
-//! the API (create, list, status, delete); failed events and their replay; the hook on this path too. A
+//! the API (create, list, status, delete; a filter on a kind no event has is refused); failed events and their
+//! replay; the hook on this path too. A
 //! callback changed through one instance is never served with its old settings by another, and a change of
 //! the application settings that fails loses none of the callback's undelivered events.
 
@@ -38,6 +39,7 @@ each_backend!(
     the_store_refuses_a_worker_holding_a_replaced_callback,
     a_callback_changed_through_one_instance_is_not_served_with_the_old_url_by_another,
     a_failed_settings_change_loses_no_undelivered_event,
+    a_callback_filtering_on_an_unknown_kind_is_refused,
 );
 
 const SECRET: &str = "callback-secret";
@@ -845,5 +847,46 @@ async fn a_failed_settings_change_loses_no_undelivered_event(db: TestDb) {
     down.wait_until(Duration::from_secs(20), "the six events", |r| r.accepted_seqs().len() == 6).await;
     assert_eq!(down.accepted_seqs(), (1..=6).collect());
     assert_eq!(elsewhere.attempts(), 0);
+    gw.shutdown().await.unwrap();
+}
+
+/// A filter naming no event kind (the On-Premises `messages`) would match nothing while the callback's cursor
+/// moves past every event: the API refuses it (400, the usual error shape, naming the value and the kinds) and
+/// stores nothing.
+async fn a_callback_filtering_on_an_unknown_kind_is_refused(db: TestDb) {
+    let gw = gateway::start(events_config(&db)).await;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/callbacks", gw.url());
+    let create = |body: Value| {
+        let request = client.post(&base).bearer_auth(TOKEN).json(&body);
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<Value>().await.unwrap())
+        }
+    };
+    for events in [json!(["messages"]), json!(["message", "statuses"]), json!([""])] {
+        let (code, body) =
+            create(json!({"id": "typo", "url": "http://127.0.0.1:9/hook", "secret": "s", "events": events}))
+                .await;
+        assert_eq!(code, 400, "{events}: {body}");
+        assert_eq!(body["errors"][0]["code"], 1009, "{events}: {body}");
+        let details = body["errors"][0]["details"].as_str().unwrap();
+        assert!(details.contains("message, status, payment, error, change, alert"), "{events}: {details}");
+        assert!(gw.state().store.callback("typo").await.unwrap().is_none(), "{events}: stored");
+    }
+    let (_, body) = create(
+        json!({"id": "typo", "url": "http://127.0.0.1:9/hook", "secret": "s", "events": ["messages"]}),
+    )
+    .await;
+    assert!(body["errors"][0]["details"].as_str().unwrap().contains("\"messages\""), "{body}");
+    let list: Value = client.get(&base).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    assert_eq!(list["callbacks"], json!([]), "{list}");
+    // Every kind of the log is one a callback may ask for.
+    let (code, body) = create(json!({
+        "id": "every-kind", "url": "http://127.0.0.1:9/hook", "secret": "s",
+        "events": ["message", "status", "payment", "error", "change", "alert"],
+    }))
+    .await;
+    assert_eq!(code, 201, "{body}");
     gw.shutdown().await.unwrap();
 }
