@@ -355,7 +355,12 @@ impl Gateway {
             tls: acceptor.clone(),
         });
         let addr = listener.local_addr()?;
-        let pruner = retention::spawn(store.clone(), config.retention.clone(), shutdown.clone());
+        let pruner = retention::spawn(
+            store.clone(),
+            config.retention.clone(),
+            Duration::from_secs(config.outbound.service_window_secs),
+            shutdown.clone(),
+        );
         let _media_sweeper = media::spawn_sweeper(
             Arc::clone(&state.media),
             Duration::from_secs(config.retention.max_age_secs),

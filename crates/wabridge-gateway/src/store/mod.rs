@@ -246,7 +246,10 @@ impl Store {
     /// received before it that no remaining event refers to, except rejected bodies not re-processed yet
     /// (kept for `POST /v1/webhooks/reprocess`; see [`prune_rejected`](Self::prune_rejected)).
     ///
-    /// Works in small transactions so intake is never blocked for long.
+    /// Works in small transactions so intake is never blocked for long. `created_at` and `received_at` have
+    /// no index (one would cost every webhook's intake), so each table is walked by its primary key a chunk
+    /// at a time, and the walk ends at the first row not older than `older_than` ([`prune_chunk`]): a pass
+    /// reads the old part of a table once, not the young part, which is most of it.
     pub async fn prune(
         &self,
         older_than: SystemTime,
@@ -256,6 +259,70 @@ impl Store {
         match self {
             Self::Sqlite(s) => s.prune(cutoff, keep_after_seq).await,
             Self::Postgres(s) => s.prune(cutoff, keep_after_seq).await,
+        }
+    }
+
+    /// Deletes the 24-hour windows (`contacts` rows) whose last inbound message is older than `older_than`;
+    /// how many. The caller keeps `older_than` at least a window back: a contact without a row is one who
+    /// never wrote, and a free-form message to them is refused as it is to one whose window closed.
+    ///
+    /// `last_inbound_at` has no index (one would cost every inbound message an index update), so the table
+    /// is walked by its primary key a chunk at a time: each statement reads at most a chunk, and a pass reads
+    /// the table once. A contact who writes again while its row is being pruned keeps it: the delete checks
+    /// the time again (on PostgreSQL on the row as the intake left it).
+    pub async fn prune_contacts(&self, older_than: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = to_millis(older_than);
+        let mut deleted = 0;
+        // The empty key sorts before every other: `>=` it reads the table from its start, `>` a key after it.
+        let (mut after, mut op) = ((String::new(), String::new()), ">=");
+        loop {
+            let chunk: Vec<(String, String, i64)> = on_backend!(self, |_w, r, sql, _pg| {
+                sqlx::query_as(&sql(&format!(
+                    "SELECT phone_number_id, wa_id, last_inbound_at FROM contacts \
+                     WHERE (phone_number_id, wa_id) {op} ($1, $2) ORDER BY phone_number_id, wa_id LIMIT $3"
+                )))
+                .bind(&after.0)
+                .bind(&after.1)
+                .bind(PRUNE_CHUNK)
+                .fetch_all(r)
+                .await?
+            });
+            let old: Vec<&(String, String, i64)> = chunk.iter().filter(|c| c.2 < cutoff).collect();
+            if let (Some(first), Some(last)) = (old.first(), old.last()) {
+                deleted += match self {
+                    Self::Sqlite(s) => sqlx::query(
+                        "DELETE FROM contacts WHERE (phone_number_id, wa_id) >= (?1, ?2) \
+                         AND (phone_number_id, wa_id) <= (?3, ?4) AND last_inbound_at < ?5",
+                    )
+                    .bind(&first.0)
+                    .bind(&first.1)
+                    .bind(&last.0)
+                    .bind(&last.1)
+                    .bind(cutoff)
+                    .execute(&s.writer)
+                    .await?
+                    .rows_affected(),
+                    // By the keys themselves: PostgreSQL misjudges how many rows a range of row values holds
+                    // and would scan the whole table for it.
+                    Self::Postgres(p) => sqlx::query(
+                        "DELETE FROM contacts AS c USING UNNEST($1::TEXT[], $2::TEXT[]) AS k(number, wa_id) \
+                         WHERE c.phone_number_id = k.number AND c.wa_id = k.wa_id AND c.last_inbound_at < $3",
+                    )
+                    .bind(old.iter().map(|c| c.0.as_str()).collect::<Vec<_>>())
+                    .bind(old.iter().map(|c| c.1.as_str()).collect::<Vec<_>>())
+                    .bind(cutoff)
+                    .execute(&p.pool)
+                    .await?
+                    .rows_affected(),
+                };
+            }
+            match chunk.last() {
+                Some(last) if chunk.len() >= usize::try_from(PRUNE_CHUNK).unwrap_or(usize::MAX) => {
+                    after = (last.0.clone(), last.1.clone());
+                    op = ">";
+                }
+                _ => return Ok(deleted),
+            }
         }
     }
 
@@ -296,6 +363,35 @@ impl Store {
 
 /// Default for the rows a prune deletes per transaction.
 const PRUNE_CHUNK: i64 = 2_000;
+
+/// What a prune does with one chunk of a table read in primary-key order (see [`prune_chunk`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PruneChunk {
+    /// The first and last key of the rows to delete (the delete checks each row again); `None`: none here.
+    pub(super) delete: Option<(i64, i64)>,
+    /// The key the next chunk starts after; `None` when the walk ends with this chunk.
+    pub(super) next_after: Option<i64>,
+}
+
+/// Reads one chunk of a prune's walk: `rows` are `(key, stamped at, kept)` in key order, as many as
+/// [`PRUNE_CHUNK`] asked for — the key, the row's time (Unix ms) and whether something else still holds it.
+/// The rows to delete are those older than `cutoff` and not kept, up to the first row that is not older; the
+/// walk ends there, or when the chunk comes back short (the end of the table).
+///
+/// Rows are appended in time order (stamped when they are stored), so the first young row is where the old
+/// part of the table ends, and stopping there is what keeps a pass from reading the young part. A clock going
+/// back (a step of the system clock, instances whose clocks differ, requests committed in another order than
+/// they arrived) puts an old row after a young one: it is not lost, only pruned at a later pass, once the
+/// young row before it is old too.
+#[must_use]
+pub(super) fn prune_chunk(rows: &[(i64, i64, bool)], cutoff: i64) -> PruneChunk {
+    let old = rows.iter().take_while(|&&(_, at, _)| at < cutoff);
+    let mut deletable = old.clone().filter(|&&(_, _, kept)| !kept).map(|&(key, _, _)| key);
+    let delete = deletable.next().map(|first| (first, deletable.last().unwrap_or(first)));
+    let whole = old.count() == rows.len() && rows.len() >= usize::try_from(PRUNE_CHUNK).unwrap_or(usize::MAX);
+    let next_after = rows.last().map(|&(key, _, _)| key).filter(|_| whole);
+    PruneChunk { delete, next_after }
+}
 
 /// The setting that holds the highest seq retention has deleted (or is deleting: it is raised before each
 /// chunk's delete), so that a reader can tell it may have missed pruned events.
@@ -353,4 +449,28 @@ pub(crate) fn from_millis(ms: i64) -> SystemTime {
 #[must_use]
 pub(crate) fn now_millis() -> i64 {
     to_millis(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{PRUNE_CHUNK, PruneChunk, prune_chunk};
+
+    #[test]
+    fn a_prune_chunk_ends_at_the_first_young_row() {
+        let full = usize::try_from(PRUNE_CHUNK).unwrap();
+        // Old rows, one kept, then a young one and an old one after it (the clock went back).
+        let rows = [(1, 10, false), (2, 11, true), (3, 12, false), (4, 99, false), (5, 13, false)];
+        assert_eq!(prune_chunk(&rows, 50), PruneChunk { delete: Some((1, 3)), next_after: None });
+        // A whole chunk of old rows: the walk goes on after its last key.
+        let old: Vec<_> = (1..=i64::try_from(full).unwrap()).map(|k| (k, k, k == 1)).collect();
+        let last = old.last().unwrap().0;
+        assert_eq!(
+            prune_chunk(&old, i64::MAX),
+            PruneChunk { delete: Some((2, last)), next_after: Some(last) }
+        );
+        // A short chunk is the end of the table; nothing to delete in a chunk of kept or young rows.
+        assert_eq!(prune_chunk(&old[..10], 1), PruneChunk { delete: None, next_after: None });
+        assert_eq!(prune_chunk(&[(7, 1, true)], 50), PruneChunk { delete: None, next_after: None });
+        assert_eq!(prune_chunk(&[], 50), PruneChunk { delete: None, next_after: None });
+    }
 }

@@ -13,8 +13,8 @@ use sqlx::{Connection as _, Postgres, QueryBuilder, Row};
 use super::types::IntakePlan;
 use super::{
     EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
-    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
-    state_rank, status_rank, to_millis,
+    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, prune_chunk, rows,
+    state_of_status, state_rank, status_rank, to_millis,
 };
 
 /// How long one intake call (one batch) may take before its connection is closed. A batch normally commits in
@@ -368,80 +368,82 @@ impl PgStore {
     ) -> Result<PruneCounts, StoreError> {
         let keep_after_seq = keep_after_seq.unwrap_or(i64::MAX);
         let mut counts = PruneCounts::default();
-        // One statement per chunk (each its own transaction), so no long transaction holds back vacuum. The
-        // cursor moves past what each chunk looked at, so events kept by a delivery are read once per pass.
-        let mut cursor = 0_i64;
-        loop {
-            // The chunk's last candidate, noted before the delete: a reader must never see the gap before the
-            // mark that tells of it.
-            let chunk_end: Option<i64> = sqlx::query_scalar(
-                "SELECT max(seq) FROM (SELECT seq FROM events WHERE seq > $3 AND seq <= $1 AND created_at < $2 \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
-                 ORDER BY seq LIMIT $4) AS c",
+        // A few statements per chunk (each its own transaction), every one reading at most a chunk, so no long
+        // statement holds back vacuum. The walk moves past what each chunk looked at, so events kept by a
+        // delivery are read once per pass.
+        let mut after = Some(0_i64);
+        while let Some(cursor) = after {
+            let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
+                "SELECT seq, created_at, EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
+                 FROM events WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
             )
+            .bind(cursor)
             .bind(keep_after_seq)
-            .bind(cutoff)
-            .bind(cursor)
-            .bind(PRUNE_CHUNK)
-            .fetch_one(&self.pool)
-            .await?;
-            let Some(chunk_end) = chunk_end else { break };
-            super::settings::raise_pg(&self.pool, super::PRUNED_THROUGH, chunk_end).await?;
-            // The timeline rows of status events go with them (migration 0006).
-            let (deleted, last): (i64, Option<i64>) = sqlx::query_as(
-                "WITH candidates AS (SELECT seq FROM events WHERE seq > $4 AND seq <= $1 AND created_at < $2 \
-                 ORDER BY seq LIMIT $3), \
-                 gone AS (DELETE FROM events WHERE seq IN (SELECT seq FROM candidates) \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) RETURNING seq), \
-                 timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
-                 SELECT (SELECT count(*) FROM gone), (SELECT max(seq) FROM candidates)",
-            )
-            .bind(chunk_end)
-            .bind(cutoff)
-            .bind(PRUNE_CHUNK)
-            .bind(cursor)
-            .fetch_one(&self.pool)
-            .await?;
-            counts.events += u64::try_from(deleted).unwrap_or(0);
-            let Some(last) = last else { break };
-            cursor = last;
-        }
-        let mut cursor = 0_i64;
-        loop {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM raw_webhooks WHERE id > $1 AND received_at < $2 AND status <> 'rejected' \
-                 ORDER BY id LIMIT $3",
-            )
-            .bind(cursor)
-            .bind(cutoff)
             .bind(PRUNE_CHUNK)
             .fetch_all(&self.pool)
             .await?;
-            let Some(&last) = ids.last() else { break };
-            // Bodies no event refers to, locked first: an intake linking an event to one of them holds it
-            // FOR KEY SHARE until it commits (migration 0006), so the check that follows, a statement of its
-            // own with a snapshot taken after the locks, sees that event; an intake that comes later finds the
-            // row gone and retries its batch.
-            let mut tx = self.pool.begin().await?;
-            let unreferenced: Vec<i64> = sqlx::query_scalar(
-                "SELECT r.id FROM raw_webhooks AS r WHERE r.id = ANY($1) \
-                 AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id) ORDER BY r.id FOR UPDATE OF r",
-            )
-            .bind(&ids)
-            .fetch_all(&mut *tx)
-            .await?;
-            if !unreferenced.is_empty() {
-                let done = sqlx::query(
-                    "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
-                     AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+            let chunk = prune_chunk(&rows, cutoff);
+            if let Some((first, last)) = chunk.delete {
+                // The chunk's last candidate, noted before the delete: a reader must never see the gap before
+                // the mark that tells of it.
+                super::settings::raise_pg(&self.pool, super::PRUNED_THROUGH, last).await?;
+                // The timeline rows of status events go with them (migration 0006).
+                let deleted: i64 = sqlx::query_scalar(
+                    "WITH gone AS (DELETE FROM events WHERE seq >= $1 AND seq <= $2 AND created_at < $3 \
+                     AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) RETURNING seq), \
+                     timeline AS (DELETE FROM message_statuses WHERE id IN (SELECT seq FROM gone)) \
+                     SELECT count(*) FROM gone",
                 )
-                .bind(&unreferenced)
-                .execute(&mut *tx)
+                .bind(first)
+                .bind(last)
+                .bind(cutoff)
+                .fetch_one(&self.pool)
                 .await?;
-                counts.raw_webhooks += done.rows_affected();
+                counts.events += u64::try_from(deleted).unwrap_or(0);
             }
-            tx.commit().await?;
-            cursor = last;
+            after = chunk.next_after;
+        }
+        // Raw bodies the same way, by id and `received_at`; rejected bodies and bodies an event refers to are
+        // left out when the chunk's rows are locked.
+        let mut after = Some(0_i64);
+        while let Some(cursor) = after {
+            let rows: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT id, received_at FROM raw_webhooks WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(cursor)
+                    .bind(PRUNE_CHUNK)
+                    .fetch_all(&self.pool)
+                    .await?;
+            let rows: Vec<(i64, i64, bool)> = rows.into_iter().map(|(id, at)| (id, at, false)).collect();
+            let chunk = prune_chunk(&rows, cutoff);
+            if let Some((first, last)) = chunk.delete {
+                // Bodies no event refers to, locked first: an intake linking an event to one of them holds it
+                // FOR KEY SHARE until it commits (migration 0006), so the check that follows, a statement of
+                // its own with a snapshot taken after the locks, sees that event; an intake that comes later
+                // finds the row gone and retries its batch.
+                let mut tx = self.pool.begin().await?;
+                let unreferenced: Vec<i64> = sqlx::query_scalar(
+                    "SELECT r.id FROM raw_webhooks AS r WHERE r.id >= $1 AND r.id <= $2 AND r.received_at < $3 \
+                     AND r.status <> 'rejected' AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id) \
+                     ORDER BY r.id FOR UPDATE OF r",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(cutoff)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !unreferenced.is_empty() {
+                    let done = sqlx::query(
+                        "DELETE FROM raw_webhooks AS r WHERE r.id = ANY($1) \
+                         AND NOT EXISTS (SELECT 1 FROM events AS e WHERE e.raw_id = r.id)",
+                    )
+                    .bind(&unreferenced)
+                    .execute(&mut *tx)
+                    .await?;
+                    counts.raw_webhooks += done.rows_affected();
+                }
+                tx.commit().await?;
+            }
+            after = chunk.next_after;
         }
         Ok(counts)
     }

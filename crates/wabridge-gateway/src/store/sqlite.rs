@@ -17,8 +17,8 @@ use sqlx::{QueryBuilder, Sqlite};
 use super::sqlite_intake::{self, AUTOCHECKPOINT_PAGES, WriterThread};
 use super::{
     EventFilter, IntakeBatchItem, ItemOutcome, NewOutboundMessage, OutboundMessage, PRUNE_CHUNK, PruneCounts,
-    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, rows, state_of_status,
-    state_rank, status_rank,
+    RawWebhook, StoreError, StoredEvent, from_millis, migrations, now_millis, prune_chunk, rows,
+    state_of_status, state_rank, status_rank,
 };
 
 /// How SQLite syncs to disk at commit.
@@ -369,65 +369,67 @@ impl SqliteStore {
     ) -> Result<PruneCounts, StoreError> {
         let keep_after_seq = keep_after_seq.unwrap_or(i64::MAX);
         let mut counts = PruneCounts::default();
-        // Candidates are found on a reader (no write lock held while scanning); each chunk is deleted in its
-        // own short write, so intake commits interleave with a long prune.
-        let mut cursor = 0;
-        loop {
-            let seqs: Vec<i64> = sqlx::query_scalar(
-                "SELECT seq FROM events WHERE seq > ?1 AND seq <= ?2 AND created_at < ?3 \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
-                 ORDER BY seq LIMIT ?4",
+        // Each chunk is read on a reader (no write lock held, and no read snapshot longer than one chunk's
+        // statement, which would keep a checkpoint from restarting the WAL) and deleted in its own short
+        // write, so intake commits interleave with a long prune. Events a delivery refers to are read once
+        // per pass: the walk moves past them.
+        let mut after = Some(0);
+        while let Some(cursor) = after {
+            let rows: Vec<(i64, i64, bool)> = sqlx::query_as(
+                "SELECT seq, created_at, EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq) \
+                 FROM events WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT ?3",
             )
             .bind(cursor)
             .bind(keep_after_seq)
-            .bind(cutoff)
             .bind(PRUNE_CHUNK)
             .fetch_all(&self.readers)
             .await?;
-            let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
-                break;
-            };
-            // Noted before the delete: a reader must never see the gap before the mark that tells of it.
-            super::settings::raise_sqlite(&self.writer, super::PRUNED_THROUGH, last).await?;
-            let done = sqlx::query(
-                "DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3 \
-                 AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq)",
-            )
-            .bind(first)
-            .bind(last)
-            .bind(cutoff)
-            .execute(&self.writer)
-            .await?;
-            counts.events += done.rows_affected();
-            cursor = last;
+            let chunk = prune_chunk(&rows, cutoff);
+            if let Some((first, last)) = chunk.delete {
+                // Noted before the delete: a reader must never see the gap before the mark that tells of it.
+                super::settings::raise_sqlite(&self.writer, super::PRUNED_THROUGH, last).await?;
+                // Checked again: a delivery may have been queued for one of them since the read.
+                let done = sqlx::query(
+                    "DELETE FROM events WHERE seq >= ?1 AND seq <= ?2 AND created_at < ?3 \
+                     AND NOT EXISTS (SELECT 1 FROM callback_deliveries AS d WHERE d.seq = events.seq)",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(cutoff)
+                .execute(&self.writer)
+                .await?;
+                counts.events += done.rows_affected();
+            }
+            after = chunk.next_after;
         }
-        let mut cursor = 0;
-        loop {
-            let ids: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM raw_webhooks WHERE id > ?1 AND received_at < ?2 AND status <> 'rejected' \
-                 ORDER BY id LIMIT ?3",
-            )
-            .bind(cursor)
-            .bind(cutoff)
-            .bind(PRUNE_CHUNK)
-            .fetch_all(&self.readers)
-            .await?;
-            let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
-                break;
-            };
-            // Checked again at delete time: a redelivered body may just have linked new events to its row.
-            let done = sqlx::query(
-                "DELETE FROM raw_webhooks WHERE id >= ?1 AND id <= ?2 AND received_at < ?3 \
-                 AND status <> 'rejected' \
-                 AND NOT EXISTS (SELECT 1 FROM events WHERE events.raw_id = raw_webhooks.id)",
-            )
-            .bind(first)
-            .bind(last)
-            .bind(cutoff)
-            .execute(&self.writer)
-            .await?;
-            counts.raw_webhooks += done.rows_affected();
-            cursor = last;
+        // Raw bodies the same way, by id and `received_at`. The walk reads only the id and the time (stored
+        // before the body); whether a body is rejected, or still referred to by an event, is left to the
+        // delete, which reads the few rows it keeps again at each pass.
+        let mut after = Some(0);
+        while let Some(cursor) = after {
+            let rows: Vec<(i64, i64)> =
+                sqlx::query_as("SELECT id, received_at FROM raw_webhooks WHERE id > ?1 ORDER BY id LIMIT ?2")
+                    .bind(cursor)
+                    .bind(PRUNE_CHUNK)
+                    .fetch_all(&self.readers)
+                    .await?;
+            let rows: Vec<(i64, i64, bool)> = rows.into_iter().map(|(id, at)| (id, at, false)).collect();
+            let chunk = prune_chunk(&rows, cutoff);
+            if let Some((first, last)) = chunk.delete {
+                // Checked at delete time: a redelivered body may just have linked new events to its row.
+                let done = sqlx::query(
+                    "DELETE FROM raw_webhooks WHERE id >= ?1 AND id <= ?2 AND received_at < ?3 \
+                     AND status <> 'rejected' \
+                     AND NOT EXISTS (SELECT 1 FROM events WHERE events.raw_id = raw_webhooks.id)",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(cutoff)
+                .execute(&self.writer)
+                .await?;
+                counts.raw_webhooks += done.rows_affected();
+            }
+            after = chunk.next_after;
         }
         Ok(counts)
     }

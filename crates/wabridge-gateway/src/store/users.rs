@@ -1,9 +1,11 @@
 //! Credentials in the store: the admin user's password hash, login sessions and API keys. Secrets are never
 //! stored: sessions and keys by the SHA-256 (hex) of the secret, passwords as argon2 PHC strings.
 
+use std::time::SystemTime;
+
 use sqlx::Row;
 
-use super::{Store, StoreError, now_millis};
+use super::{PRUNE_CHUNK, Store, StoreError, now_millis, to_millis};
 
 /// A stored credential found by its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -184,6 +186,54 @@ impl Store {
             .await?
             .rows_affected(),
         })
+    }
+
+    /// Deletes the login sessions that expired or were revoked before `older_than`; how many. Such a token is
+    /// refused either way (a deleted session is an unknown token): the rows only grew the table, by one per
+    /// login.
+    ///
+    /// The table is walked by its primary key a chunk at a time (no index on the times; a pass reads the table
+    /// once, each statement at most a chunk), and the delete checks each row's times again.
+    pub async fn prune_sessions(&self, older_than: SystemTime) -> Result<u64, StoreError> {
+        let cutoff = to_millis(older_than);
+        let chunk_len = usize::try_from(PRUNE_CHUNK).unwrap_or(usize::MAX);
+        let mut deleted = 0;
+        // Token hashes are 64 hex digits: the empty string sorts before every one of them.
+        let mut after = String::new();
+        loop {
+            let chunk: Vec<(String, i64, Option<i64>)> = on_backend!(self, |_w, r, sql, _pg| {
+                sqlx::query_as(&sql(
+                    "SELECT token_sha256, expires_at, revoked_at FROM api_sessions WHERE token_sha256 > $1 \
+                     ORDER BY token_sha256 LIMIT $2",
+                ))
+                .bind(&after)
+                .bind(PRUNE_CHUNK)
+                .fetch_all(r)
+                .await?
+            });
+            let mut ended = chunk.iter().filter(|(_, expires_at, revoked_at)| {
+                *expires_at < cutoff || revoked_at.is_some_and(|at| at < cutoff)
+            });
+            if let Some(first) = ended.next() {
+                let last = ended.next_back().unwrap_or(first);
+                deleted += on_backend!(self, |w, _r, sql, _pg| {
+                    sqlx::query(&sql(
+                        "DELETE FROM api_sessions WHERE token_sha256 >= $1 AND token_sha256 <= $2 \
+                         AND (expires_at < $3 OR revoked_at < $3)",
+                    ))
+                    .bind(&first.0)
+                    .bind(&last.0)
+                    .bind(cutoff)
+                    .execute(w)
+                    .await?
+                    .rows_affected()
+                });
+            }
+            match chunk.last() {
+                Some((token, _, _)) if chunk.len() >= chunk_len => after.clone_from(token),
+                _ => return Ok(deleted),
+            }
+        }
     }
 
     /// The live (not revoked) session or API key whose secret hashes to `sha256`.

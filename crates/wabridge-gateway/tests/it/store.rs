@@ -43,6 +43,10 @@ each_backend!(
     first_seq_created_since_bisects_the_log,
     statuses_by_callback_data_reads_only_the_window,
     a_status_stored_by_intake_is_found_by_its_callback_data,
+    prune_reads_the_log_up_to_its_first_young_event,
+    prune_reads_raw_bodies_up_to_the_first_young_one,
+    retention_prunes_ended_login_sessions,
+    retention_prunes_contacts_after_their_window,
 );
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1376,5 +1380,251 @@ async fn a_status_stored_by_intake_is_found_by_its_callback_data(db: TestDb) {
         store.first_seq_created_since(after + 1).await.unwrap(),
         Some(store.max_seq().await.unwrap() + 1)
     );
+    store.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Retention: each table is walked by its primary key, up to its first young row
+
+/// The first column of every row `sql` returns (a query of the test's own, beside the store).
+async fn query_ints(db: &TestDb, sql: &str) -> Vec<i64> {
+    match db {
+        TestDb::Sqlite { dir } => {
+            let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dir.join("wabridge.db"));
+            let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+            let found = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            found
+        }
+        TestDb::Postgres { url, schema } => {
+            let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(url)
+                .unwrap()
+                .options([("search_path", schema.as_str())]);
+            let pool = sqlx::PgPool::connect_with(options).await.unwrap();
+            let found = sqlx::query_scalar(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            found
+        }
+    }
+}
+
+fn at_millis(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap())
+}
+
+fn now_millis() -> i64 {
+    i64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// Old and young events mixed, over more than one chunk (2,000 rows): a prune deletes the old ones up to the
+/// first young event and leaves every young one; an old event stamped after a young one (the clock went
+/// back) waits for a later pass, when the young one before it is old too. What a pending delivery needs is
+/// kept, and `pruned_through` tells how far the deletes went.
+async fn prune_reads_the_log_up_to_its_first_young_event(db: TestDb) {
+    let store = db.open().await;
+    let base = 1_700_000_000_000_i64;
+    let (cutoff, later) = (base + 5_000_000, base + 9_000_000);
+    // 1..=4500 old; 4501 young (by the first cutoff); 4502..=4510 old again; 4511..=4600 young for both.
+    let stamp = |seq: i64| match seq {
+        4501 => base + 8_000_000,
+        4511.. => base + 20_000_000 + seq,
+        _ => base + seq,
+    };
+    let rows: Vec<LogRow> = (1..=4600).map(|seq| LogRow::new(seq, stamp(seq))).collect();
+    write_log(&db, &rows).await;
+    let seqs_from = |from: i64| (from..=4600).collect::<Vec<_>>();
+
+    assert_eq!(store.prune(at_millis(base), None).await.unwrap().events, 0, "nothing is older");
+    // A delivery still needs the events after 3000.
+    let counts = store.prune(at_millis(cutoff), Some(3000)).await.unwrap();
+    assert_eq!(counts.events, 3000);
+    assert_eq!(all_seqs(&store).await, seqs_from(3001));
+    assert_eq!(wabridge_gateway::retention::pruned_through(&store).await.unwrap(), 3000);
+
+    let counts = store.prune(at_millis(cutoff), None).await.unwrap();
+    assert_eq!(counts.events, 1500, "the old events up to the first young one");
+    assert_eq!(all_seqs(&store).await, seqs_from(4501), "4502..=4510 wait behind 4501");
+    assert_eq!(wabridge_gateway::retention::pruned_through(&store).await.unwrap(), 4500);
+    assert_eq!(store.prune(at_millis(cutoff), None).await.unwrap().events, 0, "a pass again finds nothing");
+
+    // Once 4501 is old too, the events the clock put behind it go; the young ones stay.
+    let counts = store.prune(at_millis(later), None).await.unwrap();
+    assert_eq!(counts.events, 10);
+    assert_eq!(all_seqs(&store).await, seqs_from(4511));
+    assert_eq!(wabridge_gateway::retention::pruned_through(&store).await.unwrap(), 4510);
+    store.close().await;
+}
+
+/// Raw bodies likewise, by id and received time: the old ones up to the first young body go, over more than
+/// one chunk, except a rejected body (kept for re-processing) and a body a young event refers to.
+async fn prune_reads_raw_bodies_up_to_the_first_young_one(db: TestDb) {
+    let store = db.open().await;
+    let pg = db.backend() == Backend::Postgres;
+    let base = 1_700_000_000_000_i64;
+    let (cutoff, later) = (base + 5_000_000, base + 9_000_000);
+    // 1..=2100 old; 2101 young (by the first cutoff); 2102..=2104 old again; 2105..=2110 young for both.
+    let received = |id: i64| match id {
+        2101 => base + 8_000_000,
+        2105.. => base + 20_000_000 + id,
+        _ => base + id,
+    };
+    let values: Vec<String> = (1..=2110_i64)
+        .map(|id| {
+            let status = if id == 7 { "'rejected', 'invalid_envelope'" } else { "'accepted', NULL" };
+            let (body, hash) = if pg {
+                (format!("'\\x{id:04x}'::bytea"), format!("'\\x{id:064x}'::bytea"))
+            } else {
+                (format!("x'{id:04x}'"), format!("x'{id:064x}'"))
+            };
+            format!(
+                "({id}, {}, {body}, {hash}, {}, {status}, 0)",
+                received(id),
+                if pg { "true" } else { "1" }
+            )
+        })
+        .collect();
+    let young_event = base + 20_000_000;
+    exec_sql(
+        &db,
+        &format!(
+            "INSERT INTO raw_webhooks (id, received_at, body, body_sha256, signature_ok, status, reject_reason, \
+             processed_at) {} VALUES {}; \
+             INSERT INTO events (seq, dedupe_key, kind, field, waba_id, payload, raw_id, created_at) {} \
+             VALUES (1, 'young', 'message', 'messages', 'waba-1', '{{}}', 9, {young_event});",
+            if pg { "OVERRIDING SYSTEM VALUE" } else { "" },
+            values.join(", "),
+            if pg { "OVERRIDING SYSTEM VALUE" } else { "" },
+        ),
+    )
+    .await;
+    let left = || query_ints(&db, "SELECT id FROM raw_webhooks ORDER BY id");
+    let ids = |old: &[i64], from: i64| old.iter().copied().chain(from..=2110).collect::<Vec<_>>();
+
+    let counts = store.prune(at_millis(cutoff), None).await.unwrap();
+    assert_eq!((counts.events, counts.raw_webhooks), (0, 2098));
+    assert_eq!(left().await, ids(&[7, 9], 2101), "2102..=2104 wait behind 2101");
+    assert_eq!(store.prune(at_millis(cutoff), None).await.unwrap().raw_webhooks, 0);
+
+    let counts = store.prune(at_millis(later), None).await.unwrap();
+    assert_eq!((counts.events, counts.raw_webhooks), (0, 4));
+    assert_eq!(left().await, ids(&[7, 9], 2105));
+    assert_eq!(store.rejected_webhooks(10).await.unwrap().len(), 1);
+    store.close().await;
+}
+
+/// Login sessions that expired or were revoked longer ago than `max_age_secs` are deleted by a retention
+/// pass, over more than one chunk; live sessions and those that ended recently stay.
+async fn retention_prunes_ended_login_sessions(db: TestDb) {
+    let store = db.open().await;
+    let now = now_millis();
+    let (hour, minute) = (3_600_000, 60_000);
+    let token = |n: u32| format!("{n:064x}");
+    // Every third session is live; the others expired two hours ago.
+    let values: Vec<String> = (0..2100_u32)
+        .map(|n| {
+            let expires_at = if n % 3 == 0 { now + hour } else { now - 2 * hour };
+            format!("('{}', 'admin', {}, {expires_at})", token(n), now - 3 * hour)
+        })
+        .collect();
+    exec_sql(
+        &db,
+        &format!(
+            "INSERT INTO api_sessions (token_sha256, user_name, created_at, expires_at) VALUES {};",
+            values.join(", ")
+        ),
+    )
+    .await;
+    // Through the store: expired a few minutes ago, revoked two hours ago, revoked now, and live.
+    let (expired_lately, revoked_long_ago, revoked_lately, live) =
+        (token(5_000), token(5_001), token(5_002), token(5_003));
+    store.insert_session(&expired_lately, "admin", now - 10 * minute).await.unwrap();
+    for t in [&revoked_long_ago, &revoked_lately, &live] {
+        store.insert_session(t, "admin", now + hour).await.unwrap();
+    }
+    assert!(store.revoke_session(&revoked_long_ago).await.unwrap());
+    assert!(store.revoke_session(&revoked_lately).await.unwrap());
+    exec_sql(
+        &db,
+        &format!(
+            "UPDATE api_sessions SET revoked_at = {} WHERE token_sha256 = '{revoked_long_ago}';",
+            now - 2 * hour
+        ),
+    )
+    .await;
+
+    let config = wabridge_gateway::config::RetentionConfig { max_age_secs: 3600, ..Default::default() };
+    wabridge_gateway::retention::prune_once(&store, &config, None).await.unwrap();
+    let stored = query_ints(&db, "SELECT count(*) FROM api_sessions").await[0];
+    assert_eq!(stored, 700 + 3, "the 700 live sessions of the 2,100 and three of the four");
+    let count_of = |hash: &str| format!("SELECT count(*) FROM api_sessions WHERE token_sha256 = '{hash}'");
+    for (hash, kept) in
+        [(&expired_lately, true), (&revoked_long_ago, false), (&revoked_lately, true), (&live, true)]
+    {
+        assert_eq!(query_ints(&db, &count_of(hash)).await[0], i64::from(kept), "{hash}");
+    }
+    // Live sessions still log in, on either side of a chunk's end.
+    for n in [0, 1998, 2001, 2097] {
+        assert!(store.credential_by_hash(&token(n)).await.unwrap().is_some(), "{n}");
+    }
+    assert!(store.credential_by_hash(&live).await.unwrap().is_some());
+    store.close().await;
+}
+
+/// Contacts whose last message is older than `max_age_secs` are deleted by a retention pass, over more than
+/// one chunk, but never inside their 24-hour window: with an age of 0 the windows still open stay.
+async fn retention_prunes_contacts_after_their_window(db: TestDb) {
+    let store = db.open().await;
+    let now = SystemTime::now();
+    let ago = |secs: u64| now - Duration::from_secs(secs);
+    let (hour, day) = (3600, 24 * 3600);
+    let touch = |number: &str, wa_id: &str, at| InboundTouch {
+        phone_number_id: number.to_owned(),
+        wa_id: wa_id.to_owned(),
+        at,
+    };
+    let named =
+        [("alice", ago(40 * day)), ("bob", ago(day + hour)), ("carol", ago(day - hour)), ("dave", ago(60))];
+    store
+        .commit_intake(&[IntakeBatchItem {
+            inbound: named.iter().map(|(wa_id, at)| touch("pn-1", wa_id, *at)).collect(),
+            ..item("touches", Vec::new())
+        }])
+        .await
+        .unwrap();
+    // Many more, on two numbers: every other one wrote 40 days ago, the rest an hour ago.
+    let now_ms = now_millis();
+    let values: Vec<String> = (0..2100_i64)
+        .map(|n| {
+            let at = if n % 2 == 0 { now_ms - 40 * 86_400_000 } else { now_ms - 3_600_000 };
+            format!("('pn-{}', '1555{n:07}', {at}, {at})", n % 2 + 1)
+        })
+        .collect();
+    exec_sql(
+        &db,
+        &format!(
+            "INSERT INTO contacts (phone_number_id, wa_id, last_inbound_at, updated_at) VALUES {};",
+            values.join(", ")
+        ),
+    )
+    .await;
+    let count = || query_ints(&db, "SELECT count(*) FROM contacts");
+    let present = |wa_id: &'static str| {
+        let store = &store;
+        async move { store.contact_last_inbound("pn-1", wa_id).await.unwrap().is_some() }
+    };
+
+    // Thirty days: the contacts of 40 days ago go.
+    let mut config = wabridge_gateway::config::RetentionConfig::default();
+    wabridge_gateway::retention::prune_once(&store, &config, None).await.unwrap();
+    assert_eq!(count().await[0], 1050 + 3);
+    assert!(!present("alice").await);
+    assert!(present("bob").await && present("carol").await && present("dave").await);
+
+    // No age at all: still nothing inside its window.
+    config.max_age_secs = 0;
+    wabridge_gateway::retention::prune_once(&store, &config, None).await.unwrap();
+    assert_eq!(count().await[0], 1050 + 2);
+    assert!(!present("bob").await);
+    assert!(present("carol").await && present("dave").await);
     store.close().await;
 }
