@@ -18,6 +18,7 @@ use wabridge_types::validate::ValidationError;
 
 use crate::AppState;
 use crate::accounts::{days_from_civil, onprem_time};
+use crate::api::has_nul;
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
 use crate::outbound::WriteError;
@@ -70,6 +71,9 @@ pub async fn send(
     let Ok(Value::Object(mut fields)) = serde_json::from_slice::<Value>(&body) else {
         return Err(ApiError::invalid("the body must be a JSON object (a message, as the Cloud API's)"));
     };
+    if let Some(at) = nul_field(&fields) {
+        return Err(ApiError::invalid(nul_details(&at)));
+    }
     let canonical = Value::Object(fields.clone()).to_string();
     let idempotency_key = match headers.get("idempotency-key") {
         Some(v) => Some(
@@ -190,11 +194,10 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Send)?;
-    let d = state
-        .store
-        .outbound_detail(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no message {id:?}")))?;
+    if has_nul(&id) {
+        return Err(no_message(&id));
+    }
+    let d = state.store.outbound_detail(&id).await?.ok_or_else(|| no_message(&id))?;
     let statuses: Vec<Value> = d
         .statuses
         .iter()
@@ -222,6 +225,9 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Send)?;
+    if has_nul(&id) {
+        return Err(no_message(&id));
+    }
     let number = state.store.outbound_detail(&id).await?.map(|d| (d.phone_number_id, d.recipient));
     match state.store.cancel_outbound(&id).await? {
         CancelOutcome::Cancelled => {
@@ -230,11 +236,50 @@ pub async fn cancel(
             }
             Ok(Json(json!({"messages": [{"id": id, "state": "cancelled"}], "meta": meta()})))
         }
-        CancelOutcome::NotFound => Err(ApiError::not_found(format!("no message {id:?}"))),
+        CancelOutcome::NotFound => Err(no_message(&id)),
         CancelOutcome::NotCancellable(s) => {
             Err(ApiError::conflict(format!("message {id:?} is {s}: only a queued message can be cancelled")))
         }
     }
+}
+
+/// 404 for an unknown message id — also for one with a NUL character, which no stored message has (and
+/// which PostgreSQL could not even compare).
+fn no_message(id: &str) -> ApiError {
+    ApiError::not_found(format!("no message {id:?}"))
+}
+
+/// Where the first NUL character (U+0000) of a request is: `biz_opaque_callback_data`,
+/// `template.components[0].parameters[1].text`, or a field name. The whole request is checked, once, not a
+/// list of the fields the gateway stores: the message is stored whole, with the fields this version does not
+/// know kept as they came, so a list would always miss some. The parsed value is checked, not the raw bytes:
+/// JSON carries a NUL only as the escape `\u0000`, while the same six characters after an escaped backslash
+/// (`\\u0000`) are harmless text. serde_json bounds how deep what it parses nests, so the walk is bounded.
+#[must_use]
+pub fn nul_field(fields: &Map<String, Value>) -> Option<String> {
+    nul_in_object(fields, "")
+}
+
+/// The details of a request refused for a NUL character at `at` (see [`nul_field`]).
+#[must_use]
+pub fn nul_details(at: &str) -> String {
+    format!("{at}: text must not contain the NUL character (\\u0000)")
+}
+
+fn nul_in(value: &Value, at: &str) -> Option<String> {
+    match value {
+        Value::String(s) => has_nul(s).then(|| at.to_owned()),
+        Value::Array(items) => items.iter().enumerate().find_map(|(i, v)| nul_in(v, &format!("{at}[{i}]"))),
+        Value::Object(fields) => nul_in_object(fields, at),
+        Value::Null | Value::Bool(_) | Value::Number(_) => None,
+    }
+}
+
+fn nul_in_object(fields: &Map<String, Value>, at: &str) -> Option<String> {
+    fields.iter().find_map(|(name, value)| {
+        let field = if at.is_empty() { name.clone() } else { format!("{at}.{name}") };
+        if has_nul(name) { Some(field.replace('\0', "\\u0000")) } else { nul_in(value, &field) }
+    })
 }
 
 /// A template send is checked against the template cache at once (On-Premises template errors 2000–2012).
@@ -386,6 +431,19 @@ mod tests {
         assert!(normalize_to("hello").is_none());
         assert!(normalize_to("+12").is_none());
         assert!(normalize_to("0612345678").is_none());
+    }
+
+    #[test]
+    fn nul_characters_are_found_anywhere_with_their_place() {
+        let fields = |v: Value| v.as_object().unwrap().clone();
+        assert_eq!(nul_field(&fields(json!({"to": "1", "text": {"body": "fine \\u0000 text"}}))), None);
+        assert_eq!(
+            nul_field(&fields(json!({"biz_opaque_callback_data": "x\u{0}"}))).unwrap(),
+            "biz_opaque_callback_data"
+        );
+        let deep = json!({"template": {"components": [{"parameters": [{"text": "a"}, {"text": "\u{0}"}]}]}});
+        assert_eq!(nul_field(&fields(deep)).unwrap(), "template.components[0].parameters[1].text");
+        assert_eq!(nul_field(&fields(json!({"text": {"a\u{0}b": 1}}))).unwrap(), "text.a\\u0000b");
     }
 
     #[test]

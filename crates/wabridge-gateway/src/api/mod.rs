@@ -15,6 +15,15 @@ use registry::{Access, Body, Route, Verb};
 
 use crate::auth::Scope;
 
+/// Whether `text` holds the NUL character (U+0000), which the API refuses in anything the gateway stores or
+/// looks up by: PostgreSQL's `text` cannot hold it, so the statement holding such a value fails, and with it
+/// every other request sharing that statement (a group commit). Refused on SQLite too, so both backends
+/// answer a request alike.
+#[must_use]
+pub fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
 /// The routes of this module (see [`registry`]).
 pub fn routes() -> Vec<Route> {
     use Access::{Basic, Bearer, Public};

@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::accounts::{LoginError, onprem_time, parse_scopes, scope_name};
+use crate::api::has_nul;
+use crate::api::messages::nul_details;
 use crate::api_error::{ApiError, meta};
 use crate::auth::{Principal, Scope};
 
@@ -122,6 +124,9 @@ pub async fn create_key(
         return Err(ApiError::invalid("scopes: at least one of send, events, admin"));
     }
     let name = body.name.unwrap_or_else(|| "api key".into());
+    if has_nul(&name) {
+        return Err(ApiError::invalid(nul_details("name")));
+    }
     let key = state.accounts.create_key(&name, &scopes).await?;
     let scopes: Vec<&str> = scopes.iter().map(|s| scope_name(*s)).collect();
     Ok((
@@ -160,7 +165,9 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     principal.require(Scope::Admin)?;
-    if !state.accounts.revoke_key(&id).await? {
+    // No key has an id with a NUL character (ids are made by the gateway), and PostgreSQL could not even
+    // look one up: unknown, as any other id no key has.
+    if has_nul(&id) || !state.accounts.revoke_key(&id).await? {
         return Err(ApiError::not_found(format!("no live API key with id {id:?}")));
     }
     Ok(Json(json!({"meta": meta()})))

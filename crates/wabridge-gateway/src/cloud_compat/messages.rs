@@ -23,7 +23,7 @@ use wabridge_types::validate::ValidationError;
 
 use super::{Arrived, GraphApiError, GraphPrincipal, is_graph_version};
 use crate::AppState;
-use crate::api::messages::normalize_to;
+use crate::api::messages::{normalize_to, nul_details, nul_field};
 use crate::auth::Scope;
 use crate::outbound::{Completion, WriteError};
 use crate::store::{Enqueued, NewQueued};
@@ -103,6 +103,10 @@ pub async fn send(
     };
     if fields.get("status").and_then(Value::as_str) == Some("read") {
         return mark_read(&state, &number, Value::Object(fields)).await;
+    }
+    // A read receipt above is passed to Meta as it is; what is queued is stored, so it must be storable.
+    if let Some(at) = nul_field(&fields) {
+        return Err(GraphApiError::new(131_009, nul_details(&at)));
     }
     let callback_data = match fields.remove("biz_opaque_callback_data") {
         None | Some(Value::Null) => None,

@@ -41,18 +41,9 @@ impl QueueWriter {
             let mut batch = Vec::with_capacity(max_batch);
             while next_batch(&mut insert_rx, &mut batch, max_batch, &insert_stop).await > 0 {
                 let rows: Vec<NewQueued> = batch.iter().map(|(m, _)| m.clone()).collect();
-                match insert_store.enqueue_outbound(&rows).await {
-                    Ok(outcomes) => {
-                        for ((_, reply), outcome) in batch.drain(..).zip(outcomes) {
-                            let _ = reply.send(Ok(outcome));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, rows = rows.len(), "outbound insert commit failed");
-                        for (_, reply) in batch.drain(..) {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
+                let results = commit_inserts(&insert_store, &rows).await;
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
                 }
             }
         });
@@ -110,6 +101,38 @@ async fn next_batch<T>(
         () = stop.cancelled() => {
             rx.close();
             rx.recv_many(batch, max).await
+        }
+    }
+}
+
+/// Commits the inserts of `rows`, answering row by row. When the batch fails for something in the data (a
+/// value the database refuses, a clashing id), each row is inserted alone, so one bad request does not fail
+/// the other clients' requests that happened to share its commit. Alone, in the order they came, rows keep the
+/// meaning of idempotency keys: of two rows with one key, the first inserts and the second finds it. A lost
+/// race or a lost connection answers the error to the whole batch instead: it is no fault of any one row,
+/// and a transaction per row would only add load to a database already in trouble.
+async fn commit_inserts(store: &Store, rows: &[NewQueued]) -> Vec<Result<Enqueued, String>> {
+    match store.enqueue_outbound(rows).await {
+        Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+        Err(e) if rows.len() > 1 && !e.is_retryable() => {
+            tracing::warn!(error = %e, rows = rows.len(), "outbound insert batch failed; inserting one by one");
+            let mut results = Vec::with_capacity(rows.len());
+            for row in rows {
+                results.push(match store.enqueue_outbound(std::slice::from_ref(row)).await {
+                    Ok(outcomes) => {
+                        outcomes.into_iter().next().ok_or_else(|| "the store answered no outcome".to_owned())
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbound insert failed");
+                        Err(e.to_string())
+                    }
+                });
+            }
+            results
+        }
+        Err(e) => {
+            tracing::error!(error = %e, rows = rows.len(), "outbound insert commit failed");
+            vec![Err(e.to_string()); rows.len()]
         }
     }
 }

@@ -8,7 +8,8 @@ use crate::support::sending::{ADMIN_PASSWORD, Pair, config, sandbox_config};
 each_backend!(
     login_keys_scopes_and_revocation,
     a_renamed_admin_logs_in_under_the_new_name_only,
-    the_first_login_changes_a_generated_password
+    the_first_login_changes_a_generated_password,
+    a_nul_character_in_a_key_name_or_id_is_refused_not_an_internal_error
 );
 
 async fn status(req: reqwest::RequestBuilder) -> (u16, Value) {
@@ -186,4 +187,25 @@ async fn the_first_login_changes_a_generated_password(db: TestDb) {
     assert_eq!(code, 400, "{body}");
     assert!(body["errors"][0]["details"].as_str().unwrap().contains("admin.password"), "{body}");
     gw.shutdown().await.unwrap();
+}
+
+/// PostgreSQL's text cannot hold a NUL character: a key name with one is invalid (1009) and an id with one is
+/// no key's id (404), on both backends — never a 500 from the store.
+async fn a_nul_character_in_a_key_name_or_id_is_refused_not_an_internal_error(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let (url, http, admin) = (&pair.url, &pair.http, &pair.key);
+    let keys =
+        || async { status(http.get(format!("{url}/v1/keys")).bearer_auth(admin)).await.1["keys"].clone() };
+    let before = keys().await;
+    assert!(before.is_array(), "{before}");
+    let (code, body) =
+        status(http.post(format!("{url}/v1/keys")).bearer_auth(admin).json(&json!({"name": "a\u{0}"}))).await;
+    assert_eq!((code, body["errors"][0]["code"].as_i64()), (400, Some(1009)), "{body}");
+    assert!(body["errors"][0]["details"].as_str().unwrap().starts_with("name:"), "{body}");
+    assert_eq!(keys().await, before, "no key was made");
+    for id in ["%00", "a%00b"] {
+        let (code, body) = status(http.delete(format!("{url}/v1/keys/{id}")).bearer_auth(admin)).await;
+        assert_eq!((code, body["errors"][0]["code"].as_i64()), (404, Some(1006)), "{id}: {body}");
+    }
+    pair.stop().await;
 }

@@ -23,7 +23,8 @@ each_backend!(
     unrouted_and_unsupported_paths_answer_in_their_dialect,
     a_held_send_answers_queued_before_the_clients_timeout,
     every_graph_call_carries_the_appsecret_proof_when_configured,
-    a_missing_appsecret_proof_pauses_sending_with_a_clear_alert
+    a_missing_appsecret_proof_pauses_sending_with_a_clear_alert,
+    a_nul_character_fails_only_its_own_send,
 );
 
 fn sdk(pair: &Pair, token: &str) -> Client {
@@ -426,5 +427,43 @@ async fn a_missing_appsecret_proof_pauses_sending_with_a_clear_alert(db: TestDb)
     let e = sdk(&pair, &pair.key).mark_read(&PhoneNumberId::new(NUMBER), &receipt).await.unwrap_err();
     assert_eq!(e.code(), Some(2), "{e}");
     assert!(e.graph_error().unwrap().details().unwrap().contains("meta.appsecret_proof"), "{e}");
+    pair.stop().await;
+}
+
+/// A send holding a NUL character (which PostgreSQL's text cannot hold) is refused with the Graph validation
+/// error 131009 before it reaches the store, on both backends; the valid sends beside it, which may share its
+/// group commit, all go through.
+async fn a_nul_character_fails_only_its_own_send(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let send = |i: usize| {
+        let mut body = json!({"messaging_product": "whatsapp", "to": format!("163155{i:05}"), "type": "template",
+            "template": {"name": "hello_world", "language": {"code": "en_US"}},
+            "biz_opaque_callback_data": format!("valid-{i}")});
+        if i % 4 == 1 {
+            body["biz_opaque_callback_data"] = json!("x\u{0}");
+        }
+        let req = pair
+            .http
+            .post(format!("{}/v23.0/{NUMBER}/messages", pair.url))
+            .bearer_auth(&pair.key)
+            .json(&body);
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        }
+    };
+    let answers = futures_util::future::join_all((0..16).map(send)).await;
+    for (i, (code, r)) in answers.iter().enumerate() {
+        if i % 4 == 1 {
+            assert_eq!((*code, r["error"]["code"].as_i64()), (400, Some(131_009)), "send {i}: {r}");
+            let details = r["error"]["error_data"]["details"].as_str().unwrap();
+            assert!(details.starts_with("biz_opaque_callback_data") && details.contains("NUL"), "{details}");
+        } else {
+            assert_eq!(code, &200, "send {i}: {r}");
+            assert!(r["messages"][0]["id"].is_string(), "{r}");
+        }
+    }
+    let counts = pair.gateway.state().store.outbound_state_counts().await.unwrap();
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 12, "only the valid sends are stored: {counts:?}");
     pair.stop().await;
 }

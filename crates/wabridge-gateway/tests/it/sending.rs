@@ -24,6 +24,7 @@ each_backend!(
     backlog_at_level_80_has_no_limit_errors,
     error_classes_retry_pause_or_fail,
     rate_limit_waits_do_not_use_up_attempts,
+    a_nul_character_fails_only_its_own_request,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -451,5 +452,61 @@ async fn rate_limit_waits_do_not_use_up_attempts(db: TestDb) {
     control.set_fault(fault(131_000, 1));
     let m = pair.wait_state(&id, &["read", "failed"], WAIT).await;
     assert_eq!(m["state"], "read", "{m}");
+    pair.stop().await;
+}
+
+/// PostgreSQL's text cannot hold a NUL character. A request holding one is refused as invalid (1009) before it
+/// reaches the store, on both backends; the valid sends that arrive at the same time — and may share its
+/// group commit — are all queued and stored. An id with a NUL is an unknown id, not an internal error.
+async fn a_nul_character_fails_only_its_own_request(db: TestDb) {
+    let pair = Pair::start(config(&db), sandbox_config(|_| {})).await;
+    let bad = |i: usize| {
+        let mut body = template(NUMBER, &format!("163155{i:05}"));
+        match (i / 6) % 3 {
+            0 => body["biz_opaque_callback_data"] = json!("x\u{0}"),
+            1 => body["type"] = json!("x\u{0}"),
+            _ => body["template"]["name"] = json!("hello\u{0}world"),
+        }
+        body
+    };
+    let field = ["biz_opaque_callback_data", "type", "template.name"];
+    let requests: Vec<(bool, Value)> = (0..48)
+        .map(|i| {
+            if i % 6 == 3 {
+                (false, bad(i))
+            } else {
+                let mut body = template(NUMBER, &format!("163155{i:05}"));
+                body["biz_opaque_callback_data"] = json!(format!("valid-{i}"));
+                (true, body)
+            }
+        })
+        .collect();
+    let answers = futures_util::future::join_all(requests.iter().map(|(_, body)| pair.send(body))).await;
+    let mut stored = 0_i64;
+    for (i, ((valid, _), (code, r))) in requests.iter().zip(&answers).enumerate() {
+        if *valid {
+            assert_eq!(*code, 201, "valid send {i}: {r}");
+            let id = r["messages"][0]["id"].as_str().unwrap();
+            let m = pair.message(id).await;
+            assert_eq!(m["biz_opaque_callback_data"], format!("valid-{i}"), "{m}");
+            stored += 1;
+        } else {
+            assert_eq!((*code, r["errors"][0]["code"].as_i64()), (400, Some(1009)), "send {i}: {r}");
+            let details = r["errors"][0]["details"].as_str().unwrap();
+            assert!(details.starts_with(field[(i / 6) % 3]) && details.contains("NUL"), "{details}");
+        }
+    }
+    assert_eq!(stored, 40);
+    // Nothing was stored for the refused ones: every stored message is one of the valid sends.
+    let counts = pair.gateway.state().store.outbound_state_counts().await.unwrap();
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), stored, "{counts:?}");
+    // A message id with a NUL is no message's id.
+    let (url, http) = (&pair.url, &pair.http);
+    for req in [http.get(format!("{url}/v1/messages/%00")), http.delete(format!("{url}/v1/messages/a%00b"))] {
+        let resp = req.bearer_auth(&pair.key).send().await.unwrap();
+        let code = resp.status().as_u16();
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!((code, body["errors"][0]["code"].as_i64()), (404, Some(1006)), "{body}");
+    }
     pair.stop().await;
 }

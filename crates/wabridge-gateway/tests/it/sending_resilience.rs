@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use wabridge_gateway::outbound::sending_lease_key;
-use wabridge_gateway::store::OutboundOp;
+use tokio_util::sync::CancellationToken;
+use wabridge_gateway::outbound::{QueueWriter, WriteError, sending_lease_key};
+use wabridge_gateway::store::{Enqueued, NewQueued, OutboundOp};
 use wabridge_sandbox::{ChaosConfig, FaultInjection, FaultScope, SentFilter};
 use wabridge_types::ids::PhoneNumberId;
 use wabridge_types::limits::ThroughputLevel;
@@ -303,6 +304,84 @@ async fn cancelling_a_message_waiting_for_its_retry_releases_its_recipient(db: T
     assert_eq!(pair.message(&held).await["state"], "cancelled");
     assert_eq!(pair.sandbox.control().counters().accepted, 1, "the cancelled message was not sent");
     pair.stop().await;
+}
+
+/// On a current-thread runtime (unlike [`each_backend!`]'s), every insert below is queued before the writer
+/// task runs, so they all land in one batch and its failure is certain, not a matter of timing.
+mod a_failed_insert_batch_is_committed_row_by_row {
+    use crate::support::backend::{Backend, run};
+
+    #[tokio::test]
+    async fn sqlite() {
+        run(Backend::Sqlite, super::failed_insert_batch).await;
+    }
+
+    #[tokio::test]
+    async fn postgres() {
+        run(Backend::Postgres, super::failed_insert_batch).await;
+    }
+}
+
+/// The outbound writer, driven directly: a row the store refuses (an id already taken; on PostgreSQL also a NUL
+/// character, which its text cannot hold) fails its batch; the writer then inserts the rows one by one, so only
+/// the bad rows fail, and of two rows with one idempotency key the first inserts and the second finds it.
+async fn failed_insert_batch(db: TestDb) {
+    let store = db.open().await;
+    let row = |id: &str, key: Option<&str>| NewQueued {
+        id: id.to_owned(),
+        phone_number_id: NUMBER.to_owned(),
+        recipient: "16315550990".to_owned(),
+        kind: "template".to_owned(),
+        body: "{}".to_owned(),
+        callback_data: Some(format!("data-{id}")),
+        not_before: None,
+        expires_at: None,
+        idempotency_key: key.map(str::to_owned),
+        request_sha256: key.map(|_| "same-request".to_owned()),
+    };
+    store.enqueue_outbound(&[row("taken", None)]).await.unwrap();
+    let stop = CancellationToken::new();
+    let (writer, tasks) = QueueWriter::spawn(&store, 64, &stop);
+    let mut rows =
+        vec![row("a", None), row("k1", Some("key-1")), row("taken", None), row("k2", Some("key-1"))];
+    if db.backend() == Backend::Postgres {
+        let mut nul = row("nul", None);
+        nul.callback_data = Some("x\u{0}".to_owned());
+        rows.push(nul);
+    }
+    rows.push(row("b", None));
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let results = futures_util::future::join_all(rows.into_iter().map(|r| writer.insert(r))).await;
+    for (id, result) in ids.iter().zip(&results) {
+        match id.as_str() {
+            "a" | "k1" | "b" => {
+                assert_eq!(result.as_ref().ok(), Some(&Enqueued::Inserted), "{id}: {result:?}")
+            }
+            "k2" => {
+                let earlier =
+                    Enqueued::Existing { id: "k1".into(), request_sha256: Some("same-request".into()) };
+                assert_eq!(result.as_ref().ok(), Some(&earlier), "{id}: {result:?}");
+            }
+            _ => assert!(matches!(result, Err(WriteError::Store(_))), "{id}: {result:?}"),
+        }
+    }
+    for id in ["a", "k1", "b"] {
+        let stored = store.outbound_detail(id).await.unwrap().unwrap();
+        assert_eq!(stored.callback_data.as_deref(), Some(format!("data-{id}").as_str()));
+    }
+    assert!(store.outbound_detail("k2").await.unwrap().is_none());
+    assert_eq!(
+        store.outbound_detail("taken").await.unwrap().unwrap().callback_data.as_deref(),
+        Some("data-taken")
+    );
+    let counts = store.outbound_state_counts().await.unwrap();
+    assert_eq!(counts.iter().map(|(_, n)| n).sum::<i64>(), 4, "taken, a, k1, b: {counts:?}");
+    stop.cancel();
+    drop(writer);
+    for task in tasks {
+        task.await.unwrap();
+    }
+    store.close().await;
 }
 
 #[tokio::test]
