@@ -216,9 +216,34 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Vec<Para
     use serde::de::Error as _;
     match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => Ok(None),
-        Some(list @ Value::Array(_)) => serde_json::from_value(list).map(Some).map_err(D::Error::custom),
-        Some(one) => serde_json::from_value(one).map(|p| Some(vec![p])).map_err(D::Error::custom),
+        Some(Value::Array(mut list)) => {
+            list.iter_mut().for_each(nest_flat_media);
+            serde_json::from_value(Value::Array(list)).map(Some).map_err(D::Error::custom)
+        }
+        Some(mut one) => {
+            nest_flat_media(&mut one);
+            serde_json::from_value(one).map(|p| Some(vec![p])).map_err(D::Error::custom)
+        }
     }
+}
+
+/// A media parameter written flat, its fields beside `type` (`{"type":"image","link":…,"caption":…}`, as
+/// On-Premises request collections send a template's media header), moved under the member named after its
+/// type, the shape Meta takes (`{"type":"image","image":{"link":…}}`). A parameter that has that member, or
+/// no `link` or `id`, is left as it is.
+fn nest_flat_media(parameter: &mut Value) {
+    const MEDIA_FIELDS: [&str; 4] = ["link", "id", "caption", "filename"];
+    let Value::Object(fields) = parameter else { return };
+    let Some(kind) = fields.get("type").and_then(Value::as_str).map(str::to_owned) else { return };
+    if !matches!(kind.as_str(), "image" | "video" | "document")
+        || fields.contains_key(&kind)
+        || !(fields.contains_key("link") || fields.contains_key("id"))
+    {
+        return;
+    }
+    let media: JsonMap =
+        MEDIA_FIELDS.iter().filter_map(|f| Some(((*f).to_owned(), fields.remove(*f)?))).collect();
+    fields.insert(kind, Value::Object(media));
 }
 
 impl Component {

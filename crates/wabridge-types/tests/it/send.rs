@@ -240,6 +240,31 @@ fn a_single_parameter_object_reads_as_a_list() {
     assert!(err.contains("text"), "{err}");
 }
 
+/// A media header written flat, its link beside `type` (as On-Premises request collections send it), reads as
+/// Meta's shape and is written nested; one that is already nested is left as it is.
+#[test]
+fn a_flat_media_header_parameter_is_nested_under_its_type() {
+    let template = |parameters: Value| {
+        json!({"to": "1", "type": "template", "template": {"name": "t", "language": {"code": "en"},
+            "components": [{"type": "header", "parameters": parameters}]}})
+    };
+    let flat = template(json!([{"type": "image", "caption": "Hi", "link": "https://example.com/a.jpg"}]));
+    let m: OutboundMessage = serde_json::from_value(flat).unwrap();
+    assert_eq!(
+        body_of(&m)["template"]["components"][0]["parameters"],
+        json!([{"type": "image", "image": {"link": "https://example.com/a.jpg", "caption": "Hi"}}])
+    );
+    let one = template(json!({"type": "document", "id": "4490709327384033", "filename": "a.pdf"}));
+    let m: OutboundMessage = serde_json::from_value(one).unwrap();
+    assert_eq!(
+        body_of(&m)["template"]["components"][0]["parameters"],
+        json!([{"type": "document", "document": {"id": "4490709327384033", "filename": "a.pdf"}}])
+    );
+    let nested = json!([{"type": "video", "video": {"link": "https://example.com/a.mp4"}}]);
+    let m: OutboundMessage = serde_json::from_value(template(nested.clone())).unwrap();
+    assert_eq!(body_of(&m)["template"]["components"][0]["parameters"], nested);
+}
+
 const TO: &str = "16505551234";
 const WAMID: &str = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QUNCNjQ2RTFCMzUzNkZDNTMA";
 
