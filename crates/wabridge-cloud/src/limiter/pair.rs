@@ -37,8 +37,16 @@ impl PairLimiter {
         Self::new(limits.pair_interval, limits.pair_burst)
     }
 
+    /// The pair's key: a phone number by its digits, so that `+1 650-555-1234` and `16505551234` (one user to
+    /// Meta) share one budget; any other recipient (a business-scoped id such as `US.1349…`) as given.
     fn key(number: &PhoneNumberId, recipient: &str) -> (PhoneNumberId, String) {
-        (number.clone(), recipient.to_owned())
+        let phone = recipient.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+        let user = if phone {
+            recipient.chars().filter(char::is_ascii_digit).collect()
+        } else {
+            recipient.to_owned()
+        };
+        (number.clone(), user)
     }
 
     fn state(&mut self, number: &PhoneNumberId, recipient: &str) -> &mut PairState {

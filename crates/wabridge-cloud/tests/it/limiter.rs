@@ -337,3 +337,17 @@ fn gcra_parameters() {
     assert_eq!(pair.burst(), 45);
     assert_eq!(pair.tolerance(), Duration::from_secs(264));
 }
+
+#[test]
+fn one_user_written_two_ways_shares_one_pair_budget() {
+    let mut pairs = PairLimiter::new(Duration::from_secs(6), 1);
+    let n = number();
+    let t = Instant::now();
+    assert!(pairs.check(&n, "+1 (650) 555-1234", t).is_ok());
+    assert!(pairs.check(&n, "16505551234", t).is_err(), "the same user to Meta");
+    assert!(pairs.check(&n, "16505551235", t).is_ok());
+    // A business-scoped id is its own key, as given.
+    assert!(pairs.check(&n, "US.13491208655302741918", t).is_ok());
+    assert!(pairs.check(&n, "US.13491208655302741918", t).is_err());
+    assert!(pairs.check(&n, "13491208655302741918", t).is_ok());
+}
